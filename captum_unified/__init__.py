@@ -1,0 +1,51 @@
+r"""captum_unified: the unified gradient framework (Ancona et al., ICLR 2018) and
+the Taylor attribution framework (Deng et al., AAAI 2021) for Captum.
+
+Where things are:
+
+* :mod:`captum_unified.rules` — what replaces a nonlinearity's derivative.
+* :mod:`captum_unified.nonlinearities` — which functions count as nonlinearities.
+* :mod:`captum_unified.backend` — the modified chain rule (one backend for all).
+* :mod:`captum_unified.attr` — the attribution methods (Captum classes).
+* :mod:`captum_unified.perturbation` — the batched perturbation engine.
+"""
+from captum_unified._utils.common import AttributionWarning
+from captum_unified.attr import (
+    DeepLiftRescale,
+    EpsilonLRP,
+    GradientXInput,
+    IntegratedGradients,
+    LayerDeepLiftRescale,
+    LayerEpsilonLRP,
+    LayerGradientXInput,
+    LayerModifiedGradient,
+    ModifiedGradient,
+    Occlusion1,
+)
+from captum_unified.backend import RuleContext, modified_gradients
+from captum_unified.nonlinearities import register_nonlinearity
+from captum_unified.rules import EpsilonRule, GradientRule, RescaleRule, Rule, derivative
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AttributionWarning",
+    "Rule",
+    "GradientRule",
+    "EpsilonRule",
+    "RescaleRule",
+    "derivative",
+    "register_nonlinearity",
+    "RuleContext",
+    "modified_gradients",
+    "ModifiedGradient",
+    "GradientXInput",
+    "EpsilonLRP",
+    "DeepLiftRescale",
+    "IntegratedGradients",
+    "Occlusion1",
+    "LayerModifiedGradient",
+    "LayerGradientXInput",
+    "LayerEpsilonLRP",
+    "LayerDeepLiftRescale",
+]

@@ -1,0 +1,287 @@
+r"""Input handling shared by all methods: Captum's formatting conventions plus
+the validation that turns bad input into an error that says what to fix.
+
+Everything here follows Captum's conventions (``inputs`` is a tensor or a tuple
+of tensors with the batch first, ``baselines`` a number, a tensor broadcastable
+per sample or a tuple of those, ``target`` as in :func:`captum._utils.common._select_targets`).
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
+
+import torch
+from captum._utils.common import (
+    _expand_additional_forward_args,
+    _expand_target,
+    _format_additional_forward_args,
+    _format_output,
+    _format_tensor_into_tuples,
+    _is_tuple,
+    _select_targets,
+)
+from captum._utils.typing import TargetType
+from captum.attr._utils.common import _sum_rows
+from torch import Tensor
+
+__all__ = [
+    "AttributionWarning",
+    "format_inputs",
+    "format_baselines",
+    "format_additional_args",
+    "run_forward",
+    "select_target",
+    "expand_target",
+    "expand_additional_args",
+    "check_finite",
+    "sum_per_sample",
+    "convergence_delta",
+    "_format_output",
+    "_is_tuple",
+]
+
+
+class AttributionWarning(UserWarning):
+    """A method is used outside the conditions under which its result means what
+    its paper says (for example DeepLIFT through a product of activations).
+
+    Filter it like any warning: ``warnings.simplefilter("ignore", AttributionWarning)``.
+    """
+
+
+def check_finite(tensors: Tuple[Tensor, ...], name: str = "inputs") -> None:
+    """Raise ``ValueError`` if any tensor holds NaN or inf values."""
+    for k, t in enumerate(tensors):
+        if not isinstance(t, Tensor) or not t.is_floating_point():
+            continue
+        bad = ~torch.isfinite(t)
+        if bool(bad.any()):
+            where = f"{name}[{k}]" if len(tensors) > 1 else name
+            raise ValueError(
+                f"{where} contains {int(bad.sum())} NaN or inf value(s) "
+                f"(shape {tuple(t.shape)}). Attributions of non-finite inputs are "
+                "undefined: clean or impute them first (e.g. torch.nan_to_num)."
+            )
+
+
+def format_inputs(inputs: Union[Tensor, Tuple[Tensor, ...]]) -> Tuple[Tensor, ...]:
+    """Turn ``inputs`` into a tuple of tensors and check that they are usable."""
+    if isinstance(inputs, Tensor):
+        inputs = (inputs,)
+    if not isinstance(inputs, tuple) or not inputs:
+        raise TypeError(
+            "`inputs` must be a tensor or a non-empty tuple of tensors with the "
+            f"batch as first dimension, got {type(inputs).__name__}."
+        )
+    for k, t in enumerate(inputs):
+        if not isinstance(t, Tensor):
+            raise TypeError(
+                f"inputs[{k}] is a {type(t).__name__}; every input must be a "
+                "torch.Tensor (pass non-tensor arguments through "
+                "`additional_forward_args`)."
+            )
+        if t.dim() == 0:
+            raise ValueError(
+                f"inputs[{k}] is a 0-d tensor; inputs need a batch dimension first "
+                "(use x.unsqueeze(0) for a single sample)."
+            )
+    batch = inputs[0].shape[0]
+    for k, t in enumerate(inputs[1:], 1):
+        if t.shape[0] != batch:
+            raise ValueError(
+                f"inputs[{k}] has batch size {t.shape[0]} but inputs[0] has {batch}; "
+                "all input tensors must share the first (batch) dimension."
+            )
+    check_finite(inputs)
+    return inputs
+
+
+def format_baselines(
+    baselines: Any, inputs: Tuple[Tensor, ...], name: str = "baselines"
+) -> Tuple[Tensor, ...]:
+    """Return one baseline tensor per input, each broadcastable to its input.
+
+    Accepted per input: a number, a tensor of the input's full shape, of the
+    per-sample shape ``input.shape[1:]`` or with batch size 1. Anything else is a
+    ``ValueError`` that names both shapes.
+    """
+    if baselines is None:
+        baselines = tuple(0.0 for _ in inputs)
+    elif not isinstance(baselines, tuple):
+        baselines = (baselines,)
+    if len(baselines) != len(inputs):
+        raise ValueError(
+            f"{len(inputs)} input tensor(s) but {len(baselines)} {name}: give one "
+            "baseline (number or tensor) per input tensor, in the same order."
+        )
+    out = []
+    for k, (x, b) in enumerate(zip(inputs, baselines)):
+        if isinstance(b, (int, float)):
+            out.append(torch.full((1,) + tuple(x.shape[1:]), float(b), dtype=x.dtype, device=x.device))
+            continue
+        if not isinstance(b, Tensor):
+            raise TypeError(
+                f"{name}[{k}] is a {type(b).__name__}; a baseline must be a number "
+                "or a torch.Tensor."
+            )
+        b = b.to(device=x.device, dtype=x.dtype if x.is_floating_point() else b.dtype)
+        if b.dim() == 0:
+            b = b.expand((1,) + tuple(x.shape[1:]))
+        elif tuple(b.shape) == tuple(x.shape[1:]) and b.dim() == x.dim() - 1:
+            b = b.unsqueeze(0)
+        if b.dim() != x.dim() or tuple(b.shape[1:]) != tuple(x.shape[1:]) or b.shape[0] not in (1, x.shape[0]):
+            raise ValueError(
+                f"{name}[{k}] has shape {tuple(b.shape)}, which does not fit input "
+                f"shape {tuple(x.shape)}. Use a number, a tensor of shape "
+                f"{tuple(x.shape)}, {(1,) + tuple(x.shape[1:])} or {tuple(x.shape[1:])}."
+            )
+        out.append(b)
+    check_finite(tuple(out), name)
+    return tuple(out)
+
+
+def format_additional_args(additional_forward_args: Any) -> Tuple[Any, ...]:
+    args = _format_additional_forward_args(additional_forward_args)
+    return () if args is None else tuple(args)
+
+
+def _check_target(output: Tensor, target: TargetType) -> None:
+    """Validate ``target`` against ``output`` and raise a readable error."""
+    if target is None:
+        if output.dim() > 1 and output[0].numel() > 1:
+            raise ValueError(
+                f"The model returns {output[0].numel()} values per sample (output "
+                f"shape {tuple(output.shape)}) but `target` is None; pass the index "
+                "of the output to explain, e.g. target=3 or target=labels."
+            )
+        return
+    num = output.shape[0]
+
+    def check_index(t: int, axis: int) -> None:
+        if output.dim() <= axis:
+            raise ValueError(
+                f"target {t!r} indexes output dimension {axis}, but the model output "
+                f"has shape {tuple(output.shape)}."
+            )
+        size = output.shape[axis]
+        if not -size <= int(t) < size:
+            raise IndexError(
+                f"target {int(t)} is out of range for a model output with {size} "
+                f"values per sample (valid: 0..{size - 1})."
+            )
+
+    if isinstance(target, int):
+        check_index(target, 1)
+    elif isinstance(target, tuple):
+        for ax, t in enumerate(target, 1):
+            if isinstance(t, int):
+                check_index(t, ax)
+    elif isinstance(target, Tensor):
+        if target.numel() == 1:
+            check_index(int(target.item()), 1)
+        else:
+            if target.dim() != 1 or target.numel() != num:
+                raise ValueError(
+                    f"target tensor has shape {tuple(target.shape)}; give one target "
+                    f"per sample (shape ({num},)) or a single index."
+                )
+            for t in (int(target.min()), int(target.max())):
+                check_index(t, 1)
+    elif isinstance(target, list):
+        if len(target) != num:
+            raise ValueError(
+                f"target list has {len(target)} entries for a batch of {num}; give one "
+                "target per sample."
+            )
+        for t in target:
+            if isinstance(t, int):
+                check_index(t, 1)
+            elif isinstance(t, tuple):
+                for ax, ti in enumerate(t, 1):
+                    check_index(ti, ax)
+    else:
+        raise TypeError(
+            f"target of type {type(target).__name__} is not supported: use an int, "
+            "a tuple of ints, a list or a 1-d tensor of per-sample indices, or None."
+        )
+
+
+def select_target(output: Tensor, target: TargetType, batch_size: int) -> Tensor:
+    """Check the model output and select the explained values, shape ``(batch,)``."""
+    if not isinstance(output, Tensor):
+        raise TypeError(
+            f"The model returned a {type(output).__name__}; attribution needs a "
+            "tensor output (wrap the model to return the logits tensor)."
+        )
+    if output.dim() == 0:
+        if batch_size != 1:
+            raise ValueError(
+                f"The model returned a scalar for a batch of {batch_size} samples; "
+                "return one value per sample (shape (batch,) or (batch, classes))."
+            )
+        output = output.reshape(1)
+    if output.shape[0] != batch_size:
+        raise ValueError(
+            f"The model output has batch size {output.shape[0]} but the input has "
+            f"{batch_size}: the model must return one row per input sample "
+            "(check reshapes such as x.view(-1, ...) that mix samples)."
+        )
+    _check_target(output, target)
+    selected = _select_targets(output, target)
+    if selected.dim() > 1:
+        if selected[0].numel() != 1:
+            raise ValueError(
+                f"target {target!r} selects {selected[0].numel()} output values per "
+                "sample; it must select exactly one."
+            )
+        selected = selected.reshape(batch_size)
+    return selected
+
+
+def run_forward(
+    forward_func: Callable,
+    inputs: Tuple[Tensor, ...],
+    target: TargetType,
+    additional_args: Tuple[Any, ...],
+) -> Tensor:
+    """Call the model and return the selected outputs, shape ``(batch,)``."""
+    output = forward_func(*inputs, *additional_args)
+    return select_target(output, target, inputs[0].shape[0])
+
+
+def expand_target(target: TargetType, n: int) -> TargetType:
+    """Repeat a per-sample target for ``n`` stacked copies of the batch."""
+    return _expand_target(target, n)
+
+
+def expand_additional_args(args: Tuple[Any, ...], n: int) -> Tuple[Any, ...]:
+    """Repeat per-sample tensors in ``additional_forward_args`` ``n`` times."""
+    if not args:
+        return args
+    return tuple(_expand_additional_forward_args(args, n))
+
+
+def sum_per_sample(tensors: Tuple[Tensor, ...]) -> Tensor:
+    """Sum each sample's values over every input tensor: shape ``(batch,)``."""
+    return sum(_sum_rows(t) for t in tensors)
+
+
+def warn(message: str) -> None:
+    warnings.warn(message, AttributionWarning, stacklevel=3)
+
+
+def convergence_delta(
+    forward_func: Callable,
+    attrs: Tuple[Tensor, ...],
+    inputs: Tuple[Tensor, ...],
+    baselines: Tuple[Tensor, ...],
+    target: TargetType,
+    additional_args: Tuple[Any, ...],
+) -> Tensor:
+    r""":math:`\sum_i R_i - (S_c(x) - S_c(\bar x))` per sample (two forward passes)."""
+    with torch.no_grad():
+        end = run_forward(forward_func, inputs, target, additional_args)
+        start = run_forward(
+            forward_func, tuple(b.expand_as(x) for b, x in zip(baselines, inputs)), target, additional_args
+        )
+    return sum_per_sample(attrs) - (end - start)

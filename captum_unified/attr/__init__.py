@@ -1,0 +1,26 @@
+"""Attribution methods (Captum-compatible classes), one per file in ``_core``."""
+from captum_unified.attr._core.deeplift_rescale import DeepLiftRescale
+from captum_unified.attr._core.epsilon_lrp import EpsilonLRP
+from captum_unified.attr._core.gradient_x_input import GradientXInput
+from captum_unified.attr._core.integrated_gradients import IntegratedGradients
+from captum_unified.attr._core.layer.layer_modified_gradient import (
+    LayerDeepLiftRescale,
+    LayerEpsilonLRP,
+    LayerGradientXInput,
+    LayerModifiedGradient,
+)
+from captum_unified.attr._core.modified_gradient import ModifiedGradient
+from captum_unified.attr._core.occlusion import Occlusion1
+
+__all__ = [
+    "ModifiedGradient",
+    "GradientXInput",
+    "EpsilonLRP",
+    "DeepLiftRescale",
+    "IntegratedGradients",
+    "Occlusion1",
+    "LayerModifiedGradient",
+    "LayerGradientXInput",
+    "LayerEpsilonLRP",
+    "LayerDeepLiftRescale",
+]

@@ -1,0 +1,72 @@
+r"""epsilon-LRP as a modified gradient (Ancona et al. Proposition 1)."""
+from __future__ import annotations
+
+from typing import Any, Callable, Tuple, Union
+
+from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
+from torch import Tensor
+
+from captum_unified._utils.common import sum_per_sample
+from captum_unified.attr._core.modified_gradient import ModifiedGradient
+from captum_unified.rules import EpsilonRule
+
+__all__ = ["EpsilonLRP"]
+
+
+class EpsilonLRP(ModifiedGradient):
+    r"""epsilon-LRP (Bach et al. 2015) computed as Gradient*Input with each
+    nonlinearity's derivative replaced by :math:`g(z) = f(z) / (z + \epsilon\,
+    \mathrm{sign}(z))` (Ancona et al., Proposition 1):
+
+    .. math::
+
+        R_i^c(x) = x_i \cdot \frac{\partial^{g} S_c(x)}{\partial x_i}
+
+    It equals the layer-by-layer propagation of Ancona's Eq. 2 with the
+    stabiliser at every layer followed by a nonlinearity and at the explained
+    output, and Captum's :class:`~captum.attr.LRP` with epsilon rules on ReLU
+    networks. Unlike Captum's ``LRP`` it is correct for Tanh, Sigmoid and
+    Softplus (Captum multiplies by the activation's derivative there), needs no
+    per-layer rule set up and works on any callable.
+
+    With only ReLUs it equals Gradient*Input as :math:`\epsilon \to 0`
+    (Proposition 3i). For nonlinearities with :math:`f(0) \ne 0` (Sigmoid,
+    Softplus) the method is unstable (Ancona §4 point 5) and a
+    :class:`~captum_unified.AttributionWarning` says so.
+
+    Args:
+        forward_func (Callable): the model or any function built from torch ops.
+        epsilon (float, optional): stabiliser. Default: 1e-9 (Captum's).
+    """
+
+    def __init__(self, forward_func: Callable, epsilon: float = 1e-9) -> None:
+        super().__init__(forward_func, EpsilonRule(epsilon), multiply_by_inputs=True)
+        self.epsilon = epsilon
+
+    def attribute(  # type: ignore[override]
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        return_convergence_delta: bool = False,
+    ) -> Union[TensorOrTupleOfTensorsGeneric, Tuple[TensorOrTupleOfTensorsGeneric, Tensor]]:
+        r"""
+        Args:
+            inputs (Tensor or tuple[Tensor, ...]): inputs, batch first.
+            target (int, tuple, Tensor, list, optional): Captum's output selection.
+            additional_forward_args (Any, optional): extra ``forward_func`` args.
+            return_convergence_delta (bool, optional): also return
+                :math:`S_c(x) - \sum_i R_i` per sample, the relevance absorbed by
+                biases and stabilisers (Captum ``LRP``'s convention).
+
+        Returns:
+            **attributions** (same type and shapes as ``inputs``), and **delta**
+            (shape ``(batch,)``) if ``return_convergence_delta``.
+        """
+        is_tuple, attrs, _, result = self._compute(inputs, None, target, additional_forward_args)
+        from captum_unified._utils.common import _format_output
+
+        out = _format_output(is_tuple, attrs)
+        if not return_convergence_delta:
+            return out
+        return out, result.outputs - sum_per_sample(attrs)

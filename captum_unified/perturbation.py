@@ -1,0 +1,125 @@
+r"""The perturbation engine: batched forward passes of masked copies of the input.
+
+Occlusion (one feature, a patch, a sliding window, a feature group),
+Sensitivity-n (random subsets) and region perturbation all ask the same
+question many times: *what does the model output when the features under mask*
+:math:`M_k` *are set to the baseline?* This module answers it for many masks at
+once: ``k`` perturbed copies of the whole batch go through one forward pass,
+under ``torch.no_grad``, with ``k`` chosen under a bound on the rows per forward
+pass and on the memory of the perturbed batch.
+
+A mask source is a callable ``masks(start, stop)`` returning, for each input
+tensor, a boolean tensor of shape ``(stop - start, 1 or batch, *input.shape[1:])``
+(``True`` = replace by the baseline), together with the total count ``K``.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from captum_unified._utils.common import expand_additional_args, expand_target, select_target
+
+__all__ = ["MaskSource", "iter_perturbed_outputs", "group_masks", "choose_chunk", "DEFAULT_MAX_BATCH", "DEFAULT_MAX_MEMORY_MB"]
+
+MaskSource = Callable[[int, int], Tuple[Tensor, ...]]
+
+#: Default bound on the rows (perturbed samples) of one forward pass.
+DEFAULT_MAX_BATCH = 1024
+#: Default bound on the memory of one perturbed input batch, in MiB.
+DEFAULT_MAX_MEMORY_MB = 256.0
+
+
+def choose_chunk(
+    n_masks: int,
+    inputs: Tuple[Tensor, ...],
+    perturbations_per_eval: Optional[int] = None,
+    max_batch_size: Optional[int] = None,
+    max_memory_mb: Optional[float] = None,
+) -> int:
+    """How many masks to evaluate per forward pass.
+
+    ``perturbations_per_eval`` (Captum's argument) wins when given. Otherwise the
+    largest count such that ``count * batch`` rows fit ``max_batch_size`` and the
+    perturbed inputs fit ``max_memory_mb``.
+    """
+    if perturbations_per_eval is not None:
+        if int(perturbations_per_eval) < 1:
+            raise ValueError(f"perturbations_per_eval must be >= 1, got {perturbations_per_eval}.")
+        return max(1, min(int(perturbations_per_eval), n_masks))
+    batch = inputs[0].shape[0]
+    max_batch_size = DEFAULT_MAX_BATCH if max_batch_size is None else int(max_batch_size)
+    max_memory_mb = DEFAULT_MAX_MEMORY_MB if max_memory_mb is None else float(max_memory_mb)
+    if max_batch_size < 1 or max_memory_mb <= 0:
+        raise ValueError("max_batch_size must be >= 1 and max_memory_mb > 0.")
+    bytes_per_copy = sum(x.numel() * x.element_size() for x in inputs)
+    by_rows = max_batch_size // max(batch, 1)
+    by_memory = int(max_memory_mb * 2**20 // max(bytes_per_copy, 1))
+    return max(1, min(n_masks, by_rows, by_memory))
+
+
+def group_masks(groups: Tuple[Tensor, ...], offset: int = 0) -> MaskSource:
+    """Mask source for a partition of the features into groups.
+
+    Args:
+        groups: per input, an integer tensor of shape ``(1 or batch, *input.shape[1:])``
+            (or broadcastable to it) giving each feature's group id; ids are
+            ``0..G-1`` across all inputs, a negative id is never masked.
+        offset: added to the mask index (mask ``k`` masks group ``k + offset``).
+    """
+
+    def masks(start: int, stop: int) -> Tuple[Tensor, ...]:
+        out = []
+        for g in groups:
+            ids = torch.arange(start + offset, stop + offset, device=g.device)
+            ids = ids.view((-1,) + (1,) * g.dim())
+            out.append(g.unsqueeze(0) == ids)
+        return tuple(out)
+
+    return masks
+
+
+def iter_perturbed_outputs(
+    forward_func: Callable,
+    inputs: Tuple[Tensor, ...],
+    baselines: Tuple[Tensor, ...],
+    masks: MaskSource,
+    n_masks: int,
+    target: Any = None,
+    additional_args: Tuple[Any, ...] = (),
+    chunk: int = 1,
+    show_progress: bool = False,
+    desc: str = "Perturbations",
+) -> Iterator[Tuple[int, int, Tuple[Tensor, ...], Tensor]]:
+    """Yield ``(start, stop, masks, outputs)`` for consecutive chunks of masks.
+
+    ``outputs`` has shape ``(stop - start, batch)``: the selected output of each
+    sample with the features under each mask set to the baseline.
+    """
+    batch = inputs[0].shape[0]
+    bar = None
+    if show_progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_masks, desc=desc, unit="perturbation")
+    try:
+        with torch.no_grad():
+            for start in range(0, n_masks, chunk):
+                stop = min(start + chunk, n_masks)
+                k = stop - start
+                m = masks(start, stop)
+                perturbed = tuple(
+                    torch.where(mi, b.unsqueeze(0), x.unsqueeze(0)).reshape((k * batch,) + tuple(x.shape[1:]))
+                    for x, b, mi in zip(inputs, baselines, m)
+                )
+                args = expand_additional_args(additional_args, k) if k > 1 else additional_args
+                tgt = expand_target(target, k) if k > 1 else target
+                raw = forward_func(*perturbed, *args)
+                out = select_target(raw, tgt, k * batch).reshape(k, batch)
+                yield start, stop, m, out
+                if bar is not None:
+                    bar.update(k)
+    finally:
+        if bar is not None:
+            bar.close()
