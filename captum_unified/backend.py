@@ -306,7 +306,7 @@ class _LayerCapture:
             if isinstance(t, Tensor) and t.is_floating_point() and self.make_leaf and not t.requires_grad:
                 t = t.detach().requires_grad_(True)
             new.append(t)
-        self.was_tuple = is_tuple
+        self.was_tuple = is_tuple and len(new) > 1  # Captum: a tuple only for several tensors
         self.tensors = tuple(t for t in new if isinstance(t, Tensor))
         return tuple(new) if is_tuple else new[0]
 
