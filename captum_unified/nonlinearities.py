@@ -22,14 +22,10 @@ __all__ = ["Nonlinearity", "register_nonlinearity", "lookup", "registered_names"
 
 
 class Nonlinearity(NamedTuple):
-    """A registered element-wise nonlinearity.
-
-    Attributes:
-        name (str): short name (``"relu"``, ``"tanh"``, ...), used in warnings.
-        function (Callable): the out-of-place function, called as
-            ``function(z, *args, **kwargs)`` with the arguments of the original
-            call (``inplace`` dropped).
-    """
+    """A registered element-wise nonlinearity: ``name`` is its short name
+    (``"relu"``, ``"tanh"``, ...) used in warnings; ``function`` the out-of-place
+    function, called as ``function(z, *args, **kwargs)`` with the arguments of
+    the original call (``inplace`` turned off)."""
 
     name: str
     function: Callable

@@ -9,13 +9,21 @@ are the gradient of the network with each element-wise nonlinearity's derivative
     \frac{\partial^g S_c(x)}{\partial x_i} = \sum_{p \in P_{ic}}
         \Big(\prod w_p \prod g(z)_p\Big)
 
-====================  ===================================================  =====================
-rule                  :math:`g(z)`                                          method
-====================  ===================================================  =====================
-:class:`GradientRule`  :math:`f'(z)`                                        Gradient*Input, IG
-:class:`EpsilonRule`   :math:`f(z) / (z + \epsilon\,\mathrm{sign}(z))`      epsilon-LRP
-:class:`RescaleRule`   :math:`(f(z) - f(\bar z)) / (z - \bar z)`            DeepLIFT (Rescale)
-====================  ===================================================  =====================
+.. list-table::
+   :header-rows: 1
+
+   * - rule
+     - :math:`g(z)`
+     - method
+   * - :class:`GradientRule`
+     - :math:`f'(z)`
+     - Gradient*Input, Integrated Gradients
+   * - :class:`EpsilonRule`
+     - :math:`f(z) / (z + \epsilon\,\mathrm{sign}(z))`
+     - epsilon-LRP
+   * - :class:`RescaleRule`
+     - :math:`(f(z) - f(\bar z)) / (z - \bar z)`
+     - DeepLIFT (Rescale)
 
 A rule only sees element-wise nonlinearities. Linear maps, pooling by averaging,
 max-pooling and products keep their ordinary gradient (SPEC §1).
