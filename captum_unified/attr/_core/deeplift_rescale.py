@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional, Tuple, Union
 
 from captum._utils.typing import BaselineType, TargetType, TensorOrTupleOfTensorsGeneric
+from captum.log import log_usage
 from torch import Tensor
 
 from captum_unified.attr._core.modified_gradient import ModifiedGradient
@@ -44,6 +45,7 @@ class DeepLiftRescale(ModifiedGradient):
     def __init__(self, forward_func: Callable, multiply_by_inputs: bool = True, eps: float = 1e-10) -> None:
         super().__init__(forward_func, RescaleRule(eps), multiply_by_inputs=multiply_by_inputs)
 
+    @log_usage()
     def attribute(  # type: ignore[override]
         self,
         inputs: TensorOrTupleOfTensorsGeneric,

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable, Tuple, Union
 
 from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
+from captum.log import log_usage
 from torch import Tensor
 
 from captum_unified._utils.common import sum_per_sample
@@ -43,6 +44,7 @@ class EpsilonLRP(ModifiedGradient):
         super().__init__(forward_func, EpsilonRule(epsilon), multiply_by_inputs=True)
         self.epsilon = epsilon
 
+    @log_usage()
     def attribute(  # type: ignore[override]
         self,
         inputs: TensorOrTupleOfTensorsGeneric,

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
+from captum.log import log_usage
 
 from captum_unified.attr._core.modified_gradient import ModifiedGradient
 from captum_unified.rules import GradientRule
@@ -31,6 +32,7 @@ class GradientXInput(ModifiedGradient):
     def has_convergence_delta(self) -> bool:
         return False
 
+    @log_usage()
     def attribute(  # type: ignore[override]
         self,
         inputs: TensorOrTupleOfTensorsGeneric,

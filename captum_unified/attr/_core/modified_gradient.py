@@ -6,6 +6,7 @@ from typing import Any, Callable, Optional, Tuple, Union
 import torch
 from captum._utils.typing import BaselineType, TargetType, TensorOrTupleOfTensorsGeneric
 from captum.attr._utils.attribution import GradientAttribution
+from captum.log import log_usage
 from torch import Tensor
 
 from captum_unified._utils.common import (
@@ -97,6 +98,7 @@ class ModifiedGradient(GradientAttribution):
             attrs = grads
         return is_inputs_tuple, attrs, baselines, result
 
+    @log_usage()
     def attribute(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,

@@ -6,6 +6,7 @@ from typing import Any, Callable, Optional, Tuple
 import torch
 from captum._utils.typing import BaselineType, TargetType, TensorOrTupleOfTensorsGeneric
 from captum.attr._utils.attribution import PerturbationAttribution
+from captum.log import log_usage
 from torch import Tensor
 
 from captum_unified._utils.common import (
@@ -104,6 +105,7 @@ class Occlusion1(PerturbationAttribution):
     def multiplies_by_inputs(self) -> bool:
         return True
 
+    @log_usage()
     def attribute(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,

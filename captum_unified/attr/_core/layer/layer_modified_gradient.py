@@ -5,6 +5,7 @@ from typing import Any, Callable, List, Optional, Tuple, Union
 
 from captum._utils.typing import BaselineType, TargetType, TensorOrTupleOfTensorsGeneric
 from captum.attr._utils.attribution import LayerAttribution
+from captum.log import log_usage
 from torch import Tensor, nn
 
 from captum_unified._utils.common import (
@@ -89,6 +90,7 @@ class LayerModifiedGradient(LayerAttribution):
             attrs = tuple(g * a for g, a in zip(result.gradients, acts))
         return attrs, result
 
+    @log_usage()
     def attribute(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
@@ -154,6 +156,7 @@ class LayerGradientXInput(LayerModifiedGradient):
     def has_convergence_delta(self) -> bool:
         return False
 
+    @log_usage()
     def attribute(  # type: ignore[override]
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
@@ -189,6 +192,7 @@ class LayerEpsilonLRP(LayerModifiedGradient):
     def __init__(self, forward_func: Callable, layer: nn.Module, epsilon: float = 1e-9, device_ids=None) -> None:
         super().__init__(forward_func, layer, EpsilonRule(epsilon), True, device_ids)
 
+    @log_usage()
     def attribute(  # type: ignore[override]
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
