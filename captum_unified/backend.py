@@ -418,6 +418,7 @@ def modified_gradients(
             if context is not None:
                 stack.enter_context(context)
             raw = forward_func(*leaves, *additional_args)
+            outputs = select_target(raw, target, batch)
     finally:
         if capture is not None:
             capture.remove()
@@ -425,7 +426,6 @@ def modified_gradients(
         context.check_complete()
         for msg in context.warnings():
             warn(msg)
-    outputs = select_target(raw, target, batch)
     wrt = capture.result(layer) if capture is not None else leaves
     seed = torch.ones_like(outputs)
     if rule.applies_to_output:
