@@ -1,0 +1,354 @@
+r"""Taylor reformulations of attribution methods (Deng et al. 2021, Theorems 1–5)
+and the percentage-change metric of their Table 3.
+
+Each function returns the attribution a method is *predicted* to give by the
+second-order Taylor terms (SPEC §2 signs; :math:`\delta = x - \bar x`,
+expansion at :math:`x`):
+
+=====================  ============================================================
+method                 second-order reformulation of :math:`a_i`
+=====================  ============================================================
+Gradient*Input         :math:`g_i x_i` (first-order term, baseline 0; Thm. 1)
+Occlusion-1            :math:`g_i\delta_i - \tfrac12 H_{ii}\delta_i^2` (Thm. 2)
+Occlusion-patch        :math:`\sum_{j\in p} g_j\delta_j - \tfrac12\sum_{j,k\in p} H_{jk}\delta_j\delta_k`
+                       for every :math:`i \in p` (Thm. 3)
+DeepLIFT (Rescale)     per layer: first-order term + the layer's remainder shared
+                       in proportion to :math:`z_{ji}-\bar z_{ji}` (Thm. 4)
+Integrated Gradients   :math:`g_i\delta_i - \tfrac12\delta_i(H\delta)_i` (Thm. 5)
+Expected Gradients     the IG reformulation averaged over the baselines (Cor.)
+=====================  ============================================================
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from captum_unified._utils.common import (
+    _format_output,
+    _is_tuple,
+    format_additional_args,
+    format_baselines,
+    format_inputs,
+    select_target,
+)
+from captum_unified.taylor.attribution import TaylorAttribution
+from captum_unified.taylor.interactions import format_feature_mask, group_interactions
+from captum_unified.taylor.terms import _delta, _flat, _split, gradient_and_hvp, taylor_decomposition
+
+__all__ = [
+    "gradient_x_input_reformulation",
+    "occlusion1_reformulation",
+    "occlusion_patch_reformulation",
+    "deeplift_reformulation",
+    "integrated_gradients_reformulation",
+    "expected_gradients_reformulation",
+    "percentage_change",
+]
+
+Attr = Union[Tensor, Tuple[Tensor, ...]]
+
+
+def gradient_x_input_reformulation(
+    forward_func: Callable, inputs: Attr, target: Any = None, additional_forward_args: Any = None
+) -> Attr:
+    r"""Theorem 1: Gradient*Input is the first-order Taylor attribution with
+    baseline :math:`\bar x = 0`, :math:`a_i = g_i (x_i - 0)`.
+
+    Args:
+        forward_func (Callable): the model.
+        inputs (Tensor or tuple[Tensor, ...]): inputs, batch first.
+        target (int, tuple, Tensor, list, optional): Captum's output selection.
+        additional_forward_args (Any, optional): extra ``forward_func`` args.
+
+    Returns:
+        Attributions, same type and shapes as ``inputs``.
+    """
+    return TaylorAttribution(forward_func, order=1).attribute(inputs, None, target, additional_forward_args)
+
+
+def occlusion1_reformulation(
+    forward_func: Callable,
+    inputs: Attr,
+    baselines: Any = None,
+    target: Any = None,
+    additional_forward_args: Any = None,
+    hessian_diagonal: str = "exact",
+    n_samples: int = 64,
+    seed: Optional[int] = None,
+    max_chunk: Optional[int] = None,
+) -> Attr:
+    r"""Theorem 2: Occlusion-1 (feature :math:`i` set to :math:`\bar x_i`) is the
+    first-order plus independent terms at the baseline
+    :math:`x_{[x_i=\bar x_i]}`: :math:`a_i = g_i\delta_i - \tfrac12 H_{ii}\delta_i^2`.
+
+    Args:
+        forward_func (Callable): the model.
+        inputs (Tensor or tuple[Tensor, ...]): inputs, batch first.
+        baselines (scalar, Tensor, tuple, optional): occlusion values. Default: 0.
+        target (int, tuple, Tensor, list, optional): Captum's output selection.
+        additional_forward_args (Any, optional): extra ``forward_func`` args.
+        hessian_diagonal (str, optional): ``"exact"`` or ``"hutchinson"``.
+        n_samples (int, optional): Hutchinson vectors.
+        seed (int, optional): Hutchinson seed.
+        max_chunk (int, optional): HVPs per vectorised pass.
+
+    Returns:
+        Attributions, same type and shapes as ``inputs``.
+    """
+    dec = taylor_decomposition(
+        forward_func, inputs, baselines, target, additional_forward_args, hessian_diagonal, n_samples, seed, max_chunk
+    )
+    return dec._combine(dec.first_order, dec.independent)
+
+
+def occlusion_patch_reformulation(
+    forward_func: Callable,
+    inputs: Attr,
+    feature_mask: Attr,
+    baselines: Any = None,
+    target: Any = None,
+    additional_forward_args: Any = None,
+    max_chunk: Optional[int] = None,
+) -> Attr:
+    r"""Theorem 3: occluding patch :math:`p` gives every feature of :math:`p`
+    the patch's first-order, independent and within-patch interactive terms,
+
+    .. math::
+
+        a_i = \sum_{j\in p} g_j\delta_j - \tfrac12 \sum_{j,k \in p} H_{jk}\delta_j\delta_k,
+        \quad i \in p.
+
+    Args:
+        forward_func (Callable): the model.
+        inputs (Tensor or tuple[Tensor, ...]): inputs, batch first.
+        feature_mask (Tensor or tuple[Tensor, ...]): patch ids ``0..K-1``
+            (Captum's ``feature_mask``).
+        baselines (scalar, Tensor, tuple, optional): occlusion values. Default: 0.
+        target (int, tuple, Tensor, list, optional): Captum's output selection.
+        additional_forward_args (Any, optional): extra ``forward_func`` args.
+        max_chunk (int, optional): HVPs per vectorised pass.
+
+    Returns:
+        Attributions, same type and shapes as ``inputs``.
+    """
+    is_tuple = _is_tuple(inputs)
+    fmt = format_inputs(inputs)
+    base = format_baselines(baselines, fmt)
+    args = format_additional_args(additional_forward_args)
+    batch = fmt[0].shape[0]
+    ids, n_groups = format_feature_mask(feature_mask, fmt)
+    _, grads, _ = gradient_and_hvp(forward_func, fmt, None, target, args)
+    first = _flat(tuple(g * d for g, d in zip(grads, _delta(fmt, base))), batch)  # (B, N)
+    patch_first = torch.zeros(batch, n_groups, dtype=first.dtype, device=first.device).scatter_add_(1, ids, first)
+    m = group_interactions(forward_func, fmt, feature_mask, base, target, args, max_chunk)
+    patch = patch_first - 0.5 * m.diagonal(dim1=1, dim2=2)
+    return _format_output(is_tuple, _split(torch.gather(patch, 1, ids), fmt))
+
+
+_LINEAR_TYPES = (
+    nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Flatten, nn.Unflatten, nn.Identity,
+    nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.Dropout, nn.BatchNorm1d, nn.BatchNorm2d,
+)
+
+
+def _activation_derivatives(act: nn.Module, y: Tensor) -> Tuple[Tensor, Tensor]:
+    """:math:`\\sigma'(y)` and :math:`\\sigma''(y)` of an element-wise module."""
+    y = y.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        s = act(y)
+        if not s.requires_grad:
+            return torch.zeros_like(y), torch.zeros_like(y)
+        (d1,) = torch.autograd.grad(s.sum(), y, create_graph=True)
+        if not d1.requires_grad:
+            return d1.detach(), torch.zeros_like(y)
+        (d2,) = torch.autograd.grad(d1.sum(), y, allow_unused=True)
+    return d1.detach(), torch.zeros_like(y) if d2 is None else d2.detach()
+
+
+def deeplift_reformulation(
+    model: nn.Sequential,
+    inputs: Tensor,
+    baselines: Any = None,
+    target: Any = None,
+    remainder: str = "second",
+    eps: float = 1e-10,
+) -> Tensor:
+    r"""Theorem 4: DeepLIFT (Rescale) layer by layer in Taylor terms, for an
+    ``nn.Sequential`` of affine layers (Linear, Conv, Flatten, AvgPool, ...) and
+    element-wise activations.
+
+    At an activation :math:`x_j = \sigma(y_j)` the output change splits into the
+    first-order term and the layer's remainder, expanding at :math:`y_j`:
+    :math:`\Delta x_j = \sigma'(y_j)\Delta y_j + T_j^\gamma`. DeepLIFT shares
+    :math:`\Delta x_j` among the inputs of the layer in proportion to
+    :math:`z_{ji} - \bar z_{ji}` (with :math:`\Delta y_j = \sum_i (z_{ji}-\bar z_{ji})`):
+
+    .. math::
+
+        a_{ij} = \sigma'(y_j)(z_{ji} - \bar z_{ji})
+               + \frac{z_{ji} - \bar z_{ji}}{\sum_{i'} (z_{ji'} - \bar z_{ji'})} T_j^\gamma ,
+
+    i.e. the Rescale multiplier :math:`\Delta x_j / \Delta y_j` is
+    :math:`\sigma'(y_j) + T_j^\gamma / \Delta y_j`. With ``remainder="second"``
+    the remainder is its second-order term
+    :math:`T_j^\gamma \approx -\tfrac12\sigma''(y_j)\Delta y_j^2` (the Taylor
+    reformulation); with ``remainder="exact"``,
+    :math:`T_j^\gamma = \Delta x_j - \sigma'(y_j)\Delta y_j`, which reproduces
+    DeepLIFT (Rescale) itself. Relevances are propagated from the selected
+    output back to the input.
+
+    Args:
+        model (nn.Sequential): affine layers and element-wise activation
+            modules (any module not in the affine list is treated as an
+            element-wise activation).
+        inputs (Tensor): inputs, batch first.
+        baselines (scalar or Tensor, optional): :math:`\bar x`. Default: zeros.
+        target (int, tuple, Tensor, list, optional): Captum's output selection.
+        remainder (str, optional): ``"second"`` or ``"exact"``. Default: ``"second"``.
+        eps (float, optional): below this :math:`|\Delta y|` the multiplier is
+            :math:`\sigma'(y)`. Default: 1e-10.
+
+    Returns:
+        Tensor of ``inputs``' shape.
+    """
+    if not isinstance(model, nn.Sequential):
+        raise TypeError("deeplift_reformulation needs an nn.Sequential of affine layers and activations.")
+    if remainder not in ("second", "exact"):
+        raise ValueError(f"remainder must be 'second' or 'exact', got {remainder!r}.")
+    (x,) = format_inputs(inputs)
+    (b,) = format_baselines(baselines, (x,))
+    b = b.expand_as(x)
+    layers: List[Tuple[nn.Module, bool, Tensor, Tensor]] = []
+    h, hb = x.detach(), b.detach()
+    with torch.no_grad():
+        for layer in model:
+            layers.append((layer, isinstance(layer, _LINEAR_TYPES), h, hb))
+            h, hb = layer(h), layer(hb)
+    batch = x.shape[0]
+    out = h.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        sel = select_target(out, target, batch)
+        (m,) = torch.autograd.grad(sel.sum(), out)
+    for layer, is_linear, y, yb in reversed(layers):
+        if is_linear:
+            yy = y.detach().clone().requires_grad_(True)
+            with torch.enable_grad():
+                (m,) = torch.autograd.grad(layer(yy), yy, grad_outputs=m)
+            continue
+        d1, d2 = _activation_derivatives(layer, y)
+        dy = y - yb
+        if remainder == "second":
+            mult = d1 - 0.5 * d2 * dy
+        else:
+            with torch.no_grad():
+                dx = layer(y) - layer(yb)
+            safe = dy.abs() > eps
+            mult = torch.where(safe, dx / torch.where(safe, dy, torch.ones_like(dy)), d1)
+        m = m * mult
+    return (m * (x - b)).detach()
+
+
+def integrated_gradients_reformulation(
+    forward_func: Callable,
+    inputs: Attr,
+    baselines: Any = None,
+    target: Any = None,
+    additional_forward_args: Any = None,
+) -> Attr:
+    r"""Theorem 5: Integrated Gradients is first-order + independent + half of
+    every pairwise interactive term, :math:`a_i = g_i\delta_i - \tfrac12\delta_i(H\delta)_i`
+    (= :class:`~captum_unified.taylor.TaylorAttribution` of order 2).
+
+    Args:
+        forward_func (Callable): the model.
+        inputs (Tensor or tuple[Tensor, ...]): inputs, batch first.
+        baselines (scalar, Tensor, tuple, optional): path start. Default: 0.
+        target (int, tuple, Tensor, list, optional): Captum's output selection.
+        additional_forward_args (Any, optional): extra ``forward_func`` args.
+
+    Returns:
+        Attributions, same type and shapes as ``inputs``.
+    """
+    return TaylorAttribution(forward_func, order=2).attribute(inputs, baselines, target, additional_forward_args)
+
+
+def expected_gradients_reformulation(
+    forward_func: Callable,
+    inputs: Attr,
+    baselines: Attr,
+    target: Any = None,
+    additional_forward_args: Any = None,
+) -> Attr:
+    r"""Corollary of Theorem 5: Expected Gradients
+    :math:`a_i = \mathbb E_{\bar x}[\mathrm{IG}_i(x; \bar x)]` is the IG
+    reformulation averaged over the baselines,
+    :math:`\frac1K \sum_k (g_i\delta^{(k)}_i - \tfrac12\delta^{(k)}_i (H\delta^{(k)})_i)`.
+
+    Args:
+        forward_func (Callable): the model.
+        inputs (Tensor or tuple[Tensor, ...]): inputs, batch first.
+        baselines (Tensor or tuple[Tensor, ...]): ``K`` sampled baselines per input
+            tensor, shape ``(K, *input.shape[1:])`` (shared by all samples).
+        target (int, tuple, Tensor, list, optional): Captum's output selection.
+        additional_forward_args (Any, optional): extra ``forward_func`` args.
+
+    Returns:
+        Attributions, same type and shapes as ``inputs``.
+    """
+    is_tuple = _is_tuple(inputs)
+    fmt = format_inputs(inputs)
+    if isinstance(baselines, Tensor):
+        baselines = (baselines,)
+    if len(baselines) != len(fmt):
+        raise ValueError(f"{len(fmt)} input tensor(s) but {len(baselines)} baseline tensor(s).")
+    n = baselines[0].shape[0]
+    for bl, x in zip(baselines, fmt):
+        if bl.shape[0] != n or tuple(bl.shape[1:]) != tuple(x.shape[1:]):
+            raise ValueError(
+                f"baselines must have shape (K, *input.shape[1:]) with one K for all inputs; "
+                f"got {tuple(bl.shape)} for input {tuple(x.shape)}."
+            )
+    ta = TaylorAttribution(forward_func, order=2)
+    total = None
+    for k in range(n):
+        a = ta.attribute(fmt, tuple(bl[k:k + 1] for bl in baselines), target, additional_forward_args)
+        total = a if total is None else tuple(t + ai for t, ai in zip(total, a))
+    return _format_output(is_tuple, tuple(t / n for t in total))
+
+
+def percentage_change(original: Attr, reformulated: Attr) -> float:
+    r"""Deng et al.'s Table 3 metric between a method and its reformulation,
+
+    .. math::
+
+        d = \operatorname{mean}_{\text{samples}}
+            \frac{\lVert a_o - a_r \rVert^2}{\lVert a_o \rVert^2} \times 100\% .
+
+    The norm runs over all features of a sample (all inputs of a tuple). A
+    sample with :math:`a_o = 0` counts 0 if :math:`a_r = 0` too, else ``inf``.
+
+    Args:
+        original (Tensor or tuple[Tensor, ...]): :math:`a_o`, batch first.
+        reformulated (Tensor or tuple[Tensor, ...]): :math:`a_r`, same shapes.
+
+    Returns:
+        float: ``d`` in percent.
+    """
+    if isinstance(original, Tensor):
+        original = (original,)
+    if isinstance(reformulated, Tensor):
+        reformulated = (reformulated,)
+    if len(original) != len(reformulated) or any(
+        o.shape != r.shape for o, r in zip(original, reformulated)
+    ):
+        raise ValueError("original and reformulated attributions must have the same shapes.")
+    batch = original[0].shape[0]
+    o = _flat(tuple(t.detach() for t in original), batch)
+    r = _flat(tuple(t.detach().to(o.dtype) for t in reformulated), batch)
+    num = ((o - r) ** 2).sum(dim=1)
+    den = (o ** 2).sum(dim=1)
+    ratio = torch.where(den > 0, num / torch.where(den > 0, den, torch.ones_like(den)),
+                        torch.where(num > 0, torch.full_like(num, float("inf")), torch.zeros_like(num)))
+    return float(ratio.mean() * 100.0)

@@ -1,0 +1,380 @@
+r"""Second-order Taylor terms: gradient, Hessian-vector products, the Hessian
+diagonal (exact or Hutchinson) and the per-feature decomposition of
+Deng et al. (AAAI 2021, "A General Taylor Attribution Framework").
+
+Conventions (SPEC §2, Captum's): :math:`\delta = x - \bar x`,
+:math:`g = \nabla S_c(x)`, :math:`H = \nabla^2 S_c(x)`; expanding at :math:`x`,
+
+.. math::
+
+    S_c(x) - S_c(\bar x) = g^\top \delta - \tfrac12 \delta^\top H \delta + O(\delta^3).
+
+Per feature :math:`i`:
+
+* first-order term :math:`g_i \delta_i`,
+* independent term :math:`-\tfrac12 H_{ii} \delta_i^2`,
+* interactive term :math:`-\tfrac12 \sum_{j \ne i} H_{ij} \delta_i \delta_j`.
+
+The feature vector of a sample is the concatenation of all inputs' per-sample
+features. Samples are independent: the gradient (or HVP) of the *sum* over the
+batch of :math:`S_c` gives every sample's own gradient (HVP), so models that mix
+samples (BatchNorm in training mode) are not supported.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from captum_unified._utils.common import (
+    AttributionWarning,
+    _format_output,
+    _is_tuple,
+    expand_additional_args,
+    expand_target,
+    format_additional_args,
+    format_baselines,
+    format_inputs,
+    run_forward,
+    sum_per_sample,
+)
+
+__all__ = [
+    "TaylorDecomposition",
+    "gradient_and_hvp",
+    "batched_hvp",
+    "hessian_diagonal",
+    "taylor_decomposition",
+    "DEFAULT_MAX_ROWS",
+]
+
+#: Default bound on the rows (replicated samples) of one batched HVP pass.
+DEFAULT_MAX_ROWS = 4096
+
+_ZERO_HESSIAN_MESSAGE = (
+    "The second-order Taylor terms are identically zero: the model is piecewise "
+    "linear in its input (e.g. a ReLU network, whose Hessian is 0 almost "
+    "everywhere). Second-order attribution then equals first-order attribution. "
+    "To study the second-order terms of a ReLU network, run it inside "
+    "`captum_unified.taylor.softplus_swap(beta)` (Deng et al. replace ReLU by Softplus)."
+)
+
+
+def _flat(tensors: Sequence[Tensor], batch: int) -> Tensor:
+    """Concatenate per-sample features of all inputs: shape ``(batch, N)``."""
+    return torch.cat([t.reshape(batch, -1) for t in tensors], dim=1)
+
+
+def _split(flat: Tensor, like: Sequence[Tensor]) -> Tuple[Tensor, ...]:
+    """Inverse of :func:`_flat` for a ``(..., N)`` tensor; leading dims kept."""
+    lead = tuple(flat.shape[:-1])
+    out, start = [], 0
+    for x in like:
+        n = x[0].numel()
+        out.append(flat[..., start:start + n].reshape(lead + tuple(x.shape[1:])))
+        start += n
+    return tuple(out)
+
+
+def _grad_or_zeros(out: Tensor, xs: Tuple[Tensor, ...], create_graph: bool) -> Tuple[Tensor, ...]:
+    if not out.requires_grad:
+        return tuple(torch.zeros_like(x) for x in xs)
+    grads = torch.autograd.grad(out, xs, create_graph=create_graph, allow_unused=True)
+    return tuple(torch.zeros_like(x) if g is None else g for g, x in zip(grads, xs))
+
+
+def gradient_and_hvp(
+    forward_func: Callable,
+    inputs: Tuple[Tensor, ...],
+    vectors: Optional[Tuple[Tensor, ...]],
+    target: Any = None,
+    additional_args: Tuple[Any, ...] = (),
+) -> Tuple[Tensor, Tuple[Tensor, ...], Optional[Tuple[Tensor, ...]]]:
+    r"""One forward pass, one gradient and (if ``vectors`` is given) one
+    Hessian-vector product per sample, by double backward.
+
+    Args:
+        forward_func (Callable): the model.
+        inputs (tuple[Tensor, ...]): formatted inputs, batch first (not modified;
+            detached copies are differentiated).
+        vectors (tuple[Tensor, ...], optional): one vector per sample, same shapes
+            as ``inputs``; ``None`` computes the gradient only.
+        target: Captum's output selection.
+        additional_args (tuple): extra ``forward_func`` arguments.
+
+    Returns:
+        ``(outputs, gradients, hvps)``: :math:`S_c(x)` of shape ``(batch,)`` (detached),
+        :math:`\nabla S_c(x)` and :math:`\nabla^2 S_c(x)\,v` with the inputs'
+        shapes (``hvps`` is ``None`` without ``vectors``).
+    """
+    xs = tuple(x.detach().clone().requires_grad_(True) for x in inputs)
+    with torch.enable_grad():
+        out = run_forward(forward_func, xs, target, additional_args)
+        grads = _grad_or_zeros(out.sum(), xs, create_graph=vectors is not None)
+        hvps = None
+        if vectors is not None:
+            dot = sum((g * v.to(g.dtype)).sum() for g, v in zip(grads, vectors))
+            hvps = _grad_or_zeros(dot, xs, create_graph=False)
+    return out.detach(), tuple(g.detach() for g in grads), hvps
+
+
+def batched_hvp(
+    forward_func: Callable,
+    inputs: Tuple[Tensor, ...],
+    vectors: Callable[[int, int], Tensor],
+    n_vectors: int,
+    target: Any = None,
+    additional_args: Tuple[Any, ...] = (),
+    max_chunk: Optional[int] = None,
+) -> Tensor:
+    r"""Hessian-vector products with many vectors per sample, vectorised by
+    replicating the batch.
+
+    For a chunk of ``k`` vectors the batch is replicated ``k`` times (rows
+    ``m * batch + b``), one gradient with ``create_graph=True`` and one backward of
+    :math:`\sum_{m,b} g_{mb}^\top v_{mb}` give all ``k * batch`` products at once.
+
+    Args:
+        forward_func (Callable): the model.
+        inputs (tuple[Tensor, ...]): formatted inputs, batch first.
+        vectors (Callable): ``vectors(start, stop)`` returns the flat vectors
+            ``start..stop-1``, shape ``(stop - start, batch, N)`` where ``N`` is the
+            number of features per sample over all inputs.
+        n_vectors (int): how many vectors in all.
+        target: Captum's output selection.
+        additional_args (tuple): extra ``forward_func`` arguments.
+        max_chunk (int, optional): at most this many vectors per pass (bounds
+            memory: a pass holds ``max_chunk * batch`` replicated samples and their
+            double-backward graph). Default: ``DEFAULT_MAX_ROWS // batch``.
+
+    Returns:
+        Tensor of shape ``(n_vectors, batch, N)``: :math:`H v` per vector and sample.
+    """
+    batch = inputs[0].shape[0]
+    n_feat = sum(x[0].numel() for x in inputs)
+    if max_chunk is None:
+        max_chunk = max(1, DEFAULT_MAX_ROWS // max(batch, 1))
+    if int(max_chunk) < 1:
+        raise ValueError(f"max_chunk must be >= 1, got {max_chunk}.")
+    dtype = inputs[0].dtype if inputs[0].is_floating_point() else torch.get_default_dtype()
+    result = torch.empty(n_vectors, batch, n_feat, dtype=dtype, device=inputs[0].device)
+    for start in range(0, n_vectors, int(max_chunk)):
+        stop = min(start + int(max_chunk), n_vectors)
+        k = stop - start
+        rep = tuple(
+            x.detach().unsqueeze(0).expand((k,) + tuple(x.shape)).reshape((k * batch,) + tuple(x.shape[1:]))
+            for x in inputs
+        )
+        v = vectors(start, stop).reshape(k * batch, n_feat)
+        vecs = _split(v, inputs)
+        _, _, hv = gradient_and_hvp(
+            forward_func, rep, vecs,
+            expand_target(target, k) if k > 1 else target,
+            expand_additional_args(additional_args, k) if k > 1 else additional_args,
+        )
+        result[start:stop] = _flat(hv, k * batch).reshape(k, batch, n_feat)
+    return result
+
+
+def hessian_diagonal(
+    forward_func: Callable,
+    inputs: Tuple[Tensor, ...],
+    target: Any = None,
+    additional_args: Tuple[Any, ...] = (),
+    method: str = "exact",
+    n_samples: int = 64,
+    seed: Optional[int] = None,
+    max_chunk: Optional[int] = None,
+) -> Tensor:
+    r"""Diagonal of the input Hessian :math:`H_{ii} = \partial^2 S_c / \partial x_i^2`
+    per sample, shape ``(batch, N)`` (features of all inputs concatenated).
+
+    * ``"exact"``: :math:`H_{ii} = e_i^\top H e_i`, one HVP per feature with the
+      unit vector :math:`e_i`, ``max_chunk`` features per vectorised pass.
+    * ``"hutchinson"``: the unbiased estimate
+      :math:`\mathrm{diag}(H) \approx \frac1K \sum_k v_k \odot H v_k` with
+      Rademacher :math:`v_k` (``K = n_samples``, drawn from a generator seeded
+      with ``seed``); its variance is :math:`\frac1K \sum_{j \ne i} H_{ij}^2`.
+
+    Args:
+        forward_func (Callable): the model.
+        inputs (tuple[Tensor, ...]): formatted inputs, batch first.
+        target: Captum's output selection.
+        additional_args (tuple): extra ``forward_func`` arguments.
+        method (str): ``"exact"`` or ``"hutchinson"``. Default: ``"exact"``.
+        n_samples (int): Rademacher vectors for ``"hutchinson"``. Default: 64.
+        seed (int, optional): seed of the Rademacher generator (the global RNG
+            is not touched). Default: a fresh nondeterministic seed.
+        max_chunk (int, optional): vectors per vectorised pass, see
+            :func:`batched_hvp`.
+
+    Returns:
+        Tensor ``(batch, N)``.
+    """
+    batch = inputs[0].shape[0]
+    n_feat = sum(x[0].numel() for x in inputs)
+    dtype = inputs[0].dtype if inputs[0].is_floating_point() else torch.get_default_dtype()
+    device = inputs[0].device
+    if method == "exact":
+        def unit(start: int, stop: int) -> Tensor:
+            k = stop - start
+            v = torch.zeros(k, batch, n_feat, dtype=dtype, device=device)
+            idx = torch.arange(start, stop, device=device)
+            v[torch.arange(k, device=device), :, idx] = 1.0
+            return v
+
+        hv = batched_hvp(forward_func, inputs, unit, n_feat, target, additional_args, max_chunk)
+        idx = torch.arange(n_feat, device=device)
+        return hv[idx, :, idx].t().contiguous()
+    if method == "hutchinson":
+        if int(n_samples) < 1:
+            raise ValueError(f"n_samples must be >= 1, got {n_samples}.")
+        gen = torch.Generator(device="cpu")
+        if seed is None:
+            gen.seed()
+        else:
+            gen.manual_seed(int(seed))
+        signs = (torch.randint(0, 2, (int(n_samples), batch, n_feat), generator=gen) * 2 - 1).to(dtype=dtype, device=device)
+        hv = batched_hvp(
+            forward_func, inputs, lambda s, e: signs[s:e], int(n_samples), target, additional_args, max_chunk
+        )
+        return (signs * hv).mean(dim=0)
+    raise ValueError(f"hessian_diagonal must be 'exact' or 'hutchinson', got {method!r}.")
+
+
+_hessian_diagonal_fn = hessian_diagonal
+
+
+@dataclass
+class TaylorDecomposition:
+    r"""The second-order Taylor terms of every feature (Deng et al. 2021).
+
+    Tensor fields have the inputs' shapes and tuple-ness.
+
+    Attributes:
+        first_order: :math:`g_i \delta_i`.
+        independent: :math:`-\tfrac12 H_{ii} \delta_i^2`.
+        interactive: :math:`-\tfrac12 \sum_{j \ne i} H_{ij} \delta_i \delta_j`.
+        error: per sample ``(batch,)``,
+            :math:`\epsilon = (S_c(x) - S_c(\bar x)) - \sum_i a_i` with
+            :math:`a_i` the sum of the three terms.
+        hessian_diagonal: :math:`H_{ii}`, inputs' shapes (exact or estimated).
+        output_difference: :math:`S_c(x) - S_c(\bar x)` per sample.
+    """
+
+    first_order: Union[Tensor, Tuple[Tensor, ...]]
+    independent: Union[Tensor, Tuple[Tensor, ...]]
+    interactive: Union[Tensor, Tuple[Tensor, ...]]
+    error: Tensor
+    hessian_diagonal: Union[Tensor, Tuple[Tensor, ...]]
+    output_difference: Tensor
+
+    def _combine(self, *fields: Union[Tensor, Tuple[Tensor, ...]]) -> Union[Tensor, Tuple[Tensor, ...]]:
+        if isinstance(fields[0], Tensor):
+            return sum(fields[1:], fields[0])
+        return tuple(sum(parts[1:], parts[0]) for parts in zip(*fields))
+
+    @property
+    def attribution(self) -> Union[Tensor, Tuple[Tensor, ...]]:
+        r"""Second-order Taylor attribution :math:`g_i\delta_i - \tfrac12 \delta_i (H\delta)_i`
+        (first + independent + interactive), equal to the Integrated Gradients
+        reformulation (Theorem 5)."""
+        return self._combine(self.first_order, self.independent, self.interactive)
+
+
+def _delta(inputs: Tuple[Tensor, ...], baselines: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
+    return tuple((x - b).detach() for x, b in zip(inputs, baselines))
+
+
+def _baseline_outputs(
+    forward_func: Callable, inputs: Tuple[Tensor, ...], baselines: Tuple[Tensor, ...], target: Any, args: Tuple[Any, ...]
+) -> Tensor:
+    with torch.no_grad():
+        return run_forward(forward_func, tuple(b.expand_as(x) for b, x in zip(baselines, inputs)), target, args)
+
+
+def _warn_if_zero(hvps: Tuple[Tensor, ...], delta: Tuple[Tensor, ...]) -> None:
+    if all(bool((d == 0).all()) for d in delta):
+        return
+    if all(bool((h == 0).all()) for h in hvps):
+        warnings.warn(_ZERO_HESSIAN_MESSAGE, AttributionWarning, stacklevel=3)
+
+
+def taylor_decomposition(
+    forward_func: Callable,
+    inputs: Union[Tensor, Tuple[Tensor, ...]],
+    baselines: Any = None,
+    target: Any = None,
+    additional_forward_args: Any = None,
+    hessian_diagonal: str = "exact",
+    n_samples: int = 64,
+    seed: Optional[int] = None,
+    max_chunk: Optional[int] = None,
+) -> TaylorDecomposition:
+    r"""Second-order Taylor decomposition of :math:`S_c(x) - S_c(\bar x)` into
+    per-feature first-order, independent and interactive terms.
+
+    With :math:`\delta = x - \bar x`, :math:`g = \nabla S_c(x)`,
+    :math:`H = \nabla^2 S_c(x)` (SPEC §2 sign convention, expansion at :math:`x`):
+
+    .. math::
+
+        a_i = \underbrace{g_i\delta_i}_{\text{first order}}
+              \underbrace{- \tfrac12 H_{ii}\delta_i^2}_{\text{independent}}
+              \underbrace{- \tfrac12 \textstyle\sum_{j\ne i} H_{ij}\delta_i\delta_j}_{\text{interactive}},
+        \qquad \epsilon = S_c(x) - S_c(\bar x) - \textstyle\sum_i a_i .
+
+    Cost: one gradient and one HVP (:math:`H\delta`) for the total, plus the
+    Hessian diagonal (``N`` batched HVPs exact, ``n_samples`` with Hutchinson)
+    for the split into independent and interactive terms. No ``N × N`` Hessian is
+    formed.
+
+    Args:
+        forward_func (Callable): the model or any function built from torch ops.
+        inputs (Tensor or tuple[Tensor, ...]): inputs, batch first.
+        baselines (scalar, Tensor, tuple, optional): :math:`\bar x` (Captum's
+            forms). Default: zeros.
+        target (int, tuple, Tensor, list, optional): Captum's output selection.
+        additional_forward_args (Any, optional): extra ``forward_func`` args.
+        hessian_diagonal (str, optional): ``"exact"`` or ``"hutchinson"``.
+            Default: ``"exact"``.
+        n_samples (int, optional): Rademacher vectors for Hutchinson. Default: 64.
+        seed (int, optional): Hutchinson seed. Default: None.
+        max_chunk (int, optional): HVP vectors per vectorised pass.
+
+    Returns:
+        :class:`TaylorDecomposition`.
+
+    Warns:
+        AttributionWarning: if the second-order terms are identically zero
+        (ReLU network); use :func:`~captum_unified.taylor.softplus_swap`.
+    """
+    is_tuple = _is_tuple(inputs)
+    fmt = format_inputs(inputs)
+    base = format_baselines(baselines, fmt)
+    args = format_additional_args(additional_forward_args)
+    delta = _delta(fmt, base)
+    out, grads, hvps = gradient_and_hvp(forward_func, fmt, delta, target, args)
+    _warn_if_zero(hvps, delta)
+    batch = fmt[0].shape[0]
+    diag_flat = _hessian_diagonal_fn(
+        forward_func, fmt, target, args, hessian_diagonal, n_samples, seed, max_chunk
+    )
+    diag = _split(diag_flat, fmt)
+    first = tuple(g * d for g, d in zip(grads, delta))
+    indep = tuple(-0.5 * h * d * d for h, d in zip(diag, delta))
+    total2 = tuple(-0.5 * d * hv for d, hv in zip(delta, hvps))
+    inter = tuple(t - i for t, i in zip(total2, indep))
+    diff = out - _baseline_outputs(forward_func, fmt, base, target, args)
+    error = diff - sum_per_sample(first) - sum_per_sample(total2)
+    return TaylorDecomposition(
+        first_order=_format_output(is_tuple, first),
+        independent=_format_output(is_tuple, indep),
+        interactive=_format_output(is_tuple, inter),
+        error=error.detach(),
+        hessian_diagonal=_format_output(is_tuple, diag),
+        output_difference=diff.detach(),
+    )
