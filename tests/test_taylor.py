@@ -263,3 +263,11 @@ def test_no_trace_on_inputs():
     taylor_decomposition(model, x, target=0)
     assert not x.requires_grad and x.grad is None
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_batched_hvp_vectorisations_agree():
+    model = TwoInput()
+    x1, x2 = torch.randn(3, 4, dtype=DT), torch.randn(3, 2, 3, dtype=DT)
+    a = hessian_diagonal(model, (x1, x2), target=1, max_chunk=4, vectorize="vmap")
+    b = hessian_diagonal(model, (x1, x2), target=1, max_chunk=4, vectorize="replicate")
+    torch.testing.assert_close(a, b)

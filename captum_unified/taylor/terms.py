@@ -129,13 +129,23 @@ def batched_hvp(
     target: Any = None,
     additional_args: Tuple[Any, ...] = (),
     max_chunk: Optional[int] = None,
+    vectorize: str = "auto",
 ) -> Tensor:
-    r"""Hessian-vector products with many vectors per sample, vectorised by
-    replicating the batch.
+    r"""Hessian-vector products with many vectors per sample, vectorised.
 
-    For a chunk of ``k`` vectors the batch is replicated ``k`` times (rows
-    ``m * batch + b``), one gradient with ``create_graph=True`` and one backward of
-    :math:`\sum_{m,b} g_{mb}^\top v_{mb}` give all ``k * batch`` products at once.
+    Two vectorisations, both exact:
+
+    * ``"vmap"``: one forward pass and one gradient with ``create_graph=True``
+      on the batch, then for each chunk of ``k`` vectors one backward pass of the
+      gradient vmapped over the vectors
+      (``torch.autograd.grad(..., is_grads_batched=True)``).
+    * ``"replicate"``: the batch is replicated ``k`` times (rows ``m * batch + b``)
+      and one gradient plus one backward of :math:`\sum_{m,b} g_{mb}^\top v_{mb}`
+      give all ``k * batch`` products (works for any op, costs a forward pass
+      and a gradient of the replicated batch per chunk).
+
+    ``"auto"`` tries ``"vmap"`` and falls back to ``"replicate"`` if an op has
+    no batching rule.
 
     Args:
         forward_func (Callable): the model.
@@ -147,22 +157,33 @@ def batched_hvp(
         target: Captum's output selection.
         additional_args (tuple): extra ``forward_func`` arguments.
         max_chunk (int, optional): at most this many vectors per pass (bounds
-            memory: a pass holds ``max_chunk * batch`` replicated samples and their
-            double-backward graph). Default: ``DEFAULT_MAX_ROWS // batch``.
+            memory: a pass holds ``max_chunk * batch`` vectors and their
+            backward). Default: ``DEFAULT_MAX_ROWS // batch``.
+        vectorize (str, optional): ``"auto"``, ``"vmap"`` or ``"replicate"``.
 
     Returns:
         Tensor of shape ``(n_vectors, batch, N)``: :math:`H v` per vector and sample.
     """
+    if vectorize not in ("auto", "vmap", "replicate"):
+        raise ValueError(f"vectorize must be 'auto', 'vmap' or 'replicate', got {vectorize!r}.")
     batch = inputs[0].shape[0]
     n_feat = sum(x[0].numel() for x in inputs)
     if max_chunk is None:
         max_chunk = max(1, DEFAULT_MAX_ROWS // max(batch, 1))
     if int(max_chunk) < 1:
         raise ValueError(f"max_chunk must be >= 1, got {max_chunk}.")
+    chunk = int(max_chunk)
     dtype = inputs[0].dtype if inputs[0].is_floating_point() else torch.get_default_dtype()
     result = torch.empty(n_vectors, batch, n_feat, dtype=dtype, device=inputs[0].device)
-    for start in range(0, n_vectors, int(max_chunk)):
-        stop = min(start + int(max_chunk), n_vectors)
+    if vectorize in ("auto", "vmap"):
+        try:
+            _hvp_vmap(forward_func, inputs, vectors, n_vectors, target, additional_args, chunk, result)
+            return result
+        except RuntimeError:
+            if vectorize == "vmap":
+                raise
+    for start in range(0, n_vectors, chunk):
+        stop = min(start + chunk, n_vectors)
         k = stop - start
         rep = tuple(
             x.detach().unsqueeze(0).expand((k,) + tuple(x.shape)).reshape((k * batch,) + tuple(x.shape[1:]))
@@ -179,6 +200,38 @@ def batched_hvp(
     return result
 
 
+def _hvp_vmap(
+    forward_func: Callable,
+    inputs: Tuple[Tensor, ...],
+    vectors: Callable[[int, int], Tensor],
+    n_vectors: int,
+    target: Any,
+    additional_args: Tuple[Any, ...],
+    chunk: int,
+    result: Tensor,
+) -> None:
+    batch = inputs[0].shape[0]
+    xs = tuple(x.detach().clone().requires_grad_(True) for x in inputs)
+    with torch.enable_grad():
+        out = run_forward(forward_func, xs, target, additional_args)
+        grads = _grad_or_zeros(out.sum(), xs, create_graph=True)
+        live = [k for k, g in enumerate(grads) if g.requires_grad]
+        for start in range(0, n_vectors, chunk):
+            stop = min(start + chunk, n_vectors)
+            k = stop - start
+            if not live:
+                result[start:stop] = 0
+                continue
+            vecs = _split(vectors(start, stop), inputs)  # each (k, batch, *shape)
+            hv = torch.autograd.grad(
+                [grads[i] for i in live], xs, grad_outputs=[vecs[i].to(grads[i].dtype) for i in live],
+                retain_graph=stop < n_vectors, is_grads_batched=True, allow_unused=True,
+            )
+            hv = tuple(torch.zeros((k,) + tuple(x.shape), dtype=x.dtype, device=x.device) if h is None else h
+                       for h, x in zip(hv, xs))
+            result[start:stop] = torch.cat([h.reshape(k, batch, -1) for h in hv], dim=2)
+
+
 def hessian_diagonal(
     forward_func: Callable,
     inputs: Tuple[Tensor, ...],
@@ -188,6 +241,7 @@ def hessian_diagonal(
     n_samples: int = 64,
     seed: Optional[int] = None,
     max_chunk: Optional[int] = None,
+    vectorize: str = "auto",
 ) -> Tensor:
     r"""Diagonal of the input Hessian :math:`H_{ii} = \partial^2 S_c / \partial x_i^2`
     per sample, shape ``(batch, N)`` (features of all inputs concatenated).
@@ -210,6 +264,8 @@ def hessian_diagonal(
             is not touched). Default: a fresh nondeterministic seed.
         max_chunk (int, optional): vectors per vectorised pass, see
             :func:`batched_hvp`.
+        vectorize (str, optional): ``"auto"``, ``"vmap"`` or ``"replicate"``,
+            see :func:`batched_hvp`.
 
     Returns:
         Tensor ``(batch, N)``.
@@ -226,7 +282,7 @@ def hessian_diagonal(
             v[torch.arange(k, device=device), :, idx] = 1.0
             return v
 
-        hv = batched_hvp(forward_func, inputs, unit, n_feat, target, additional_args, max_chunk)
+        hv = batched_hvp(forward_func, inputs, unit, n_feat, target, additional_args, max_chunk, vectorize)
         idx = torch.arange(n_feat, device=device)
         return hv[idx, :, idx].t().contiguous()
     if method == "hutchinson":
@@ -239,7 +295,7 @@ def hessian_diagonal(
             gen.manual_seed(int(seed))
         signs = (torch.randint(0, 2, (int(n_samples), batch, n_feat), generator=gen) * 2 - 1).to(dtype=dtype, device=device)
         hv = batched_hvp(
-            forward_func, inputs, lambda s, e: signs[s:e], int(n_samples), target, additional_args, max_chunk
+            forward_func, inputs, lambda s, e: signs[s:e], int(n_samples), target, additional_args, max_chunk, vectorize
         )
         return (signs * hv).mean(dim=0)
     raise ValueError(f"hessian_diagonal must be 'exact' or 'hutchinson', got {method!r}.")
