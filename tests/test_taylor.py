@@ -271,3 +271,15 @@ def test_batched_hvp_vectorisations_agree():
     a = hessian_diagonal(model, (x1, x2), target=1, max_chunk=4, vectorize="vmap")
     b = hessian_diagonal(model, (x1, x2), target=1, max_chunk=4, vectorize="replicate")
     torch.testing.assert_close(a, b)
+
+
+def test_quadratic_occlusion_patch_class_matches_reformulation():
+    from captum_unified.attr._core.occlusion_patch import OcclusionPatch
+
+    model = Quadratic(16, n_out=3)
+    x = torch.randn(2, 1, 4, 4, dtype=DT)
+    mask = (torch.arange(4)[:, None] // 2 * 2 + torch.arange(4)[None, :] // 2).reshape(1, 1, 4, 4)
+    occ = OcclusionPatch(model).attribute(x, feature_mask=mask, target=2)
+    ref = occlusion_patch_reformulation(model, x, mask, target=2)
+    torch.testing.assert_close(occ, ref)
+    assert percentage_change(occ, ref) < 1e-10
