@@ -283,3 +283,31 @@ def test_quadratic_occlusion_patch_class_matches_reformulation():
     ref = occlusion_patch_reformulation(model, x, mask, target=2)
     torch.testing.assert_close(occ, ref)
     assert percentage_change(occ, ref) < 1e-10
+
+
+def test_softplus_swap_composes_with_backend_methods():
+    torch.manual_seed(0)
+    relu_net = nn.Sequential(nn.Linear(5, 6), nn.ReLU(), nn.Linear(6, 2)).to(DT)
+    sp_net = nn.Sequential(relu_net[0], nn.Softplus(beta=3.0), relu_net[2])
+    x = torch.randn(3, 5, dtype=DT)
+    for cls in (IntegratedGradients, DeepLiftRescale, GradientXInput):
+        with softplus_swap(beta=3.0):
+            a = cls(relu_net).attribute(x, target=0)
+        torch.testing.assert_close(a, cls(sp_net).attribute(x, target=0))
+    with softplus_swap(beta=3.0):
+        a = TaylorAttribution(relu_net).attribute(x, target=0)
+    torch.testing.assert_close(a, TaylorAttribution(sp_net).attribute(x, target=0))
+
+
+def test_conv_model_batched_paths():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.Softplus(), nn.Flatten(), nn.Linear(3 * 4 * 4, 2)).to(DT)
+    x = torch.randn(2, 1, 6, 6, dtype=DT)
+    d_vmap = hessian_diagonal(model, (x,), target=1, vectorize="vmap", max_chunk=10)
+    d_rep = hessian_diagonal(model, (x,), target=1, vectorize="replicate", max_chunk=10)
+    torch.testing.assert_close(d_vmap, d_rep)
+    mask = (torch.arange(6)[:, None] // 3 * 2 + torch.arange(6)[None, :] // 3).reshape(1, 1, 6, 6)
+    m = group_interactions(model, x, mask, target=1)
+    hv_total = TaylorAttribution(model).attribute(x, target=1) - TaylorAttribution(model, order=1).attribute(x, target=1)
+    # sum of M is delta^T H delta = -2 * (sum of second-order attributions)
+    torch.testing.assert_close(m.sum((1, 2)), -2 * hv_total.flatten(1).sum(1))
