@@ -255,3 +255,46 @@ def test_layer_epsilon_lrp_matches_captum_relu_mlp(to_input):
                 x, target=target, attribute_to_layer_input=to_input
             )
             assert_close(ours, theirs, atol=1e-8)
+
+
+# ---------------------------------------------------------------- additional_forward_args
+class _ShiftNet(torch.nn.Module):
+    """Per-sample additional argument added before the nonlinearity."""
+
+    def __init__(self):
+        super().__init__()
+        self.l1 = torch.nn.Linear(4, 5)
+        self.act = torch.nn.Tanh()
+        self.l2 = torch.nn.Linear(5, 3)
+
+    def forward(self, x, shift, gain=1.0):
+        return self.l2(self.act(self.l1(x) + shift)) * gain
+
+
+@pytest.mark.parametrize("bl_batch", [1, 3])
+def test_additional_forward_args_per_sample_match_captum(bl_batch):
+    torch.manual_seed(21)
+    model = _ShiftNet().to(DTYPE).eval()
+    x = randn(3, 4, seed=1)
+    shift = randn(3, 5, seed=2)
+    bl = randn(bl_batch, 4, seed=3)
+    args = (shift, 2.0)
+    pairs = [
+        (cu.DeepLiftRescale(model).attribute(x, bl, target=[0, 1, 2], additional_forward_args=args,
+                                             return_convergence_delta=True),
+         CDeepLift(model).attribute(x, bl, target=[0, 1, 2], additional_forward_args=args,
+                                    return_convergence_delta=True)),
+        (cu.IntegratedGradients(model).attribute(x, bl, target=1, additional_forward_args=args, n_steps=9),
+         CIG(model).attribute(x, bl, target=1, additional_forward_args=args, n_steps=9)),
+        (cu.GradientXInput(model).attribute(x, target=2, additional_forward_args=args),
+         CInputXGradient(model).attribute(x, target=2, additional_forward_args=args)),
+        (cu.Occlusion1(model).attribute(x, bl, target=0, additional_forward_args=args),
+         COcclusion(model).attribute(x, (1,), baselines=bl, target=0, additional_forward_args=args)),
+    ]
+    for ours, theirs in pairs:
+        if isinstance(ours, tuple):
+            assert_close(ours[0], theirs[0].detach(), atol=1e-8)
+            assert_close(ours[1], theirs[1].to(DTYPE), atol=1e-8)
+            assert ours[1].abs().max() < 1e-10  # complete with per-sample args
+        else:
+            assert_close(ours, theirs.detach(), atol=1e-8)
