@@ -32,11 +32,14 @@ def _targets(batch):
     return [1, [0, 2, 1, 2][:batch], torch.tensor([2, 0, 1, 0][:batch])]
 
 
-def _models(act):
-    return [
+def _models(act, maxpool=False):
+    models = [
         ("mlp", make_mlp((5, 7, 6, 3), act, seed=1), randn(4, 5, seed=11)),
         ("cnn", make_cnn(act, "avg", seed=2), randn(3, 2, 6, 6, seed=12)),
     ]
+    if maxpool:  # not for DeepLift: Captum has its own max-pool rule, ours keeps the gradient
+        models.append(("cnn-max", make_cnn(act, "max", seed=3), randn(2, 2, 6, 6, seed=13)))
+    return models
 
 
 def _baselines(x):
@@ -51,7 +54,7 @@ def _baselines(x):
 # ---------------------------------------------------------------- InputXGradient
 @pytest.mark.parametrize("act", ACTS)
 def test_gradient_x_input_matches_captum(act):
-    for name, model, x in _models(act):
+    for name, model, x in _models(act, maxpool=True):
         for target in _targets(x.shape[0]):
             ours = cu.GradientXInput(model).attribute(x, target=target)
             theirs = CInputXGradient(model).attribute(x, target=target)
@@ -158,7 +161,7 @@ def test_epsilon_lrp_tuple_inputs_match_captum_lrp():
 @pytest.mark.parametrize("act", ACTS)
 @pytest.mark.parametrize("method", ["gausslegendre", "riemann_trapezoid", "riemann_left"])
 def test_integrated_gradients_matches_captum(act, method):
-    for name, model, x in _models(act):
+    for name, model, x in _models(act, maxpool=True):
         for bl in _baselines(x)[::2] + [_baselines(x)[3]]:
             target = _targets(x.shape[0])[hash(method) % 3]
             ours, d1 = cu.IntegratedGradients(model).attribute(
@@ -187,7 +190,7 @@ def test_integrated_gradients_internal_batch_and_tuple_match_captum():
 # ---------------------------------------------------------------- Occlusion
 @pytest.mark.parametrize("act", ["relu", "sigmoid"])
 def test_occlusion1_matches_captum_occlusion(act):
-    for name, model, x in _models(act):
+    for name, model, x in _models(act, maxpool=True):
         window = (1,) * (x.dim() - 1)
         for bl in [0.0, 0.3, randn(1, *x.shape[1:], seed=5)]:
             for target in _targets(x.shape[0]):
