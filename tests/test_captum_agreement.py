@@ -301,3 +301,20 @@ def test_additional_forward_args_per_sample_match_captum(bl_batch):
             assert ours[1].abs().max() < 1e-10  # complete with per-sample args
         else:
             assert_close(ours, theirs.detach(), atol=1e-8)
+
+
+def test_float32_models_match_captum_at_float32_tolerance():
+    model = make_mlp((5, 7, 6, 3), "tanh", seed=31).float()
+    x = randn(4, 5, seed=1).float()
+    bl = randn(1, 5, seed=2).float()
+    pairs = [
+        (cu.GradientXInput(model).attribute(x, target=1), CInputXGradient(model).attribute(x, target=1)),
+        (cu.DeepLiftRescale(model).attribute(x, bl, target=1), CDeepLift(model).attribute(x, bl, target=1)),
+        (cu.IntegratedGradients(model).attribute(x, bl, target=1, n_steps=10),
+         CIG(model).attribute(x, bl, target=1, n_steps=10)),
+        (cu.Occlusion1(model).attribute(x, bl, target=1),
+         COcclusion(model).attribute(x, (1,), baselines=bl, target=1)),
+    ]
+    for ours, theirs in pairs:
+        assert ours.dtype == torch.float32
+        torch.testing.assert_close(ours, theirs.detach(), atol=1e-5, rtol=1e-4)
