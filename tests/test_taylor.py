@@ -311,3 +311,28 @@ def test_conv_model_batched_paths():
     hv_total = TaylorAttribution(model).attribute(x, target=1) - TaylorAttribution(model, order=1).attribute(x, target=1)
     # sum of M is delta^T H delta = -2 * (sum of second-order attributions)
     torch.testing.assert_close(m.sum((1, 2)), -2 * hv_total.flatten(1).sum(1))
+
+
+def test_additional_args_and_noise_tunnel():
+    from captum.attr import NoiseTunnel
+
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = mlp(nn.Tanh())
+
+        def forward(self, x, scale):
+            return self.net(x * scale)
+
+    model = Scaled()
+    x = torch.randn(3, 5, dtype=DT)
+    scale = torch.full((3, 1), 2.0, dtype=DT)
+    a = TaylorAttribution(model).attribute(x, target=0, additional_forward_args=(scale,))
+    b = TaylorAttribution(lambda v: model.net(2.0 * v)).attribute(x, target=0)
+    torch.testing.assert_close(a, b)
+    dec = taylor_decomposition(model, x, target=0, additional_forward_args=(scale,), max_chunk=2)
+    torch.testing.assert_close(dec.attribution, a)
+    nt = NoiseTunnel(TaylorAttribution(model.net)).attribute(
+        x, nt_type="smoothgrad", nt_samples=3, stdevs=0.1, target=0
+    )
+    assert nt.shape == x.shape and torch.isfinite(nt).all()

@@ -5,6 +5,7 @@ from typing import Any, Callable, Optional, Tuple, Union
 
 from captum._utils.typing import BaselineType, TargetType, TensorOrTupleOfTensorsGeneric
 from captum.attr._utils.attribution import GradientAttribution
+from captum.log import log_usage
 from torch import Tensor
 
 from captum_unified._utils.common import (
@@ -67,6 +68,7 @@ class TaylorAttribution(GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @log_usage()
     def attribute(  # type: ignore[override]
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
