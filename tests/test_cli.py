@@ -76,3 +76,11 @@ def test_missing_optional_dependency_message(monkeypatch, tmp_path, capsys):
     rc = cli.main(["attribute", "--quick", "--no-progress", "--cache-dir", str(tmp_path)])
     assert rc == 2
     assert "pip install mlxtend" in capsys.readouterr().err
+
+
+def test_reproduce_deng_quick(tmp_path):
+    out = tmp_path / "res"
+    rc = cli.main(["reproduce", "deng", "--quick", "--no-progress", "--samples", "2",
+                   "--cache-dir", str(tmp_path / "c"), "--out", str(out)])
+    assert rc == 0
+    assert (out / "deng_checks.csv").exists() and (out / "deng_report.md").exists()

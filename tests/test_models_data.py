@@ -123,3 +123,11 @@ def test_cache_dir_env(tmp_path, monkeypatch):
     assert models.default_cache_dir() == tmp_path / "c"
     monkeypatch.delenv("CAPTUM_UNIFIED_CACHE")
     assert models.default_cache_dir().name == "captum_unified"
+
+
+def test_adadelta_option(tmp_path, mnist_small):
+    m, acc = models.load_or_train("ancona_mlp", cache_dir=tmp_path, epochs=1, lr=1.0,
+                                  optimizer="adadelta", data=mnist_small)
+    assert any("adadelta" in p.name for p in tmp_path.glob("*.pt"))
+    with pytest.raises(ValueError, match="optimizer"):
+        models.train(models.build_model("deng_mlp"), mnist_small[0], epochs=1, optimizer="sgd")
