@@ -1,0 +1,228 @@
+r"""Plots for attribution evaluations (matplotlib, safe under the ``Agg`` backend).
+
+* :func:`plot_sensitivity_n` — Sensitivity-n curves, one line per method, on a
+  log ``n`` axis (Ancona et al. 2018, Figure 4).
+* :func:`plot_region_perturbation` — region-perturbation curves (Samek et al.
+  2016; Ancona et al. 2018, Figure 3c).
+* :func:`plot_attribution_grid` — attribution maps, rows samples and columns
+  methods, drawn with Captum's :func:`captum.attr.visualization.visualize_image_attr`.
+
+No function calls ``plt.show``; each returns ``(fig, ax)`` (``ax`` an array of
+axes for the grid) so the caller can save or further decorate the figure.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+__all__ = ["plot_sensitivity_n", "plot_region_perturbation", "plot_attribution_grid"]
+
+#: Consistent colour / marker per known method label (others use the default cycle).
+_STYLE = {
+    "gradient*input": ("tab:blue", "o"),
+    "gi": ("tab:blue", "o"),
+    "integrated gradients": ("tab:orange", "s"),
+    "ig": ("tab:orange", "s"),
+    "epsilon-lrp": ("tab:green", "^"),
+    "lrp": ("tab:green", "^"),
+    "deeplift (rescale)": ("tab:red", "v"),
+    "deeplift": ("tab:red", "v"),
+    "occlusion-1": ("tab:purple", "D"),
+    "occlusion1": ("tab:purple", "D"),
+}
+
+
+def _new_axes(ax, figsize=(5, 3.6)):
+    if ax is not None:
+        return ax.figure, ax
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    ax = fig.add_subplot(1, 1, 1)
+    return fig, ax
+
+
+def _as_curve(value: Any) -> Tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` from a pair or a :class:`~captum_unified.metrics.SensitivityNResult`."""
+    if hasattr(value, "n") and hasattr(value, "mean"):
+        x, y = value.n, value.mean
+    else:
+        x, y = value
+    x = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=float)
+    y = np.asarray(y.detach().cpu() if hasattr(y, "detach") else y, dtype=float)
+    if x.shape != y.shape:
+        raise ValueError(f"x and y of a curve differ in shape: {x.shape} vs {y.shape}.")
+    return x, y
+
+
+def _style(label: str, i: int) -> dict:
+    c = _STYLE.get(str(label).lower())
+    if c is None:
+        return {"color": f"C{i % 10}", "marker": "o"}
+    return {"color": c[0], "marker": c[1]}
+
+
+def plot_sensitivity_n(
+    results: Mapping[str, Any],
+    ax=None,
+    title: Optional[str] = None,
+    ylim: Optional[Tuple[float, float]] = (-0.05, 1.02),
+    legend: bool = True,
+):
+    """Sensitivity-n curves as in Ancona et al. (2018), Figure 4.
+
+    Args:
+        results: ``method label -> (n_list, mean_correlation)`` or
+            ``method label -> SensitivityNResult`` (its ``n`` and ``mean`` are used).
+        ax: a matplotlib ``Axes`` to draw on; default a new figure (not pyplot-managed).
+        title: axes title.
+        ylim: y limits (default ``(-0.05, 1.02)``; ``None`` leaves them automatic).
+        legend: draw a legend.
+
+    Returns:
+        ``(fig, ax)``. The x axis (``n``, the subset size) is logarithmic.
+    """
+    fig, ax = _new_axes(ax)
+    for i, (label, value) in enumerate(results.items()):
+        x, y = _as_curve(value)
+        ax.plot(x, y, label=str(label), markersize=3, linewidth=1.4, **_style(label, i))
+    ax.set_xscale("log")
+    ax.set_xlabel("n (features removed)")
+    ax.set_ylabel("Pearson correlation")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.grid(True, which="major", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    if legend and results:
+        ax.legend(fontsize="small")
+    return fig, ax
+
+
+def plot_region_perturbation(
+    curves: Mapping[str, Any],
+    ax=None,
+    title: Optional[str] = None,
+    xlabel: str = "features removed",
+    ylabel: str = "target output",
+    legend: bool = True,
+):
+    """Region-perturbation curves (Samek et al. 2016; Ancona et al. 2018, Fig. 3c).
+
+    Args:
+        curves: ``label -> (steps, mean curve)``; e.g. ``"IG (+)"`` for most
+            relevant first and ``"IG (-)"`` for least relevant first.
+        ax: a matplotlib ``Axes``; default a new figure.
+
+    Returns:
+        ``(fig, ax)``, one line per entry of ``curves`` (linear axes).
+    """
+    fig, ax = _new_axes(ax)
+    for i, (label, value) in enumerate(curves.items()):
+        x, y = _as_curve(value)
+        ax.plot(x, y, label=str(label), color=f"C{i % 10}", linewidth=1.4)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    if title:
+        ax.set_title(title)
+    if legend and curves:
+        ax.legend(fontsize="small")
+    return fig, ax
+
+
+def _hwc(t) -> np.ndarray:
+    """One sample as ``(H, W, C)`` numpy, from ``(C, H, W)`` or ``(H, W)``."""
+    a = np.asarray(t.detach().cpu().numpy() if hasattr(t, "detach") else t, dtype=float)
+    if a.ndim == 2:
+        return a[:, :, None]
+    if a.ndim == 3:
+        return np.transpose(a, (1, 2, 0))
+    raise ValueError(f"expected an image of shape (C, H, W) or (H, W), got {a.shape}.")
+
+
+def plot_attribution_grid(
+    images,
+    attributions: Mapping[str, Any],
+    method: str = "heat_map",
+    sign: str = "all",
+    image_range: Optional[Tuple[float, float]] = (-1.0, 1.0),
+    show_colorbar: bool = False,
+    titles: Optional[Sequence[str]] = None,
+    cell_size: float = 1.8,
+    outlier_perc: float = 2,
+):
+    """Attribution maps: rows are samples, columns methods.
+
+    Each cell is drawn with Captum's ``visualize_image_attr(...,
+    plt_fig_axis=(fig, ax), use_pyplot=False)``. An all-zero map (which Captum
+    cannot normalise) is drawn as a blank panel labelled "all zero" instead of
+    raising.
+
+    Args:
+        images: ``(B, C, H, W)`` tensor/array of inputs (used for blended methods
+            and the first column).
+        attributions: ``method label -> (B, C, H, W)`` attributions.
+        method, sign, show_colorbar, outlier_perc: passed to ``visualize_image_attr``.
+        image_range: the value range of ``images`` (rescaled to [0, 1] for
+            display); ``None`` leaves them as they are.
+        titles: optional row labels (one per sample).
+        cell_size: inches per panel.
+
+    Returns:
+        ``(fig, axes)`` with ``axes`` of shape ``(B, 1 + len(attributions))``;
+        column 0 shows the input.
+    """
+    from captum.attr import visualization as viz
+    from matplotlib.figure import Figure
+
+    imgs = np.asarray(images.detach().cpu().numpy() if hasattr(images, "detach") else images, dtype=float)
+    if imgs.ndim == 3:
+        imgs = imgs[:, None]
+    n_rows, n_cols = imgs.shape[0], 1 + len(attributions)
+    fig = Figure(figsize=(cell_size * n_cols, cell_size * n_rows))
+    axes = np.empty((n_rows, n_cols), dtype=object)
+    for r in range(n_rows):
+        for c in range(n_cols):
+            axes[r, c] = fig.add_subplot(n_rows, n_cols, r * n_cols + c + 1)
+    for r in range(n_rows):
+        img = _hwc(imgs[r])
+        if image_range is not None:
+            lo, hi = image_range
+            img = np.clip((img - lo) / (hi - lo), 0.0, 1.0)
+        ax = axes[r, 0]
+        ax.imshow(img[:, :, 0] if img.shape[2] == 1 else img, cmap="gray" if img.shape[2] == 1 else None,
+                  vmin=0, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if r == 0:
+            ax.set_title("input", fontsize="small")
+        if titles is not None:
+            ax.set_ylabel(str(titles[r]), fontsize="small")
+        for c, (label, attr) in enumerate(attributions.items(), start=1):
+            ax = axes[r, c]
+            a = _hwc(attr[r])
+            note = None
+            if not np.all(np.isfinite(a)):
+                note = "non-finite"
+            elif not np.any(np.abs(a) > 0):
+                note = "all zero"
+            else:
+                try:
+                    viz.visualize_image_attr(
+                        a, original_image=img, method=method, sign=sign, plt_fig_axis=(fig, ax),
+                        show_colorbar=show_colorbar, outlier_perc=outlier_perc, use_pyplot=False)
+                except AssertionError:  # e.g. sign="positive" on an all-negative map
+                    ax.clear()
+                    note = f"no {sign} values"
+            if note is not None:
+                ax.imshow(np.zeros(a.shape[:2]), cmap="gray", vmin=-1, vmax=1)
+                ax.text(0.5, 0.5, note, ha="center", va="center", transform=ax.transAxes,
+                        fontsize="x-small", color="white")
+                ax.set_xticks([])
+                ax.set_yticks([])
+            if r == 0:
+                ax.set_title(str(label), fontsize="small")
+    fig.tight_layout()
+    return fig, axes
