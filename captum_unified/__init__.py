@@ -8,11 +8,16 @@ Where things are:
 * :mod:`captum_unified.backend` — the modified chain rule (one backend for all).
 * :mod:`captum_unified.attr` — the attribution methods (Captum classes).
 * :mod:`captum_unified.perturbation` — the batched perturbation engine.
+* :mod:`captum_unified.taylor` — the Taylor framework (Deng et al. 2021).
+* :mod:`captum_unified.metrics` — Sensitivity-n and the other evaluators.
+* :mod:`captum_unified.data`, :mod:`captum_unified.models`,
+  :mod:`captum_unified.experiments` — shipped data, model zoo, reproductions.
 """
 from captum_unified._utils.common import AttributionWarning
 from captum_unified.attr import (
     DeepLiftRescale,
     EpsilonLRP,
+    ExpectedGradients,
     GradientXInput,
     IntegratedGradients,
     LayerDeepLiftRescale,
@@ -21,7 +26,10 @@ from captum_unified.attr import (
     LayerModifiedGradient,
     ModifiedGradient,
     Occlusion1,
+    OcclusionPatch,
 )
+from captum_unified import metrics, taylor
+from captum_unified.taylor import TaylorAttribution
 from captum_unified.backend import RuleContext, modified_gradients
 from captum_unified.nonlinearities import register_nonlinearity
 from captum_unified.rules import EpsilonRule, GradientRule, RescaleRule, Rule, derivative
@@ -44,6 +52,11 @@ __all__ = [
     "DeepLiftRescale",
     "IntegratedGradients",
     "Occlusion1",
+    "OcclusionPatch",
+    "ExpectedGradients",
+    "TaylorAttribution",
+    "taylor",
+    "metrics",
     "LayerModifiedGradient",
     "LayerGradientXInput",
     "LayerEpsilonLRP",

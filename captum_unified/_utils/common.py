@@ -267,7 +267,20 @@ def sum_per_sample(tensors: Tuple[Tensor, ...]) -> Tensor:
 
 
 def warn(message: str) -> None:
-    warnings.warn(message, AttributionWarning, stacklevel=3)
+    """Emit an :class:`AttributionWarning` attributed to the user's call site
+    (the first frame outside ``captum_unified`` and ``captum``)."""
+    import os
+    import sys
+
+    roots = tuple(
+        os.path.dirname(os.path.abspath(m.__file__)) + os.sep
+        for m in (sys.modules["captum_unified"], sys.modules.get("captum"))
+        if m is not None and getattr(m, "__file__", None)
+    )
+    frame, level = sys._getframe(1), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(roots):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, AttributionWarning, stacklevel=level)
 
 
 def convergence_delta(

@@ -1,6 +1,7 @@
 """Attribution methods (Captum-compatible classes), one per file in ``_core``."""
 from captum_unified.attr._core.deeplift_rescale import DeepLiftRescale
 from captum_unified.attr._core.epsilon_lrp import EpsilonLRP
+from captum_unified.attr._core.expected_gradients import ExpectedGradients
 from captum_unified.attr._core.gradient_x_input import GradientXInput
 from captum_unified.attr._core.integrated_gradients import IntegratedGradients
 from captum_unified.attr._core.layer.layer_modified_gradient import (
@@ -11,6 +12,7 @@ from captum_unified.attr._core.layer.layer_modified_gradient import (
 )
 from captum_unified.attr._core.modified_gradient import ModifiedGradient
 from captum_unified.attr._core.occlusion import Occlusion1
+from captum_unified.attr._core.occlusion_patch import OcclusionPatch
 
 __all__ = [
     "ModifiedGradient",
@@ -19,6 +21,8 @@ __all__ = [
     "DeepLiftRescale",
     "IntegratedGradients",
     "Occlusion1",
+    "OcclusionPatch",
+    "ExpectedGradients",
     "LayerModifiedGradient",
     "LayerGradientXInput",
     "LayerEpsilonLRP",
