@@ -1,0 +1,227 @@
+r"""Infidelity with square-removal perturbations (Yeh et al., NeurIPS 2019).
+
+Infidelity measures how well an attribution :math:`a` predicts the effect of
+a random perturbation :math:`I` of the input:
+
+.. math::
+
+    \operatorname{INFD}(a, f, x) = \mathbb{E}_{I}\Big[\big(I^\top a
+        - (f(x) - f(x - I))\big)^2\Big].
+
+*Square removal* draws a square :math:`Q` of side ``patch_size`` uniformly
+over the spatial positions and sets it (all channels) to the baseline
+:math:`\bar x`, giving the perturbed input :math:`\tilde x`. Yeh et al.'s
+perturbation is
+
+.. math::
+
+    I_j = x_j - \tilde x_j = \begin{cases} x_j - \bar x_j & j \in Q \\ 0 & \text{otherwise,}\end{cases}
+
+the right one for *gradient-like* attributions (Saliency: :math:`I^\top
+\nabla f` is the first-order change). Attributions already multiplied by
+:math:`x - \bar x` (Gradient * Input, Integrated Gradients, DeepLIFT,
+:math:`\epsilon`-LRP, Occlusion: every method of this package) use Captum's
+``multiply_by_inputs`` convention, :math:`I_j = (x_j - \tilde x_j) / (x_j -
+\bar x_j)`, i.e. the indicator of :math:`Q`, so that :math:`I^\top a =
+\sum_{j \in Q} a_j` is compared with :math:`f(x) - f(\tilde x)`. This is the
+default (``multiply_by_inputs=True``). With it a *complete* attribution on a
+linear model, :math:`a_j = w_j (x_j - \bar x_j)`, has infidelity 0 for every
+square.
+
+The computation itself is :func:`captum.metrics.infidelity`; this module only
+supplies the perturbation function, seeded with a private
+:class:`torch.Generator` (the global RNG is never used).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Tuple, Union
+
+import torch
+from captum.metrics import infidelity as _captum_infidelity
+from torch import Tensor
+
+from captum_unified._utils.common import format_baselines, format_inputs
+
+__all__ = ["square_removal_perturbation", "infidelity"]
+
+
+def _square_mask(x: Tensor, patch_size: int, gen: torch.Generator) -> Tensor:
+    """Bool mask ``(n, 1, ..., *spatial)`` of one random square per row of ``x``.
+
+    The spatial dims are the last two for inputs with ``dim >= 3`` (e.g.
+    ``(N, C, H, W)``: the square covers all channels) and the last one for
+    ``(N, F)`` inputs (a window of ``patch_size`` consecutive features). The
+    square lies fully inside the input: its corner is uniform over
+    ``0..H - p`` (``p = min(patch_size, H)``), so squares touching the border
+    are drawn like any other.
+    """
+    n = x.shape[0]
+    spatial = tuple(x.shape[-2:]) if x.dim() >= 3 else tuple(x.shape[-1:])
+    lead = x.dim() - 1 - len(spatial)  # channel-like dims between batch and spatial
+    mask = torch.ones((n,) + (1,) * lead + (1,) * len(spatial), dtype=torch.bool)
+    for d, size in enumerate(spatial):
+        p = min(int(patch_size), int(size))
+        start = torch.randint(0, size - p + 1, (n,), generator=gen)
+        pos = torch.arange(size)
+        inside = (pos.unsqueeze(0) >= start.unsqueeze(1)) & (pos.unsqueeze(0) < (start + p).unsqueeze(1))
+        shape = [n] + [1] * (lead + len(spatial))
+        shape[1 + lead + d] = size
+        mask = mask & inside.reshape(shape)
+    return mask.to(x.device)
+
+
+def square_removal_perturbation(
+    patch_size: int,
+    baselines: Any = 0.0,
+    seed: int = 0,
+    generator: Optional[torch.Generator] = None,
+    multiply_by_inputs: bool = True,
+) -> Callable[..., Tuple[Any, Any]]:
+    r"""Square-removal perturbation function for :func:`captum.metrics.infidelity`.
+
+    The returned ``perturb_func(inputs, baselines=None)`` follows Captum's
+    contract: it receives the (expanded, ``n_perturb_samples`` copies per
+    sample) inputs and returns ``(perturbations, perturbed_inputs)``. For each
+    row a square :math:`Q` of side ``patch_size`` is drawn on the spatial dims
+    (the last two dims of an ``(N, C, H, W)`` input, all channels; a window of
+    ``patch_size`` features for ``(N, F)`` inputs) and
+
+    .. math::
+
+        \tilde x = x \text{ with } x_Q = \bar x_Q, \qquad I = x - \tilde x,
+
+    which is Captum's sign convention: infidelity is
+    :math:`\mathbb{E}[(I^\top a - (f(x) - f(\tilde x)))^2]` with :math:`x - I = \tilde x`
+    (``multiply_by_inputs=False``, Yeh et al.'s perturbation for gradient-like
+    attributions). With ``multiply_by_inputs=True`` (default) the perturbation
+    returned is :math:`(x - \tilde x) / (x - \bar x)`, the indicator of the
+    square (0 where :math:`x_j = \bar x_j`), as Captum's
+    ``infidelity_perturb_func_decorator(True)`` computes it for attributions
+    multiplied by :math:`x - \bar x`. With several input tensors every tensor
+    gets its own square.
+
+    Args:
+        patch_size: side of the square (clipped to the spatial size).
+        baselines: the value :math:`\bar x` of removed features (number, tensor
+            broadcastable to one sample or to the expanded batch, or a tuple
+            with one per input). Baselines given to
+            :func:`captum.metrics.infidelity` (passed on to the function) take
+            precedence.
+        seed: seed of the private generator made when ``generator`` is None.
+        generator: a CPU :class:`torch.Generator` to draw the squares from.
+            The global RNG is never used. The generator advances with every
+            call, so build a new function (or reseed) to repeat a run.
+        multiply_by_inputs: return the indicator perturbation (for
+            attributions multiplied by :math:`x - \bar x`) rather than
+            :math:`x - \tilde x` (for gradients).
+
+    Returns:
+        ``perturb_func(inputs, baselines=None) -> (perturbations, perturbed_inputs)``,
+        a tensor pair for a tensor input and a tuple pair for a tuple input.
+    """
+    if int(patch_size) < 1:
+        raise ValueError(f"patch_size must be >= 1, got {patch_size}.")
+    gen = generator
+    if gen is None:
+        gen = torch.Generator(device="cpu")
+        gen.manual_seed(int(seed))
+    default_baselines = baselines
+
+    def perturb_func(inputs: Union[Tensor, Tuple[Tensor, ...]], baselines: Any = None):
+        is_tensor = isinstance(inputs, Tensor)
+        xs = format_inputs(inputs)
+        base = default_baselines if baselines is None else baselines
+        if not isinstance(base, tuple):
+            base = (base,) * len(xs) if isinstance(base, (int, float)) else (base,)
+        if len(base) != len(xs):
+            raise ValueError(f"{len(xs)} input tensor(s) but {len(base)} baselines: give one per input.")
+        bs = []
+        for x, b in zip(xs, base):
+            b = torch.as_tensor(b, dtype=x.dtype, device=x.device)
+            if b.dim() == x.dim() - 1 and b.dim() > 0:
+                b = b.unsqueeze(0)
+            bs.append(torch.broadcast_to(b, x.shape))
+        perturbations, perturbed = [], []
+        for x, b in zip(xs, bs):
+            m = _square_mask(x, patch_size, gen)
+            xp = torch.where(m, b, x)
+            perturbed.append(xp)
+            diff = x - xp
+            if multiply_by_inputs:
+                diff = torch.where(m & (x != b), torch.ones_like(x), torch.zeros_like(x))
+            perturbations.append(diff)
+        if is_tensor:
+            return perturbations[0], perturbed[0]
+        return tuple(perturbations), tuple(perturbed)
+
+    return perturb_func
+
+
+def infidelity(
+    forward_func: Callable,
+    inputs: Any,
+    attributions: Any,
+    patch_size: int = 4,
+    n_perturb_samples: int = 10,
+    baselines: Any = 0.0,
+    target: Any = None,
+    additional_forward_args: Any = None,
+    max_examples_per_batch: Optional[int] = None,
+    normalize: bool = False,
+    seed: int = 0,
+    multiply_by_inputs: bool = True,
+) -> Tensor:
+    r"""Infidelity of attributions under random square removal (Yeh et al. 2019).
+
+    .. math::
+
+        \operatorname{INFD}(a, f, x) = \frac{1}{T}\sum_{t=1}^{T}
+            \big(I_t^\top a - (f(x) - f(x - I_t))\big)^2,
+
+    with :math:`T` = ``n_perturb_samples`` squares :math:`I_t` from
+    :func:`square_removal_perturbation` (:math:`x - I_t` stands for the input
+    with the square set to the baseline). This is
+    :func:`captum.metrics.infidelity` with that perturbation; the result is the
+    same as calling Captum directly with
+    ``square_removal_perturbation(patch_size, seed=seed,
+    multiply_by_inputs=multiply_by_inputs)`` and the same ``baselines``.
+
+    Args:
+        forward_func: the model (or any callable).
+        inputs: tensor or tuple of tensors, batch first.
+        attributions: attributions of ``inputs`` (same shapes).
+        patch_size: side of the removed square.
+        n_perturb_samples: squares per sample :math:`T`.
+        baselines: value of removed features :math:`\bar x` (default 0).
+        target: output index to explain (Captum format).
+        additional_forward_args: extra model arguments, not perturbed.
+        max_examples_per_batch: bound on rows per forward pass (Captum's argument).
+        normalize: scale the attributions by the optimal
+            :math:`\beta = \mathbb{E}[I^\top a\,\Delta f] / \mathbb{E}[(I^\top a)^2]`
+            first (Captum's ``normalize``), making the score scale-invariant.
+        seed: seeds the private generator of the squares (global RNG untouched).
+        multiply_by_inputs: True (default) for attributions multiplied by
+            :math:`x - \bar x` (all methods of this package): :math:`I^\top a`
+            is the sum of the attributions in the square. False for
+            gradient-like attributions: :math:`I = x - \tilde x` (Yeh et al.).
+
+    Returns:
+        Tensor of shape ``(batch,)``: the infidelity of each sample.
+    """
+    xs = format_inputs(inputs)
+    # One baseline tensor per input, (1 or batch, ...); Captum repeats per-sample
+    # baselines for the expanded batch and hands them to the perturbation.
+    bs = format_baselines(baselines, xs)
+    perturb_func = square_removal_perturbation(patch_size, seed=seed, multiply_by_inputs=multiply_by_inputs)
+    return _captum_infidelity(
+        forward_func,
+        perturb_func,
+        inputs,
+        attributions,
+        baselines=bs if len(bs) > 1 else bs[0],
+        additional_forward_args=additional_forward_args,
+        target=target,
+        n_perturb_samples=int(n_perturb_samples),
+        max_examples_per_batch=max_examples_per_batch,
+        normalize=normalize,
+    )
