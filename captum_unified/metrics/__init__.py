@@ -3,12 +3,15 @@ infidelity with square removal (Yeh et al. 2019), region perturbation (Samek et
 al. 2016) and an evaluation runner writing tidy rows."""
 from captum_unified.metrics.infidelity import infidelity, square_removal_perturbation
 from captum_unified.metrics.region_perturbation import RegionPerturbationResult, region_perturbation
+from captum_unified.metrics.runner import FIELDS, evaluate
 from captum_unified.metrics.sensitivity_n import SensitivityNResult, default_n_list, sensitivity_n
 
 __all__ = [
+    "FIELDS",
     "RegionPerturbationResult",
     "SensitivityNResult",
     "default_n_list",
+    "evaluate",
     "infidelity",
     "region_perturbation",
     "sensitivity_n",
