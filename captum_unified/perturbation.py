@@ -91,11 +91,19 @@ def iter_perturbed_outputs(
     chunk: int = 1,
     show_progress: bool = False,
     desc: str = "Perturbations",
+    unchanged_output: Optional[Tensor] = None,
 ) -> Iterator[Tuple[int, int, Tuple[Tensor, ...], Tensor]]:
     """Yield ``(start, stop, masks, outputs)`` for consecutive chunks of masks.
 
     ``outputs`` has shape ``(stop - start, batch)``: the selected output of each
     sample with the features under each mask set to the baseline.
+
+    If ``unchanged_output`` (shape ``(batch,)``, the selected output at the
+    unperturbed inputs) is given, a perturbed copy that equals its input
+    exactly (every masked feature already holds its baseline value, e.g. the
+    black background of an image under a zero baseline) is not sent through the
+    model: its output is ``unchanged_output``. The model must then be
+    deterministic (no dropout in training mode).
     """
     batch = inputs[0].shape[0]
     bar = None
@@ -115,11 +123,49 @@ def iter_perturbed_outputs(
                 )
                 args = expand_additional_args(additional_args, k) if k > 1 else additional_args
                 tgt = expand_target(target, k) if k > 1 else target
-                raw = forward_func(*perturbed, *args)
-                out = select_target(raw, tgt, k * batch).reshape(k, batch)
+                rows = None
+                if unchanged_output is not None:
+                    rows = _changed_rows(inputs, baselines, m, k, batch)
+                if rows is None:
+                    raw = forward_func(*perturbed, *args)
+                    out = select_target(raw, tgt, k * batch).reshape(k, batch)
+                else:
+                    out = unchanged_output.unsqueeze(0).repeat(k, 1).reshape(-1)
+                    if rows.numel():
+                        sub_args = tuple(_take_rows(a, rows, k * batch) for a in args)
+                        raw = forward_func(*(p[rows] for p in perturbed), *sub_args)
+                        out[rows] = select_target(raw, _take_target(tgt, rows, k * batch), rows.numel()).to(out.dtype)
+                    out = out.reshape(k, batch)
                 yield start, stop, m, out
                 if bar is not None:
                     bar.update(k)
     finally:
         if bar is not None:
             bar.close()
+
+
+def _changed_rows(inputs, baselines, masks, k: int, batch: int) -> Optional[Tensor]:
+    """Indices of the ``k * batch`` perturbed rows that differ from their input,
+    or ``None`` when all of them do (then the plain path is used)."""
+    changed = torch.zeros(k, batch, dtype=torch.bool, device=inputs[0].device)
+    for x, b, mi in zip(inputs, baselines, masks):
+        d = mi & (x != b).unsqueeze(0)
+        differs = d.reshape(k, d.shape[1], -1).any(-1)
+        changed |= differs.expand(k, batch)
+    if bool(changed.all()):
+        return None
+    return changed.reshape(-1).nonzero().squeeze(1)
+
+
+def _take_rows(arg: Any, rows: Tensor, n_rows: int) -> Any:
+    if isinstance(arg, Tensor) and arg.dim() > 0 and arg.shape[0] == n_rows:
+        return arg[rows]
+    return arg
+
+
+def _take_target(target: Any, rows: Tensor, n_rows: int) -> Any:
+    if isinstance(target, list) and len(target) == n_rows:
+        return [target[i] for i in rows.tolist()]
+    if isinstance(target, Tensor) and target.numel() == n_rows and target.dim() == 1:
+        return target[rows]
+    return target

@@ -6,13 +6,16 @@ from pathlib import Path
 
 import pytest
 
-TUTORIALS = sorted((Path(__file__).resolve().parents[1] / "tutorials").glob("*.py"))
+ROOT = Path(__file__).resolve().parents[1]
+TUTORIALS = sorted((ROOT / "tutorials").glob("*.py"))
 
 
 @pytest.mark.parametrize("script", TUTORIALS, ids=[p.name for p in TUTORIALS])
 def test_tutorial_runs(script, tmp_path):
     env = dict(os.environ, CAPTUM_UNIFIED_QUICK="1", CAPTUM_UNIFIED_CACHE=str(tmp_path / "cache"),
-               MPLBACKEND="Agg")
+               MPLBACKEND="Agg",
+               # run against this checkout, whatever copy of the package is installed
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     r = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]

@@ -49,6 +49,9 @@ def ablate_groups(
     r"""Attribution of a partition: every feature of group :math:`G_k` receives
     :math:`S_c(x) - S_c(x_{[G_k = \bar x]})`.
 
+    A group whose features already equal their baseline changes nothing: its
+    attribution is exactly 0 and it costs no forward pass.
+
     Args:
         groups: per input, integer group ids of shape ``(1 or batch, *x.shape[1:])``;
             ids run over ``0..n_groups-1`` across inputs, negative ids are never
@@ -61,7 +64,7 @@ def ablate_groups(
     diffs = torch.empty(n_groups, batch, dtype=original.dtype, device=original.device)
     for start, stop, _, out in iter_perturbed_outputs(
         forward_func, inputs, baselines, group_masks(groups), n_groups,
-        target, additional_args, chunk, show_progress, desc,
+        target, additional_args, chunk, show_progress, desc, unchanged_output=original,
     ):
         diffs[start:stop] = original.unsqueeze(0) - out
     attrs = []
