@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reproduce", help="run a paper's experiment pipeline")
     p.add_argument("paper", choices=["ancona", "deng"])
-    p.add_argument("--samples", type=int, default=None, help="test digits to explain (default 100)")
+    p.add_argument("--samples", type=int, default=None, help="test digits to explain (default 100; ancona 50)")
     p.add_argument("--subsets", type=int, default=None, help="random subsets per n for Sensitivity-n (default 100)")
     p.add_argument("--out", default="results", help="output folder for CSV and report")
     _add_common(p)
@@ -129,6 +129,11 @@ def _cmd_reproduce(args) -> int:
     from captum_unified.experiments import ancona, deng
 
     cfg = _config(args)
+    if args.paper == "ancona":  # Ancona's own default sizes where not given on the command line
+        quick = args.quick or os.environ.get("CAPTUM_UNIFIED_QUICK") == "1"
+        for k, v in (ancona.QUICK_DEFAULTS if quick else ancona.DEFAULTS).items():
+            if getattr(args, k, None) is None:
+                setattr(cfg, k, v)
     paths = {"ancona": ancona.run, "deng": deng.run}[args.paper](cfg)
     for k, v in paths.items():
         print(f"{k}: {v}")
