@@ -74,14 +74,23 @@ def plot_sensitivity_n(
 
     Args:
         results: ``method label -> (n_list, mean_correlation)`` or
-            ``method label -> SensitivityNResult`` (its ``n`` and ``mean`` are used).
+            ``method label -> SensitivityNResult`` (its ``n`` and ``mean`` are
+            used). Known labels (``"Gradient*Input"``/``"GI"``,
+            ``"Integrated Gradients"``/``"IG"``, ``"epsilon-LRP"``/``"LRP"``,
+            ``"DeepLIFT (Rescale)"``/``"DeepLIFT"``, ``"Occlusion-1"``; any
+            case) get a fixed colour and marker; others follow the default
+            colour cycle.
         ax: a matplotlib ``Axes`` to draw on; default a new figure (not pyplot-managed).
         title: axes title.
         ylim: y limits (default ``(-0.05, 1.02)``; ``None`` leaves them automatic).
         legend: draw a legend.
 
     Returns:
-        ``(fig, ax)``. The x axis (``n``, the subset size) is logarithmic.
+        ``(fig, ax)``. The x axis (``n``, the subset size) is logarithmic. NaN
+        points (e.g. the per-sample mean at ``n = N``) leave a gap.
+
+    Raises:
+        ValueError: ``n`` and the correlations of an entry differ in shape.
     """
     fig, ax = _new_axes(ax)
     for i, (label, value) in enumerate(results.items()):
@@ -111,12 +120,23 @@ def plot_region_perturbation(
     """Region-perturbation curves (Samek et al. 2016; Ancona et al. 2018, Fig. 3c).
 
     Args:
-        curves: ``label -> (steps, mean curve)``; e.g. ``"IG (+)"`` for most
-            relevant first and ``"IG (-)"`` for least relevant first.
-        ax: a matplotlib ``Axes``; default a new figure.
+        curves: ``label -> (steps, mean curve)`` (tensors, arrays or lists of
+            equal length), e.g. ``(result.k, result.curves.mean(0))`` of a
+            :class:`~captum_unified.metrics.RegionPerturbationResult`;
+            ``"IG (+)"`` for most relevant first and ``"IG (-)"`` for least
+            relevant first, as in Ancona et al.'s Figure 3c.
+        ax: a matplotlib ``Axes`` to draw on; default a new figure (not
+            pyplot-managed).
+        title: axes title.
+        xlabel: x-axis label.
+        ylabel: y-axis label.
+        legend: draw a legend.
 
     Returns:
         ``(fig, ax)``, one line per entry of ``curves`` (linear axes).
+
+    Raises:
+        ValueError: the steps and the curve of an entry differ in shape.
     """
     fig, ax = _new_axes(ax)
     for i, (label, value) in enumerate(curves.items()):
@@ -163,12 +183,20 @@ def plot_attribution_grid(
     Args:
         images: ``(B, C, H, W)`` tensor/array of inputs (used for blended methods
             and the first column).
-        attributions: ``method label -> (B, C, H, W)`` attributions.
-        method, sign, show_colorbar, outlier_perc: passed to ``visualize_image_attr``.
-        image_range: the value range of ``images`` (rescaled to [0, 1] for
-            display); ``None`` leaves them as they are.
+        attributions: ``method label -> (B, C, H, W)`` attributions
+            (``(B, H, W)`` is taken as one channel).
+        method: Captum's visualisation method (``"heat_map"``,
+            ``"blended_heat_map"``, ``"masked_image"``, ...), passed to
+            ``visualize_image_attr``.
+        sign: ``"all"``, ``"positive"``, ``"negative"`` or
+            ``"absolute_value"``, passed on.
+        image_range: the value range of ``images`` (rescaled to [0, 1] and
+            clipped for display); ``None`` leaves them as they are.
+        show_colorbar: passed on.
         titles: optional row labels (one per sample).
         cell_size: inches per panel.
+        outlier_perc: percentile of the largest values clipped by Captum's
+            normalisation, passed on.
 
     Returns:
         ``(fig, axes)`` with ``axes`` of shape ``(B, 1 + len(attributions))``;

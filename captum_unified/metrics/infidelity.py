@@ -101,7 +101,11 @@ def square_removal_perturbation(
     gets its own square.
 
     Args:
-        patch_size: side of the square (clipped to the spatial size).
+        patch_size: side of the square (clipped to the spatial size). The
+            square lies fully inside the input, its corner uniform over the
+            valid positions. Any input with 3 or more dims has its last two
+            dims taken as spatial (so an ``(N, C, L)`` sequence gets a
+            ``p x p`` block over channels and positions).
         baselines: the value :math:`\bar x` of removed features (number, tensor
             broadcastable to one sample or to the expanded batch, or a tuple
             with one per input). Baselines given to
@@ -118,6 +122,10 @@ def square_removal_perturbation(
     Returns:
         ``perturb_func(inputs, baselines=None) -> (perturbations, perturbed_inputs)``,
         a tensor pair for a tensor input and a tuple pair for a tuple input.
+
+    Raises:
+        ValueError: ``patch_size < 1``; (when called) the number of baselines
+            does not match the number of input tensors.
     """
     if int(patch_size) < 1:
         raise ValueError(f"patch_size must be >= 1, got {patch_size}.")
@@ -206,7 +214,9 @@ def infidelity(
             gradient-like attributions: :math:`I = x - \tilde x` (Yeh et al.).
 
     Returns:
-        Tensor of shape ``(batch,)``: the infidelity of each sample.
+        Tensor of shape ``(batch,)``: the infidelity of each sample (Captum's
+        return value). Lower is better; with ``normalize=False`` it scales
+        with the square of the output.
     """
     xs = format_inputs(inputs)
     # One baseline tensor per input, (1 or batch, ...); Captum repeats per-sample

@@ -70,7 +70,12 @@ class RegionPerturbationResult:
     ranking: Tensor
 
     def to_dict(self) -> Dict[str, Any]:
-        """Plain-Python summary (lists)."""
+        """Plain-Python summary (lists, JSON-ready).
+
+        Returns:
+            ``{"k", "order", "curves", "aopc"}``; ``curves`` is a list of
+            per-sample lists. ``ranking`` is left out.
+        """
         return {
             "k": list(self.k),
             "order": self.order,
@@ -148,8 +153,10 @@ def region_perturbation(
         show_progress: show a tqdm progress bar.
 
     Returns:
-        :class:`RegionPerturbationResult` with ``curves`` ``(batch, len(k))``,
-        ``k``, ``aopc`` and ``ranking``.
+        :class:`RegionPerturbationResult` with ``curves`` ``(batch, len(k))``
+        (the dtype of the model output), ``k``, ``aopc`` (float64: the mean
+        over all columns, column 0 included, of ``curves[:, 0] - curves``) and
+        ``ranking``.
     """
     if order not in _ORDERS:
         raise ValueError(f"order must be one of {_ORDERS}, got {order!r}.")

@@ -10,8 +10,8 @@ Each row is one number:
   ``(sample, subset)`` pairs of the whole data set together, defined also at
   ``n = N`` where the per-sample one is not.
 
-The mean curve of the paper (Ancona et al. 2018, Fig. 3) is the mean of the
-per-sample rows of one method grouped by ``n``.
+The mean curve of the paper (Ancona et al. 2018, Fig. 4) is the mean of the
+per-sample rows of one method grouped by ``n`` (NaN rows left out).
 """
 from __future__ import annotations
 
@@ -139,19 +139,27 @@ def evaluate(
         \rho_n^{\text{pooled}} = \operatorname{PCC}_{i, t}\Big(\sum_{j \in S_{i,t}} R_j(x_i),\;
         S_c(x_i) - S_c(x_{i,[x_{S_{i,t}} = \bar x_{S_{i,t}}]})\Big).
 
-    The subsets depend on ``seed`` and the batch index only, never on the
-    method, so all methods are scored on the same subsets. The model is used as
-    given (call ``model.eval()`` first).
+    Batch ``b`` is scored with ``sensitivity_n(..., seed=seed * 1_000_003 + b)``:
+    the subsets depend on ``seed``, the batch index and the batch shape, never
+    on the method, so all methods are scored on the same subsets (and another
+    ``batch_size`` gives other subsets). The model is used as given (call
+    ``model.eval()`` first).
 
     Resuming: with ``csv_path`` the rows of each method are appended to the
-    file as soon as the method is done (its pooled rows last). When the file
-    exists, methods whose rows are complete are not recomputed: their rows are
-    read back (exact floats) and returned in place; rows of an unfinished
-    method are dropped and recomputed. Resume with the same settings.
+    file as soon as the method is done (its pooled rows last, then flush and
+    ``fsync``). When the file exists, a method with a pooled row in it counts
+    as finished and is not recomputed: its rows are read back (floats
+    round-trip exactly; ``nan`` stays NaN) and returned in place. The rows of a
+    method without pooled rows (a run stopped during its block) are dropped
+    from the file and recomputed, as is every method not in the file. The
+    settings (``n_list``, ``n_subsets``, ``seed``, data) are not stored:
+    resume with the same ones. A file with other columns raises
+    ``ValueError``.
 
     Args:
         forward_func: the model.
-        methods: ``name -> method``; a method is a callable
+        methods: ``name -> method`` (names are the ``method`` column); a
+            method is a callable
             ``(inputs, target) -> attributions`` or an attribution object
             (Captum's or this package's) whose ``.attribute(inputs, target=...)``
             is called.
@@ -173,8 +181,17 @@ def evaluate(
         max_memory_mb: bound on the memory of one perturbed batch.
 
     Returns:
-        The rows, per method in the order of ``methods``: per ``n``, the
-        per-sample rows in data order, then the pooled rows.
+        The rows (dicts with the keys :data:`FIELDS`), per method in the order
+        of ``methods``: per ``n``, the per-sample rows in data order, then the
+        pooled rows, one per ``n``. ``correlation`` is a float, NaN where
+        undefined (e.g. every per-sample row at ``n = N``).
+
+    Raises:
+        ValueError: ``methods`` or ``data`` is empty, a tensor pair has
+            different numbers of inputs and labels, or ``csv_path`` holds
+            other columns.
+        TypeError: a batch of ``data`` is not an ``(inputs, labels)`` pair,
+            or a method is neither callable nor has ``.attribute``.
     """
     if not methods:
         raise ValueError("methods is empty: give at least one name -> method.")

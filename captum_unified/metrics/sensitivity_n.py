@@ -75,7 +75,12 @@ class SensitivityNResult:
     output_changes: Tensor = field(repr=False)
 
     def to_dict(self) -> Dict[str, Any]:
-        """Plain-Python summary: ``{"n", "mean", "n_nan", "correlations"}`` as lists."""
+        """Plain-Python summary (lists, JSON-ready).
+
+        Returns:
+            ``{"n", "mean", "n_nan", "pooled", "correlations"}``, each a list
+            (``correlations`` a list of per-sample lists); NaN stays ``nan``.
+        """
         return {
             "n": list(self.n),
             "mean": self.mean.tolist(),
@@ -91,7 +96,26 @@ class SensitivityNResult:
 def default_n_list(n_features: int, num: int = 16, max_fraction: float = 0.8) -> List[int]:
     r"""Log-spaced subset sizes from 1 to ``max_fraction * n_features`` (unique ints).
 
-    Example: ``default_n_list(784)`` gives 1, 2, 3, 4, 6, 8, ... up to 627.
+    ``num`` values are spaced evenly on a log scale between 1 and
+    ``floor(max_fraction * n_features)``, rounded to integers; duplicates
+    (frequent at the small end) are dropped, so the list can be shorter than
+    ``num``. ``n = N`` is not included: add it yourself and read the
+    ``pooled`` correlation there (the per-sample one is undefined).
+
+    For example ``default_n_list(784)`` is ``[1, 2, 4, 6, 9, 13, 20, 31, 48, 73,
+    113, 173, 266, 408, 627]`` (15 sizes); ``default_n_list(64)`` is ``[1, 2,
+    3, 4, 5, 6, 8, 11, 14, 18, 23, 30, 39, 51]``.
+
+    Args:
+        n_features: the number of features (groups) ``N``, at least 1.
+        num: how many log-spaced values to draw before rounding (an upper bound
+            on the length of the list).
+        max_fraction: the largest size as a fraction of ``N`` (Ancona et al.:
+            "about 80%").
+
+    Returns:
+        The sorted list of distinct subset sizes, each in ``1..N``; ``[1]``
+        when ``max_fraction * N < 2``.
     """
     if n_features < 1:
         raise ValueError("n_features must be >= 1.")
@@ -108,6 +132,19 @@ def pearson(a: Tensor, b: Tensor, dim: int = 0, rtol: Optional[float] = None) ->
     A side counts as constant when its standard deviation is at most ``rtol``
     times its mean absolute value (rounding noise of a constant sum), or zero.
     ``rtol`` defaults to ``100 * eps`` of the inputs' dtype (float32: ~1.2e-5).
+    The computation is in float64 and the result is clipped to ``[-1, 1]``.
+
+    Args:
+        a: first tensor.
+        b: second tensor, same shape as ``a``.
+        dim: the dimension to correlate along (the paired observations).
+        rtol: relative tolerance of the constant test (see above); default
+            ``100 * eps`` of ``a``'s dtype (float32 when ``a`` is not floating).
+
+    Returns:
+        The correlation, a float64 tensor of the shape of ``a`` without
+        ``dim``, NaN where ``a`` or ``b`` is constant along ``dim``. No
+        warning is raised here (:func:`sensitivity_n` warns).
     """
     if rtol is None:
         rtol = 100 * torch.finfo(a.dtype if a.is_floating_point() else torch.float32).eps
@@ -165,17 +202,24 @@ def sensitivity_n(
         \rho_n(x) = \operatorname{PCC}_t\Big(\sum_{i \in S_t} R_i,\;
         S_c(x) - S_c(x_{[x_{S_t} = \bar x_{S_t}]})\Big).
 
+    Each subset is drawn uniformly without replacement among the ``N``
+    features (groups); the ``n_subsets`` subsets of a sample are drawn
+    independently, so for ``n`` close to ``N`` the same subset can occur
+    twice. A group's attribution :math:`R_g` is the sum of the attributions
+    of its features, and removing it sets all its features to the baseline.
     All perturbed copies go through the batched perturbation engine
     (:func:`captum_unified.perturbation.iter_perturbed_outputs`), under
-    ``torch.no_grad``.
+    ``torch.no_grad``; the engine's batch bounds change the speed, not the
+    numbers (up to floating-point rounding in the model).
 
     Args:
         forward_func: the model (or any callable) returning ``(batch, ...)`` outputs.
         inputs: tensor or tuple of tensors, batch first.
         attributions: attributions of ``inputs`` (same shapes), from Captum or
             this package.
-        n: a subset size or a list of sizes. Default: :func:`default_n_list`,
-            log-spaced from 1 to 80% of the number of features.
+        n: a subset size or a list of sizes, each in ``1..N``. Default:
+            :func:`default_n_list` of ``N``, log-spaced from 1 to 80% of the
+            number of features.
         baselines: the value :math:`\bar x` that removed features take (Captum
             format: number, tensor or tuple). Default 0.
         target: output index to explain (Captum format).
@@ -183,10 +227,20 @@ def sensitivity_n(
         feature_mask: Captum-style integer group ids per input; a group is one
             "feature": its attributions are summed and its features are removed
             together (for images, ``(1, 1, H, W)`` ids make a pixel with all its
-            channels one feature). Default: every scalar is a feature.
+            channels one feature). Equal ids in different input tensors form
+            one group; negative ids are never removed and their attributions
+            are ignored. ``N`` is the number of distinct non-negative ids in
+            the whole mask; with a per-sample mask (batch dimension > 1) a
+            sample that lacks some of the ids can draw them, and they remove
+            nothing (fewer than ``n`` groups are then removed from it).
+            Default: every scalar is a feature.
         n_subsets: subsets per sample and size (the paper uses 100).
-        seed: seeds a private ``torch.Generator`` (the global RNG is untouched);
-            same seed, same subsets, same numbers.
+        seed: seeds a private ``torch.Generator`` per ``n`` (the global RNG
+            is untouched); same seed, same subsets, same numbers. The subsets
+            of one ``n`` depend on ``seed``, ``n``, the batch size and ``N``,
+            not on the other sizes asked for nor on the attributions, so
+            methods scored on the same batch with the same seed share their
+            subsets.
         perturbations_per_eval: perturbed copies of the batch per forward pass
             (Captum's argument); overrides the two bounds below.
         max_batch_size: bound on rows per forward pass.
