@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=None, help="test digits to explain (default 100; ancona 50)")
     p.add_argument("--subsets", type=int, default=None, help="random subsets per n for Sensitivity-n (default 100)")
     p.add_argument("--out", default="results", help="output folder for CSV and report")
+    p.add_argument("--baseline", type=float, default=None,
+                   help="value of removed pixels and of the reference input (default: ancona 0, "
+                        "the paper's zero; deng -1, the black background of [-1, 1] pixels)")
     _add_common(p)
     return parser
 
@@ -78,7 +81,7 @@ def _cmd_train(args) -> int:
 
     cfg = _config(args)
     model, acc = load_or_train(args.model, args.activation, cache_dir=cfg.cache_dir, epochs=cfg.epochs,
-                               seed=cfg.seed, n_train=cfg.n_train, show_progress=cfg.show_progress)
+                               batch_size=cfg.batch_size, seed=cfg.seed, n_train=cfg.n_train, show_progress=cfg.show_progress)
     print(f"{args.model} ({args.activation or 'default activation'}): test accuracy {acc:.4f}; "
           f"cache {cfg.cache_dir or default_cache_dir()}")
     return 0
@@ -98,7 +101,7 @@ def _cmd_attribute(args) -> int:
     cfg = _config(args)
     data = load_mnist(n=cfg.n_train, seed=cfg.seed)
     model, acc = load_or_train(args.model, args.activation, cache_dir=cfg.cache_dir, epochs=cfg.epochs,
-                               seed=cfg.seed, n_train=cfg.n_train, data=data,
+                               batch_size=cfg.batch_size, seed=cfg.seed, n_train=cfg.n_train, data=data,
                                show_progress=cfg.show_progress)
     for p in model.parameters():
         p.requires_grad_(False)
@@ -129,12 +132,13 @@ def _cmd_reproduce(args) -> int:
     from captum_unified.experiments import ancona, deng
 
     cfg = _config(args)
-    if args.paper == "ancona":  # Ancona's own default sizes where not given on the command line
-        quick = args.quick or os.environ.get("CAPTUM_UNIFIED_QUICK") == "1"
-        for k, v in (ancona.QUICK_DEFAULTS if quick else ancona.DEFAULTS).items():
-            if getattr(args, k, None) is None:
-                setattr(cfg, k, v)
-    paths = {"ancona": ancona.run, "deng": deng.run}[args.paper](cfg)
+    module = {"ancona": ancona, "deng": deng}[args.paper]
+    # each pipeline's own default sizes, where not given on the command line
+    quick = args.quick or os.environ.get("CAPTUM_UNIFIED_QUICK") == "1"
+    for k, v in (module.QUICK_DEFAULTS if quick else module.DEFAULTS).items():
+        if getattr(args, k, None) is None:
+            setattr(cfg, k, v)
+    paths = module.run(cfg)
     for k, v in paths.items():
         print(f"{k}: {v}")
     return 0

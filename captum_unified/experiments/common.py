@@ -32,6 +32,7 @@ class ExperimentConfig:
     samples: int = 100
     subsets: int = 100
     epochs: int = 5
+    batch_size: int = 128
     seed: int = 0
     n_train: Optional[int] = None
     cache_dir: Optional[str] = None
@@ -43,7 +44,7 @@ class ExperimentConfig:
 
     @classmethod
     def quick(cls, **kw) -> "ExperimentConfig":
-        base = dict(samples=4, subsets=8, epochs=1, n_train=300, ig_steps=16)
+        base = dict(samples=4, subsets=8, epochs=1, n_train=300, ig_steps=16, batch_size=32)
         base.update({k: v for k, v in kw.items() if v is not None})
         return cls(**base)
 
