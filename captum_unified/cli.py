@@ -70,7 +70,8 @@ def _config(args):
 
     kw = dict(samples=getattr(args, "samples", None), subsets=getattr(args, "subsets", None),
               epochs=args.epochs, seed=args.seed, n_train=args.n_train, cache_dir=args.cache_dir,
-              out=getattr(args, "out", "results"), show_progress=not args.no_progress)
+              out=getattr(args, "out", "results"), show_progress=not args.no_progress,
+              baseline=getattr(args, "baseline", None))
     if args.quick or os.environ.get("CAPTUM_UNIFIED_QUICK") == "1":
         return ExperimentConfig.quick(**kw)
     return ExperimentConfig(**{k: v for k, v in kw.items() if v is not None})

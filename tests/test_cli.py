@@ -59,3 +59,24 @@ def test_missing_optional_dependency_message(monkeypatch, tmp_path, capsys):
     rc = cli.main(["attribute", "--quick", "--no-progress", "--cache-dir", str(tmp_path)])
     assert rc == 2
     assert "pip install mlxtend" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("paper", ["ancona", "deng"])
+def test_reproduce_options_reach_the_pipeline(monkeypatch, paper, tmp_path):
+    from captum_unified.experiments import ancona, deng
+
+    module = {"ancona": ancona, "deng": deng}[paper]
+    seen = {}
+
+    def fake_run(cfg):
+        seen["cfg"] = cfg
+        return {}
+
+    monkeypatch.setattr(module, "run", fake_run)
+    assert cli.main(["reproduce", paper, "--quick", "--no-progress", "--out", str(tmp_path),
+                     "--baseline", "0.25", "--samples", "3"]) == 0
+    cfg = seen["cfg"]
+    assert cfg.baseline == 0.25 and cfg.samples == 3
+    assert cfg.subsets == module.QUICK_DEFAULTS["subsets"]  # the pipeline's own quick size
+    assert cli.main(["reproduce", paper, "--no-progress", "--out", str(tmp_path)]) == 0
+    assert seen["cfg"].baseline == module.DEFAULTS["baseline"]
