@@ -142,3 +142,27 @@ def test_deng_second_order_infidelity_below_first(deng):
     assert {m for m, _ in inf} == {"C-sg", "C-sp"}
     for model in ("C-sg", "C-sp"):
         assert inf[(model, 2)] < inf[(model, 1)], (model, inf)
+
+
+def test_ancona_per_model_training_settings_reach_load_or_train(monkeypatch, tmp_path):
+    from captum_unified.experiments import ancona
+    from captum_unified.experiments.common import ExperimentConfig
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake(name, act, **kw):
+        seen.append((name, act, kw))
+        raise Stop
+
+    monkeypatch.setattr(ancona, "load_or_train", fake)
+    cfg = ExperimentConfig.quick(out=str(tmp_path), show_progress=False)
+    for key in (("ancona_cnn", "sigmoid"), ("ancona_mlp", "relu")):
+        with pytest.raises(Stop):
+            ancona.run(cfg, models=[key])
+    (_, _, sig), (_, _, relu) = seen
+    assert sig["lr"] == ancona.TRAINING[("ancona_cnn", "sigmoid")]["lr"]
+    assert sig["batch_size"] == ancona.TRAINING[("ancona_cnn", "sigmoid")]["batch_size"]
+    assert "lr" not in relu and relu["batch_size"] == cfg.batch_size

@@ -145,7 +145,7 @@ def run(cfg: ExperimentConfig, models: Optional[List[tuple]] = None) -> Dict[str
         if name == "linear":
             model, acc = _linear_model(data, cfg.seed, cfg.epochs)
         else:
-            kw = dict(batch_size=cfg.batch_size, **TRAINING.get((name, act), {}))
+            kw = {"batch_size": cfg.batch_size, **TRAINING.get((name, act), {})}
             model, acc = load_or_train(name, act, cache_dir=cfg.cache_dir, epochs=cfg.epochs, seed=cfg.seed,
                                        n_train=cfg.n_train, data=data, show_progress=cfg.show_progress, **kw)
         accs[(name, act)] = acc
