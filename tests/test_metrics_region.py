@@ -81,3 +81,25 @@ def test_bad_arguments():
         region_perturbation(model, x, x, target=0, n_steps=[3, 2])
     with pytest.raises(ValueError):
         region_perturbation(model, x, x, target=0, n_steps=[40])
+
+
+def test_per_sample_masks_rank_own_groups():
+    # sample 0 has 4 groups of 2 features, sample 1 has 8 groups of 1 (a
+    # per-sample mask, as Captum's FeatureAblation accepts). All attributions
+    # are negative: ids a sample lacks (sum 0) must not be "removed" first.
+    def n_kept(x):
+        return (x != 0).sum(1).to(torch.float64)
+
+    x = torch.ones(2, 8, dtype=torch.float64)
+    mask = torch.tensor([[0, 0, 1, 1, 2, 2, 3, 3], [0, 1, 2, 3, 4, 5, 6, 7]])
+    a = -torch.arange(1.0, 9.0, dtype=torch.float64).expand(2, 8)
+    for order in ("most_relevant_first", "least_relevant_first"):
+        res = region_perturbation(n_kept, x, a, feature_mask=mask, order=order)
+        assert res.k == list(range(9))
+        assert res.curves[0].tolist() == [8, 6, 4, 2, 0, 0, 0, 0, 0]  # every step removes a group
+        assert res.curves[1].tolist() == [8, 7, 6, 5, 4, 3, 2, 1, 0]
+        assert res.n_features == 8 and res.n_features_per_sample.tolist() == [4, 8]
+        assert sorted(res.ranking[0, :4].tolist()) == [0, 1, 2, 3]
+    morf = region_perturbation(n_kept, x, a, feature_mask=mask)
+    assert morf.ranking[0, :4].tolist() == [0, 1, 2, 3]  # -3 > -7 > -11 > -15
+    assert morf.ranking[1].tolist() == list(range(8))

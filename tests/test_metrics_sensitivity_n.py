@@ -170,3 +170,148 @@ def test_bad_n_raises():
         sensitivity_n(model, x, x, n=13, target=0)
     with pytest.raises(ValueError):
         sensitivity_n(model, x, x[:, :5], n=2, target=0)
+
+
+def _counting(fn):
+    calls = {"calls": 0, "rows": 0}
+
+    def f(x, *args):
+        calls["calls"] += 1
+        calls["rows"] += x.shape[0]
+        return fn(x, *args)
+
+    return f, calls
+
+
+def _same(a, b):
+    torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
+
+
+def test_dict_of_attributions_one_pass_of_forwards_identical_results():
+    model = _nonlinear()
+    x = torch.randn(5, 12, dtype=torch.float64)
+    attrs = {name: _attribute(name, model, x, 1) for name in ("gxi", "ig", "occ")}
+    kw = dict(n=[1, 3, 6, 12], target=1, n_subsets=20, seed=3, max_batch_size=40)
+    f, calls = _counting(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AttributionWarning)  # n = N: NaN per sample
+        res = sensitivity_n(f, x, attrs, **kw)
+    shared = dict(calls)
+    assert isinstance(res, dict) and list(res) == ["gxi", "ig", "occ"]
+    for name, a in attrs.items():
+        f1, c1 = _counting(model)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AttributionWarning)
+            single = sensitivity_n(f1, x, a, **kw)
+        assert c1 == shared  # all methods together cost the forwards of one
+        for fld in ("correlations", "mean", "n_nan", "pooled", "attribution_sums", "output_changes"):
+            _same(getattr(res[name], fld), getattr(single, fld))
+        assert res[name].n == single.n and res[name].n_features == single.n_features
+    # the NaN warning names the method
+    with pytest.warns(AttributionWarning, match="'zero'"):
+        sensitivity_n(model, x, {"gxi": attrs["gxi"], "zero": torch.zeros_like(x)}, n=[2], target=1,
+                      n_subsets=5)
+    with pytest.raises(ValueError, match="empty"):
+        sensitivity_n(model, x, {}, n=[2], target=1)
+
+
+def test_subsets_uniform_exact_size_via_one_hot_methods():
+    # one method per feature with a one-hot attribution: its subset sums are the
+    # indicator of that feature in the subsets (dict API: one pass of forwards)
+    model = _linear()
+    x = torch.randn(2, 12, dtype=torch.float64)
+    one_hot = {g: torch.zeros_like(x).index_fill_(1, torch.tensor([g]), 1.0) for g in range(12)}
+    T = 2000
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AttributionWarning)
+        res = sensitivity_n(model, x, one_hot, n=[3, 9], target=0, n_subsets=T, seed=1)
+    ind = torch.stack([res[g].attribution_sums for g in range(12)])  # (G, len(n), T, B)
+    assert torch.equal(ind.sum(0), torch.tensor([3.0, 9.0], dtype=torch.float64).view(2, 1, 1).expand(2, T, 2))
+    for j, n in enumerate([3, 9]):
+        freq = ind[:, j].mean(1)  # (G, B): how often each feature is drawn
+        p = n / 12
+        assert (freq - p).abs().max() < 5 * (p * (1 - p) / T) ** 0.5
+
+
+def test_n_equals_N_evaluated_once():
+    model = _linear()
+    x = torch.randn(4, 12, dtype=torch.float64)
+    a = _attribute("gxi", model, x, 1)
+    f, calls = _counting(model)
+    with pytest.warns(AttributionWarning):  # n = N: per-sample correlation undefined
+        r = sensitivity_n(f, x, a, n=[3, 12], target=1, n_subsets=10, perturbations_per_eval=1)
+    assert calls["calls"] == 1 + 10 + 1  # unperturbed, 10 subsets of 3, the only subset of 12
+    assert r.output_changes.shape == (2, 10, 4) and r.attribution_sums.shape == (2, 10, 4)
+    assert torch.equal(r.output_changes[1], r.output_changes[1, :1].expand(10, 4))
+    torch.testing.assert_close(r.attribution_sums[1], a.sum(1).expand(10, 4))
+    assert torch.isnan(r.correlations[:, 1]).all()
+    torch.testing.assert_close(r.pooled[1], torch.tensor(1.0, dtype=torch.float64))
+    # same numbers as when the full subset is evaluated n_subsets times
+    with pytest.warns(AttributionWarning):
+        r2 = sensitivity_n(model, x, a, n=[3, 12], target=1, n_subsets=10)
+    torch.testing.assert_close(r2.output_changes, r.output_changes, rtol=0, atol=1e-12)
+
+
+def _n_kept(x):
+    return (x != 0).sum(1).to(torch.float64)  # output: features not removed
+
+
+def test_per_sample_masks_draw_from_own_groups():
+    # Captum's FeatureAblation accepts per-sample masks: sample 0 has 4 groups of
+    # 2 features, sample 1 has 8 groups of 1 feature. Every subset removes
+    # exactly n groups of its own sample.
+    x = torch.ones(2, 8, dtype=torch.float64)
+    mask = torch.tensor([[0, 0, 1, 1, 2, 2, 3, 3], [0, 1, 2, 3, 4, 5, 6, 7]])
+    a = torch.ones_like(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AttributionWarning)  # constant changes: NaN
+        r = sensitivity_n(_n_kept, x, a, n=[1, 2, 3, 4], feature_mask=mask, n_subsets=30, seed=2)
+    for j, n in enumerate([1, 2, 3, 4]):
+        assert torch.equal(r.output_changes[j, :, 0], torch.full((30,), 2.0 * n, dtype=torch.float64))
+        assert torch.equal(r.output_changes[j, :, 1], torch.full((30,), 1.0 * n, dtype=torch.float64))
+        assert torch.equal(r.attribution_sums[j], r.output_changes[j])
+    assert r.n_features == 4 and r.n_features_per_sample.tolist() == [4, 8]
+    with pytest.raises(ValueError, match="per-sample"):
+        sensitivity_n(_n_kept, x, a, n=5, feature_mask=mask)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AttributionWarning)
+        assert sensitivity_n(_n_kept, x, a, feature_mask=mask, n_subsets=4).n == default_n_list(4)
+        # disjoint ids, same count: n = 4 removes all of each sample
+        disjoint = torch.tensor([[0, 0, 1, 1, 2, 2, 3, 3], [4, 4, 5, 5, 6, 6, 7, 7]])
+        r = sensitivity_n(_n_kept, x, a, n=[2, 4], feature_mask=disjoint, n_subsets=5)
+    assert r.n_features == 4
+    assert torch.equal(r.output_changes[1], torch.full((5, 2), 8.0, dtype=torch.float64))
+    assert torch.equal(r.output_changes[0], torch.full((5, 2), 4.0, dtype=torch.float64))
+    # a sample without any group
+    with pytest.raises(ValueError, match="sample 1"):
+        sensitivity_n(_n_kept, x, a, n=1, feature_mask=torch.tensor([[0] * 8, [-1] * 8]))
+
+
+def test_per_sample_mask_with_equal_rows_equals_shared_mask():
+    model = _nonlinear()
+    x = torch.randn(3, 12, dtype=torch.float64)
+    a = _attribute("gxi", model, x, 0)
+    shared = torch.arange(12).reshape(1, 12) // 2
+    kw = dict(n=[1, 3, 5], target=0, n_subsets=15, seed=4)
+    r1 = sensitivity_n(model, x, a, feature_mask=shared, **kw)
+    r2 = sensitivity_n(model, x, a, feature_mask=shared.expand(3, 12).clone(), **kw)
+    _same(r1.correlations, r2.correlations)
+    _same(r1.output_changes, r2.output_changes)
+
+
+def test_draw_blocks_do_not_depend_on_batch_bound(monkeypatch):
+    import sys
+
+    mod = sys.modules["captum_unified.metrics.sensitivity_n"]
+    model = _nonlinear()
+    x = torch.randn(4, 12, dtype=torch.float64)
+    a = _attribute("gxi", model, x, 1)
+    kw = dict(n=[2, 9], target=1, n_subsets=25, seed=5)
+    ref = sensitivity_n(model, x, a, **kw)
+    monkeypatch.setattr(mod, "_DRAW_BLOCK", 4 * 12 * 3)  # 3 subsets per block: blocks straddle chunks
+    r1 = sensitivity_n(model, x, a, perturbations_per_eval=7, **kw)
+    r2 = sensitivity_n(model, x, a, perturbations_per_eval=2, **kw)
+    torch.testing.assert_close(r1.correlations, r2.correlations, rtol=0, atol=1e-12)
+    _same(r1.attribution_sums, r2.attribution_sums)
+    # torch's CPU generator fills tensors serially: drawing in blocks gives the same subsets
+    _same(r1.attribution_sums, ref.attribution_sums)

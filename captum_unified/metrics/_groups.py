@@ -8,7 +8,7 @@ from typing import Any, Optional, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ["format_attributions", "format_feature_mask", "group_sums", "groups_to_masks"]
+__all__ = ["format_attributions", "format_feature_mask", "group_presence", "group_sums", "groups_to_masks"]
 
 
 def format_attributions(attributions: Any, inputs: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
@@ -37,7 +37,9 @@ def format_attributions(attributions: Any, inputs: Tuple[Tensor, ...]) -> Tuple[
 def format_feature_mask(
     feature_mask: Any, inputs: Tuple[Tensor, ...]
 ) -> Tuple[Tuple[Tensor, ...], int]:
-    """Group ids per input, shape ``(1 or batch, *x.shape[1:])``, remapped to ``0..G-1``.
+    """Group ids per input, remapped to ``0..G-1``, each of shape ``(1 or batch, ...)``
+    broadcastable to its input (size-1 dims are kept, not expanded: a
+    ``(1, 1, H, W)`` pixel mask stays one id per pixel).
 
     ``None`` puts every scalar feature in its own group. Otherwise Captum's
     convention: one integer tensor per input, broadcastable to the input (e.g.
@@ -72,7 +74,7 @@ def format_feature_mask(
                 f"feature_mask[{k}] of shape {tuple(m.shape)} does not broadcast to input "
                 f"shape {tuple(x.shape)} (batch dimension 1 or {x.shape[0]})."
             )
-        expanded.append(m.expand((m.shape[0],) + tuple(x.shape[1:])))
+        expanded.append(m)
     ids = torch.cat([m.reshape(-1) for m in expanded])
     ids = torch.unique(ids[ids >= 0])
     if ids.numel() == 0:
@@ -82,6 +84,23 @@ def format_feature_mask(
         remapped = torch.searchsorted(ids, m.clamp(min=0).contiguous())
         out.append(torch.where(m >= 0, remapped, torch.full_like(m, -1)))
     return tuple(out), int(ids.numel())
+
+
+def group_presence(groups: Tuple[Tensor, ...], n_groups: int, batch: int) -> Tensor:
+    """Which groups each sample has (at least one feature with that id): ``(batch, G)`` bool.
+
+    With a mask shared by the batch (batch dimension 1) every sample has every
+    group; a per-sample mask can give samples different sets of groups.
+    """
+    present = torch.zeros(batch, n_groups + 1, dtype=torch.bool, device=groups[0].device)
+    for g in groups:
+        idx = g.reshape(g.shape[0], -1)
+        idx = torch.where(idx >= 0, idx, torch.full_like(idx, n_groups))
+        if idx.shape[0] == 1:
+            present[:, idx[0]] = True
+        else:
+            present.scatter_(1, idx, True)
+    return present[:, :n_groups]
 
 
 def group_sums(attributions: Tuple[Tensor, ...], groups: Tuple[Tensor, ...], n_groups: int) -> Tensor:
@@ -99,16 +118,33 @@ def groups_to_masks(
     member: Tensor, groups: Tuple[Tensor, ...], inputs: Tuple[Tensor, ...]
 ) -> Tuple[Tensor, ...]:
     """Turn group membership ``(k, batch, G)`` (bool) into per-input feature masks
-    of shape ``(k, batch, *x.shape[1:])``, as the perturbation engine expects."""
+    of shape ``(k, batch, *x.shape[1:])``, as the perturbation engine expects.
+
+    The masks may be expanded views (no copy along the dims where the group
+    ids broadcast, e.g. the channels of a ``(1, 1, H, W)`` pixel mask), and
+    where a mask's ids are the consecutive range ``lo..hi`` (one group per
+    feature, no negative id) they are views of ``member`` itself.
+    """
     k, batch, n_groups = member.shape
-    pad = torch.cat([member, member.new_zeros(k, batch, 1)], dim=2)  # id -1 -> never removed
+    pad = None
     out = []
     for x, g in zip(inputs, groups):
+        full = (k, batch) + tuple(x.shape[1:])
         idx = g.reshape(g.shape[0], -1)
+        if g.shape[0] == 1 and idx.shape[1] > 0:
+            lo = int(idx[0, 0])
+            if lo >= 0 and lo + idx.shape[1] <= n_groups and torch.equal(
+                idx[0], torch.arange(lo, lo + idx.shape[1], device=idx.device)
+            ):
+                m = member[:, :, lo : lo + idx.shape[1]].reshape((k, batch) + tuple(g.shape[1:]))
+                out.append(m.expand(full))
+                continue
+        if pad is None:  # id -1 -> never removed
+            pad = torch.cat([member, member.new_zeros(k, batch, 1)], dim=2)
         idx = torch.where(idx >= 0, idx, torch.full_like(idx, n_groups))
         if idx.shape[0] == 1:
             m = pad[:, :, idx[0]]
         else:
             m = torch.gather(pad, 2, idx.unsqueeze(0).expand(k, batch, idx.shape[1]))
-        out.append(m.reshape((k, batch) + tuple(x.shape[1:])))
+        out.append(m.reshape((k, batch) + tuple(g.shape[1:])).expand(full))
     return tuple(out)

@@ -21,7 +21,7 @@ perturbation curve* summarises it (Samek et al.):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
@@ -36,6 +36,7 @@ from captum_unified._utils.common import (
 from captum_unified.metrics._groups import (
     format_attributions,
     format_feature_mask,
+    group_presence,
     group_sums,
     groups_to_masks,
 )
@@ -56,10 +57,15 @@ class RegionPerturbationResult:
             attribution order, shape ``(batch, len(k))``; column 0 is the
             output of the unperturbed input.
         order: ``"most_relevant_first"`` or ``"least_relevant_first"``.
-        n_features: the number of features (groups) ``G``.
+        n_features: the number of features (groups) ``G``; with a per-sample
+            ``feature_mask`` whose samples have different numbers of groups,
+            the largest of them (the last ``k``).
         aopc: area over the perturbation curve per sample, ``(batch,)``:
             the mean over the columns of ``curves[:, 0] - curves[:, j]``.
-        ranking: per sample, the group indices in removal order, ``(batch, G)``.
+        ranking: per sample, the group indices in removal order, ``(batch,
+            number of group ids)``; with a per-sample mask, a sample's own
+            groups come first and the ids it lacks last.
+        n_features_per_sample: ``(batch,)`` number of groups of each sample.
     """
 
     k: List[int]
@@ -68,6 +74,7 @@ class RegionPerturbationResult:
     n_features: int
     aopc: Tensor
     ranking: Tensor
+    n_features_per_sample: Optional[Tensor] = field(default=None, repr=False)
 
     def to_dict(self) -> Dict[str, Any]:
         """Plain-Python summary (lists, JSON-ready).
@@ -141,7 +148,12 @@ def region_perturbation(
         additional_forward_args: extra model arguments, not perturbed.
         feature_mask: Captum-style integer group ids per input (e.g. a
             ``(1, 1, H, W)`` mask makes a pixel with all its channels one
-            feature). Default: every scalar is a feature.
+            feature). A per-sample mask (batch dimension ``batch``) may give
+            the samples different groups: each sample ranks only its own
+            groups (the ids present in its rows), so every step removes one of
+            them; a sample with ``G_i`` groups has all of them removed for
+            ``k >= G_i`` (its curve stays at the fully removed output) and
+            ``G`` is the largest ``G_i``. Default: every scalar is a feature.
         order: ``"most_relevant_first"`` or ``"least_relevant_first"``.
         n_steps: ``None`` (default): remove one group at a time, ``k = 0..G``;
             an int ``L``: ``L`` about equal steps from 0 to ``G``; a list:
@@ -164,16 +176,25 @@ def region_perturbation(
     attrs = format_attributions(attributions, inputs)
     baselines = format_baselines(baselines, inputs)
     args = format_additional_args(additional_forward_args)
-    groups, n_groups = format_feature_mask(feature_mask, inputs)
+    groups, n_ids = format_feature_mask(feature_mask, inputs)
     batch = inputs[0].shape[0]
     device = inputs[0].device
+    present = group_presence(groups, n_ids, batch)  # (B, ids): the groups each sample has
+    counts = present.sum(1)
+    if bool((counts == 0).any()):
+        i = int((counts == 0).nonzero()[0, 0])
+        raise ValueError(f"sample {i} has no feature to remove: its feature_mask ids are all negative.")
+    n_groups = int(counts.max())
     ks = _steps(n_steps, n_groups)
 
-    R = group_sums(attrs, groups, n_groups)  # (B, G) float64
+    R = group_sums(attrs, groups, n_ids)  # (B, ids) float64
     key = -R if order == "most_relevant_first" else R
-    ranking = torch.argsort(key, dim=1, stable=True)  # (B, G): groups in removal order
+    ranking = torch.argsort(key, dim=1, stable=True)  # (B, ids): groups in removal order
+    if not bool(present.all()):  # ids a sample lacks go last (never reached before k = G_i)
+        lacks = (~present).gather(1, ranking).to(torch.uint8)
+        ranking = ranking.gather(1, torch.argsort(lacks, dim=1, stable=True))
     position = torch.empty_like(ranking)
-    position.scatter_(1, ranking, torch.arange(n_groups, device=device).expand(batch, n_groups))
+    position.scatter_(1, ranking, torch.arange(n_ids, device=device).expand(batch, n_ids))
     k_removed = torch.tensor(ks[1:], dtype=torch.long, device=device)
     n_masks = int(k_removed.numel())
 
@@ -194,5 +215,6 @@ def region_perturbation(
             curves[:, 1 + start : 1 + stop] = out.t()
     aopc = (curves[:, :1] - curves).to(torch.float64).mean(dim=1)
     return RegionPerturbationResult(
-        k=ks, curves=curves, order=order, n_features=n_groups, aopc=aopc, ranking=ranking
+        k=ks, curves=curves, order=order, n_features=n_groups, aopc=aopc, ranking=ranking,
+        n_features_per_sample=counts.cpu(),
     )

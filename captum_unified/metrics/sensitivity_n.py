@@ -19,10 +19,11 @@ without replacement within a subset) and report the Pearson correlation
 """
 from __future__ import annotations
 
+import bisect
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -37,12 +38,28 @@ from captum_unified._utils.common import (
 from captum_unified.metrics._groups import (
     format_attributions,
     format_feature_mask,
+    group_presence,
     group_sums,
     groups_to_masks,
 )
 from captum_unified.perturbation import choose_chunk, iter_perturbed_outputs
 
 __all__ = ["SensitivityNResult", "sensitivity_n", "default_n_list", "pearson"]
+
+#: Random numbers per block of the subset draw (per ``n``): subsets are drawn
+#: lazily, ``max(1, 2**24 // (batch * N))`` subsets at a time, which bounds the
+#: memory of the draw for large inputs. Fixed (never derived from the batch
+#: bounds), so the subsets do not depend on how the forwards are chunked.
+_DRAW_BLOCK = 2**24
+
+
+def _constant_rtol(dtype: torch.dtype) -> float:
+    """Relative tolerance of the constant test of :func:`pearson` for values
+    computed in ``dtype``: ``100 * eps`` (of float32 when ``dtype`` is not
+    floating). Sensitivity-n uses the dtype of the model output, for the
+    per-sample and the pooled correlations alike (and so does
+    :func:`~captum_unified.metrics.evaluate` through ``SensitivityNResult.rtol``)."""
+    return 100 * torch.finfo(dtype if dtype.is_floating_point else torch.float32).eps
 
 
 @dataclass
@@ -55,7 +72,10 @@ class SensitivityNResult:
             ``(batch, len(n))``, float64; NaN where undefined.
         mean: mean over samples per ``n``, ignoring NaN (``nanmean``), shape ``(len(n),)``.
         n_nan: how many samples had an undefined (NaN) correlation, per ``n``.
-        n_features: the number of features (groups) ``N`` the subsets were drawn from.
+        n_features: the number of features (groups) ``N`` the subsets were
+            drawn from; with a per-sample ``feature_mask`` whose samples have
+            different numbers of groups, the smallest of them (the largest
+            ``n`` allowed).
         pooled: per ``n``, the correlation over all ``(sample, subset)`` pairs
             together, shape ``(len(n),)``. Unlike the per-sample correlation it
             is defined at ``n = N`` (one possible subset per sample), where it
@@ -63,6 +83,12 @@ class SensitivityNResult:
         attribution_sums: ``(len(n), n_subsets, batch)`` sums of attributions over each subset.
         output_changes: ``(len(n), n_subsets, batch)`` output variations
             :math:`S_c(x) - S_c(x_{[x_S=\\bar x_S]})`.
+        n_features_per_sample: ``(batch,)`` number of groups of each sample
+            (they differ only with a per-sample ``feature_mask``);
+            ``n_features`` is their minimum.
+        rtol: relative tolerance of the constant test of :func:`pearson`
+            used for ``correlations`` and ``pooled`` (``100 * eps`` of the
+            model output's dtype).
     """
 
     n: List[int]
@@ -73,6 +99,8 @@ class SensitivityNResult:
     pooled: Tensor
     attribution_sums: Tensor = field(repr=False)
     output_changes: Tensor = field(repr=False)
+    n_features_per_sample: Optional[Tensor] = field(default=None, repr=False)
+    rtol: float = field(default=100 * torch.finfo(torch.float32).eps, repr=False)
 
     def to_dict(self) -> Dict[str, Any]:
         """Plain-Python summary (lists, JSON-ready).
@@ -147,7 +175,7 @@ def pearson(a: Tensor, b: Tensor, dim: int = 0, rtol: Optional[float] = None) ->
         warning is raised here (:func:`sensitivity_n` warns).
     """
     if rtol is None:
-        rtol = 100 * torch.finfo(a.dtype if a.is_floating_point() else torch.float32).eps
+        rtol = _constant_rtol(a.dtype)
     a = a.to(torch.float64)
     b = b.to(torch.float64)
     ac = a - a.mean(dim, keepdim=True)
@@ -160,19 +188,180 @@ def pearson(a: Tensor, b: Tensor, dim: int = 0, rtol: Optional[float] = None) ->
     return torch.where(const, torch.full_like(r, float("nan")), r)
 
 
-def _subset_membership(n: int, n_subsets: int, batch: int, n_groups: int, seed: int, device) -> Tensor:
-    """``(n_subsets, batch, G)`` bool: ``n`` uniform random groups per subset.
+def _feature_groups(feature_mask: Any, inputs: Tuple[Tensor, ...]):
+    """``(groups, number of ids, presence (B, ids), groups per sample (B,))``;
+    raises if a sample has no group."""
+    groups, n_ids = format_feature_mask(feature_mask, inputs)
+    present = group_presence(groups, n_ids, inputs[0].shape[0])
+    counts = present.sum(1)
+    if bool((counts == 0).any()):
+        i = int((counts == 0).nonzero()[0, 0])
+        raise ValueError(f"sample {i} has no feature to remove: its feature_mask ids are all negative.")
+    return groups, n_ids, present, counts
 
-    The generator is seeded from ``(seed, n)`` so that the subsets of one ``n``
-    do not depend on the other sizes asked for; the global RNG is untouched.
-    """
+
+def _n_features(inputs: Any, feature_mask: Any) -> int:
+    """``N`` of :func:`sensitivity_n` for these inputs and mask (the smallest
+    per-sample number of groups)."""
+    return int(_feature_groups(feature_mask, format_inputs(inputs))[3].min())
+
+
+def _seeded_generator(seed: int, n: int) -> torch.Generator:
+    """The private generator of the subsets of size ``n`` (global RNG untouched)."""
     gen = torch.Generator(device="cpu")
     gen.manual_seed((int(seed) * 1_000_003 + int(n)) % (2**63 - 1))
-    noise = torch.rand(n_subsets, batch, n_groups, generator=gen)
-    idx = noise.topk(n, dim=-1).indices
-    member = torch.zeros(n_subsets, batch, n_groups, dtype=torch.bool)
-    member.scatter_(-1, idx, True)
-    return member.to(device)
+    return gen
+
+
+class _Subsets:
+    """The random subsets of one :func:`sensitivity_n` call, drawn lazily.
+
+    Layout of the evaluated subsets: size after size (``n_list`` order),
+    ``n_subsets`` per size, except where every sample has exactly ``n`` groups:
+    there the only subset (all groups) is evaluated once. Per size, one private
+    generator seeded from ``(seed, n)`` draws ``torch.rand(t, batch, G)`` in
+    fixed blocks of ``t`` subsets; the subset of a sample is its ``n`` groups
+    with the largest draws (groups the sample lacks never qualify), taken with
+    one ``topk`` per block for all samples and subsets (of the ``G - n``
+    smallest, the complement, when ``n > G / 2``) and scattered into a boolean
+    membership ``(t, batch, G)``. The attribution sums of every method are
+    gathered from the same indices when a block is drawn.
+    """
+
+    def __init__(self, n_list: List[int], n_subsets: int, present: Tensor, seed: int,
+                 R: Dict[Any, Tensor]) -> None:
+        self.n_list = n_list
+        self.T = n_subsets
+        self.present = present  # (B, G) bool, on the device
+        self.batch, self.G = present.shape
+        self.all_present = bool(present.all())
+        self.absent_cpu = None if self.all_present else ~present.cpu()
+        self.device = present.device
+        self.seed = seed
+        counts = present.sum(1)
+        self.single = [bool((counts == v).all()) for v in n_list]  # one possible subset
+        n_eval = [1 if one else n_subsets for one in self.single]
+        self.offsets = [sum(n_eval[:j]) for j in range(len(n_list))]
+        self.total = sum(n_eval)
+        self.block = max(1, min(n_subsets, _DRAW_BLOCK // max(1, self.batch * self.G)))
+        self.R = R
+        self.R_total = {k: r.sum(1) for k, r in R.items()}
+        self.sums = {
+            k: torch.empty(len(n_list), n_subsets, self.batch, dtype=torch.float64, device=self.device)
+            for k in R
+        }
+        self.gens: Dict[int, torch.Generator] = {}
+        self.drawn = [0] * len(n_list)  # blocks drawn per size
+        self.cache: Dict[Tuple[int, int], Tensor] = {}
+
+    def _draw(self, j: int, t0: int, t: int) -> Tensor:
+        n, G = self.n_list[j], self.G
+        if j not in self.gens:
+            self.gens[j] = _seeded_generator(self.seed, n)
+        noise = torch.rand(t, self.batch, G, generator=self.gens[j])
+        if self.absent_cpu is not None:
+            noise.masked_fill_(self.absent_cpu, -1.0)  # below every draw: never in a subset
+        complement = 2 * n > G
+        idx = noise.topk(G - n if complement else n, dim=-1, largest=not complement, sorted=False).indices
+        idx = idx.to(self.device)
+        if complement:
+            member = torch.ones(t, self.batch, G, dtype=torch.bool, device=self.device)
+            member.scatter_(-1, idx, False)
+        else:
+            member = torch.zeros(t, self.batch, G, dtype=torch.bool, device=self.device)
+            member.scatter_(-1, idx, True)
+        for k, R in self.R.items():
+            part = R.unsqueeze(0).expand(t, self.batch, G).gather(-1, idx).sum(-1)
+            self.sums[k][j, t0 : t0 + t] = self.R_total[k] - part if complement else part
+        return member
+
+    def _get_block(self, j: int, b: int) -> Tensor:
+        key = (j, b)
+        if key not in self.cache:
+            for old in [k for k in self.cache if k < key]:  # consumed (the engine goes in order)
+                del self.cache[old]
+            if self.single[j]:
+                for k in self.R:
+                    self.sums[k][j] = self.R_total[k].unsqueeze(0)
+                self.cache[key] = self.present.unsqueeze(0)
+            else:
+                while self.drawn[j] <= b:  # one generator per size: draw its blocks in order
+                    bb = self.drawn[j]
+                    t0 = bb * self.block
+                    self.cache[(j, bb)] = self._draw(j, t0, min(self.block, self.T - t0))
+                    self.drawn[j] += 1
+        return self.cache[key]
+
+    def member(self, start: int, stop: int) -> Tensor:
+        """Membership ``(stop - start, batch, G)`` of evaluated subsets ``start..stop-1``."""
+        pieces = []
+        pos = start
+        while pos < stop:
+            j = bisect.bisect_right(self.offsets, pos) - 1
+            t = pos - self.offsets[j]
+            b = t // self.block
+            blk = self._get_block(j, b)
+            lo = t - b * self.block
+            piece = blk[lo : min(blk.shape[0], lo + stop - pos)]
+            pieces.append(piece)
+            pos += piece.shape[0]
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+
+    def expand(self, evaluated: Tensor) -> Tensor:
+        """``(total, batch)`` values of the evaluated subsets -> ``(len(n), n_subsets, batch)``."""
+        out = torch.empty(len(self.n_list), self.T, self.batch, dtype=evaluated.dtype, device=evaluated.device)
+        for j, off in enumerate(self.offsets):
+            out[j] = evaluated[off : off + 1] if self.single[j] else evaluated[off : off + self.T]
+        return out
+
+
+def _correlations(sums: Tensor, changes: Tensor, rtol: float) -> Tuple[Tensor, Tensor]:
+    """Per-sample ``(batch, len(n))`` and pooled ``(len(n),)`` correlations of
+    ``(len(n), n_subsets, batch)`` pairs."""
+    corr = pearson(sums, changes, dim=1, rtol=rtol).t().contiguous()
+    J = sums.shape[0]
+    pooled = pearson(sums.reshape(J, -1), changes.reshape(J, -1), dim=1, rtol=rtol)
+    return corr, pooled
+
+
+def _pooled(results: Sequence["SensitivityNResult"]) -> Tensor:
+    """The pooled correlation over the samples of several results (batches of
+    one data set, same ``n`` list), with the results' tolerance."""
+    sums = torch.cat([r.attribution_sums for r in results], dim=2)
+    changes = torch.cat([r.output_changes for r in results], dim=2)
+    J = sums.shape[0]
+    return pearson(sums.reshape(J, -1), changes.reshape(J, -1), dim=1, rtol=results[0].rtol)
+
+
+def _result(n_list: List[int], sums: Tensor, changes: Tensor, rtol: float, counts: Tensor,
+            name: Any) -> SensitivityNResult:
+    corr, pooled = _correlations(sums, changes, rtol)
+    nan = torch.isnan(corr)
+    if bool(nan.any()):
+        who = "" if name is None else f" ({name!r})"
+        warnings.warn(
+            f"Sensitivity-n{who}: {int(nan.sum())} of {corr.numel()} (sample, n) correlations are "
+            "undefined (NaN) because the attribution sums or the output changes are constant "
+            "over the subsets (e.g. an input equal to the baseline, or constant attributions); "
+            "they are left out of the mean.",
+            AttributionWarning,
+            stacklevel=3,
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = torch.nanmean(corr, dim=0)
+    return SensitivityNResult(
+        n=list(n_list),
+        correlations=corr,
+        mean=mean,
+        n_nan=nan.sum(0),
+        n_features=int(counts.min()),
+        pooled=pooled,
+        attribution_sums=sums,
+        output_changes=changes,
+        n_features_per_sample=counts.cpu(),
+        rtol=rtol,
+    )
 
 
 def sensitivity_n(
@@ -190,7 +379,7 @@ def sensitivity_n(
     max_batch_size: Optional[int] = None,
     max_memory_mb: Optional[float] = None,
     show_progress: bool = False,
-) -> SensitivityNResult:
+) -> Union[SensitivityNResult, Dict[Any, SensitivityNResult]]:
     r"""Sensitivity-n of any attribution (Ancona et al. 2018, §4.1).
 
     For each sample :math:`x` and each subset size :math:`n`, draws
@@ -203,20 +392,35 @@ def sensitivity_n(
         S_c(x) - S_c(x_{[x_{S_t} = \bar x_{S_t}]})\Big).
 
     Each subset is drawn uniformly without replacement among the ``N``
-    features (groups); the ``n_subsets`` subsets of a sample are drawn
-    independently, so for ``n`` close to ``N`` the same subset can occur
+    features (groups) of the sample; the ``n_subsets`` subsets of a sample are
+    drawn independently, so for ``n`` close to ``N`` the same subset can occur
     twice. A group's attribution :math:`R_g` is the sum of the attributions
     of its features, and removing it sets all its features to the baseline.
     All perturbed copies go through the batched perturbation engine
     (:func:`captum_unified.perturbation.iter_perturbed_outputs`), under
     ``torch.no_grad``; the engine's batch bounds change the speed, not the
-    numbers (up to floating-point rounding in the model).
+    numbers (up to floating-point rounding in the model). Where every sample
+    has exactly ``n`` groups (``n = N``) there is one possible subset: it is
+    evaluated once and repeated ``n_subsets`` times in the result.
+
+    **Several methods, one pass of forwards.** The perturbed forwards do not
+    depend on the attributions. Pass ``attributions`` as a dict
+    ``{name: attributions}`` to score several methods on the same subsets with
+    one pass of perturbed forwards; the result is then a dict
+    ``{name: SensitivityNResult}``, each entry identical to a separate call
+    with that method's attributions and the same arguments (same ``seed``)::
+
+        res = sensitivity_n(model, x, {"GI": a_gi, "IG": a_ig}, target=y,
+                            feature_mask=pixels)
+        res["IG"].mean
 
     Args:
         forward_func: the model (or any callable) returning ``(batch, ...)`` outputs.
         inputs: tensor or tuple of tensors, batch first.
         attributions: attributions of ``inputs`` (same shapes), from Captum or
-            this package.
+            this package: a tensor or tuple of tensors, or a dict (any
+            mapping) ``name -> attributions`` to score several methods with
+            one pass of forwards.
         n: a subset size or a list of sizes, each in ``1..N``. Default:
             :func:`default_n_list` of ``N``, log-spaced from 1 to 80% of the
             number of features.
@@ -229,16 +433,21 @@ def sensitivity_n(
             together (for images, ``(1, 1, H, W)`` ids make a pixel with all its
             channels one feature). Equal ids in different input tensors form
             one group; negative ids are never removed and their attributions
-            are ignored. ``N`` is the number of distinct non-negative ids in
-            the whole mask; with a per-sample mask (batch dimension > 1) a
-            sample that lacks some of the ids can draw them, and they remove
-            nothing (fewer than ``n`` groups are then removed from it).
+            are ignored. With a mask shared by the batch (batch dimension 1)
+            ``N`` is the number of distinct non-negative ids. A per-sample
+            mask (batch dimension ``batch``, as Captum's ``FeatureAblation``
+            accepts, e.g. superpixels per image) may give the samples
+            different groups: each sample's subsets are drawn from its *own*
+            groups (the ids present in its rows of the mask), so exactly
+            ``n`` of them are removed, and ``N`` is the smallest per-sample
+            number of groups (every ``n`` must fit every sample).
             Default: every scalar is a feature.
         n_subsets: subsets per sample and size (the paper uses 100).
         seed: seeds a private ``torch.Generator`` per ``n`` (the global RNG
             is untouched); same seed, same subsets, same numbers. The subsets
-            of one ``n`` depend on ``seed``, ``n``, the batch size and ``N``,
-            not on the other sizes asked for nor on the attributions, so
+            of one ``n`` depend on ``seed``, ``n``, the batch size, the
+            number of group ids and which groups each sample has, not on the
+            other sizes asked for, the batch bounds, nor the attributions, so
             methods scored on the same batch with the same seed share their
             subsets.
         perturbations_per_eval: perturbed copies of the batch per forward pass
@@ -249,18 +458,33 @@ def sensitivity_n(
 
     Returns:
         :class:`SensitivityNResult` with ``correlations`` ``(batch, len(n))``,
-        ``mean`` (nanmean over samples), ``n_nan`` and ``pooled``. At ``n = N``
-        every subset is the full set, so the per-sample correlation is NaN;
-        use ``pooled`` there. Where the attribution sums
+        ``mean`` (nanmean over samples), ``n_nan`` and ``pooled``; for a dict
+        of attributions, a dict ``name -> SensitivityNResult`` in the same
+        order. At ``n = N`` every subset is the full set, so the per-sample
+        correlation is NaN; use ``pooled`` there. Where the attribution sums
         or the output changes are constant over the subsets the correlation is
-        undefined: NaN, with an :class:`~captum_unified.AttributionWarning`.
+        undefined: NaN, with an :class:`~captum_unified.AttributionWarning`
+        (one per method).
+
+    Raises:
+        ValueError: a size is outside ``1..N`` (with per-sample masks: larger
+            than some sample's number of groups), ``n_subsets < 2``, a sample
+            has no group to remove, the attributions do not match the inputs,
+            or the dict of attributions is empty.
     """
     inputs = format_inputs(inputs)
-    attrs = format_attributions(attributions, inputs)
+    multi = isinstance(attributions, Mapping)
+    if multi:
+        if len(attributions) == 0:
+            raise ValueError("attributions is an empty dict: give at least one name -> attributions.")
+        named = {k: format_attributions(a, inputs) for k, a in attributions.items()}
+    else:
+        named = {None: format_attributions(attributions, inputs)}
     baselines = format_baselines(baselines, inputs)
     args = format_additional_args(additional_forward_args)
-    groups, n_groups = format_feature_mask(feature_mask, inputs)
+    groups, n_ids, present, counts = _feature_groups(feature_mask, inputs)
     batch = inputs[0].shape[0]
+    n_groups = int(counts.min())
     if n is None:
         n_list = default_n_list(n_groups)
     elif isinstance(n, int):
@@ -269,59 +493,37 @@ def sensitivity_n(
         n_list = [int(v) for v in n]
     for v in n_list:
         if not 1 <= v <= n_groups:
+            if bool((counts != counts[0]).any()):
+                i = int(torch.argmin(counts))
+                raise ValueError(
+                    f"subset size n={v} is outside 1..{n_groups}: with this per-sample feature_mask "
+                    f"sample {i} has only {n_groups} groups (each sample's subsets are drawn from its "
+                    "own groups, so n can be at most the smallest per-sample number of groups)."
+                )
             raise ValueError(f"subset size n={v} is outside 1..{n_groups} (the number of features).")
     if int(n_subsets) < 2:
         raise ValueError("n_subsets must be >= 2 to compute a correlation.")
     n_subsets = int(n_subsets)
     device = inputs[0].device
 
-    member = torch.cat(
-        [_subset_membership(v, n_subsets, batch, n_groups, seed, device) for v in n_list]
-    )  # (len(n) * T, B, G)
-    n_masks = member.shape[0]
-    R = group_sums(attrs, groups, n_groups)  # (B, G) float64
-    sums = torch.empty(n_masks, batch, dtype=torch.float64, device=device)
-    for s in range(0, n_masks, n_subsets):
-        sums[s : s + n_subsets] = (member[s : s + n_subsets].to(torch.float64) * R.unsqueeze(0)).sum(-1)
+    R = {k: group_sums(a, groups, n_ids) for k, a in named.items()}  # (B, G) float64 each
+    subsets = _Subsets(n_list, n_subsets, present, seed, R)
 
     def masks(start: int, stop: int):
-        return groups_to_masks(member[start:stop], groups, inputs)
+        return groups_to_masks(subsets.member(start, stop), groups, inputs)
 
     with torch.no_grad():
         original = run_forward(forward_func, inputs, target, args)
-    chunk = choose_chunk(n_masks, inputs, perturbations_per_eval, max_batch_size, max_memory_mb)
-    changes = torch.empty(n_masks, batch, dtype=torch.float64, device=device)
+    chunk = choose_chunk(subsets.total, inputs, perturbations_per_eval, max_batch_size, max_memory_mb)
+    evaluated = torch.empty(subsets.total, batch, dtype=torch.float64, device=device)
     for start, stop, _, out in iter_perturbed_outputs(
-        forward_func, inputs, baselines, masks, n_masks, target, args, chunk, show_progress, "Sensitivity-n"
+        forward_func, inputs, baselines, masks, subsets.total, target, args, chunk, show_progress,
+        "Sensitivity-n",
     ):
-        changes[start:stop] = (original.unsqueeze(0) - out).to(torch.float64)
-
-    sums = sums.reshape(len(n_list), n_subsets, batch)
-    changes = changes.reshape(len(n_list), n_subsets, batch)
-    rtol = 100 * torch.finfo(original.dtype if original.is_floating_point() else torch.float32).eps
-    corr = pearson(sums, changes, dim=1, rtol=rtol).t().contiguous()  # (B, len(n))
-    pooled = pearson(sums.reshape(len(n_list), -1), changes.reshape(len(n_list), -1), dim=1, rtol=rtol)
-    nan = torch.isnan(corr)
-    n_nan = nan.sum(0)
-    if bool(nan.any()):
-        warnings.warn(
-            f"Sensitivity-n: {int(nan.sum())} of {corr.numel()} (sample, n) correlations are "
-            "undefined (NaN) because the attribution sums or the output changes are constant "
-            "over the subsets (e.g. an input equal to the baseline, or constant attributions); "
-            "they are left out of the mean.",
-            AttributionWarning,
-            stacklevel=2,
-        )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean = torch.nanmean(corr, dim=0)
-    return SensitivityNResult(
-        n=n_list,
-        correlations=corr,
-        mean=mean,
-        n_nan=n_nan,
-        n_features=n_groups,
-        pooled=pooled,
-        attribution_sums=sums,
-        output_changes=changes,
-    )
+        evaluated[start:stop] = (original.unsqueeze(0) - out).to(torch.float64)
+    changes = subsets.expand(evaluated)
+    rtol = _constant_rtol(original.dtype)
+    results = {}
+    for k in R:  # a loop, not a comprehension: the warning's stacklevel points at the caller
+        results[k] = _result(n_list, subsets.sums[k], changes, rtol, counts, k if multi else None)
+    return results if multi else results[None]
