@@ -1,3 +1,4 @@
+import copy
 import csv
 import math
 
@@ -98,3 +99,114 @@ def test_nan_round_trip_and_bad_file(tmp_path):
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError):
         evaluate(model, zero, (x, y), n_list=[2], n_subsets=5, csv_path=bad)
+
+
+_THREE = {
+    "a": lambda i, t: i.clone(),
+    "b": lambda i, t: 2 * i + 0.1 * i.pow(2),
+    "c": lambda i, t: i.pow(3),
+}
+
+
+def _full_run(tmp_path, name="full.csv"):
+    model, x, y = _setup()
+    path = tmp_path / name
+    kw = dict(n_list=[1, 8, 16, 25], n_subsets=6, seed=2, batch_size=3)
+    full = evaluate(model, _THREE, (x, y), csv_path=path, **kw)
+    return model, x, y, path, kw, full
+
+
+@pytest.mark.filterwarnings("ignore::captum_unified.AttributionWarning")
+def test_resume_after_cut_inside_pooled_block(tmp_path):
+    # the run stopped right after the first pooled row of the last method
+    model, x, y, path, kw, full = _full_run(tmp_path)
+    assert len(full) == 3 * 4 * (7 + 1)
+    lines = path.read_bytes().split(b"\r\n")
+    cut = next(k for k, line in enumerate(lines) if line.startswith(b"c,1,pooled,"))
+    path.write_bytes(b"\r\n".join(lines[: cut + 1]) + b"\r\n")
+    again = {k: Counting(f) for k, f in _THREE.items()}
+    resumed = evaluate(model, again, (x, y), csv_path=path, **kw)
+    assert [again[k].calls for k in "abc"] == [0, 0, 3]
+    assert _key(resumed) == _key(full)
+    assert _key(evaluate(model, _THREE, (x, y), csv_path=path, **kw)) == _key(full)
+    with open(path, newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == len(full)
+
+
+@pytest.mark.filterwarnings("ignore::captum_unified.AttributionWarning")
+def test_resume_discards_last_line_cut_mid_number(tmp_path):
+    # a number cut mid-line parses (0.998982031 of 0.9989820312...): the missing
+    # newline tells that the line is incomplete
+    model, x, y, path, kw, full = _full_run(tmp_path)
+    data = path.read_bytes()
+    assert data.endswith(b"\r\n")
+    last = data[:-2].rsplit(b"\r\n", 1)[1]
+    assert last.startswith(b"c,25,pooled,") and len(last) > len(b"c,25,pooled,0.9")
+    path.write_bytes(data[:-5])  # newline and three digits lost
+    again = {k: Counting(f) for k, f in _THREE.items()}
+    resumed = evaluate(model, again, (x, y), csv_path=path, **kw)
+    assert [again[k].calls for k in "abc"] == [0, 0, 3]
+    assert _key(resumed) == _key(full)
+    assert path.read_bytes() == data  # the file is whole again
+    # a cut inside a per-sample row of the first method
+    lines = data.split(b"\r\n")
+    path.write_bytes(b"\r\n".join(lines[:5]) + b"\r\n" + lines[5][:7])
+    again = {k: Counting(f) for k, f in _THREE.items()}
+    assert _key(evaluate(model, again, (x, y), csv_path=path, **kw)) == _key(full)
+    assert [again[k].calls for k in "abc"] == [3, 3, 3]
+
+
+@pytest.mark.filterwarnings("ignore::captum_unified.AttributionWarning")
+def test_resume_with_other_settings_raises(tmp_path):
+    model, x, y, path, kw, full = _full_run(tmp_path)
+    with pytest.raises(ValueError, match="n_list"):
+        evaluate(model, _THREE, (x, y), csv_path=path, **{**kw, "n_list": [1, 8, 16]})
+    with pytest.raises(ValueError, match="samples"):
+        evaluate(model, _THREE, (x[:5], y[:5]), csv_path=path, **kw)
+    loader = DataLoader(TensorDataset(x[:6], y[:6]), batch_size=3)
+    with pytest.raises(ValueError, match="samples"):
+        evaluate(model, {**_THREE, "d": lambda i, t: -i}, loader, csv_path=path, **kw)
+
+
+def test_pooled_tolerance_is_the_output_dtype_one():
+    # float64 inputs, float32 outputs: nearly constant attributions (relative
+    # spread 1e-9) are constant for float32 outputs (tolerance 100 eps of float32)
+    model, x, y = _setup()
+    m32 = copy.deepcopy(model).float()
+
+    def f(inp):
+        return m32(inp.float())
+
+    def flat(i, t):
+        return torch.ones_like(i) + 1e-9 * i
+
+    with pytest.warns(Warning):
+        rows = evaluate(f, {"flat": flat}, (x, y), n_list=[5], n_subsets=10, batch_size=7)
+    with pytest.warns(Warning):
+        res = sensitivity_n(f, x, flat(x, y), n=[5], target=y, feature_mask=torch.arange(25).reshape(1, 1, 5, 5),
+                            n_subsets=10, seed=0)
+    pooled = [r["correlation"] for r in rows if r["sample_index"] == "pooled"]
+    assert math.isnan(float(res.pooled[0])) and len(pooled) == 1 and math.isnan(pooled[0])
+
+
+class CountingModel(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.calls = model, 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.model(x)
+
+
+def test_methods_share_the_perturbed_forwards():
+    model, x, y = _setup()
+    kw = dict(n_list=[1, 4, 20], n_subsets=8, seed=1, batch_size=4)
+    counting = CountingModel(model)
+    rows = evaluate(counting, _THREE, (x, y), **kw)
+    calls_three = counting.calls
+    for name, fn in _THREE.items():
+        counting.calls = 0
+        alone = evaluate(counting, {name: fn}, (x, y), **kw)
+        assert counting.calls == calls_three  # three methods, the forwards of one
+        assert _key(alone) == _key([r for r in rows if r["method"] == name])
