@@ -1,8 +1,19 @@
 """Sphinx configuration for captum_unified."""
 import os
+import re
 import sys
+import types
+from pathlib import Path
 
 sys.path.insert(0, os.path.abspath(".."))
+
+# The tutorials run during the build (sphinx-gallery): small sizes, no GUI.
+os.environ.setdefault("CAPTUM_UNIFIED_QUICK", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+# One intra-op thread (before torch is imported): the tutorials are small, and
+# on a busy machine OpenMP threads waiting for each other made them several
+# times slower (the vmapped Hessian-vector products most: 83 s vs 4 s).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 project = "captum_unified"
 author = "captum_unified developers"
@@ -14,6 +25,7 @@ extensions = [
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
     "sphinx.ext.intersphinx",
+    "sphinx_gallery.gen_gallery",
 ]
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": True, "show-inheritance": True}
@@ -26,3 +38,204 @@ suppress_warnings = ["ref.python"]
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
 html_static_path = ["_static"]
+
+
+# -- Tutorials (sphinx-gallery) ---------------------------------------------
+#
+# The scripts in ../tutorials are written as ``# %%`` cells with Markdown
+# comment cells (``# %% [markdown]``, Jupytext's "percent" format), which is
+# what editors and Jupytext read. sphinx-gallery wants reStructuredText and a
+# module docstring holding the title, so every build converts the scripts into
+# _build/tutorials_src (code unchanged, Markdown cells turned into rST) and the
+# gallery is generated from there into ``tutorials/`` (git-ignored).
+
+_HERE = Path(__file__).resolve().parent
+_TUTORIALS = _HERE.parent / "tutorials"
+_GALLERY_SRC = _HERE / "_build" / "tutorials_src"
+_CELL = re.compile(r"^# ?%%(?P<rest>.*)$")
+_UNDERLINE = {1: "=", 2: "-", 3: "~", 4: "^"}
+
+
+def _inline(text: str) -> str:
+    """Markdown inline code, math and links -> rST (roles written in rST pass)."""
+    out, pos = [], 0
+    # `code` (not a role's backticks), $math$, [text](url)
+    token = re.compile(
+        r"(?P<role>:[\w-]+:`[^`\n]*`)|``[^`\n]+``"
+        r"|`(?P<code>[^`\n]+)`(?!`)|(?<![\\$])\$(?P<math>[^$\n]+)\$"
+        r"|\[(?P<ltext>[^\]\n]+)\]\((?P<url>[^)\s]+)\)"
+    )
+    for m in token.finditer(text):
+        start = m.start()
+        if m.group("code") is None and m.group("math") is None and m.group("ltext") is None:
+            continue  # an rST role or an rST literal: kept as it is
+        out.append(text[pos:start])
+        if m.group("code") is not None:
+            piece = "``" + m.group("code") + "``"
+        elif m.group("math") is not None:
+            piece = ":math:`" + m.group("math") + "`"
+        else:
+            piece = "`" + m.group("ltext") + " <" + m.group("url") + ">`__"
+        before = text[start - 1] if start > 0 else " "
+        after = text[m.end()] if m.end() < len(text) else " "
+        if before.isalnum():
+            piece = "\\ " + piece
+        if after.isalnum():
+            piece = piece + "\\ "
+        out.append(piece)
+        pos = m.end()
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _table(rows):
+    """Markdown table rows -> rST list-table."""
+    cells = [[c.strip() for c in r.strip().strip("|").split("|")] for r in rows]
+    header, body = cells[0], [c for c in cells[2:]]
+    lines = [".. list-table::", "   :header-rows: 1", ""]
+    for row in [header] + body:
+        for k, c in enumerate(row):
+            lines.append(("   * - " if k == 0 else "     - ") + (_inline(c) or ".."))
+    return lines + [""]
+
+
+def markdown_to_rst(lines):
+    """Convert the Markdown subset the tutorials use (ATX headings, inline
+    code, ``$...$`` and ``$$...$$`` math, links, bullet lists, pipe tables) to
+    reStructuredText. Returns the rST lines and the level-1 heading (or None)."""
+    out, title, i = [], None, 0
+    while i < len(lines):
+        line = lines[i]
+        stripped = line.strip()
+        heading = re.match(r"^(#{1,4})\s+(.*)$", stripped)
+        if heading:
+            level, text = len(heading.group(1)), _inline(heading.group(2).strip())
+            if level == 1 and title is None:
+                title = text
+            out += [text, _UNDERLINE[level] * len(text), ""]
+            i += 1
+        elif stripped.startswith("$$"):
+            body = stripped[2:]
+            block = []
+            if body.endswith("$$") and len(body) >= 2:
+                block.append(body[:-2])
+            else:
+                if body:
+                    block.append(body)
+                i += 1
+                while i < len(lines) and not lines[i].strip().endswith("$$"):
+                    block.append(lines[i].strip())
+                    i += 1
+                if i < len(lines):
+                    last = lines[i].strip()[:-2]
+                    if last:
+                        block.append(last)
+            out += ["", ".. math::", ""] + ["    " + b for b in block if b.strip()] + [""]
+            i += 1
+        elif stripped.startswith("|") and i + 1 < len(lines) and re.match(r"^\|?\s*:?-{3,}", lines[i + 1].strip()):
+            rows = []
+            while i < len(lines) and lines[i].strip().startswith("|"):
+                rows.append(lines[i])
+                i += 1
+            out += [""] + _table(rows)
+        else:
+            out.append(_inline(line))
+            i += 1
+    return out, title
+
+
+def convert_tutorial(source: str) -> str:
+    """A percent-format script with Markdown cells -> a sphinx-gallery script:
+    the first Markdown cell becomes the module docstring (its ``#`` heading the
+    title), the other Markdown cells become rST comment blocks."""
+    cells, kind, buf = [], "code", []
+    for line in source.splitlines():
+        m = _CELL.match(line)
+        if m:
+            cells.append((kind, buf))
+            kind = "markdown" if "[markdown]" in m.group("rest") else "code"
+            buf = []
+        else:
+            buf.append(line)
+    cells.append((kind, buf))
+    # A Markdown cell is its comment lines; code right after them (no new
+    # ``# %%``) is a code cell of its own.
+    split = []
+    for kind, buf in cells:
+        if kind == "markdown":
+            end = next((k for k, ln in enumerate(buf) if ln.strip() and not ln.startswith("#")), len(buf))
+            split += [("markdown", buf[:end]), ("code", buf[end:])]
+        else:
+            split.append((kind, buf))
+    out, have_doc = [], False
+    for kind, buf in split:
+        if kind == "code":
+            code = "\n".join(buf).strip("\n")
+            if code.strip():
+                out += ["# %%", code, ""]
+            continue
+        text = [re.sub(r"^# ?", "", ln) if ln.startswith("#") else ln for ln in buf]
+        while text and not text[-1].strip():
+            text.pop()
+        rst, title = markdown_to_rst(text)
+        if not have_doc:
+            if title is None:
+                raise ValueError("the first Markdown cell of a tutorial must start with a '# Title' heading")
+            body = "\n".join(rst).replace('"""', '\\"\\"\\"')
+            out += ['r"""', body.strip("\n"), '"""', ""]
+            have_doc = True
+        else:
+            out += ["# %%"] + [("# " + ln).rstrip() for ln in rst] + [""]
+    if not have_doc:
+        raise ValueError("a tutorial must start with a Markdown cell holding its '# Title'")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def convert_tutorials(src: Path = _TUTORIALS, dst: Path = _GALLERY_SRC) -> None:
+    """Write the converted tutorials and the gallery header into ``dst``
+    (files rewritten only when their content changed)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    wanted = {}
+    for path in sorted(src.glob("*.py")):
+        wanted[path.name] = convert_tutorial(path.read_text(encoding="utf-8"))
+    header = src / "GALLERY_HEADER.rst"
+    wanted["GALLERY_HEADER.rst"] = header.read_text(encoding="utf-8")
+    for name, text in wanted.items():
+        target = dst / name
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            target.write_text(text, encoding="utf-8")
+    for stale in dst.iterdir():
+        if stale.is_file() and stale.name not in wanted:
+            stale.unlink()
+
+
+def _reset_torch(gallery_conf, fname):
+    """Undo global torch state a previous tutorial may have set (tutorial 01
+    sets float64 as the default dtype; the gallery runs all in one process)."""
+    import torch
+
+    torch.set_default_dtype(torch.float32)
+
+
+# sphinx-gallery takes callables by fully qualified name, which keeps the
+# configuration picklable (Sphinx caches it); conf.py itself is no importable
+# module, so the reset function is published under one.
+_reset_module = types.ModuleType("captum_unified_docs_gallery")
+_reset_module.reset_torch = _reset_torch
+sys.modules[_reset_module.__name__] = _reset_module
+
+convert_tutorials()
+
+sphinx_gallery_conf = {
+    "examples_dirs": os.path.relpath(_GALLERY_SRC, _HERE),
+    "gallery_dirs": "tutorials",
+    "filename_pattern": r"[\\/]\d\d_\w+\.py$",
+    "within_subsection_order": "FileNameSortKey",
+    "reset_modules": ("matplotlib", "captum_unified_docs_gallery.reset_torch"),
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "show_memory": False,
+    "show_signature": False,
+    "image_scrapers": ("matplotlib",),
+    "matplotlib_animations": False,
+}

@@ -2,10 +2,12 @@
 # # Taylor decomposition of an image classifier
 #
 # Deng et al. (AAAI 2021, *A Unified Taylor Framework for Revisiting
-# Attribution Methods*) explain the output change of a model between a baseline
-# $\bar x$ and an input $x$ by the model's Taylor expansion. With
-# $\delta = x - \bar x$, $g = \nabla S_c(x)$ and $H = \nabla^2 S_c(x)$
-# (Captum's sign convention, expansion at the input),
+# Attribution Methods*) explain how a model's output changes between a baseline
+# and an input by the model's Taylor expansion, and split it into first-order,
+# second-order independent and second-order interactive terms per feature.
+#
+# With $\delta = x - \bar x$ (input minus baseline), $g = \nabla S_c(x)$ and
+# $H = \nabla^2 S_c(x)$ (Captum's sign convention, expansion at the input),
 #
 # $$
 # S_c(x) - S_c(\bar x) = \sum_i \Big(\underbrace{g_i\delta_i}_{\text{first order}}
@@ -72,9 +74,9 @@ for p in model.parameters():
 print(f"test accuracy: {acc:.3f}")
 
 (x_test, y_test) = data[1]
-# one digit per class, then the next test digits
-first = [int((y_test == c).nonzero()[0]) for c in range(10)]
-order = first + [i for i in range(len(y_test)) if i not in first]
+# round robin over the classes: 0, 1, ..., 9, 0, 1, ...
+by_class = [(y_test == c).nonzero().flatten().tolist() for c in range(10)]
+order = [idx[j] for j in range(max(map(len, by_class))) for idx in by_class if j < len(idx)]
 x_all = x_test[order[:N_EVAL]]
 with torch.no_grad():
     target_all = model(x_all).argmax(1)
@@ -313,7 +315,7 @@ with torch.no_grad():
 
 # %% [markdown]
 # The second-order term map of the Softplus(10) network (order 2 minus
-# order 1), next to its first-order map:
+# order 1), next to its first-order map (each map on its own colour scale):
 
 # %%
 with softplus_swap(beta=10.0):
@@ -321,14 +323,15 @@ with softplus_swap(beta=10.0):
     s2 = cu.TaylorAttribution(relu_model, order=2).attribute(x, target=relu_target[:N_SHOW])
 fig, axes = plt.subplots(N_SHOW, 3, figsize=(6.3, 2.1 * N_SHOW), squeeze=False)
 for r in range(N_SHOW):
-    vmax = float(torch.stack([s1[r], s2[r] - s1[r]]).abs().max())
     for c, (name, img) in enumerate([("input", x[r]), ("first order", s1[r]),
                                      ("second-order terms", s2[r] - s1[r])]):
         ax = axes[r, c]
         if c == 0:
             ax.imshow(img[0].numpy(), cmap="gray", vmin=-1, vmax=1)
         else:
+            vmax = float(img.abs().max())
             ax.imshow(img[0].numpy(), cmap="bwr", vmin=-vmax, vmax=vmax)
+            ax.set_xlabel(f"max |a| = {vmax:.3f}", fontsize="x-small")
         ax.set_xticks([])
         ax.set_yticks([])
         if r == 0:
