@@ -20,8 +20,8 @@ Pipeline (``captum-unified reproduce ancona``):
    next to what was measured).
 
 The model forwards on perturbed inputs do not depend on the method, so they are
-run once per model; the other methods' subset sums come from the same seeded
-subsets (see :func:`_sensitivity_all`).
+run once per model: :func:`~captum_unified.metrics.sensitivity_n` takes the dict
+of all methods' attributions.
 """
 from __future__ import annotations
 
@@ -39,8 +39,7 @@ from captum_unified.experiments.common import (
 )
 from captum_unified.models import load_or_train, train
 
-__all__ = ["MODELS", "QUICK_MODELS", "TRAINING", "BASELINE", "DEFAULTS", "QUICK_DEFAULTS", "run",
-           "sensitivity_all_methods"]
+__all__ = ["MODELS", "QUICK_MODELS", "TRAINING", "BASELINE", "DEFAULTS", "QUICK_DEFAULTS", "run"]
 
 ACTS = ("relu", "tanh", "sigmoid", "softplus")
 MODELS: List[Tuple[str, str]] = [("ancona_mlp", a) for a in ACTS] + [("ancona_cnn", a) for a in ACTS] + [
@@ -76,43 +75,6 @@ def _linear_model(data, seed: int, epochs: int) -> Tuple[nn.Module, float]:
     return model, evaluate(model, data[1])
 
 
-def sensitivity_all_methods(model, x, attrs: Dict[str, torch.Tensor], target, ns: List[int],
-                            baseline: float, n_subsets: int, seed: int):
-    """Sensitivity-n of several attributions of the same inputs, sharing the model forwards.
-
-    The first method goes through :func:`captum_unified.metrics.sensitivity_n`
-    with the model; the subset sums of the others come from the same call with a
-    free forward function (same seed, hence the same subsets) and are correlated
-    with the model's output changes. Returns ``method -> SensitivityNResult``.
-    """
-    from captum_unified.metrics import SensitivityNResult, sensitivity_n
-    from captum_unified.metrics.sensitivity_n import pearson
-
-    def free(inp):
-        return inp.flatten(1).sum(1)
-
-    out = {}
-    ref = None
-    for m, a in attrs.items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # NaN at n = N is expected (one subset per sample)
-            if ref is None:
-                r = sensitivity_n(model, x, a, n=ns, baselines=baseline, target=target,
-                                  n_subsets=n_subsets, seed=seed)
-                ref = r
-                out[m] = r
-                continue
-            r = sensitivity_n(free, x, a, n=ns, baselines=baseline, n_subsets=n_subsets, seed=seed)
-            sums, changes = r.attribution_sums, ref.output_changes
-            rtol = 100 * torch.finfo(torch.float32).eps
-            corr = pearson(sums, changes, dim=1, rtol=rtol).t().contiguous()
-            pooled = pearson(sums.reshape(len(ns), -1), changes.reshape(len(ns), -1), dim=1, rtol=rtol)
-            out[m] = SensitivityNResult(n=list(r.n), correlations=corr, mean=torch.nanmean(corr, dim=0),
-                                        n_nan=torch.isnan(corr).sum(0), n_features=r.n_features,
-                                        pooled=pooled, attribution_sums=sums, output_changes=changes)
-    return out
-
-
 def _pcc(a: torch.Tensor, b: torch.Tensor) -> float:
     """Mean over samples of the Pearson correlation between two attribution maps."""
     a = a.flatten(1).double()
@@ -133,7 +95,7 @@ def run(cfg: ExperimentConfig, models: Optional[List[tuple]] = None) -> Dict[str
     (_, _), (xte, _) = data
     x = xte[: cfg.samples]
     n_features = x[0].numel()
-    from captum_unified.metrics import default_n_list
+    from captum_unified.metrics import default_n_list, sensitivity_n
 
     ns = default_n_list(n_features, num=N_POINTS) + [n_features]
     checks, sens, accs, results, grids = [], [], {}, {}, {}
@@ -156,7 +118,11 @@ def run(cfg: ExperimentConfig, models: Optional[List[tuple]] = None) -> Dict[str
         attrs, deltas = {}, {}
         for m in cfg.methods:
             attrs[m], deltas[m] = compute_attributions(model, m, x, target, cfg.baseline, cfg.ig_steps)
-        res = sensitivity_all_methods(model, x, attrs, target, ns, cfg.baseline, cfg.subsets, cfg.seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # per-sample NaN at n = N is expected (one subset)
+            # one pass of perturbed forwards, the same subsets for every method
+            res = sensitivity_n(model, x, attrs, n=ns, baselines=cfg.baseline, target=target,
+                                n_subsets=cfg.subsets, seed=cfg.seed)
         results[(name, act)] = res
         seconds[(name, act)] = time.perf_counter() - t0
         grids[(name, act)] = (x[:3], {METHODS[m][0]: attrs[m][:3] for m in attrs})
