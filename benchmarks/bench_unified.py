@@ -51,8 +51,8 @@ def main() -> None:
     t = time_all(fns, repeats=args.repeats)
     base = t["plain gradient"]
     print(f"MNIST CNN, batch {args.batch}, {args.threads} thread(s); plain gradient {base * 1e3:.1f} ms")
-    print(f"| method | x plain gradient | Captum twin x plain gradient | speed-up over Captum |")
-    print(f"|---|---|---|---|")
+    print("| method | x plain gradient | Captum twin x plain gradient | speed-up over Captum |")
+    print("|---|---|---|---|")
     for k in ours:
         print(f"| {k} | {t[k] / base:.2f} | {t['captum ' + k] / base:.2f} | {t['captum ' + k] / t[k]:.2f} |")
 

@@ -41,7 +41,6 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from captum_unified._utils.common import (
-    AttributionWarning,
     select_target,
     warn,
 )

@@ -12,7 +12,7 @@ axes for the grid) so the caller can save or further decorate the figure.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 

@@ -7,7 +7,7 @@ reproducible; nothing here depends on results of ``captum_unified``.
 from __future__ import annotations
 
 import warnings
-from typing import Callable, Dict, List, Sequence
+from typing import Dict, List, Sequence
 
 import pytest
 import torch

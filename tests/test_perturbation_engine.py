@@ -53,3 +53,60 @@ def test_all_changed_uses_plain_path():
     model = CountingModel()
     cu.Occlusion1(model).attribute(x, target=2, additional_forward_args=(scale,))
     assert model.rows == 3 + 3 * 36
+
+
+def _conv_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 16, 3), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 26 * 26, 10)).eval()
+
+
+def test_measured_forward_counts_activation_bytes_and_leaves_no_mode():
+    from captum_unified.perturbation import measured_forward
+
+    model = _conv_model()
+    x = torch.randn(4, 1, 28, 28)
+    out, per_row = measured_forward(model, (x,), 3, ())
+    assert torch.equal(out, model(x)[:, 3])
+    # conv output + relu output (16*26*26 float32 each), flatten view, linear output
+    conv = 16 * 26 * 26 * 4
+    assert 2 * conv <= per_row <= 3 * conv + 10 * 4 + 64
+    assert torch._C._len_torch_function_stack() == 0
+
+    def broken(inp):
+        torch.relu(inp)
+        raise RuntimeError("model failed")
+
+    try:
+        measured_forward(broken, (x,), 0, ())
+    except RuntimeError:
+        pass
+    assert torch._C._len_torch_function_stack() == 0
+    assert torch.is_grad_enabled()
+
+
+def test_choose_chunk_bounds_rows_by_activations_on_cpu_unless_max_batch_size_given():
+    from captum_unified.perturbation import DEFAULT_MAX_ACTIVATION_MB, DEFAULT_MAX_BATCH, choose_chunk
+
+    x = (torch.randn(32, 1, 28, 28),)
+    budget = int(DEFAULT_MAX_ACTIVATION_MB * 2**20)
+    # a CNN-like working set: a few rows per pass
+    assert choose_chunk(784, x, activation_bytes_per_row=budget // 100) == 100 // 32
+    # a tiny MLP: the row bound applies
+    assert choose_chunk(784, x, activation_bytes_per_row=1000) == DEFAULT_MAX_BATCH // 32
+    # huge activations: still one copy of the batch per pass
+    assert choose_chunk(784, x, activation_bytes_per_row=budget) == 1
+    # an explicit max_batch_size is the user's choice
+    assert choose_chunk(784, x, max_batch_size=512, activation_bytes_per_row=budget) == 16
+    assert choose_chunk(784, x, perturbations_per_eval=5, activation_bytes_per_row=budget) == 5
+
+
+def test_activation_bound_does_not_change_occlusion_results():
+    model = _conv_model()
+    x = torch.randn(3, 1, 28, 28, dtype=torch.float64)
+    model = model.double()
+    auto = cu.Occlusion1(model).attribute(x, target=2)
+    big = cu.Occlusion1(model).attribute(x, target=2, max_batch_size=1024)
+    theirs = Occlusion(model).attribute(x, sliding_window_shapes=(1, 1, 1), target=2, perturbations_per_eval=64)
+    torch.testing.assert_close(auto, big, rtol=0, atol=1e-10)
+    # Captum 0.9 accumulates this case in float32
+    torch.testing.assert_close(auto, theirs.to(auto.dtype), rtol=1e-5, atol=1e-6)

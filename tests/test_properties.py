@@ -4,7 +4,6 @@ inputs and baselines. Oracles: completeness computed from two forward passes,
 Captum's IntegratedGradients and InputXGradient, and Gradient*Input (Prop. 3i)."""
 from __future__ import annotations
 
-import warnings
 
 import torch
 from captum.attr import InputXGradient as CInputXGradient

@@ -8,7 +8,7 @@ per sample or a tuple of those, ``target`` as in :func:`captum._utils.common._se
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Tuple, Union
 
 import torch
 from captum._utils.common import (
@@ -16,7 +16,6 @@ from captum._utils.common import (
     _expand_target,
     _format_additional_forward_args,
     _format_output,
-    _format_tensor_into_tuples,
     _is_tuple,
     _select_targets,
 )

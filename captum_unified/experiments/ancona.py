@@ -248,7 +248,7 @@ def _report(path: Path, cfg, checks, sens, accs, results, n_features, seconds=No
                 if m in ("ig", "occlusion1")]
         F += ["**1. Input might contain negative evidence.** Paper: signed attributions, and every "
               "method correlates close to 1 for some n.",
-              f"Measured: the lowest (over models) of each method's best mean PCC: "
+              "Measured: the lowest (over models) of each method's best mean PCC: "
               + ", ".join(f"{METHODS[m][0]} {peak[m]:.2f}" for m in methods)
               + f"; between {min(negs):.0%} and {max(negs):.0%} of IG/Occlusion-1 attributions are negative.", ""]
     # 2 occlusion-1 best at n=1, decreasing
@@ -275,7 +275,7 @@ def _report(path: Path, cfg, checks, sens, accs, results, n_features, seconds=No
             parts.append(f"{_title(*k)[6:]}: {METHODS[win][0]} ({sims[win]:.2f}; GI {sims.get('gi', float('nan')):.2f})")
         F += ["**3. Gradient*Input sometimes approximates Occlusion-1 better than the other "
               "gradient-based methods** (paper: e.g. MNIST-MLP w/ Tanh).",
-              f"Measured (mean per-sample PCC of the maps with Occlusion-1; closest method): "
+              "Measured (mean per-sample PCC of the maps with Occlusion-1; closest method): "
               + "; ".join(parts) + f". GI is closest on {gi_wins} of {len(nets)} models.", ""]
     # 4 IG ~ DeepLIFT
     if "ig" in methods and "deeplift" in methods and nets:

@@ -268,7 +268,7 @@ def run(cfg: ExperimentConfig, models: Optional[List[tuple]] = None) -> Dict[str
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     data = load_mnist(n=cfg.n_train, seed=cfg.seed)
-    x, y = data[1][0][: cfg.samples], data[1][1][: cfg.samples]
+    x = data[1][0][: cfg.samples]
     checks, table3, infid, accs = [], [], [], {}
     for name, act in progress(models, cfg.show_progress, desc="models"):
         model, acc = load_or_train(name, act, cache_dir=cfg.cache_dir, epochs=cfg.epochs,

@@ -3,7 +3,7 @@ input tensors into ``G`` groups (a pixel with all its channels, a word, a
 superpixel), the attribution of each group, and the masks that remove groups."""
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Tuple
 
 import torch
 from torch import Tensor

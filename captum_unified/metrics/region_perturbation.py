@@ -31,7 +31,6 @@ from captum_unified._utils.common import (
     format_additional_args,
     format_baselines,
     format_inputs,
-    run_forward,
 )
 from captum_unified.metrics._groups import (
     format_attributions,
@@ -40,7 +39,7 @@ from captum_unified.metrics._groups import (
     group_sums,
     groups_to_masks,
 )
-from captum_unified.perturbation import choose_chunk, iter_perturbed_outputs
+from captum_unified.perturbation import choose_chunk, iter_perturbed_outputs, measured_forward
 
 __all__ = ["RegionPerturbationResult", "region_perturbation"]
 
@@ -202,12 +201,11 @@ def region_perturbation(
         member = position.unsqueeze(0) < k_removed[start:stop].view(-1, 1, 1)  # (k, B, G)
         return groups_to_masks(member, groups, inputs)
 
-    with torch.no_grad():
-        original = run_forward(forward_func, inputs, target, args)
+    original, act_bytes = measured_forward(forward_func, inputs, target, args)
     curves = torch.empty(batch, len(ks), dtype=original.dtype, device=device)
     curves[:, 0] = original
     if n_masks:
-        chunk = choose_chunk(n_masks, inputs, perturbations_per_eval, max_batch_size, max_memory_mb)
+        chunk = choose_chunk(n_masks, inputs, perturbations_per_eval, max_batch_size, max_memory_mb, act_bytes)
         for start, stop, _, out in iter_perturbed_outputs(
             forward_func, inputs, baselines, masks, n_masks, target, args, chunk, show_progress,
             "Region perturbation",

@@ -33,7 +33,6 @@ from captum_unified._utils.common import (
     format_additional_args,
     format_baselines,
     format_inputs,
-    run_forward,
 )
 from captum_unified.metrics._groups import (
     format_attributions,
@@ -42,7 +41,7 @@ from captum_unified.metrics._groups import (
     group_sums,
     groups_to_masks,
 )
-from captum_unified.perturbation import choose_chunk, iter_perturbed_outputs
+from captum_unified.perturbation import choose_chunk, iter_perturbed_outputs, measured_forward
 
 __all__ = ["SensitivityNResult", "sensitivity_n", "default_n_list", "pearson"]
 
@@ -512,9 +511,8 @@ def sensitivity_n(
     def masks(start: int, stop: int):
         return groups_to_masks(subsets.member(start, stop), groups, inputs)
 
-    with torch.no_grad():
-        original = run_forward(forward_func, inputs, target, args)
-    chunk = choose_chunk(subsets.total, inputs, perturbations_per_eval, max_batch_size, max_memory_mb)
+    original, act_bytes = measured_forward(forward_func, inputs, target, args)
+    chunk = choose_chunk(subsets.total, inputs, perturbations_per_eval, max_batch_size, max_memory_mb, act_bytes)
     evaluated = torch.empty(subsets.total, batch, dtype=torch.float64, device=device)
     for start, stop, _, out in iter_perturbed_outputs(
         forward_func, inputs, baselines, masks, subsets.total, target, args, chunk, show_progress,

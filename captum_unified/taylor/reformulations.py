@@ -20,7 +20,7 @@ Expected Gradients     the IG reformulation averaged over the baselines (Cor.)
 """
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn

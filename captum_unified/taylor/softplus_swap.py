@@ -16,7 +16,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Optional
 
-import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 

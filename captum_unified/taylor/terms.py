@@ -415,7 +415,6 @@ def taylor_decomposition(
     delta = _delta(fmt, base)
     out, grads, hvps = gradient_and_hvp(forward_func, fmt, delta, target, args)
     _warn_if_zero(hvps, delta)
-    batch = fmt[0].shape[0]
     diag_flat = _hessian_diagonal_fn(
         forward_func, fmt, target, args, hessian_diagonal, n_samples, seed, max_chunk
     )

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Tuple, Union
 
-import torch
 from captum._utils.typing import BaselineType, TargetType, TensorOrTupleOfTensorsGeneric
 from captum.attr._utils.attribution import GradientAttribution
 from captum.log import log_usage

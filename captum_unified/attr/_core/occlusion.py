@@ -15,9 +15,8 @@ from captum_unified._utils.common import (
     format_additional_args,
     format_baselines,
     format_inputs,
-    run_forward,
 )
-from captum_unified.perturbation import choose_chunk, group_masks, iter_perturbed_outputs
+from captum_unified.perturbation import choose_chunk, group_masks, iter_perturbed_outputs, measured_forward
 
 __all__ = ["Occlusion1", "ablate_groups", "feature_groups"]
 
@@ -57,9 +56,8 @@ def ablate_groups(
             ids run over ``0..n_groups-1`` across inputs, negative ids are never
             occluded (attribution 0).
     """
-    with torch.no_grad():
-        original = run_forward(forward_func, inputs, target, additional_args)
-    chunk = choose_chunk(n_groups, inputs, perturbations_per_eval, max_batch_size, max_memory_mb)
+    original, act_bytes = measured_forward(forward_func, inputs, target, additional_args)
+    chunk = choose_chunk(n_groups, inputs, perturbations_per_eval, max_batch_size, max_memory_mb, act_bytes)
     batch = inputs[0].shape[0]
     diffs = torch.empty(n_groups, batch, dtype=original.dtype, device=original.device)
     for start, stop, _, out in iter_perturbed_outputs(

@@ -16,10 +16,9 @@ from captum_unified._utils.common import (
     format_additional_args,
     format_baselines,
     format_inputs,
-    run_forward,
 )
 from captum_unified.attr._core.occlusion import ablate_groups
-from captum_unified.perturbation import MaskSource, choose_chunk, iter_perturbed_outputs
+from captum_unified.perturbation import MaskSource, choose_chunk, iter_perturbed_outputs, measured_forward
 
 __all__ = ["OcclusionPatch", "patch_groups", "mask_groups", "window_masks"]
 
@@ -310,10 +309,8 @@ class OcclusionPatch(PerturbationAttribution):
 
     def _windows(self, fmt, base, shapes, steps, target, args, divide, bounds, show_progress) -> Tuple[Tensor, ...]:
         masks, n = window_masks(fmt, shapes, steps)
-        with torch.no_grad():
-            original = run_forward(self.forward_func, fmt, target, args)
-        chunk = choose_chunk(n, fmt, *bounds)
-        batch = fmt[0].shape[0]
+        original, act_bytes = measured_forward(self.forward_func, fmt, target, args)
+        chunk = choose_chunk(n, fmt, *bounds, act_bytes)
         totals = [torch.zeros(x.shape, dtype=original.dtype, device=x.device) for x in fmt]
         counts = [torch.zeros((1,) + tuple(x.shape[1:]), dtype=original.dtype, device=x.device) for x in fmt]
         for _, _, m, out in iter_perturbed_outputs(
