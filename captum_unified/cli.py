@@ -17,12 +17,13 @@ _OPTIONAL = {"mlxtend": "pip install mlxtend", "sklearn": "pip install scikit-le
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 5; --quick: 1)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs (default 5; --quick: 1 for train/attribute, 10 for reproduce)")
     p.add_argument("--seed", type=int, default=0, help="seed of split, init and training")
     p.add_argument("--n-train", type=int, default=None, help="training digits (default all 4,000)")
     p.add_argument("--cache-dir", default=None,
                    help="model cache folder (default $CAPTUM_UNIFIED_CACHE or ~/.cache/captum_unified)")
-    p.add_argument("--quick", action="store_true", help="tiny sizes, under a minute")
+    p.add_argument("--quick", action="store_true", help="small sizes (tests, a first look): about a minute plus training on first use")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 

@@ -1,4 +1,5 @@
-"""Both reproductions in ``--quick`` mode, checked against the papers' qualitative facts.
+"""Both reproductions, checked against the papers' qualitative facts: in ``--quick``
+mode by default, at the documented full sizes with ``pytest -m slow``.
 
 Ancona et al. 2018, §4.1: Occlusion-1 has the highest Sensitivity-n correlation at
 n = 1; IG and DeepLIFT correlate most at n = N (they are complete); epsilon-LRP
@@ -21,22 +22,28 @@ def _rows(path):
         return list(csv.DictReader(f))
 
 
-@pytest.fixture(scope="module")
-def ancona(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ancona")
-    rc = cli.main(["reproduce", "ancona", "--quick", "--no-progress",
-                   "--cache-dir", str(root / "cache"), "--out", str(root / "out")])
-    assert rc == 0
+#: quick sizes in the default run; the full-size defaults (the documented
+#: results, models from the user's cache) with ``pytest -m slow``.
+SIZES = ["quick", pytest.param("full", marks=pytest.mark.slow)]
+
+
+def _reproduce(tmp_path_factory, paper, size):
+    root = tmp_path_factory.mktemp(f"{paper}-{size}")
+    args = ["reproduce", paper, "--no-progress", "--out", str(root / "out")]
+    if size == "quick":
+        args += ["--quick", "--cache-dir", str(root / "cache")]
+    assert cli.main(args) == 0
     return root / "out"
 
 
-@pytest.fixture(scope="module")
-def deng(tmp_path_factory):
-    root = tmp_path_factory.mktemp("deng")
-    rc = cli.main(["reproduce", "deng", "--quick", "--no-progress",
-                   "--cache-dir", str(root / "cache"), "--out", str(root / "out")])
-    assert rc == 0
-    return root / "out"
+@pytest.fixture(scope="module", params=SIZES)
+def ancona(request, tmp_path_factory):
+    return _reproduce(tmp_path_factory, "ancona", request.param)
+
+
+@pytest.fixture(scope="module", params=SIZES)
+def deng(request, tmp_path_factory):
+    return _reproduce(tmp_path_factory, "deng", request.param)
 
 
 def _curves(out):

@@ -35,7 +35,8 @@ from torch import nn
 
 from captum_unified.data import load_mnist
 from captum_unified.experiments.common import (
-    METHODS, ExperimentConfig, compute_attributions, progress, write_csv,
+    METHODS, ExperimentConfig, collect_attribution_warnings, compute_attributions, progress,
+    warnings_section, write_csv,
 )
 from captum_unified.models import load_or_train, train
 
@@ -98,7 +99,7 @@ def run(cfg: ExperimentConfig, models: Optional[List[tuple]] = None) -> Dict[str
     from captum_unified.metrics import default_n_list, sensitivity_n
 
     ns = default_n_list(n_features, num=N_POINTS) + [n_features]
-    checks, sens, accs, results, grids = [], [], {}, {}, {}
+    checks, sens, accs, results, grids, warned = [], [], {}, {}, {}, {}
     import time
 
     seconds = {}
@@ -117,7 +118,8 @@ def run(cfg: ExperimentConfig, models: Optional[List[tuple]] = None) -> Dict[str
             target = model(x).argmax(1)
         attrs, deltas = {}, {}
         for m in cfg.methods:
-            attrs[m], deltas[m] = compute_attributions(model, m, x, target, cfg.baseline, cfg.ig_steps)
+            with collect_attribution_warnings(warned, f"{_title(name, act)} {METHODS[m][0]}"):
+                attrs[m], deltas[m] = compute_attributions(model, m, x, target, cfg.baseline, cfg.ig_steps)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # per-sample NaN at n = N is expected (one subset)
             # one pass of perturbed forwards, the same subsets for every method
@@ -154,7 +156,8 @@ def run(cfg: ExperimentConfig, models: Optional[List[tuple]] = None) -> Dict[str
         paths.update(_figures(out, results, grids, n_features))
     except ImportError:  # pragma: no cover - matplotlib missing
         pass
-    paths["report"] = _report(out / "ancona_report.md", cfg, checks, sens, accs, results, n_features, seconds)
+    paths["report"] = _report(out / "ancona_report.md", cfg, checks, sens, accs, results, n_features, seconds,
+                              warned)
     return paths
 
 
@@ -201,7 +204,7 @@ def _fmt(v) -> str:
     return "nan" if v != v else f"{v:.3f}"
 
 
-def _report(path: Path, cfg, checks, sens, accs, results, n_features, seconds=None) -> Path:
+def _report(path: Path, cfg, checks, sens, accs, results, n_features, seconds=None, warned=None) -> Path:
     def curve(key, m):
         r = results[key][m]
         return {n: float(v) for n, v in zip(r.n, r.mean)}, {n: float(v) for n, v in zip(r.n, r.pooled)}
@@ -320,5 +323,6 @@ def _report(path: Path, cfg, checks, sens, accs, results, n_features, seconds=No
                      f"{'n/a' if d == '' else f'{d:.3g}'} | {r.get('max_abs_diff_vs_gi', float('nan')):.3g} | "
                      f"{r.get('rel_diff_vs_gi', float('nan')):.3g} | {r.get('pcc_vs_occlusion1', float('nan')):.3f} | "
                      f"{r['negative_fraction']:.2f} |")
+    lines += warnings_section(warned or {})
     path.write_text("\n".join(lines) + "\n")
     return path

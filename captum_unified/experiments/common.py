@@ -3,6 +3,8 @@ attribution computation, CSV/markdown writing, and the Sensitivity-n hook."""
 from __future__ import annotations
 
 import csv
+import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -13,7 +15,7 @@ from torch import Tensor, nn
 import captum_unified as cu
 
 __all__ = ["METHODS", "ExperimentConfig", "make_method", "compute_attributions",
-           "write_csv", "sensitivity_n_rows"]
+           "write_csv", "collect_attribution_warnings", "warnings_section"]
 
 #: CLI name -> (label, builder(model))
 METHODS: Dict[str, tuple] = {
@@ -27,7 +29,7 @@ METHODS: Dict[str, tuple] = {
 
 @dataclass
 class ExperimentConfig:
-    """Sizes of one reproduction run. ``quick()`` gives tiny sizes (< 1 min)."""
+    """Sizes of one reproduction run; ``quick()`` gives small sizes for tests."""
 
     samples: int = 100
     subsets: int = 100
@@ -40,7 +42,7 @@ class ExperimentConfig:
     methods: List[str] = field(default_factory=lambda: list(METHODS))
     show_progress: bool = True
     ig_steps: int = 50
-    baseline: float = -1.0  # Ancona: black (background) image; -1 in [-1, 1] scaling
+    baseline: float = -1.0  # each pipeline sets its own (DEFAULTS: ancona 0, deng -1)
 
     @classmethod
     def quick(cls, **kw) -> "ExperimentConfig":
@@ -81,19 +83,31 @@ def compute_attributions(
     return attr, delta
 
 
-def sensitivity_n_rows(model, x, attr, target, baseline, subsets, seed) -> Optional[List[dict]]:
-    """Sensitivity-n rows if :mod:`captum_unified.metrics` is available, else ``None``
-    (the plug-in point for the full reproduction)."""
-    try:
-        from captum_unified.metrics import default_n_list, sensitivity_n
-    except ImportError:
-        return None
-    n_features = x[0].numel()
-    ns = default_n_list(n_features, num=6)
-    res = sensitivity_n(model, x, attr, n=ns, baselines=baseline, target=target,
-                        n_subsets=subsets, seed=seed)
-    return [{"n": n, "sensitivity_n": float(m), "n_nan": int(k)}
-            for n, m, k in zip(res.n, res.mean, res.n_nan)]
+@contextmanager
+def collect_attribution_warnings(sink: Dict[str, List[str]], where: str):
+    """Record the :class:`~captum_unified.AttributionWarning` messages raised in the
+    block into ``sink`` (message -> list of ``where``) for the report, instead of
+    printing the same expected warning once per model; other warnings pass on."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        if issubclass(w.category, cu.AttributionWarning):
+            places = sink.setdefault(str(w.message), [])
+            if where not in places:
+                places.append(where)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def warnings_section(sink: Dict[str, List[str]]) -> List[str]:
+    """Markdown lines listing the recorded attribution warnings (empty if none)."""
+    if not sink:
+        return []
+    lines = ["", "## Warnings given by the methods", ""]
+    for message, places in sink.items():
+        lines.append(f"- {', '.join(places)}: {message}")
+    return lines
 
 
 def write_csv(path: Path, rows: List[dict]) -> Path:

@@ -39,7 +39,8 @@ from torch import Tensor, nn
 import captum_unified as cu
 from captum_unified.data import load_mnist
 from captum_unified.experiments.common import (
-    METHODS, ExperimentConfig, compute_attributions, progress, write_csv,
+    METHODS, ExperimentConfig, collect_attribution_warnings, compute_attributions, progress,
+    warnings_section, write_csv,
 )
 from captum_unified.models import PolyModel, load_or_train
 from captum_unified.taylor import (
@@ -269,7 +270,7 @@ def run(cfg: ExperimentConfig, models: Optional[List[tuple]] = None) -> Dict[str
     out.mkdir(parents=True, exist_ok=True)
     data = load_mnist(n=cfg.n_train, seed=cfg.seed)
     x = data[1][0][: cfg.samples]
-    checks, table3, infid, accs = [], [], [], {}
+    checks, table3, infid, accs, warned = [], [], [], {}, {}
     for name, act in progress(models, cfg.show_progress, desc="models"):
         model, acc = load_or_train(name, act, cache_dir=cfg.cache_dir, epochs=cfg.epochs,
                                    batch_size=cfg.batch_size, seed=cfg.seed, n_train=cfg.n_train, data=data,
@@ -280,7 +281,8 @@ def run(cfg: ExperimentConfig, models: Optional[List[tuple]] = None) -> Dict[str
         with torch.no_grad():
             target = model(x).argmax(1)
         for m in cfg.methods:
-            attr, delta = compute_attributions(model, m, x, target, 0.0, cfg.ig_steps)
+            with collect_attribution_warnings(warned, f"{SHORT[name]} {METHODS[m][0]}"):
+                attr, delta = compute_attributions(model, m, x, target, 0.0, cfg.ig_steps)
             checks.append({"model": name, "activation": act or "-", "test_accuracy": round(acc, 4),
                            "method": m, "samples": len(x),
                            "mean_abs_attr": float(attr.abs().mean()),
@@ -344,6 +346,7 @@ def run(cfg: ExperimentConfig, models: Optional[List[tuple]] = None) -> Dict[str
         lines.append(f"| {r['model']} | {r['activation']} | {r['test_accuracy']:.3f} | "
                      f"{METHODS[r['method']][0]} | {'n/a' if d == '' else f'{d:.3g}'} | "
                      f"{r['mean_abs_attr']:.3g} |")
+    lines += warnings_section(warned)
     (out / "deng_report.md").write_text("\n".join(lines) + "\n")
     paths["report"] = out / "deng_report.md"
     return paths

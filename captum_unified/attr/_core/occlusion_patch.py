@@ -256,7 +256,9 @@ class OcclusionPatch(PerturbationAttribution):
                 forward pass. Default: as many as fit the two bounds below.
             show_progress (bool, optional): show a tqdm progress bar.
             max_batch_size (int, optional): bound on the rows of one forward
-                pass. Default: 1024.
+                pass. Default: 1024, and on the CPU also as many rows as keep
+                the intermediate results of one pass within 64 MiB (see
+                :func:`captum_unified.perturbation.choose_chunk`).
             max_memory_mb (float, optional): bound on the perturbed input batch
                 in MiB. Default: 256.
 
