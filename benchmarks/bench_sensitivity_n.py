@@ -7,11 +7,10 @@ default list (log-spaced from 1 to 80% of 784). The metric needs
 number of forward passes, with the same rows per pass, on an input built in
 advance: the cost of the model alone. Target: ratio <= 1.3x.
 
-Measured (2-core CPU shared with other jobs, load average 3.3 before and 7.5
-after the run): bare 108.6 s, sensitivity_n 106.8 s, ratio 0.98x (the two arms
-are within the noise; the subset draw and masks cost about 2-3 s of it). With
-a trivial model (64 images) the whole call went from 6.2 s to 3.0 s when the
-subset draw was made lazy and vectorised (load 4-6).
+Measured (2-core CPU, quiet, load average ~1.9 with this run): 1,500 passes
+of 32 rows (the engine's pick for this CNN: 530 KiB of activations per row),
+bare 16.5 s, sensitivity_n 17.4 s, ratio 1.05x. Earlier versions ran 1,024
+rows per pass: ~100 s for the same work on a loaded machine.
 Run: cd benchmarks && python bench_sensitivity_n.py  (2 threads in every arm;
 the load average before and after is printed: the ratio is only meaningful on
 a quiet-ish machine, since both arms are interleaved but share the cores)

@@ -34,9 +34,11 @@ DEFAULT_MAX_MEMORY_MB = 256.0
 #: Default bound, on CPU, on the memory of the intermediate results of one
 #: forward pass, in MiB (measured on the unperturbed forward; see
 #: :func:`measured_forward`). On a CPU a forward pass whose activations do not
-#: fit the caches is slower per row: Ancona's MNIST CNN runs 1.5x slower per row
-#: at 1024 rows than at 64. Not applied on GPUs, which prefer large batches.
-DEFAULT_MAX_ACTIVATION_MB = 64.0
+#: fit the caches is slower per row: Ancona's MNIST CNN (530 KiB per row) runs
+#: Occlusion-1 about 1.4x slower at 96 rows per pass and 2x slower at 1024 than
+#: at 32 on a 2-core CPU with 32 MiB of L3. Not applied on GPUs, which prefer
+#: large batches.
+DEFAULT_MAX_ACTIVATION_MB = 32.0
 
 
 class _ActivationBytes(TorchFunctionMode):

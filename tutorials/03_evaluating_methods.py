@@ -240,10 +240,11 @@ fig.tight_layout()
 # `evaluate(model, methods, data, ...)` computes the attributions of the
 # *labels* and Sensitivity-n for every method and batch, and returns tidy rows
 # `{method, n, sample_index, correlation}` (plus one `pooled` row per $n$, the
-# correlation over all samples and subsets together). With `csv_path` each
-# method's rows are appended as soon as the method is done; a second call
-# reads finished methods back instead of recomputing them. All methods are
-# scored on the same random subsets. A method is an attribution object or any
+# correlation over all samples and subsets together). With `csv_path` the
+# rows are appended once the data set is done, method after method; a second
+# call reads the finished methods back instead of recomputing them and
+# computes only the missing ones. All methods are scored on the same random
+# subsets, from one pass of perturbed forwards. A method is an attribution object or any
 # callable `(inputs, target) -> attributions`; here we count the calls.
 
 

@@ -453,7 +453,7 @@ def sensitivity_n(
             (Captum's argument); overrides the two bounds below.
         max_batch_size: bound on rows per forward pass (default: 1024, and on
             the CPU as many rows as keep one pass's intermediate results within
-            64 MiB; see :func:`captum_unified.perturbation.choose_chunk`).
+            32 MiB; see :func:`captum_unified.perturbation.choose_chunk`).
         max_memory_mb: bound on the memory of one perturbed batch.
         show_progress: show a tqdm progress bar.
 

@@ -132,7 +132,7 @@ class Occlusion1(PerturbationAttribution):
             max_batch_size (int, optional): bound on rows per forward pass when
                 ``perturbations_per_eval`` is None. Default: 1024, and on the
                 CPU also as many rows as keep the intermediate results of one
-                pass within 64 MiB (measured on the unperturbed forward; see
+                pass within 32 MiB (measured on the unperturbed forward; see
                 :func:`captum_unified.perturbation.choose_chunk`).
             max_memory_mb (float, optional): bound on the perturbed input batch,
                 in MiB, when ``perturbations_per_eval`` is None. Default: 256.

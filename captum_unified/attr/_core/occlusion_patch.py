@@ -257,7 +257,7 @@ class OcclusionPatch(PerturbationAttribution):
             show_progress (bool, optional): show a tqdm progress bar.
             max_batch_size (int, optional): bound on the rows of one forward
                 pass. Default: 1024, and on the CPU also as many rows as keep
-                the intermediate results of one pass within 64 MiB (see
+                the intermediate results of one pass within 32 MiB (see
                 :func:`captum_unified.perturbation.choose_chunk`).
             max_memory_mb (float, optional): bound on the perturbed input batch
                 in MiB. Default: 256.
