@@ -210,8 +210,9 @@ def convert_tutorials(src: Path = _TUTORIALS, dst: Path = _GALLERY_SRC) -> None:
 
 
 def _reset_torch(gallery_conf, fname):
-    """Undo global torch state a previous tutorial may have set (tutorial 01
-    sets float64 as the default dtype; the gallery runs all in one process)."""
+    """Undo global torch state a previous tutorial may have set (the gallery
+    runs all tutorials in one process; none sets the default dtype today, this
+    keeps it that way for new ones)."""
     import torch
 
     torch.set_default_dtype(torch.float32)

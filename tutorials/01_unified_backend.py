@@ -22,7 +22,6 @@ import captum_unified as cu
 
 QUICK = os.environ.get("CAPTUM_UNIFIED_QUICK") == "1"
 torch.manual_seed(0)
-torch.set_default_dtype(torch.float64)
 warnings.filterwarnings("ignore", message="Setting forward, backward hooks")
 
 # %% [markdown]
@@ -50,8 +49,8 @@ class MyNet(nn.Module):
         return self.fc4(h).sigmoid()      # tensor method as the output nonlinearity
 
 
-model = MyNet().eval()
-x = torch.randn(4 if QUICK else 16, 6)
+model = MyNet().double().eval()  # float64, so that methods can be compared to 1e-10
+x = torch.randn(4 if QUICK else 16, 6, dtype=torch.float64)
 baseline = torch.zeros_like(x)
 target = 0
 
@@ -146,4 +145,5 @@ assert torch.allclose(custom, dl, atol=1e-8)
 # %%
 for name, a in [("GI", gi), ("eps-LRP", lrp), ("DeepLIFT", dl), ("IG", ig), ("Occlusion-1", occ)]:
     print(f"{name:12s} sum over features, sample 0: {float(a[0].sum()):+.5f}")
-print("S(x) - S(0), sample 0:", float(model(x[:1])[0, target] - model(baseline[:1])[0, target]))
+with torch.no_grad():
+    print("S(x) - S(0), sample 0:", float(model(x[:1])[0, target] - model(baseline[:1])[0, target]))
