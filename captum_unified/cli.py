@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quick(args) -> bool:
+    """``--quick`` or ``CAPTUM_UNIFIED_QUICK=1`` (the tutorials' and docs' switch)."""
+    return bool(args.quick) or os.environ.get("CAPTUM_UNIFIED_QUICK") == "1"
+
+
 def _config(args):
     from captum_unified.experiments.common import ExperimentConfig
 
@@ -73,7 +78,7 @@ def _config(args):
               epochs=args.epochs, seed=args.seed, n_train=args.n_train, cache_dir=args.cache_dir,
               out=getattr(args, "out", "results"), show_progress=not args.no_progress,
               baseline=getattr(args, "baseline", None))
-    if args.quick or os.environ.get("CAPTUM_UNIFIED_QUICK") == "1":
+    if _quick(args):
         return ExperimentConfig.quick(**kw)
     return ExperimentConfig(**{k: v for k, v in kw.items() if v is not None})
 
@@ -136,8 +141,7 @@ def _cmd_reproduce(args) -> int:
     cfg = _config(args)
     module = {"ancona": ancona, "deng": deng}[args.paper]
     # each pipeline's own default sizes, where not given on the command line
-    quick = args.quick or os.environ.get("CAPTUM_UNIFIED_QUICK") == "1"
-    for k, v in (module.QUICK_DEFAULTS if quick else module.DEFAULTS).items():
+    for k, v in (module.QUICK_DEFAULTS if _quick(args) else module.DEFAULTS).items():
         if getattr(args, k, None) is None:
             setattr(cfg, k, v)
     paths = module.run(cfg)

@@ -77,13 +77,11 @@ def _linear_model(data, seed: int, epochs: int) -> Tuple[nn.Module, float]:
 
 
 def _pcc(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Mean over samples of the Pearson correlation between two attribution maps."""
-    a = a.flatten(1).double()
-    b = b.flatten(1).double()
-    a = a - a.mean(1, keepdim=True)
-    b = b - b.mean(1, keepdim=True)
-    r = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-300)
-    return float(r.mean())
+    """Mean over samples of the Pearson correlation between two attribution maps
+    (a constant map counts as uncorrelated: 0)."""
+    from captum_unified.metrics.sensitivity_n import pearson
+
+    return float(pearson(a.flatten(1), b.flatten(1), dim=1).nan_to_num(0.0).mean())
 
 
 def run(cfg: ExperimentConfig, models: Optional[List[tuple]] = None) -> Dict[str, Path]:

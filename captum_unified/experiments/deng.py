@@ -227,7 +227,7 @@ def _plot(table3: List[dict], infid: List[dict], path: Path) -> Optional[Path]:
     models = [m for m in ("Poly", "M-sg", "C-sg") if any(r["model"] == m for r in table3)]
     xs = np.arange(len(TABLE3_METHODS))
     w = 0.8 / max(len(models), 1)
-    colors = {"Poly": "tab:blue", "M-sg": "tab:orange", "C-sg": "tab:green", "C-sp": "tab:red"}
+    colors = {"Poly": "tab:blue", "M-sg": "tab:orange", "C-sg": "tab:green"}
     for k, m in enumerate(models):
         ours = [next((r["d_percent"] for r in table3 if r["model"] == m and r["method"] == me), "")
                 for me in TABLE3_METHODS]

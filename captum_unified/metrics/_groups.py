@@ -8,7 +8,8 @@ from typing import Any, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ["format_attributions", "format_feature_mask", "group_presence", "group_sums", "groups_to_masks"]
+__all__ = ["format_attributions", "format_feature_mask", "format_groups", "group_presence", "group_sums",
+           "groups_to_masks"]
 
 
 def format_attributions(attributions: Any, inputs: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
@@ -101,6 +102,19 @@ def group_presence(groups: Tuple[Tensor, ...], n_groups: int, batch: int) -> Ten
         else:
             present.scatter_(1, idx, True)
     return present[:, :n_groups]
+
+
+def format_groups(feature_mask: Any, inputs: Tuple[Tensor, ...]) -> Tuple[Tuple[Tensor, ...], int, Tensor, Tensor]:
+    """``(groups, number of ids, presence (batch, ids) bool, groups per sample (batch,))``
+    of :func:`format_feature_mask` and :func:`group_presence`; raises if a sample
+    has no group to remove."""
+    groups, n_ids = format_feature_mask(feature_mask, inputs)
+    present = group_presence(groups, n_ids, inputs[0].shape[0])
+    counts = present.sum(1)
+    if bool((counts == 0).any()):
+        i = int((counts == 0).nonzero()[0, 0])
+        raise ValueError(f"sample {i} has no feature to remove: its feature_mask ids are all negative.")
+    return groups, n_ids, present, counts
 
 
 def group_sums(attributions: Tuple[Tensor, ...], groups: Tuple[Tensor, ...], n_groups: int) -> Tensor:

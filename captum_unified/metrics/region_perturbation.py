@@ -34,8 +34,7 @@ from captum_unified._utils.common import (
 )
 from captum_unified.metrics._groups import (
     format_attributions,
-    format_feature_mask,
-    group_presence,
+    format_groups,
     group_sums,
     groups_to_masks,
 )
@@ -175,14 +174,9 @@ def region_perturbation(
     attrs = format_attributions(attributions, inputs)
     baselines = format_baselines(baselines, inputs)
     args = format_additional_args(additional_forward_args)
-    groups, n_ids = format_feature_mask(feature_mask, inputs)
+    groups, n_ids, present, counts = format_groups(feature_mask, inputs)  # present: (B, ids)
     batch = inputs[0].shape[0]
     device = inputs[0].device
-    present = group_presence(groups, n_ids, batch)  # (B, ids): the groups each sample has
-    counts = present.sum(1)
-    if bool((counts == 0).any()):
-        i = int((counts == 0).nonzero()[0, 0])
-        raise ValueError(f"sample {i} has no feature to remove: its feature_mask ids are all negative.")
     n_groups = int(counts.max())
     ks = _steps(n_steps, n_groups)
 

@@ -36,8 +36,7 @@ from captum_unified._utils.common import (
 )
 from captum_unified.metrics._groups import (
     format_attributions,
-    format_feature_mask,
-    group_presence,
+    format_groups,
     group_sums,
     groups_to_masks,
 )
@@ -187,22 +186,10 @@ def pearson(a: Tensor, b: Tensor, dim: int = 0, rtol: Optional[float] = None) ->
     return torch.where(const, torch.full_like(r, float("nan")), r)
 
 
-def _feature_groups(feature_mask: Any, inputs: Tuple[Tensor, ...]):
-    """``(groups, number of ids, presence (B, ids), groups per sample (B,))``;
-    raises if a sample has no group."""
-    groups, n_ids = format_feature_mask(feature_mask, inputs)
-    present = group_presence(groups, n_ids, inputs[0].shape[0])
-    counts = present.sum(1)
-    if bool((counts == 0).any()):
-        i = int((counts == 0).nonzero()[0, 0])
-        raise ValueError(f"sample {i} has no feature to remove: its feature_mask ids are all negative.")
-    return groups, n_ids, present, counts
-
-
 def _n_features(inputs: Any, feature_mask: Any) -> int:
     """``N`` of :func:`sensitivity_n` for these inputs and mask (the smallest
     per-sample number of groups)."""
-    return int(_feature_groups(feature_mask, format_inputs(inputs))[3].min())
+    return int(format_groups(feature_mask, format_inputs(inputs))[3].min())
 
 
 def _seeded_generator(seed: int, n: int) -> torch.Generator:
@@ -318,9 +305,14 @@ def _correlations(sums: Tensor, changes: Tensor, rtol: float) -> Tuple[Tensor, T
     """Per-sample ``(batch, len(n))`` and pooled ``(len(n),)`` correlations of
     ``(len(n), n_subsets, batch)`` pairs."""
     corr = pearson(sums, changes, dim=1, rtol=rtol).t().contiguous()
+    return corr, _pooled_correlation(sums, changes, rtol)
+
+
+def _pooled_correlation(sums: Tensor, changes: Tensor, rtol: float) -> Tensor:
+    """Per ``n``, the correlation over all ``(subset, sample)`` pairs of
+    ``(len(n), n_subsets, batch)`` tensors: ``(len(n),)``."""
     J = sums.shape[0]
-    pooled = pearson(sums.reshape(J, -1), changes.reshape(J, -1), dim=1, rtol=rtol)
-    return corr, pooled
+    return pearson(sums.reshape(J, -1), changes.reshape(J, -1), dim=1, rtol=rtol)
 
 
 def _pooled(results: Sequence["SensitivityNResult"]) -> Tensor:
@@ -328,8 +320,7 @@ def _pooled(results: Sequence["SensitivityNResult"]) -> Tensor:
     one data set, same ``n`` list), with the results' tolerance."""
     sums = torch.cat([r.attribution_sums for r in results], dim=2)
     changes = torch.cat([r.output_changes for r in results], dim=2)
-    J = sums.shape[0]
-    return pearson(sums.reshape(J, -1), changes.reshape(J, -1), dim=1, rtol=results[0].rtol)
+    return _pooled_correlation(sums, changes, results[0].rtol)
 
 
 def _result(n_list: List[int], sums: Tensor, changes: Tensor, rtol: float, counts: Tensor,
@@ -483,7 +474,7 @@ def sensitivity_n(
         named = {None: format_attributions(attributions, inputs)}
     baselines = format_baselines(baselines, inputs)
     args = format_additional_args(additional_forward_args)
-    groups, n_ids, present, counts = _feature_groups(feature_mask, inputs)
+    groups, n_ids, present, counts = format_groups(feature_mask, inputs)
     batch = inputs[0].shape[0]
     n_groups = int(counts.min())
     if n is None:
