@@ -100,12 +100,18 @@ def format_baselines(
 ) -> Tuple[Tensor, ...]:
     """Return one baseline tensor per input, each broadcastable to its input.
 
-    Accepted per input: a number, a tensor of the input's full shape, of the
-    per-sample shape ``input.shape[1:]`` or with batch size 1. Anything else is a
+    Accepted per input (Captum's forms): a number, a tensor of the input's full
+    shape, of the per-sample shape ``input.shape[1:]``, with batch size 1, or
+    any tensor with the input's number of dimensions that broadcasts to it
+    (e.g. shape ``(batch, 1)`` over ``(batch, features)``). Anything else is a
     ``ValueError`` that names both shapes.
+
+    Floating inputs get baselines of their dtype. Integer or bool inputs keep
+    an integer baseline's dtype; a fractional baseline stays floating (the
+    perturbed inputs are then floating, as in Captum).
     """
     if baselines is None:
-        baselines = tuple(0.0 for _ in inputs)
+        baselines = tuple(0 if not x.is_floating_point() else 0.0 for x in inputs)
     elif not isinstance(baselines, tuple):
         baselines = (baselines,)
     if len(baselines) != len(inputs):
@@ -115,8 +121,15 @@ def format_baselines(
         )
     out = []
     for k, (x, b) in enumerate(zip(inputs, baselines)):
-        if isinstance(b, (int, float)):
-            out.append(torch.full((1,) + tuple(x.shape[1:]), float(b), dtype=x.dtype, device=x.device))
+        per_sample = (1,) + tuple(x.shape[1:])
+        if isinstance(b, (bool, int, float)):
+            if x.is_floating_point():
+                dtype = x.dtype
+            elif isinstance(b, float) and not float(b).is_integer():
+                dtype = torch.get_default_dtype()
+            else:
+                dtype = x.dtype
+            out.append(torch.full(per_sample, b, dtype=dtype, device=x.device))
             continue
         if not isinstance(b, Tensor):
             raise TypeError(
@@ -125,14 +138,21 @@ def format_baselines(
             )
         b = b.to(device=x.device, dtype=x.dtype if x.is_floating_point() else b.dtype)
         if b.dim() == 0:
-            b = b.expand((1,) + tuple(x.shape[1:]))
+            b = b.expand(per_sample)
         elif tuple(b.shape) == tuple(x.shape[1:]) and b.dim() == x.dim() - 1:
             b = b.unsqueeze(0)
-        if b.dim() != x.dim() or tuple(b.shape[1:]) != tuple(x.shape[1:]) or b.shape[0] not in (1, x.shape[0]):
+        fits = b.dim() == x.dim() and b.shape[0] in (1, x.shape[0])
+        if fits:
+            try:
+                fits = tuple(torch.broadcast_shapes(b.shape, x.shape)) == tuple(x.shape)
+            except RuntimeError:
+                fits = False
+        if not fits:
             raise ValueError(
                 f"{name}[{k}] has shape {tuple(b.shape)}, which does not fit input "
                 f"shape {tuple(x.shape)}. Use a number, a tensor of shape "
-                f"{tuple(x.shape)}, {(1,) + tuple(x.shape[1:])} or {tuple(x.shape[1:])}."
+                f"{tuple(x.shape)}, {per_sample} or {tuple(x.shape[1:])}, or one that "
+                "broadcasts to the input with the same number of dimensions."
             )
         out.append(b)
     check_finite(tuple(out), name)

@@ -1,0 +1,32 @@
+"""The method registry (tests/registry.py) lists every public attribution class."""
+from __future__ import annotations
+
+import inspect
+
+from captum.attr._utils.attribution import Attribution
+
+import captum_unified as cu
+from registry import METHODS
+
+
+def test_every_public_attribution_class_is_registered():
+    public = {
+        name for name in cu.__all__
+        if inspect.isclass(getattr(cu, name)) and issubclass(getattr(cu, name), Attribution)
+    }
+    registered = {e.cls.__name__ for e in METHODS}
+    assert public - registered == set(), f"add these to tests/registry.py: {sorted(public - registered)}"
+    assert registered - public == set(), f"registered but not public: {sorted(registered - public)}"
+
+
+def test_registry_entries_build_and_attribute():
+    from conftest import make_mlp, randn
+
+    model = make_mlp((4, 6, 5, 3))
+    x = randn(3, 4, seed=0)
+    for e in METHODS:
+        method = e.make(model)
+        assert isinstance(method, e.cls), e.name
+        out = method.attribute(x, target=1, **e.kwargs)
+        expected = (3, 6) if e.layer else (3, 4)
+        assert tuple(out.shape) == expected, e.name
