@@ -65,7 +65,7 @@ METHODS = [
     MethodEntry("ig", cu.IntegratedGradients, lambda m: cu.IntegratedGradients(m), kwargs={"n_steps": 8},
                 twin=lambda m: ca.IntegratedGradients(m), oracle="test_captum_agreement.py"),
     MethodEntry("eg", cu.ExpectedGradients, lambda m: cu.ExpectedGradients(m),
-                kwargs={"n_samples": 4, "seed": 0, "stdevs": 0.1}, oracle="test_expected_gradients.py"),
+                kwargs={"n_samples": 4, "seed": 0, "baseline_stdevs": 0.1}, oracle="test_expected_gradients.py"),
     MethodEntry("occ", cu.Occlusion1, lambda m: cu.Occlusion1(m), delta=False, perturbation=True,
                 twin=lambda m: ca.FeatureAblation(m), oracle="test_perturbation_engine.py"),
     MethodEntry("occp", cu.OcclusionPatch, lambda m: cu.OcclusionPatch(m), kwargs={"patch_shapes": (2,)},

@@ -122,10 +122,9 @@ def poly_as_sequential(model: PolyModel) -> nn.Sequential:
 
 
 def _patch_mask(x: Tensor, p: int) -> Tensor:
-    from captum_unified.attr._core.occlusion_patch import patch_groups
+    from captum_unified.feature_groups import FeatureGroups
 
-    (mask,), _ = patch_groups((x,), ((1, p, p),))
-    return mask
+    return FeatureGroups.patches((x,), ((1, p, p),)).ids[0]
 
 
 def _batches(n: int, size: int):
