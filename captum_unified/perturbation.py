@@ -345,28 +345,46 @@ class PerturbationEngine:
     # ---------------------------------------------------------------- rows
     def _forward_masks(self, masks: Tuple[Tensor, ...], k: int) -> Tensor:
         call = self.call
+        n = self.n_outputs
+        if self.aggregate or self.ragged:  # whole copies, one per forward pass
+            return torch.cat([self._forward_whole(tuple(mi[j : j + 1] for mi in masks)) for j in range(k)])
         perturbed = tuple(
             torch.where(mi, b.unsqueeze(0), x.unsqueeze(0)).reshape((k * x.shape[0],) + tuple(x.shape[1:]))
             for x, b, mi in zip(call.inputs, call.baselines, masks)
         )
-        n = self.n_outputs
-        if self.aggregate or self.ragged:  # k == 1: whole copies only
-            if self.skip_unchanged and not self._changes_anything(masks):
-                return self.original.unsqueeze(0)
-            raw = self.forward_func(*perturbed, *call.additional_args)
-            return self._select(raw, call.target, call.batch).reshape(1, n)
         args = expand_additional_args(call.additional_args, k) if k > 1 else call.additional_args
         tgt = expand_target(call.target, k) if k > 1 else call.target
         rows = self._changed_rows(masks, k) if self.skip_unchanged else None
-        if rows is None:
-            raw = self.forward_func(*perturbed, *args)
-            return self._select(raw, tgt, k * n).reshape(k, n)
-        out = self.original.unsqueeze(0).repeat(k, 1).reshape(-1)
-        if rows.numel():
-            sub_args = tuple(_take_rows(a, rows, k * n) for a in args)
-            raw = self.forward_func(*(p[rows] for p in perturbed), *sub_args)
-            out[rows] = self._select(raw, _take_target(tgt, rows, k * n), rows.numel()).to(out.dtype)
-        return out.reshape(k, n)
+        try:
+            if rows is None:
+                return self._rows_forward(perturbed, args, tgt, k * n).reshape(k, n)
+            out = self.original.unsqueeze(0).repeat(k, 1).reshape(-1)
+            if rows.numel():
+                sub_args = tuple(_take_rows(a, rows, k * n) for a in args)
+                sub = self._rows_forward(tuple(p[rows] for p in perturbed), sub_args,
+                                         _take_target(tgt, rows, k * n), rows.numel())
+                out[rows] = sub.to(out.dtype)
+            return out.reshape(k, n)
+        except _AggregateOutput:
+            # a batch of one sample whose model returns one value however many rows
+            # it gets: Captum's aggregate mode, one copy per pass from now on
+            self._aggregate = True
+            return self._forward_masks(masks, k)
+
+    def _rows_forward(self, perturbed: Tuple[Tensor, ...], args: Tuple[Any, ...], target: Any, rows: int) -> Tensor:
+        raw = self.forward_func(*perturbed, *args)
+        if rows > 1 and self.call.batch == 1 and _is_aggregate(raw, rows):
+            raise _AggregateOutput()
+        return self._select(raw, target, rows)
+
+    def _forward_whole(self, masks: Tuple[Tensor, ...]) -> Tensor:
+        """``(1, n_outputs)`` outputs of one perturbed copy of the whole batch."""
+        call = self.call
+        if self.skip_unchanged and not self._changes_anything(masks):
+            return self.original.unsqueeze(0)
+        perturbed = tuple(torch.where(mi[0], b, x) for x, b, mi in zip(call.inputs, call.baselines, masks))
+        raw = self.forward_func(*perturbed, *call.additional_args)
+        return self._select(raw, call.target, call.batch).reshape(1, self.n_outputs)
 
     def _differ(self) -> Tuple[Tensor, ...]:
         """Per input, where the input differs from its baseline."""
@@ -390,14 +408,16 @@ class PerturbationEngine:
         return changed.reshape(-1).nonzero().squeeze(1)
 
 
+class _AggregateOutput(Exception):
+    """The model returned one output for several stacked rows."""
+
+
 def _is_aggregate(raw: Any, batch: int) -> bool:
-    """Captum's aggregate mode: one output (a number, a 0-d tensor or a tensor
-    with first dimension 1) for a batch of several samples."""
-    if batch <= 1:
-        return False
+    """Captum's aggregate mode: a number, or one output (a 0-d tensor or a
+    tensor with first dimension 1) for a batch of several samples."""
     if isinstance(raw, (int, float)) and not isinstance(raw, bool):
         return True
-    return isinstance(raw, Tensor) and (raw.dim() == 0 or raw.shape[0] == 1)
+    return batch > 1 and isinstance(raw, Tensor) and (raw.dim() == 0 or raw.shape[0] == 1)
 
 
 def _as_tensor(raw: Any) -> Tensor:
