@@ -52,19 +52,19 @@ from __future__ import annotations
 import inspect
 import types
 import weakref
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
-from torch.overrides import TorchFunctionMode
+from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack, _pop_mode_temporarily
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from captum_unified._utils.common import select_target, warn
 from captum_unified._utils.state import TRAIN_SENSITIVE, preserve_model_state
 from captum_unified.ops import NOT_DECOMPOSED, OpEntry, OpKind, OpTable, default_op_table, op_name
-from captum_unified.ops.composites import AS_LINEAR, CLAMP_TENSOR
+from captum_unified.ops.composites import AS_LINEAR, CLAMP_TENSOR, max_tree, min2
 from captum_unified.rules import GradientRule, OpCall, Rule
 
 __all__ = ["RuleContext", "modified_gradients", "BackendResult"]
@@ -151,6 +151,37 @@ def _partial(ctx, grad: Tensor, other: Tensor, which: int) -> Tensor:
         out = ctx.fn(free, other) if which == 0 else ctx.fn(other, free)
         (g,) = torch.autograd.grad(out, free, grad)
     return g
+
+
+class _MaxRule(torch.autograd.Function):
+    r"""``y = max(v)`` over the last dimension; backward multiplies by DeepLIFT's
+    max rule (Shrikumar et al. 2017, as Captum's ``DeepLift`` max-pooling): the
+    input's arg-max gets :math:`\max(y, \bar y) - \bar y`, the baseline's
+    arg-max gets :math:`y - \max(y, \bar y)`, each as a multiplier of its
+    :math:`\Delta v`; they sum to :math:`y - \bar y` (exactly complete) and
+    do not depend on the order of the candidates."""
+
+    @staticmethod
+    def forward(ctx, v, ref_v, ref_y, eps):  # type: ignore[override]
+        y, i = v.max(-1, keepdim=True)
+        ref_v = ref_v.expand_as(v)
+        ref_y = ref_y.unsqueeze(-1).expand_as(y)
+        j = ref_v.argmax(-1, keepdim=True)
+        top = torch.maximum(y, ref_y)
+        dv = v - ref_v
+        dv_i, dv_j = dv.gather(-1, i), dv.gather(-1, j)
+        ok_i, ok_j = dv_i.abs() > eps, dv_j.abs() > eps
+        one = torch.ones_like(dv_i)
+        m_i = torch.where(ok_i, (top - ref_y) / torch.where(ok_i, dv_i, one), one)  # gradient where dv ~ 0
+        m_j = torch.where(ok_j, (y - top) / torch.where(ok_j, dv_j, one), torch.zeros_like(dv_j))
+        m = torch.zeros_like(v).scatter_add_(-1, i, m_i).scatter_add_(-1, j, m_j)
+        ctx.save_for_backward(m)
+        return y.squeeze(-1)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        (m,) = ctx.saved_tensors
+        return grad.unsqueeze(-1) * m, None, None, None
 
 
 _UNWRAPPED: "weakref.WeakKeyDictionary[Callable, Callable]" = weakref.WeakKeyDictionary()
@@ -358,6 +389,17 @@ class RuleContext(TorchFunctionMode):
                 return True
         return False
 
+    @contextmanager
+    def _suspended(self) -> Iterator[None]:
+        """Run torch ops without this mode (when it is on top of the mode
+        stack, i.e. inside a decomposition); other modes stay active."""
+        stack = _get_current_function_mode_stack()
+        if stack and stack[-1] is self:
+            with _pop_mode_temporarily():
+                yield
+        else:
+            yield
+
     # ----------------------------------------------------------- dispatch
     def __torch_function__(self, func, types_, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -426,6 +468,12 @@ class RuleContext(TorchFunctionMode):
         """Apply the element-wise function ``f`` to ``z`` with the rule (used
         by the dispatcher and by decompositions for functions that are not a
         single torch op)."""
+        with self._suspended():  # called from decompositions too
+            return self._elementwise_off(name, f, z, derivative, gate, copy)
+
+    def _elementwise_off(self, name, f, z, derivative, gate, copy):
+        if derivative is not None and _get_current_function_mode_stack():
+            derivative = None  # another mode may change f (softplus_swap): differentiate f itself
         op = OpCall(name, derivative=derivative)
         if self.recording:
             out = f(z)
@@ -452,6 +500,30 @@ class RuleContext(TorchFunctionMode):
         self.taint(out)
         if gate:
             self._mark_gate(out)
+        return out
+
+    def kmax(self, v: Tensor, minimum: bool = False) -> Tensor:
+        """The maximum (``minimum=True``: minimum) of ``v`` over its last
+        dimension with the rule's max policy; called from decompositions (the
+        mode is active there)."""
+        policy = getattr(self.rule, "maxima", "gradient")
+        if policy == "tree":
+            return max_tree(v, min2) if minimum else max_tree(v)
+        if minimum:
+            return -self.kmax(-v)
+        if not self.rule.needs_reference:  # "deeplift" without a baseline pass: ordinary gradient
+            return v.amax(-1)
+        with self._suspended():
+            if self.recording:
+                out = v.amax(-1)
+                self._record("max", (v,), out)
+            else:
+                rec = self._next("max", (v,))
+                if torch.is_grad_enabled() and v.requires_grad:
+                    out = _MaxRule.apply(v, rec.tensors[0], rec.out, getattr(self.rule, "eps", 1e-10))
+                else:
+                    out = v.amax(-1)
+            self.taint(out)
         return out
 
     def _finish(self, result: Any, args: tuple, inplace: bool, entry: OpEntry) -> Any:
@@ -830,28 +902,28 @@ def modified_gradients(
         finally:
             for c in captures:
                 c.remove()
-    if context is not None:
-        context.check_complete()
-        for msg in context.warnings():
-            warn(msg)
-    if captures:
-        per_layer = [c.result() for c in captures]
-        wrt = tuple(t for ts in per_layer for t in ts)
-        shapes = tuple((len(ts), c.was_tuple) for ts, c in zip(per_layer, captures))
-    else:
-        wrt, shapes = leaves, ()
-    seed = torch.ones_like(outputs)
-    if rule.applies_to_output and not (context is not None and isinstance(raw, Tensor) and context.is_rule_output(raw)):
-        seed = rule.multiplier(lambda t: t, outputs.detach(), outputs.detach(), baseline_outputs, baseline_outputs)
-    differentiable = [w for w in wrt if w.requires_grad]
-    if outputs.requires_grad and differentiable:
-        grads_d = torch.autograd.grad(outputs, differentiable, grad_outputs=seed, allow_unused=True,
-                                      **(grad_kwargs or {}))
-        it = iter(grads_d)
-        grads = tuple(next(it) if w.requires_grad else None for w in wrt)
-    else:
-        grads = (None,) * len(wrt)
-    grads = tuple(torch.zeros_like(w, dtype=w.dtype if w.is_floating_point() else torch.get_default_dtype())
-                  if g is None else g.detach() for g, w in zip(grads, wrt))
-    acts = tuple(t.detach() for t in wrt) if captures else None
-    return BackendResult(grads, outputs.detach(), baseline_outputs, acts, baseline_acts, shapes)
+        if context is not None:
+            context.check_complete()
+            for msg in context.warnings():
+                warn(msg)
+        if captures:
+            per_layer = [c.result() for c in captures]
+            wrt = tuple(t for ts in per_layer for t in ts)
+            shapes = tuple((len(ts), c.was_tuple) for ts, c in zip(per_layer, captures))
+        else:
+            wrt, shapes = leaves, ()
+        seed = torch.ones_like(outputs)
+        if rule.applies_to_output and not (context is not None and isinstance(raw, Tensor) and context.is_rule_output(raw)):
+            seed = rule.multiplier(lambda t: t, outputs.detach(), outputs.detach(), baseline_outputs, baseline_outputs)
+        differentiable = [w for w in wrt if w.requires_grad]
+        if outputs.requires_grad and differentiable:
+            grads_d = torch.autograd.grad(outputs, differentiable, grad_outputs=seed, allow_unused=True,
+                                          **(grad_kwargs or {}))
+            it = iter(grads_d)
+            grads = tuple(next(it) if w.requires_grad else None for w in wrt)
+        else:
+            grads = (None,) * len(wrt)
+        grads = tuple(torch.zeros_like(w, dtype=w.dtype if w.is_floating_point() else torch.get_default_dtype())
+                      if g is None else g.detach() for g, w in zip(grads, wrt))
+        acts = tuple(t.detach() for t in wrt) if captures else None
+        return BackendResult(grads, outputs.detach(), baseline_outputs, acts, baseline_acts, shapes)
