@@ -13,9 +13,6 @@ from captum_unified.metrics.registry import METRICS
 from conftest import DTYPE, make_mlp
 from registry import METHODS, METRIC_ENTRIES, ids
 
-BACKEND_V2 = pytest.mark.xfail(reason="backend v2 (issue 11)", strict=False)
-GRADIENT_BACKEND = {"mg", "gi", "lrp", "dl", "ig", "lmg", "lgi", "llrp", "ldl"}  # lead's files
-
 
 def _model():
     return make_mlp((4, 6, 5, 3), "tanh", seed=3)
@@ -34,11 +31,7 @@ class Cast(nn.Module):
         return self.model(x.to(DTYPE))
 
 
-def _entries(marks_for=()):
-    return [pytest.param(e, id=e.name, marks=[BACKEND_V2] if e.name in marks_for else []) for e in METHODS]
-
-
-@pytest.mark.parametrize("entry", _entries(GRADIENT_BACKEND))
+@pytest.mark.parametrize("entry", METHODS, ids=ids(METHODS))
 def test_empty_batch_is_a_clear_error(entry):
     method = entry.make(_model())
     with pytest.raises(ValueError, match="0 samples"):

@@ -9,6 +9,7 @@ from captum.log import log_usage
 from torch import Tensor
 
 from captum_unified._utils.call import AttributionCall
+from captum_unified._utils.state import preserves_model_state
 from captum_unified.taylor.terms import (
     TaylorDecomposition,
     _warn_if_zero,
@@ -61,6 +62,7 @@ class TaylorAttribution(GradientAttribution):
         return True
 
     @log_usage()
+    @preserves_model_state
     def attribute(  # type: ignore[override]
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
@@ -109,6 +111,7 @@ class TaylorAttribution(GradientAttribution):
             return out
         return out, call.convergence_delta(self.forward_func, attrs)
 
+    @preserves_model_state
     def decompose(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
