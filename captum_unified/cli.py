@@ -222,6 +222,8 @@ def _stratified(y, n: int, seed: int):
 
 
 def _cmd_evaluate(args) -> int:
+    import time
+
     import numpy as np
     import torch
     import torch.distributed as dist
@@ -293,11 +295,13 @@ def _cmd_evaluate(args) -> int:
         batch_size = args.batch_size or (4 if quick else 16)
         say(f"evaluate: {what}; methods {names}; metrics {metric_names}; batch size {batch_size}; "
             f"{world} process(es) on {device.type}")
+        start = time.perf_counter()
         rows = evaluate(model, {METHODS[n][0]: method(n) for n in names}, data, [make[m]() for m in metric_names],
                         out=args.out, seed=args.seed, batch_size=batch_size, baselines=args.baseline,
                         distributed=distributed, show_progress=not args.no_progress, device=device)
+        seconds = time.perf_counter() - start
         say(_summary(rows))
-        say(f"{len(rows)} rows: {args.out}")
+        say(f"{len(rows)} rows: {args.out}; evaluation {seconds:.2f} s")
         return 0
     finally:
         if distributed and dist.is_initialized():

@@ -105,11 +105,7 @@ class FeatureGroups:
                     f"shape {tuple(x.shape)}."
                 )
             m = m.reshape((1,) * (x.dim() - m.dim()) + tuple(m.shape))
-            try:
-                fits = tuple(torch.broadcast_shapes(m.shape, x.shape)) == tuple(x.shape)
-            except RuntimeError:
-                fits = False
-            if not fits:
+            if not all(a in (1, b) for a, b in zip(m.shape, x.shape)):  # broadcasts to the input
                 raise ValueError(
                     f"feature_mask[{k}] of shape {tuple(m.shape)} does not fit input shape {tuple(x.shape)}: "
                     f"use a tensor broadcastable to {(1,) + tuple(x.shape[1:])} (one mask for every "

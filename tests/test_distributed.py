@@ -79,3 +79,28 @@ def test_rerun_after_a_killed_rank_resumes(single, tmp_path):
     assert _key(read_rows(out)) == _key(single)
     for name, mtime in done.items():  # finished batches were read back, not recomputed
         assert (parts / name).stat().st_mtime_ns == mtime, name
+
+
+def test_evaluate_distributed_initialises_and_closes_its_own_group(tmp_path, monkeypatch):
+    import socket
+
+    import torch.distributed as dist
+
+    from captum_unified.metrics import SensitivityN, evaluate
+    from eval_helpers import Tiny, data
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for k, v in {"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+                 "CAPTUM_UNIFIED_BACKEND": "gloo"}.items():
+        monkeypatch.setenv(k, v)
+    model = Tiny().eval()
+    methods = {"input": lambda i, t: i.clone()}
+    kw = dict(metrics=[SensitivityN(n=[1, 4], n_subsets=3)], batch_size=5)
+    rows = evaluate(model, methods, data(), distributed=True, out=tmp_path / "r.csv", **kw)
+    assert not dist.is_initialized()  # the group it made is gone
+    assert _key(rows) == _key(evaluate(model, methods, data(), **kw))
+    with pytest.raises(RuntimeError, match="torchrun"):
+        monkeypatch.delenv("RANK")
+        evaluate(model, methods, data(), distributed=True, **kw)

@@ -174,27 +174,43 @@ class _Subsets:
         self.drawn = [0] * len(n_list)  # blocks drawn per size
         self.cache: Dict[Tuple[int, int], Tensor] = {}
 
+    def _generator(self, j: int, i: int) -> torch.Generator:
+        gen = self.gens.get((j, i))
+        if gen is None:
+            gen = self.gens[(j, i)] = self.batch.generator(i, self.n_list[j])
+        return gen
+
     def _draw(self, j: int, t0: int, t: int) -> Tensor:
         n = self.n_list[j]
-        member = torch.zeros(t, self.B, self.G, dtype=torch.bool)
-        for i in range(self.B):
-            c, own = self.counts[i], self.own[i]
-            gen = self.gens.get((j, i))
-            if gen is None:
-                gen = self.gens[(j, i)] = self.batch.generator(i, n)
-            noise = torch.rand(t, c, generator=gen)
-            complement = 2 * n > c
-            pick = noise.topk(c - n if complement else n, dim=1, largest=not complement, sorted=False).indices
-            idx = own[pick]  # (t, n or c - n) group numbers
-            row = torch.zeros(t, self.G, dtype=torch.bool)
-            row.scatter_(1, idx, True)
-            if complement:
-                row = self.present_cpu[i].unsqueeze(0) & ~row
-            member[:, i] = row
-            for k, R in self.R.items():
-                part = R[i][idx].sum(-1)
-                self.sums[k][j, t0 : t0 + t, i] = self.R_total[k][i] - part if complement else part
+        if len(set(self.counts)) == 1:  # every sample has c groups: one topk for the whole batch
+            c = self.counts[0]
+            noise = torch.stack([torch.rand(t, c, generator=self._generator(j, i)) for i in range(self.B)], dim=1)
+            own = torch.stack(self.own)  # (B, c)
+            member = self._pick(j, t0, noise, own, n, c, slice(None))
+        else:
+            member = torch.zeros(t, self.B, self.G, dtype=torch.bool)
+            for i in range(self.B):
+                c = self.counts[i]
+                noise = torch.rand(t, c, generator=self._generator(j, i)).unsqueeze(1)
+                member[:, i : i + 1] = self._pick(j, t0, noise, self.own[i].unsqueeze(0), n, c, slice(i, i + 1))
         return member.to(self.device)
+
+    def _pick(self, j: int, t0: int, noise: Tensor, own: Tensor, n: int, c: int, rows: slice) -> Tensor:
+        """Membership ``(t, b, G)`` of the subsets drawn by ``noise`` ``(t, b, c)``
+        over the samples ``rows`` (own groups ``own`` ``(b, c)``); records the
+        attribution sums of every method."""
+        t, b, _ = noise.shape
+        complement = 2 * n > c
+        pick = noise.topk(c - n if complement else n, dim=-1, largest=not complement, sorted=False).indices
+        idx = own.unsqueeze(0).expand(t, b, c).gather(-1, pick)  # (t, b, n or c - n) group numbers
+        member = torch.zeros(t, b, self.G, dtype=torch.bool)
+        member.scatter_(-1, idx, True)
+        if complement:
+            member = self.present_cpu[rows].unsqueeze(0) & ~member
+        for k, R in self.R.items():
+            part = R[rows].unsqueeze(0).expand(t, b, self.G).gather(-1, idx).sum(-1)
+            self.sums[k][j, t0 : t0 + t, rows] = self.R_total[k][rows] - part if complement else part
+        return member
 
     def _get_block(self, j: int, b: int) -> Tensor:
         key = (j, b)
