@@ -101,6 +101,7 @@ def test_evaluate_distributed_initialises_and_closes_its_own_group(tmp_path, mon
     rows = evaluate(model, methods, data(), distributed=True, out=tmp_path / "r.csv", **kw)
     assert not dist.is_initialized()  # the group it made is gone
     assert _key(rows) == _key(evaluate(model, methods, data(), **kw))
+    assert _key(evaluate(model, methods, data(), distributed=True, **kw)) == _key(rows)  # gathered, no file
     with pytest.raises(RuntimeError, match="torchrun"):
         monkeypatch.delenv("RANK")
         evaluate(model, methods, data(), distributed=True, **kw)
