@@ -232,3 +232,23 @@ def test_manifest_records_the_settings(tmp_path):
     assert man["seed"] == 9 and man["batch_size"] == 4
     assert man["metrics"]["sensitivity_n"] == {"n": [2], "n_subsets": 4}
     assert man["metrics"]["infidelity"]["patch_size"] == 4
+
+
+def test_percentage_change_metric_against_a_reference():
+    from captum_unified.metrics import PercentageChange
+    from captum_unified.taylor import gradient_x_input_reformulation, percentage_change
+
+    model, x, y = _setup()
+    methods = {"gxi": cu.GradientXInput(model), "input": lambda i, t: i.clone()}
+    refs = {"gxi": lambda i, t: gradient_x_input_reformulation(model, i, target=t),
+            "input": lambda i, t: 2 * i}
+    rows = evaluate(model, methods, (x, y), [PercentageChange(refs)], batch_size=3)
+    by = {(r["method"], r["sample_index"]): r["value"] for r in rows}
+    assert all(by[("input", i)] == pytest.approx(100.0) for i in range(7))  # |a - 2a|^2 / |a|^2
+    gxi = [by[("gxi", i)] for i in range(7)]
+    assert max(gxi) < 1e-10  # GI is its own first-order reformulation (Deng Table 3: d = 0)
+    a = cu.GradientXInput(model).attribute(x, target=y)
+    assert sum(gxi) / 7 == pytest.approx(percentage_change(a, gradient_x_input_reformulation(model, x, target=y)),
+                                         abs=1e-10)
+    with pytest.raises(ValueError, match="references"):
+        PercentageChange({})
