@@ -11,11 +11,12 @@ Measured (2-core CPU, quiet, load average ~1.9 with this run): 1,500 passes
 of 32 rows (the engine's pick for this CNN: 530 KiB of activations per row),
 bare 16.5 s, sensitivity_n 17.4 s, ratio 1.05x. Earlier versions ran 1,024
 rows per pass: ~100 s for the same work on a loaded machine.
-Run: cd benchmarks && python bench_sensitivity_n.py  (2 threads in every arm;
+Run: cd benchmarks && python bench_sensitivity_n.py [repeats]  (2 threads in every arm;
 the load average before and after is printed: the ratio is only meaningful on
 a quiet-ish machine, since both arms are interleaved but share the cores)
 """
 import os
+import sys
 
 import torch
 
@@ -53,7 +54,8 @@ def main():
         sensitivity_n(model, x, attr, target=target, feature_mask=mask, n_subsets=100, seed=0)
 
     load_before = os.getloadavg()
-    t = time_all({"bare": bare, "sensitivity_n": ours}, repeats=2, warmup=0)
+    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+    t = time_all({"bare": bare, "sensitivity_n": ours}, repeats=repeats, warmup=0)
     load_after = os.getloadavg()
     print(f"n list ({len(n_list)} sizes): {n_list}")
     print(f"{n_masks} perturbed batches of 32 = {n_masks * 32} rows, {n_passes} passes of {rows} rows")

@@ -42,7 +42,11 @@ from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
 from captum_unified._utils.call import AttributionCall
-from captum_unified._utils.common import expand_additional_args, expand_target, select_target
+from captum_unified._utils.common import (
+    expand_additional_args,
+    expand_target,
+    select_target,
+)
 from captum_unified._utils.state import preserve_model_state
 
 __all__ = ["PerturbationEngine", "MaskSource", "choose_chunk", "DEFAULT_MAX_BATCH", "DEFAULT_MAX_BATCH_CUDA",
@@ -222,7 +226,7 @@ class PerturbationEngine:
     @property
     def aggregate(self) -> bool:
         """Whether the model returns one output for the whole batch (Captum's aggregate mode)."""
-        self.original
+        _ = self.original
         return self._aggregate
 
     @property
@@ -232,7 +236,7 @@ class PerturbationEngine:
     @property
     def activation_bytes_per_row(self) -> int:
         """Bytes of intermediate results per input row of the unperturbed pass."""
-        self.original
+        _ = self.original
         return self._act_bytes
 
     @property

@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 import torch
 from captum.attr import NoiseTunnel
+from conftest import DTYPE, make_mlp
+from registry import METHODS, METRIC_ENTRIES, ids
 from torch import nn
 
 from captum_unified.metrics.registry import METRICS
-from conftest import DTYPE, make_mlp
-from registry import METHODS, METRIC_ENTRIES, ids
 
 
 def _model():

@@ -8,9 +8,20 @@ import torch
 from torch import nn
 
 import captum_unified as cu
-from captum_unified.metrics import Infidelity, RegionPerturbation, SensitivityN, evaluate, infidelity, \
-    region_perturbation, sensitivity_n
-from captum_unified.perturbation import CUDA_MEMORY_FRACTION, DEFAULT_MAX_BATCH_CUDA, choose_chunk
+from captum_unified.metrics import (
+    Infidelity,
+    RegionPerturbation,
+    SensitivityN,
+    evaluate,
+    infidelity,
+    region_perturbation,
+    sensitivity_n,
+)
+from captum_unified.perturbation import (
+    CUDA_MEMORY_FRACTION,
+    DEFAULT_MAX_BATCH_CUDA,
+    choose_chunk,
+)
 
 DEVICES = [pytest.param("cpu")] + [
     pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]

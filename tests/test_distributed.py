@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from captum_unified.metrics import read_rows
 
@@ -85,9 +84,9 @@ def test_evaluate_distributed_initialises_and_closes_its_own_group(tmp_path, mon
     import socket
 
     import torch.distributed as dist
+    from eval_helpers import Tiny, data
 
     from captum_unified.metrics import SensitivityN, evaluate
-    from eval_helpers import Tiny, data
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -144,7 +144,9 @@ def test_resume_computes_only_what_is_missing(tmp_path):
     class Dies(Exception):
         pass
 
-    def dying(i, t, calls=[0]):
+    calls = [0]
+
+    def dying(i, t):
         calls[0] += 1
         if calls[0] == 3:
             raise Dies()

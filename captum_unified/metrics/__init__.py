@@ -9,13 +9,34 @@ a :class:`~captum_unified.metrics.base.Metric` class for
 :func:`evaluate`; :mod:`captum_unified.metrics.registry` lists them by name.
 """
 from captum_unified.metrics.base import EvalBatch, Metric, MetricScores, sample_seed
-from captum_unified.metrics.bounding_box import BoundingBoxAccuracy, bounding_box_accuracy, boxes_to_mask
-from captum_unified.metrics.infidelity import Infidelity, infidelity, square_masks, square_removal_perturbation
-from captum_unified.metrics.percentage_change import PercentageChange, percentage_change_per_sample
-from captum_unified.metrics.region_perturbation import RegionPerturbation, RegionPerturbationResult, region_perturbation
+from captum_unified.metrics.bounding_box import (
+    BoundingBoxAccuracy,
+    bounding_box_accuracy,
+    boxes_to_mask,
+)
+from captum_unified.metrics.infidelity import (
+    Infidelity,
+    infidelity,
+    square_masks,
+    square_removal_perturbation,
+)
+from captum_unified.metrics.percentage_change import (
+    PercentageChange,
+    percentage_change_per_sample,
+)
+from captum_unified.metrics.region_perturbation import (
+    RegionPerturbation,
+    RegionPerturbationResult,
+    region_perturbation,
+)
 from captum_unified.metrics.registry import METRICS, make_metric
 from captum_unified.metrics.runner import FIELDS, evaluate, read_rows
-from captum_unified.metrics.sensitivity_n import SensitivityN, SensitivityNResult, default_n_list, sensitivity_n
+from captum_unified.metrics.sensitivity_n import (
+    SensitivityN,
+    SensitivityNResult,
+    default_n_list,
+    sensitivity_n,
+)
 from captum_unified.metrics.stats import pearson
 
 __all__ = [

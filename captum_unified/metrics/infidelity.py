@@ -45,7 +45,12 @@ import torch
 from torch import Tensor
 
 from captum_unified._utils.common import format_inputs
-from captum_unified.metrics.base import EvalBatch, Metric, MetricScores, sample_generator
+from captum_unified.metrics.base import (
+    EvalBatch,
+    Metric,
+    MetricScores,
+    sample_generator,
+)
 
 __all__ = ["Infidelity", "infidelity", "square_masks", "square_removal_perturbation"]
 

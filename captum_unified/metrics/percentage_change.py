@@ -16,7 +16,12 @@ from typing import Any, Dict, Mapping, Tuple
 import torch
 from torch import Tensor
 
-from captum_unified.metrics.base import EvalBatch, Metric, MetricScores, format_attributions
+from captum_unified.metrics.base import (
+    EvalBatch,
+    Metric,
+    MetricScores,
+    format_attributions,
+)
 
 __all__ = ["PercentageChange", "percentage_change_per_sample"]
 

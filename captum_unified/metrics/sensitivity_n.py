@@ -30,7 +30,13 @@ from torch import Tensor
 
 from captum_unified._utils.common import AttributionWarning
 from captum_unified.metrics.base import EvalBatch, Metric, MetricScores
-from captum_unified.metrics.stats import constant_rtol, merge_moments, moments, moments_correlation, pearson
+from captum_unified.metrics.stats import (
+    constant_rtol,
+    merge_moments,
+    moments,
+    moments_correlation,
+    pearson,
+)
 
 __all__ = ["SensitivityN", "SensitivityNResult", "sensitivity_n", "default_n_list", "pearson"]
 

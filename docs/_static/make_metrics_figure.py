@@ -25,7 +25,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 import captum_unified as cu  # noqa: E402
 from captum_unified.data import load_mnist  # noqa: E402
-from captum_unified.metrics import default_n_list, evaluate  # noqa: E402
+from captum_unified.metrics import SensitivityN, default_n_list, evaluate  # noqa: E402
 from captum_unified.models import build_model, evaluate as accuracy, train  # noqa: E402
 from captum_unified.plots import plot_sensitivity_n  # noqa: E402
 
@@ -53,7 +53,7 @@ methods = {  # baselines: the default 0 of each method
 }
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", cu.AttributionWarning)  # n = N: per-sample NaN, expected
-    rows = evaluate(model, methods, (x, y), n_list=ns, n_subsets=100, seed=0, batch_size=32)
+    rows = evaluate(model, methods, (x, y), [SensitivityN(n=ns, n_subsets=100)], seed=0, batch_size=32)
 
 curves = {}
 print(f"test accuracy {acc:.3f}")
@@ -61,13 +61,13 @@ print(f"{'method':22s} {'n=1':>6s} {'n=34':>6s} {'n=627':>6s} {'pooled n=N':>10s
 for name in methods:
     per_n = {}
     for r in rows:
-        if r["method"] == name and r["sample_index"] != "pooled" and not math.isnan(r["correlation"]):
-            per_n.setdefault(r["n"], []).append(r["correlation"])
+        if r["method"] == name and r["sample_index"] != "pooled" and not math.isnan(r["value"]):
+            per_n.setdefault(r["param"], []).append(r["value"])
     n_sorted = sorted(per_n)  # n = N has no per-sample value
     mean = {n: sum(per_n[n]) / len(per_n[n]) for n in n_sorted}
     curves[name] = (n_sorted, [mean[n] for n in n_sorted])
-    pooled_N = next(r["correlation"] for r in rows
-                    if r["method"] == name and r["sample_index"] == "pooled" and r["n"] == N)
+    pooled_N = next(r["value"] for r in rows
+                    if r["method"] == name and r["sample_index"] == "pooled" and r["param"] == N)
     print(f"{name:22s} {mean[1]:6.4f} {mean[34]:6.3f} {mean[n_sorted[-1]]:6.3f} {pooled_N:10.4f}")
 
 fig = Figure(figsize=(5.6, 3.6))

@@ -10,8 +10,13 @@ from captum.log import log_usage
 from torch import Tensor
 
 from captum_unified._utils.call import AttributionCall
+from captum_unified._utils.common import (
+    check_finite,
+    expand_additional_args,
+    expand_target,
+    run_forward,
+)
 from captum_unified._utils.state import preserves_model_state
-from captum_unified._utils.common import check_finite, expand_additional_args, expand_target, run_forward
 from captum_unified.attr._core.integrated_gradients import path_gradients
 from captum_unified.backend import modified_gradients
 from captum_unified.rules import GradientRule
