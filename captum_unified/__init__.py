@@ -34,7 +34,7 @@ from captum_unified.backend import RuleContext, modified_gradients
 from captum_unified.nonlinearities import register_nonlinearity
 from captum_unified.rules import EpsilonRule, GradientRule, RescaleRule, Rule, derivative
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one version source: pyproject.toml reads it (setuptools dynamic)
 
 __all__ = [
     "AttributionWarning",
