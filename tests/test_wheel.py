@@ -16,6 +16,7 @@ Both check that ``captum_unified`` is imported from the venv, not from this
 checkout or an editable install (setuptools' editable finder comes after the
 venv's own site-packages, and the run's working directory is outside the tree).
 """
+
 from __future__ import annotations
 
 import email.parser
@@ -52,8 +53,7 @@ def wheel(tmp_path_factory) -> Path:
         isolation = ["--no-isolation"]
     except ImportError:
         isolation = []
-    _run([sys.executable, "-m", "build", "--wheel", *isolation, "--outdir", out, ROOT], timeout=300,
-         cwd=ROOT)
+    _run([sys.executable, "-m", "build", "--wheel", *isolation, "--outdir", out, ROOT], timeout=300, cwd=ROOT)
     wheels = list(out.glob("captum_unified-*.whl"))
     assert len(wheels) == 1, wheels
     return wheels[0]
@@ -107,21 +107,34 @@ def _check_installed(py: Path, wheel: Path, work: Path, timeout: int) -> str:
     """Import the installed package and run the main job's quick form from
     ``work`` (outside the source tree); return the command's output."""
     env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
-    env.update(CAPTUM_UNIFIED_CACHE=str(work / "cache"), MPLBACKEND="Agg", OMP_NUM_THREADS="1",
-               PYTHONNOUSERSITE="1")
-    r = _run([py, "-c", "import captum_unified as cu, importlib.metadata as m, sys; "
-              "print(cu.__file__); print(cu.__version__, m.version('captum_unified')); "
-              "print(sys.prefix)"], timeout=120, cwd=work, env=env)
+    env.update(CAPTUM_UNIFIED_CACHE=str(work / "cache"), MPLBACKEND="Agg", OMP_NUM_THREADS="1", PYTHONNOUSERSITE="1")
+    r = _run(
+        [
+            py,
+            "-c",
+            "import captum_unified as cu, importlib.metadata as m, sys; "
+            "print(cu.__file__); print(cu.__version__, m.version('captum_unified')); "
+            "print(sys.prefix)",
+        ],
+        timeout=120,
+        cwd=work,
+        env=env,
+    )
     file, versions, prefix = r.stdout.strip().splitlines()
-    assert Path(file).resolve().is_relative_to(Path(prefix).resolve()), \
+    assert Path(file).resolve().is_relative_to(Path(prefix).resolve()), (
         f"captum_unified imported from {file}, not from the venv {prefix}"
+    )
     assert not Path(file).resolve().is_relative_to(ROOT), "imported from the source tree"
     assert Path(file).with_name("py.typed").is_file()
     v, meta_v = versions.split()
     assert v == meta_v == _source_version()
     bindir = _venv_python(Path(prefix)).parent
-    r = _run([bindir / "captum-unified", "reproduce", "ancona", "--quick", "--no-progress", "--out", "results"],
-             timeout=timeout, cwd=work, env=env)
+    r = _run(
+        [bindir / "captum-unified", "reproduce", "ancona", "--quick", "--no-progress", "--out", "results"],
+        timeout=timeout,
+        cwd=work,
+        env=env,
+    )
     out = work / "results"
     for name in ("ancona_checks.csv", "ancona_sensitivity_n.csv", "ancona_figure4.png", "ancona_report.md"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
@@ -147,8 +160,10 @@ def test_wheel_installs_into_fresh_venv_and_reproduces(wheel, tmp_path):
     py = _venv_python(env_dir)
     # the wheel, not the checkout: a plain (non-editable) install into the venv
     # (an editable install on the machine stays where it is) ...
-    _run([py, "-m", "pip", "install", "--quiet", "--no-build-isolation", "--force-reinstall", "--no-deps",
-          wheel], timeout=300)
+    _run(
+        [py, "-m", "pip", "install", "--quiet", "--no-build-isolation", "--force-reinstall", "--no-deps", wheel],
+        timeout=300,
+    )
     # its requirements resolved against what the machine has (``pip check``
     # would also judge unrelated machine packages)
     _run([py, "-m", "pip", "install", "--quiet", f"{wheel}[data]"], timeout=300)
