@@ -92,13 +92,6 @@ class _SquareFirst(nn.Module):
         return torch.cat([torch.square(z[:, : self.n]), z[:, self.n:]], dim=1)
 
 
-def _register_square() -> None:
-    from captum_unified.nonlinearities import lookup, register_nonlinearity
-
-    if lookup(torch.square) is None:
-        register_nonlinearity("square", torch.square, torch.Tensor.square)
-
-
 def poly_as_sequential(model: PolyModel) -> nn.Sequential:
     """The same function as ``model`` as ``Flatten, Linear, square-activation,
     Linear`` (the last one sums each class's ``rank`` squares and its linear part)."""
@@ -137,8 +130,6 @@ def table3_rows(model: nn.Module, short: str, x: Tensor, target: Tensor, baselin
                 ig_steps: int, batch: int = 25) -> List[dict]:
     """Percentage change ``d`` (in %) of the six methods of Deng's Table 3 on one model."""
     seq = poly_as_sequential(model) if isinstance(model, PolyModel) else model
-    if isinstance(model, PolyModel):
-        _register_square()
     dl_ok = isinstance(seq, nn.Sequential)
     pairs: Dict[str, List[Tensor]] = {m: [[], []] for m in TABLE3_METHODS}
     eps_ratio = []
