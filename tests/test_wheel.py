@@ -36,7 +36,17 @@ PACKAGE = ROOT / "captum_unified"
 pytestmark = pytest.mark.wheel
 
 
+def _clean_env(**extra):
+    """The environment without PYTHONPATH/PYTHONHOME: with this checkout on
+    PYTHONPATH (as the tests run), its ``captum_unified.egg-info`` would make
+    the venv's pip think the package is installed already."""
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
+    env.update(PYTHONNOUSERSITE="1", **extra)
+    return env
+
+
 def _run(cmd, timeout, **kw):
+    kw.setdefault("env", _clean_env())
     r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, **kw)
     assert r.returncode == 0, f"{cmd} failed:\n{r.stdout[-3000:]}\n{r.stderr[-4000:]}"
     return r
@@ -136,8 +146,7 @@ def _venv_python(path: Path) -> Path:
 def _check_installed(py: Path, wheel: Path, work: Path, timeout: int) -> str:
     """Import the installed package and run the main job's quick form from
     ``work`` (outside the source tree); return the command's output."""
-    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
-    env.update(CAPTUM_UNIFIED_CACHE=str(work / "cache"), MPLBACKEND="Agg", OMP_NUM_THREADS="1", PYTHONNOUSERSITE="1")
+    env = _clean_env(CAPTUM_UNIFIED_CACHE=str(work / "cache"), MPLBACKEND="Agg", OMP_NUM_THREADS="1")
     r = _run(
         [
             py,
@@ -189,13 +198,12 @@ def test_wheel_installs_into_fresh_venv_and_reproduces(wheel, tmp_path):
     venv.EnvBuilder(with_pip=True, system_site_packages=True).create(env_dir)
     py = _venv_python(env_dir)
     # the wheel, not the checkout: a plain (non-editable) install into the venv
-    # (an editable install on the machine stays where it is) ...
-    _run(
-        [py, "-m", "pip", "install", "--quiet", "--no-build-isolation", "--force-reinstall", "--no-deps", wheel],
-        timeout=300,
-    )
-    # its requirements resolved against what the machine has (``pip check``
-    # would also judge unrelated machine packages)
+    # (an editable install on the machine stays where it is, behind the venv's
+    # own site-packages), its requirements resolved against what the machine
+    # has (``pip check`` would also judge unrelated machine packages).
+    # --force-reinstall: the machine's own (editable) captum_unified would
+    # otherwise count as installed already.
+    _run([py, "-m", "pip", "install", "--quiet", "--force-reinstall", "--no-deps", wheel], timeout=300)
     _run([py, "-m", "pip", "install", "--quiet", f"{wheel}[data]"], timeout=300)
     work = tmp_path / "user"
     work.mkdir()
