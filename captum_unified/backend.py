@@ -184,6 +184,40 @@ class _MaxRule(torch.autograd.Function):
         return grad.unsqueeze(-1) * m, None, None, None
 
 
+class _MaxPoolRule(torch.autograd.Function):
+    """DeepLIFT's max rule for max-pooling without materialising the windows:
+    ``pool(t) -> (values, flat spatial indices)`` gives the input's and the
+    baseline's arg-max of every window; the backward scatters to them."""
+
+    @staticmethod
+    def forward(ctx, x, ref_x, ref_y, ref_idx, pool, eps):  # type: ignore[override]
+        y, i = pool(x)
+        n, c = x.shape[:2]
+        xf = x.flatten(2)
+        dv = xf - ref_x.flatten(2).expand_as(xf)
+        i_f = i.flatten(2)
+        j_f = ref_idx.flatten(2).expand_as(i_f)
+        yf = y.flatten(2)
+        ryf = ref_y.flatten(2).expand_as(yf)
+        dv_i, dv_j = dv.gather(2, i_f), dv.gather(2, j_f)
+        top = torch.maximum(yf, ryf)
+        ok_i, ok_j = dv_i.abs() > eps, dv_j.abs() > eps
+        m_i = torch.where(ok_i, (top - ryf) / dv_i, torch.ones_like(dv_i))
+        m_j = torch.where(ok_j, (yf - top) / dv_j, torch.zeros_like(dv_j))
+        ctx.save_for_backward(i_f, j_f, m_i, m_j)
+        ctx.in_shape = x.shape
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        i_f, j_f, m_i, m_j = ctx.saved_tensors
+        shape = ctx.in_shape
+        gf = grad.flatten(2)
+        gin = gf.new_zeros(shape[0], shape[1], int(torch.tensor(shape[2:]).prod()))
+        gin.scatter_add_(2, i_f, gf * m_i).scatter_add_(2, j_f, gf * m_j)
+        return gin.view(shape), None, None, None, None, None
+
+
 _UNWRAPPED: "weakref.WeakKeyDictionary[Callable, Callable]" = weakref.WeakKeyDictionary()
 
 
@@ -526,6 +560,27 @@ class RuleContext(TorchFunctionMode):
             self.taint(out)
         return out
 
+    def pooled_max(self, x: Tensor, pool: Callable[[Tensor], Tuple[Tensor, Tensor]]) -> Optional[Tensor]:
+        """Max-pooling of a batched ``x`` with DeepLIFT's max rule, or ``None``
+        when the rule's max policy is another one (the caller then builds the
+        windows and uses :meth:`kmax`). ``pool(t)`` returns the values and the
+        flat spatial indices (``return_indices=True``)."""
+        if getattr(self.rule, "maxima", "") != "deeplift" or not self.rule.needs_reference:
+            return None
+        with self._suspended():
+            if self.recording:
+                y, idx = pool(x)
+                self._record("max_pool", (x, idx), y)
+            else:
+                rec = self._next("max_pool", (x, None))
+                if torch.is_grad_enabled() and x.requires_grad:
+                    y = _MaxPoolRule.apply(x, rec.tensors[0], rec.out, rec.tensors[1], pool,
+                                           getattr(self.rule, "eps", 1e-10))
+                else:
+                    y = pool(x)[0]
+            self.taint(y)
+        return y
+
     def _finish(self, result: Any, args: tuple, inplace: bool, entry: OpEntry) -> Any:
         """Copy an in-place call's result into its first argument."""
         if inplace and isinstance(result, Tensor) and args and isinstance(args[0], Tensor):
@@ -753,16 +808,23 @@ class _LayerCapture:
         self.calls += 1
         if self.calls > 1:
             return value
-        new = []
+        captured, passed = [], []
         for t in items:
-            if isinstance(t, Tensor) and t.is_floating_point() and self.make_leaf:
-                t = t.detach().requires_grad_(True)
-            new.append(t)
-        self.was_tuple = is_tuple and len(new) > 1  # Captum: a tuple only for several tensors
-        self.tensors = tuple(t for t in new if isinstance(t, Tensor))
-        if self.on_capture is not None:
-            self.on_capture(*self.tensors)
-        return tuple(new) if is_tuple else new[0]
+            if isinstance(t, Tensor):
+                if t.is_floating_point() and self.make_leaf and not t.requires_grad:
+                    t = t.detach().requires_grad_(True)
+                captured.append(t)
+                if self.on_capture is not None:
+                    self.on_capture(t)
+                # the model continues with a copy: in-place ops after the layer
+                # (an in-place ReLU) then change neither the captured values nor
+                # a leaf, and gradients flow through the copy to the captured
+                # tensor (also from a later captured layer: lists of layers).
+                t = t.clone() if t.is_floating_point() else t
+            passed.append(t)
+        self.was_tuple = is_tuple and len(passed) > 1  # Captum: a tuple only for several tensors
+        self.tensors = tuple(captured)
+        return tuple(passed) if is_tuple else passed[0]
 
     def _pre_hook(self, module, args):
         return self._prepare(tuple(args))

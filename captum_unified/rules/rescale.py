@@ -73,10 +73,10 @@ class RescaleRule(Rule):
         if ref_z is None or ref_out is None:
             raise RuntimeError("RescaleRule needs the reference pass (ref_z, ref_out).")
         dz = z - ref_z
+        quotient = (out - ref_out) / dz  # inf / NaN where dz ~ 0: replaced below
         # NaN-safe: |dz| is NaN where both passes are at the same infinity
         # (masked attention scores); those elements take the derivative too.
         small = ~(dz.abs() > self.eps)
-        quotient = (out - ref_out) / torch.where(small, torch.ones_like(dz), dz)
         if bool(small.any()):
             fprime = (op or OpCall("")).fprime(f, z, out)
             return torch.where(small, fprime, quotient)
