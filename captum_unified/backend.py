@@ -121,8 +121,8 @@ class _Bilinear(torch.autograd.Function):
     ``d fn(a, b_) / da`` and ``d fn(a_, b) / db`` (the product policy)."""
 
     @staticmethod
-    def forward(ctx, a, b, fn, a_, b_, is_mul):  # type: ignore[override]
-        ctx.fn, ctx.is_mul = fn, is_mul
+    def forward(ctx, a, b, fn, a_, b_, closed):  # type: ignore[override]
+        ctx.fn, ctx.closed = fn, closed
         ctx.a_meta = (a.shape, a.dtype, a.device)
         ctx.b_meta = (b.shape, b.dtype, b.device)
         ctx.has = (a_ is not None, b_ is not None)
@@ -144,8 +144,11 @@ class _Bilinear(torch.autograd.Function):
 
 def _partial(ctx, grad: Tensor, other: Tensor, which: int) -> Tensor:
     shape, dtype, device = ctx.a_meta if which == 0 else ctx.b_meta
-    if ctx.is_mul:
+    if ctx.closed == "mul":
         return (grad * other).sum_to_size(shape) if tuple(shape) != tuple(grad.shape) else grad * other
+    if ctx.closed == "matmul":  # both operands at least 2-d
+        g = grad @ other.transpose(-1, -2) if which == 0 else other.transpose(-1, -2) @ grad
+        return g.sum_to_size(shape) if tuple(shape) != tuple(g.shape) else g
     with torch.enable_grad():
         free = torch.zeros(shape, dtype=dtype, device=device, requires_grad=True)
         out = ctx.fn(free, other) if which == 0 else ctx.fn(other, free)
@@ -217,6 +220,10 @@ class _MaxPoolRule(torch.autograd.Function):
         gin.scatter_add_(2, i_f, gf * m_i).scatter_add_(2, j_f, gf * m_j)
         return gin.view(shape), None, None, None, None, None
 
+
+#: Products with matmul's semantics (closed-form backward when both are >= 2-d).
+_MATMULS = {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.mm, torch.Tensor.mm, torch.bmm,
+            torch.Tensor.bmm}
 
 _UNWRAPPED: "weakref.WeakKeyDictionary[Callable, Callable]" = weakref.WeakKeyDictionary()
 
@@ -581,6 +588,19 @@ class RuleContext(TorchFunctionMode):
             self.taint(y)
         return y
 
+    def note_elementwise(self, name: str, f: Callable[[Tensor], Tensor], z: Tensor) -> None:
+        """Let the rule check an element-wise op a fused kernel applies (the
+        warnings are the decomposition's)."""
+        if not self.recording and name not in self.checked:
+            self.checked[name] = self.rule.check(OpCall(name), f, z.detach())
+
+    def note_product(self, name: str, gates: Tuple[bool, ...] = ()) -> None:
+        """Let the rule warn about a product a fused kernel applies."""
+        if not self.recording and name not in self.product_messages:
+            message = self.rule.product_warning(OpCall(name, gates=gates))
+            if message:
+                self.product_messages[name] = message
+
     def _finish(self, result: Any, args: tuple, inplace: bool, entry: OpEntry) -> Any:
         """Copy an in-place call's result into its first argument."""
         if inplace and isinstance(result, Tensor) and args and isinstance(args[0], Tensor):
@@ -631,7 +651,9 @@ class RuleContext(TorchFunctionMode):
             else:
                 def fn(u, v):
                     return function(u, v, *rest, **kw)
-        out = self.product(name, fn, a, b, is_mul=name == "mul")
+        closed = "mul" if name == "mul" else (
+            "matmul" if func in _MATMULS and a.dim() >= 2 and b.dim() >= 2 else "")
+        out = self.product(name, fn, a, b, closed=closed)
         if bias is not None:
             out = out + (bias if name == "linear" else bias.reshape((-1,) + (1,) * (out.dim() - 2)))
             self.taint(out)
@@ -640,7 +662,7 @@ class RuleContext(TorchFunctionMode):
         return out
 
     def product(self, name: str, fn: Callable[[Tensor, Tensor], Tensor], a: Tensor, b: Tensor,
-                is_mul: bool = False) -> Tensor:
+                closed: str = "") -> Tensor:
         """``fn(a, b)`` for a bilinear ``fn`` of two input-dependent factors,
         differentiated by the rule's product policy."""
         if self.recording:
@@ -657,7 +679,7 @@ class RuleContext(TorchFunctionMode):
                 ref_a, ref_b = rec.tensors
             if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
                 a_, b_ = self.rule.product_factors(op, a.detach(), b.detach(), ref_a, ref_b)
-                out = _Bilinear.apply(a, b, fn, a_, b_, is_mul)
+                out = _Bilinear.apply(a, b, fn, a_, b_, closed)
             else:
                 out = fn(a, b)
         self.taint(out)
@@ -683,7 +705,7 @@ class RuleContext(TorchFunctionMode):
             if entry.gate:
                 self._mark_gate(result)
             return result
-        if entry.constants is None:
+        if not entry.paired:
             result = self._decompose(entry.decompose, func, args, kwargs, {})
         else:
             result = self._paired(entry, func, args, kwargs)
@@ -705,10 +727,20 @@ class RuleContext(TorchFunctionMode):
             result = func(*args, **kwargs)
             self._record(entry.name, [t for t in leaves if isinstance(t, Tensor)])
             return result
+        constants = entry.constants or (lambda *a: {})
         if not self.rule.needs_reference:
-            consts = entry.constants(args, kwargs, None, None)
-            return self._decompose(entry.decompose, func, args, kwargs, consts)
+            if entry.fused is not None:
+                result = entry.fused(self, func, args, kwargs, None, None)
+                if result is not NOT_DECOMPOSED:
+                    return result
+            return self._decompose(entry.decompose, func, args, kwargs, constants(args, kwargs, None, None))
         rec = self._next(entry.name, [t for t in leaves if isinstance(t, Tensor)])
+        if entry.fused is not None:
+            raw = iter(rec.tensors)
+            raw_args, raw_kwargs = tree_unflatten([next(raw) if isinstance(t, Tensor) else t for t in leaves], spec)
+            result = entry.fused(self, func, args, kwargs, raw_args, raw_kwargs)
+            if result is not NOT_DECOMPOSED:
+                return result
         refs = iter(rec.tensors)
         ref_leaves = []
         for t in leaves:
@@ -721,7 +753,7 @@ class RuleContext(TorchFunctionMode):
             else:
                 ref_leaves.append(t)
         ref_args, ref_kwargs = tree_unflatten(ref_leaves, spec)
-        consts = entry.constants(args, kwargs, ref_args, ref_kwargs)
+        consts = constants(args, kwargs, ref_args, ref_kwargs)
         local = _Frame(recording=True)
         self.frames.append(local)
         try:
