@@ -84,3 +84,31 @@ def test_fused_lstm_warns_like_the_decomposition():
     for rule in (cu.EpsilonLRPRule(), Epsilon()):
         with pytest.warns(cu.AttributionWarning, match="through sigmoid"):
             cu.ModifiedGradient(model, rule).attribute(x, target=0)
+
+
+class Norms(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.ln, self.b = nn.Linear(6, 5), nn.LayerNorm(5), nn.Linear(5, 3)
+        self.rms = nn.RMSNorm(5)
+
+    def forward(self, x):
+        h = self.a(x)
+        return self.b(torch.tanh(self.ln(h)) + self.rms(h * 0.5))
+
+
+@pytest.mark.parametrize("norm", ["constant", "decompose"])
+def test_fused_norms_equal_decomposition(norm):
+    torch.manual_seed(3)
+    model = Norms().to(DTYPE).eval()
+    with torch.no_grad():
+        model.ln.weight.uniform_(0.5, 1.5)
+        model.ln.bias.uniform_(-0.2, 0.2)
+    x, base = randn(4, 6, seed=7), randn(1, 6, seed=8)
+    _pairs(model, x, base)
+    for p in ("uniform", "gate"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", cu.AttributionWarning)
+            a = cu.EpsilonLRP(model, 1e-3, products=p, norm=norm).attribute(x, target=1)
+            b = cu.ModifiedGradient(model, Epsilon(1e-3, products=p, norm=norm)).attribute(x, target=1)
+        assert_close(a, b, atol=1e-12, rtol=1e-9)

@@ -48,9 +48,16 @@ def default_op_table() -> OpTable:
         for f in fns:
             function = torch.mul if inplace else f
             entries[f] = OpEntry(name.rstrip("_"), OpKind.PRODUCT, function, inplace=inplace)
-    from captum_unified.ops.fused import fused_log_softmax, fused_lstm, fused_softmax
+    from captum_unified.ops.fused import (
+        fused_layer_norm,
+        fused_log_softmax,
+        fused_lstm,
+        fused_rms_norm,
+        fused_softmax,
+    )
 
-    fused = {"lstm": fused_lstm, "softmax": fused_softmax, "log_softmax": fused_log_softmax}
+    fused = {"lstm": fused_lstm, "softmax": fused_softmax, "log_softmax": fused_log_softmax,
+             "layer_norm": fused_layer_norm, "rms_norm": fused_rms_norm}
     for name, decompose, fns, constants, applies, gate in COMPOSITES:
         for f in fns:
             inplace = getattr(f, "__name__", "").endswith("_") and not getattr(f, "__name__", "").endswith("__") \

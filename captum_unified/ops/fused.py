@@ -31,7 +31,8 @@ from torch import Tensor
 
 from captum_unified.ops.composites import NOT_DECOMPOSED
 
-__all__ = ["FusedRule", "fused_rule", "fused_lstm", "fused_softmax", "fused_log_softmax"]
+__all__ = ["FusedRule", "fused_rule", "fused_lstm", "fused_softmax", "fused_log_softmax", "fused_layer_norm",
+           "fused_rms_norm"]
 
 
 @dataclass(frozen=True)
@@ -311,3 +312,98 @@ def fused_softmax(ctx, func, args, kwargs, ref_args, ref_kwargs):
 def fused_log_softmax(ctx, func, args, kwargs, ref_args, ref_kwargs):
     """Log-softmax under the Rescale rule."""
     return _softmax_common(ctx, func, args, kwargs, ref_args, ref_kwargs, log=True)
+
+
+# ---------------------------------------------------------------------------
+# LayerNorm / RMSNorm
+# ---------------------------------------------------------------------------
+def _rsqrt_d(z: Tensor, r: Tensor) -> Tensor:
+    return -0.5 * r * r * r
+
+
+def _norm_parts(x: Tensor, dims: Tuple[int, ...], eps: float, centre: bool):
+    c = x - x.mean(dims, keepdim=True) if centre else x
+    d = (c * c).mean(dims, keepdim=True) + eps
+    return c, d, torch.rsqrt(d)
+
+
+class _NormRule(torch.autograd.Function):
+    """``y = c * rsqrt(mean(c * c) + eps)`` with ``c = x - mean(x)`` (or ``x``):
+    the rule's product partners at ``c * c`` and ``c * r`` and its multiplier
+    at ``rsqrt`` (the decomposition of :func:`~captum_unified.ops.composites.normalise`)."""
+
+    @staticmethod
+    def forward(ctx, x, ref_x, dims, eps, centre, rule):  # type: ignore[override]
+        c, d, r = _norm_parts(x, dims, eps, centre)
+        rc, rd, rr = _norm_parts(ref_x, dims, eps, centre) if ref_x is not None else (None, None, None)
+        p_sq_u, p_sq_v = rule.partners(c, c, rc, rc)
+        m_r = rule.multiplier(d, r, rd, rr, _rsqrt_d)
+        p_c, p_r = rule.partners(c, r, rc, rr)
+        ctx.save_for_backward(p_sq_u + p_sq_v, m_r, p_c, p_r)
+        ctx.dims, ctx.centre = dims, centre
+        ctx.count = 1
+        for k in dims:
+            ctx.count *= x.shape[k]
+        return c * r
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        sq, m_r, p_c, p_r = ctx.saved_tensors
+        dims = ctx.dims
+        g_r = (g * p_r).sum(dims, keepdim=True)
+        g_c = g * p_c + (g_r * m_r / ctx.count) * sq
+        if ctx.centre:
+            g_c = g_c - g_c.mean(dims, keepdim=True)
+        return g_c, None, None, None, None, None
+
+
+def _norm_common(ctx, x, ref_x, dims, eps, centre):
+    rule = fused_rule(ctx)
+    if rule is None or (rule.kind == "rescale" and ref_x is None):
+        return NOT_DECOMPOSED
+    norm = getattr(ctx.rule, "norm", "")
+    if norm == "constant":  # the scale is a constant (Ali et al. 2022)
+        c = x - x.mean(dims, keepdim=True) if centre else x
+        cd = c.detach()
+        return c * torch.rsqrt((cd * cd).mean(dims, keepdim=True) + eps)
+    if norm != "decompose":
+        return NOT_DECOMPOSED
+    ctx.note_elementwise("rsqrt", torch.rsqrt, x)
+    ctx.note_product("mul", gates=(False, False))
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        c, _, r = _norm_parts(x, dims, eps, centre)
+        return c * r
+    return _NormRule.apply(x, ref_x, dims, eps, centre, rule)
+
+
+def fused_layer_norm(ctx, func, args, kwargs, ref_args, ref_kwargs):
+    """``F.layer_norm`` under the shipped rules (the affine part stays linear)."""
+    from captum_unified.ops.composites import _arg
+
+    x = args[0]
+    shape = _arg(args, kwargs, 1, "normalized_shape")
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    weight, bias = _arg(args, kwargs, 2, "weight"), _arg(args, kwargs, 3, "bias")
+    eps = float(_arg(args, kwargs, 4, "eps", 1e-5))
+    y = _norm_common(ctx, x, None if ref_args is None else ref_args[0], tuple(range(-len(shape), 0)), eps, True)
+    if y is NOT_DECOMPOSED:
+        return y
+    if weight is not None:
+        y = y * weight
+    return y + bias if bias is not None else y
+
+
+def fused_rms_norm(ctx, func, args, kwargs, ref_args, ref_kwargs):
+    """``F.rms_norm`` under the shipped rules."""
+    from captum_unified.ops.composites import _arg
+
+    x = args[0]
+    shape = _arg(args, kwargs, 1, "normalized_shape")
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    weight = _arg(args, kwargs, 2, "weight")
+    eps = _arg(args, kwargs, 3, "eps")
+    eps = torch.finfo(x.dtype).eps if eps is None else float(eps)
+    y = _norm_common(ctx, x, None if ref_args is None else ref_args[0], tuple(range(-len(shape), 0)), eps, False)
+    if y is NOT_DECOMPOSED:
+        return y
+    return y * weight if weight is not None else y
