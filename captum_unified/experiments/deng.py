@@ -421,6 +421,7 @@ def _plot_table3(table3: List[dict], infid: List[dict], path: Path) -> Optional[
                     zorder=3, label="Deng et al. (paper)" if k == 0 else None)
     ax2.axhline(1.0, color="0.5", lw=0.8, ls="--")
     ax2.set_yscale("log")
+    ax2.set_ylim(top=max(ax2.get_ylim()[1], 2.0))
     ax2.set_xticks(range(len(groups)))
     ax2.set_xticklabels(groups)
     ax2.set_ylabel("infidelity ratio 2nd / 1st order (< 1: 2nd better)")
