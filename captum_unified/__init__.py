@@ -4,7 +4,7 @@ the Taylor attribution framework (Deng et al., AAAI 2021) for Captum.
 Where things are:
 
 * :mod:`captum_unified.rules` — what replaces a nonlinearity's derivative.
-* :mod:`captum_unified.nonlinearities` — which functions count as nonlinearities.
+* :mod:`captum_unified.ops` — the op table: how every torch op is classified.
 * :mod:`captum_unified.backend` — the modified chain rule (one backend for all).
 * :mod:`captum_unified.attr` — the attribution methods (Captum classes).
 * :mod:`captum_unified.perturbation` — the batched perturbation engine.
@@ -16,6 +16,8 @@ Where things are:
 from captum_unified._utils.common import AttributionWarning
 from captum_unified.attr import (
     DeepLiftRescale,
+    InputXGradient,
+    LayerGradientXActivation,
     EpsilonLRP,
     ExpectedGradients,
     GradientXInput,
@@ -30,24 +32,29 @@ from captum_unified.attr import (
 )
 from captum_unified import metrics, taylor
 from captum_unified.taylor import TaylorAttribution
+from captum_unified import ops
 from captum_unified.backend import RuleContext, modified_gradients
-from captum_unified.nonlinearities import register_nonlinearity
-from captum_unified.rules import EpsilonRule, GradientRule, RescaleRule, Rule, derivative
+from captum_unified.ops import OpTable, default_op_table
+from captum_unified.rules import EpsilonLRPRule, GradientRule, OpCall, RescaleRule, Rule, derivative
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one version source: pyproject.toml reads it (setuptools dynamic)
 
 __all__ = [
     "AttributionWarning",
     "Rule",
     "GradientRule",
-    "EpsilonRule",
+    "EpsilonLRPRule",
+    "OpCall",
     "RescaleRule",
     "derivative",
-    "register_nonlinearity",
+    "ops",
+    "OpTable",
+    "default_op_table",
     "RuleContext",
     "modified_gradients",
     "ModifiedGradient",
     "GradientXInput",
+    "InputXGradient",
     "EpsilonLRP",
     "DeepLiftRescale",
     "IntegratedGradients",
@@ -59,6 +66,7 @@ __all__ = [
     "metrics",
     "LayerModifiedGradient",
     "LayerGradientXInput",
+    "LayerGradientXActivation",
     "LayerEpsilonLRP",
     "LayerDeepLiftRescale",
 ]

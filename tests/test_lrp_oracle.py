@@ -99,7 +99,7 @@ def test_epsilon_lrp_delta_is_relevance_absorbed():
 
 
 def test_epsilon_rule_sign_of_zero_is_plus_one():
-    rule = cu.EpsilonRule(1e-3)
+    rule = cu.EpsilonLRPRule(1e-3)
     z = torch.tensor([0.0, -0.0, 1e-12, -1e-12], dtype=DTYPE)
     out = torch.sigmoid(z)
     g = rule.multiplier(torch.sigmoid, z, out)

@@ -25,7 +25,7 @@ def _calls(model):
         ("lrp", lambda x, **k: cu.EpsilonLRP(model, 1e-3).attribute(x, target=1, return_convergence_delta=True)),
         ("dl", lambda x, **k: cu.DeepLiftRescale(model).attribute(x, baselines=0.2, target=1,
                                                                 return_convergence_delta=True)),
-        ("mg", lambda x, **k: cu.ModifiedGradient(model, cu.EpsilonRule(0.1)).attribute(x, target=1)),
+        ("mg", lambda x, **k: cu.ModifiedGradient(model, cu.EpsilonLRPRule(0.1)).attribute(x, target=1)),
         ("occ", lambda x, **k: cu.Occlusion1(model).attribute(x, target=1)),
         ("lgi", lambda x, **k: cu.LayerGradientXInput(model, layer).attribute(x, target=1)),
         ("lgi_in", lambda x, **k: cu.LayerGradientXInput(model, layer).attribute(

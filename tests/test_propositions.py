@@ -204,6 +204,8 @@ def h(x):
 
 
 def test_multiplicative_counterexample_ig_complete_deeplift_not():
+    """Ancona et al.'s original DeepLIFT (ordinary product rule) is not complete
+    on h, and its convergence delta reports the true gap."""
     x = torch.tensor([[3.0, 2.0], [2.5, 0.5], [4.0, 1.0]], dtype=DTYPE)
     expected_total = h(x) - h(torch.zeros_like(x))
     # Table 1 by hand, zero baseline: z1 = x1 - 1 (ref -1), z2 = x2 (ref 0).
@@ -212,7 +214,8 @@ def test_multiplicative_counterexample_ig_complete_deeplift_not():
     g2 = (F.relu(x2) - 0.0) / (x2 - 0.0)
     dl_expected = torch.stack([x1 * g1 * F.relu(x2), x2 * g2 * F.relu(x1 - 1)], 1)
     with pytest.warns(cu.AttributionWarning, match="product"):
-        dl, dl_delta = cu.DeepLiftRescale(h).attribute(x, baselines=0.0, return_convergence_delta=True)
+        dl, dl_delta = cu.DeepLiftRescale(h, products="gradient").attribute(
+            x, baselines=0.0, return_convergence_delta=True)
     assert_close(dl, dl_expected, atol=1e-12)
     assert (dl.sum(1) - expected_total).abs().min() > 0.1  # not complete
     assert_close(dl_delta, dl.sum(1) - expected_total, atol=1e-12)
@@ -222,6 +225,27 @@ def test_multiplicative_counterexample_ig_complete_deeplift_not():
     )
     assert_close(ig.sum(1), expected_total, atol=5e-3, rtol=0)
     assert ig_delta.abs().max() < 5e-3
+
+
+def test_shapley_products_make_deeplift_complete_on_the_counterexample():
+    """SPEC §5: with the two-player Shapley split each factor gets
+    (1/2)(other + other at baseline): by hand, and complete."""
+    x = torch.tensor([[3.0, 2.0], [2.5, 0.5], [4.0, 1.0]], dtype=DTYPE)
+    base = torch.tensor([[0.5, -0.3]], dtype=DTYPE)
+    expected_total = h(x) - h(base)
+    x1, x2, b1, b2 = x[:, 0], x[:, 1], base[:, 0], base[:, 1]
+    a, ab = F.relu(x1 - 1), F.relu(b1 - 1)
+    c, cb = F.relu(x2), F.relu(b2)
+    dz1, dz2 = x1 - b1, x2 - b2
+    ga = torch.where((dz1).abs() > 1e-10, (a - ab) / dz1, (x1 - 1 > 0).to(DTYPE))
+    gc = torch.where((dz2).abs() > 1e-10, (c - cb) / dz2, (x2 > 0).to(DTYPE))
+    expected = torch.stack([dz1 * ga * 0.5 * (c + cb), dz2 * gc * 0.5 * (a + ab)], 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", cu.AttributionWarning)
+        dl, delta = cu.DeepLiftRescale(h).attribute(x, baselines=base, return_convergence_delta=True)
+    assert_close(dl, expected, atol=1e-12)
+    assert_close(dl.sum(1), expected_total, atol=1e-12)
+    assert delta.abs().max() < 1e-12
 
 
 def test_no_product_warning_without_products():

@@ -10,13 +10,16 @@ from registry import METHODS
 
 
 def test_every_public_attribution_class_is_registered():
+    # aliases (InputXGradient = GradientXInput) are the same class
     public = {
-        name for name in cu.__all__
+        getattr(cu, name) for name in cu.__all__
         if inspect.isclass(getattr(cu, name)) and issubclass(getattr(cu, name), Attribution)
     }
-    registered = {e.cls.__name__ for e in METHODS}
-    assert public - registered == set(), f"add these to tests/registry.py: {sorted(public - registered)}"
-    assert registered - public == set(), f"registered but not public: {sorted(registered - public)}"
+    registered = {e.cls for e in METHODS}
+    missing = sorted(c.__name__ for c in public - registered)
+    extra = sorted(c.__name__ for c in registered - public)
+    assert not missing, f"add these to tests/registry.py: {missing}"
+    assert not extra, f"registered but not public: {extra}"
 
 
 def test_registry_entries_build_and_attribute():

@@ -2,11 +2,12 @@
 from captum_unified.attr._core.deeplift_rescale import DeepLiftRescale
 from captum_unified.attr._core.epsilon_lrp import EpsilonLRP
 from captum_unified.attr._core.expected_gradients import ExpectedGradients
-from captum_unified.attr._core.gradient_x_input import GradientXInput
+from captum_unified.attr._core.gradient_x_input import GradientXInput, InputXGradient
 from captum_unified.attr._core.integrated_gradients import IntegratedGradients
 from captum_unified.attr._core.layer.layer_modified_gradient import (
     LayerDeepLiftRescale,
     LayerEpsilonLRP,
+    LayerGradientXActivation,
     LayerGradientXInput,
     LayerModifiedGradient,
 )
@@ -17,6 +18,7 @@ from captum_unified.attr._core.occlusion_patch import OcclusionPatch
 __all__ = [
     "ModifiedGradient",
     "GradientXInput",
+    "InputXGradient",
     "EpsilonLRP",
     "DeepLiftRescale",
     "IntegratedGradients",
@@ -25,6 +27,7 @@ __all__ = [
     "ExpectedGradients",
     "LayerModifiedGradient",
     "LayerGradientXInput",
+    "LayerGradientXActivation",
     "LayerEpsilonLRP",
     "LayerDeepLiftRescale",
 ]

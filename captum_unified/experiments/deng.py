@@ -37,8 +37,8 @@ Gradient*Input's baseline is 0 by definition (Theorem 1).
 The Poly model is not an ``nn.Sequential``; for DeepLIFT it is rewritten as an
 equivalent one (one Linear, an element-wise "square the quadratic units"
 activation, a fixed summing Linear) so that both DeepLIFT (Rescale) and its
-layer-wise Taylor reformulation (Theorem 4) apply. The square is registered
-as a backend nonlinearity (``torch.square``) for that.
+layer-wise Taylor reformulation (Theorem 4) apply (the backend's op table
+treats ``torch.square`` as an element-wise function).
 """
 from __future__ import annotations
 
@@ -146,13 +146,6 @@ class _SquareFirst(nn.Module):
         return torch.cat([torch.square(z[:, : self.n]), z[:, self.n:]], dim=1)
 
 
-def _register_square() -> None:
-    from captum_unified.nonlinearities import lookup, register_nonlinearity
-
-    if lookup(torch.square) is None:
-        register_nonlinearity("square", torch.square, torch.Tensor.square)
-
-
 def poly_as_sequential(model: PolyModel) -> nn.Sequential:
     """The same function as ``model`` as ``Flatten, Linear, square-activation,
     Linear`` (the last one sums each class's ``rank`` squares and its linear part)."""
@@ -189,7 +182,6 @@ def _batches(n: int, size: int):
 
 def _as_sequential(model: nn.Module) -> Optional[nn.Sequential]:
     if isinstance(model, PolyModel):
-        _register_square()
         return poly_as_sequential(model)
     return model if isinstance(model, nn.Sequential) else None
 

@@ -8,6 +8,7 @@ from captum.attr._utils.attribution import GradientAttribution
 from captum.log import log_usage
 from torch import Tensor
 
+from captum_unified._utils.state import preserves_model_state
 from captum_unified._utils.common import (
     _format_output,
     _is_tuple,
@@ -69,6 +70,7 @@ class TaylorAttribution(GradientAttribution):
         return True
 
     @log_usage()
+    @preserves_model_state
     def attribute(  # type: ignore[override]
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
@@ -113,6 +115,7 @@ class TaylorAttribution(GradientAttribution):
             return out
         return out, convergence_delta(self.forward_func, attrs, fmt, base, target, args)
 
+    @preserves_model_state
     def decompose(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Optional
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from captum_unified.nonlinearities import lookup
+from captum_unified.ops import default_op_table
 
 __all__ = ["SoftplusSwapMode", "softplus_swap"]
 
@@ -44,12 +44,10 @@ class SoftplusSwapMode(TorchFunctionMode):
 
     def __torch_function__(self, func: Callable, types: Any, args: tuple = (), kwargs: Optional[dict] = None) -> Any:
         kwargs = kwargs or {}
-        entry = lookup(func)
-        if entry is not None and entry.name == "relu" and args:
-            z = args[0]
-            inplace = bool(kwargs.get("inplace", args[1] if len(args) > 1 else False)) or (
-                getattr(func, "__name__", "").endswith("_")
-            )
+        entry = default_op_table().lookup(func)
+        if entry is not None and entry.name == "relu" and (args or "input" in kwargs):
+            z = args[0] if args else kwargs["input"]
+            inplace = bool(kwargs.get("inplace", args[1] if len(args) > 1 else False)) or entry.inplace
             self.swapped += 1
             if inplace:
                 out = F.softplus(z.clone(), self.beta, self.threshold)

@@ -1,13 +1,10 @@
 r"""DeepLIFT (Rescale) as a modified gradient (Ancona et al. Proposition 2)."""
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple, Union
-
-from captum._utils.typing import BaselineType, TargetType, TensorOrTupleOfTensorsGeneric
-from captum.log import log_usage
-from torch import Tensor
+from typing import Callable, Optional
 
 from captum_unified.attr._core.modified_gradient import ModifiedGradient
+from captum_unified.ops import OpTable
 from captum_unified.rules import RescaleRule
 
 __all__ = ["DeepLiftRescale"]
@@ -22,17 +19,24 @@ class DeepLiftRescale(ModifiedGradient):
 
         R_i^c(x) = (x_i - \bar x_i) \cdot \frac{\partial^{g} S_c(x)}{\partial x_i}
 
-    :math:`\bar z` is each nonlinearity's input when the baseline is fed, taken
-    from one forward pass on the baseline without gradients (on a batch of one
-    when the baseline is shared by all samples). The attributions sum to
-    :math:`S_c(x) - S_c(\bar x)` (completeness) unless the network multiplies
-    two input-dependent values (gates, attention); then a
-    :class:`~captum_unified.AttributionWarning` is raised (Ancona §3.1).
+    :math:`\bar z` is each op's input when the baseline is fed, taken from one
+    forward pass on the baseline without gradients (on a batch of one when the
+    baseline is shared by all samples).
+
+    Beyond element-wise functions (SPEC §5): products of two input-dependent
+    values (LSTM gates, attention) use the two-player Shapley split, max and
+    max-pooling use DeepLIFT's max rule (as Captum's ``DeepLift``), and LayerNorm,
+    softmax, ``nn.LSTM`` / ``GRU`` / ``RNN`` and ``scaled_dot_product_attention``
+    are decomposed into those. The attributions then sum *exactly* to
+    :math:`S_c(x) - S_c(\bar x)` (completeness) on CNNs with max-pooling,
+    residual networks, recurrent networks and transformers.
+    ``products="gradient"`` gives Ancona et al.'s original rule (ordinary
+    product rule; not complete through products, with a warning).
 
     Same results as Captum's :class:`~captum.attr.DeepLift` (Rescale) on the
-    networks it supports; unlike it, this also handles functional activations
-    (``torch.tanh``, ``x.sigmoid()``) and a module object used at several places.
-    Max-pooling keeps its gradient (Ancona Appendix A.2).
+    networks it supports (including max-pooling); unlike it, this also handles
+    functional activations (``torch.tanh``, ``x.sigmoid()``), a module object
+    used at several places and fused recurrent / attention ops.
 
     Args:
         forward_func (Callable): the model or any function built from torch ops.
@@ -40,37 +44,22 @@ class DeepLiftRescale(ModifiedGradient):
             :math:`\partial^g S_c / \partial x` only. Default: True.
         eps (float, optional): below this :math:`|z - \bar z|` the rule uses
             :math:`f'(z)`. Default: 1e-10.
+        products (str, optional): ``"shapley"`` (default, complete) or
+            ``"gradient"`` (Ancona et al.'s original).
+        maxima (str, optional): ``"deeplift"`` (default: DeepLIFT's max rule,
+            complete, as Captum), ``"tree"`` (complete) or ``"gradient"``
+            (max-pooling keeps its gradient).
+        op_table (OpTable, optional): how the backend classifies ops.
     """
 
-    def __init__(self, forward_func: Callable, multiply_by_inputs: bool = True, eps: float = 1e-10) -> None:
-        super().__init__(forward_func, RescaleRule(eps), multiply_by_inputs=multiply_by_inputs)
-
-    @log_usage()
-    def attribute(  # type: ignore[override]
+    def __init__(
         self,
-        inputs: TensorOrTupleOfTensorsGeneric,
-        baselines: BaselineType = None,
-        target: TargetType = None,
-        additional_forward_args: Any = None,
-        return_convergence_delta: bool = False,
-        custom_attribution_func: Optional[Callable[..., Tuple[Tensor, ...]]] = None,
-    ) -> Union[TensorOrTupleOfTensorsGeneric, Tuple[TensorOrTupleOfTensorsGeneric, Tensor]]:
-        r"""
-        Args:
-            inputs (Tensor or tuple[Tensor, ...]): inputs, batch first.
-            baselines (scalar, Tensor, tuple, optional): reference input
-                :math:`\bar x` (Captum's forms). Default: zeros.
-            target (int, tuple, Tensor, list, optional): Captum's output selection.
-            additional_forward_args (Any, optional): extra ``forward_func`` args.
-            return_convergence_delta (bool, optional): also return
-                :math:`\sum_i R_i - (S_c(x) - S_c(\bar x))` per sample.
-            custom_attribution_func (Callable, optional): as in Captum's DeepLift.
-
-        Returns:
-            **attributions** (same type and shapes as ``inputs``), and **delta**
-            (shape ``(batch,)``) if ``return_convergence_delta``.
-        """
-        return super().attribute(
-            inputs, baselines, target, additional_forward_args,
-            return_convergence_delta, custom_attribution_func,
-        )
+        forward_func: Callable,
+        multiply_by_inputs: bool = True,
+        eps: float = 1e-10,
+        products: str = "shapley",
+        maxima: str = "deeplift",
+        op_table: Optional[OpTable] = None,
+    ) -> None:
+        super().__init__(forward_func, RescaleRule(eps, products=products, maxima=maxima),
+                         multiply_by_inputs=multiply_by_inputs, op_table=op_table)

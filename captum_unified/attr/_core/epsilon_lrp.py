@@ -1,15 +1,17 @@
 r"""epsilon-LRP as a modified gradient (Ancona et al. Proposition 1)."""
 from __future__ import annotations
 
-from typing import Any, Callable, Tuple, Union
+from typing import Any, Callable, Literal, Optional, Tuple, Union, overload
 
 from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from captum.log import log_usage
 from torch import Tensor
 
+from captum_unified._utils.call import AttributionCall
 from captum_unified._utils.common import sum_per_sample
 from captum_unified.attr._core.modified_gradient import ModifiedGradient
-from captum_unified.rules import EpsilonRule
+from captum_unified.ops import OpTable
+from captum_unified.rules import EpsilonLRPRule
 
 __all__ = ["EpsilonLRP"]
 
@@ -25,10 +27,13 @@ class EpsilonLRP(ModifiedGradient):
 
     It equals the layer-by-layer propagation of Ancona's Eq. 2 with the
     stabiliser at every layer followed by a nonlinearity and at the explained
-    output, and Captum's :class:`~captum.attr.LRP` with epsilon rules on ReLU
-    networks. Unlike Captum's ``LRP`` it is correct for Tanh, Sigmoid and
-    Softplus (Captum multiplies by the activation's derivative there), needs no
-    per-layer rule set up and works on any callable.
+    output (once: if the model's last op is a nonlinearity its rule is the
+    output's stabiliser), and Captum's :class:`~captum.attr.LRP` with epsilon
+    rules on ReLU and Tanh networks (Captum passes relevance through the
+    activation unchanged, which is :math:`f(z)/z` in modified-gradient form).
+    Unlike Captum's ``LRP`` it needs no per-layer rule set up and works on any
+    callable, including products (uniform rule, AttnLRP), LayerNorm (constant
+    scale) and gates (``products="gate"``, Arras et al. 2017).
 
     With only ReLUs it equals Gradient*Input as :math:`\epsilon \to 0`
     (Proposition 3i). For nonlinearities with :math:`f(0) \ne 0` (Sigmoid,
@@ -38,11 +43,43 @@ class EpsilonLRP(ModifiedGradient):
     Args:
         forward_func (Callable): the model or any function built from torch ops.
         epsilon (float, optional): stabiliser. Default: 1e-9 (Captum's).
+        products (str, optional): ``"uniform"`` (default), ``"gate"`` or
+            ``"gradient"`` (see :class:`~captum_unified.rules.EpsilonLRPRule`).
+        norm (str, optional): ``"constant"`` (default), ``"decompose"`` or
+            ``"gradient"``.
+        op_table (OpTable, optional): how the backend classifies ops.
     """
 
-    def __init__(self, forward_func: Callable, epsilon: float = 1e-9) -> None:
-        super().__init__(forward_func, EpsilonRule(epsilon), multiply_by_inputs=True)
+    def __init__(
+        self,
+        forward_func: Callable,
+        epsilon: float = 1e-9,
+        products: str = "uniform",
+        norm: str = "constant",
+        op_table: Optional[OpTable] = None,
+    ) -> None:
+        super().__init__(forward_func, EpsilonLRPRule(epsilon, products=products, norm=norm),
+                         multiply_by_inputs=True, op_table=op_table)
         self.epsilon = epsilon
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        *,
+        return_convergence_delta: Literal[True],
+    ) -> Tuple[TensorOrTupleOfTensorsGeneric, Tensor]: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        return_convergence_delta: Literal[False] = False,
+    ) -> TensorOrTupleOfTensorsGeneric: ...
 
     @log_usage()
     def attribute(  # type: ignore[override]
@@ -65,10 +102,9 @@ class EpsilonLRP(ModifiedGradient):
             **attributions** (same type and shapes as ``inputs``), and **delta**
             (shape ``(batch,)``) if ``return_convergence_delta``.
         """
-        is_tuple, attrs, _, result = self._compute(inputs, None, target, additional_forward_args)
-        from captum_unified._utils.common import _format_output
-
-        out = _format_output(is_tuple, attrs)
+        call = AttributionCall.format(inputs, None, target, additional_forward_args)
+        attrs, result = self._compute(call)
+        out = call.output(attrs)
         if not return_convergence_delta:
             return out
         return out, result.outputs - sum_per_sample(attrs)

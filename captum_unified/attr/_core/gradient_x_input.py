@@ -1,15 +1,17 @@
 r"""Gradient*Input on the unified backend."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from captum.log import log_usage
 
+from captum_unified._utils.call import AttributionCall
 from captum_unified.attr._core.modified_gradient import ModifiedGradient
+from captum_unified.ops import OpTable
 from captum_unified.rules import GradientRule
 
-__all__ = ["GradientXInput"]
+__all__ = ["GradientXInput", "InputXGradient"]
 
 
 class GradientXInput(ModifiedGradient):
@@ -20,14 +22,17 @@ class GradientXInput(ModifiedGradient):
         R_i^c(x) = x_i \cdot \frac{\partial S_c(x)}{\partial x_i}
 
     The first-order Taylor attribution with baseline 0 (Deng et al. Theorem 1).
-    Same results as Captum's :class:`~captum.attr.InputXGradient`.
+    Same results as Captum's :class:`~captum.attr.InputXGradient` (also
+    importable under that name: ``captum_unified.InputXGradient``).
 
     Args:
         forward_func (Callable): the model or any function built from torch ops.
+        op_table (OpTable, optional): accepted for a uniform constructor; the
+            gradient rule intercepts nothing.
     """
 
-    def __init__(self, forward_func: Callable) -> None:
-        super().__init__(forward_func, GradientRule(), multiply_by_inputs=True)
+    def __init__(self, forward_func: Callable, op_table: Optional[OpTable] = None) -> None:
+        super().__init__(forward_func, GradientRule(), multiply_by_inputs=True, op_table=op_table)
 
     def has_convergence_delta(self) -> bool:
         return False
@@ -49,4 +54,10 @@ class GradientXInput(ModifiedGradient):
             **attributions** :math:`x \odot \nabla_x S_c(x)`, same type and shapes
             as ``inputs``.
         """
-        return super().attribute(inputs, None, target, additional_forward_args)
+        call = AttributionCall.format(inputs, None, target, additional_forward_args)
+        attrs, _ = self._compute(call)
+        return call.output(attrs)
+
+
+#: Captum's name for the same method.
+InputXGradient = GradientXInput

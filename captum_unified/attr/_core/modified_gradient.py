@@ -1,26 +1,21 @@
 r"""ModifiedGradient: the generic method of the unified framework."""
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple, Union
+import inspect
+from typing import Any, Callable, Literal, Optional, Tuple, Union, overload
 
 from captum._utils.typing import BaselineType, TargetType, TensorOrTupleOfTensorsGeneric
 from captum.attr._utils.attribution import GradientAttribution
 from captum.log import log_usage
 from torch import Tensor
 
-from captum_unified._utils.common import (
-    _format_output,
-    _is_tuple,
-    convergence_delta,
-    format_additional_args,
-    format_baselines,
-    format_inputs,
-    sum_per_sample,
-)
+from captum_unified._utils.call import AttributionCall
+from captum_unified._utils.common import sum_per_sample
 from captum_unified.backend import BackendResult, modified_gradients
+from captum_unified.ops import OpTable
 from captum_unified.rules import Rule
 
-__all__ = ["ModifiedGradient"]
+__all__ = ["ModifiedGradient", "apply_custom_attribution"]
 
 
 class ModifiedGradient(GradientAttribution):
@@ -31,21 +26,29 @@ class ModifiedGradient(GradientAttribution):
         R_i^c(x) = (x_i - \bar x_i) \cdot \frac{\partial^g S_c(x)}{\partial x_i}
 
     where :math:`\partial^g` is backpropagation with each element-wise
-    nonlinearity's derivative replaced by the rule :math:`g`
-    (:mod:`captum_unified.rules`). With ``GradientRule`` and a zero baseline this
-    is Gradient*Input, with ``EpsilonRule`` epsilon-LRP and with ``RescaleRule``
-    DeepLIFT (Rescale) (Ancona et al., Table 1). With ``multiply_by_inputs=False``
-    the modified gradient itself is returned (the "multipliers").
+    nonlinearity's derivative replaced by the rule :math:`g`, products of two
+    input-dependent values differentiated by the rule's product policy and
+    composite ops decomposed (:mod:`captum_unified.rules`,
+    :mod:`captum_unified.ops`). With ``GradientRule`` and a zero baseline this
+    is Gradient*Input, with ``EpsilonLRPRule`` epsilon-LRP and with
+    ``RescaleRule`` DeepLIFT (Rescale) (Ancona et al., Table 1). With
+    ``multiply_by_inputs=False`` the modified gradient itself is returned (the
+    "multipliers").
 
-    The rule reaches every nonlinearity however the model applies it (modules,
-    ``F.*`` / ``torch.*`` functions, tensor methods, one module reused at several
-    places, modules created in ``forward``); see :mod:`captum_unified.backend`.
+    The rule reaches every op however the model calls it (modules, ``F.*`` /
+    ``torch.*`` functions, tensor methods, in-place and keyword calls, one
+    module reused at several places, fused ``nn.LSTM`` / attention); see
+    :mod:`captum_unified.backend`.
 
     Args:
         forward_func (Callable): the model, or any function built from torch ops.
-        rule (Rule): what replaces each nonlinearity's derivative.
+        rule (Rule): what replaces each op's derivative.
         multiply_by_inputs (bool, optional): multiply the modified gradient by
             :math:`x - \bar x` (global attribution, Ancona §3.2). Default: True.
+        op_table (OpTable, optional): how the backend classifies ops; default
+            :func:`captum_unified.ops.default_op_table`. Extend it (e.g.
+            ``default_op_table().with_elementwise("my_act", my_act)``) for ops
+            the shipped table does not know.
 
     Example::
 
@@ -55,14 +58,21 @@ class ModifiedGradient(GradientAttribution):
         ...                            return_convergence_delta=True)
     """
 
-    def __init__(self, forward_func: Callable, rule: Rule, multiply_by_inputs: bool = True) -> None:
+    def __init__(
+        self,
+        forward_func: Callable,
+        rule: Rule,
+        multiply_by_inputs: bool = True,
+        op_table: Optional[OpTable] = None,
+    ) -> None:
         if not isinstance(rule, Rule):
             raise TypeError(
                 f"rule must be a captum_unified.rules.Rule instance, got {type(rule).__name__}; "
-                "e.g. EpsilonRule(1e-6) or a subclass of Rule."
+                "e.g. EpsilonLRPRule(1e-6) or a subclass of Rule."
             )
         GradientAttribution.__init__(self, forward_func)
         self.rule = rule
+        self.op_table = op_table
         self._multiply_by_inputs = multiply_by_inputs
 
     @property
@@ -74,28 +84,46 @@ class ModifiedGradient(GradientAttribution):
 
     def _compute(
         self,
-        inputs: Any,
-        baselines: BaselineType,
-        target: TargetType,
-        additional_forward_args: Any,
+        call: AttributionCall,
+        reference_pass: bool = False,
         custom_attribution_func: Optional[Callable] = None,
-    ) -> Tuple[bool, Tuple[Tensor, ...], Tuple[Tensor, ...], BackendResult]:
-        is_inputs_tuple = _is_tuple(inputs)
-        inputs = format_inputs(inputs)
-        baselines = format_baselines(baselines, inputs)
-        args = format_additional_args(additional_forward_args)
+    ) -> Tuple[Tuple[Tensor, ...], BackendResult]:
+        """Run the backend once and form the attributions."""
         result = modified_gradients(
-            self.forward_func, inputs, self.rule, target, args,
-            baselines=baselines,
+            self.forward_func, call.inputs, self.rule, call.target, call.additional_args,
+            baselines=call.baselines, reference_pass=reference_pass, op_table=self.op_table,
         )
         grads = result.gradients
         if custom_attribution_func is not None:
-            attrs = _custom(custom_attribution_func, grads, inputs, baselines)
+            attrs = apply_custom_attribution(custom_attribution_func, grads, call.inputs, call.expanded_baselines)
         elif self.multiplies_by_inputs:
-            attrs = tuple(g * (x - b) for g, x, b in zip(grads, inputs, baselines))
+            attrs = tuple(g * d for g, d in zip(grads, call.deltas))
         else:
             attrs = grads
-        return is_inputs_tuple, attrs, baselines, result
+        return attrs, result
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        *,
+        return_convergence_delta: Literal[True],
+        custom_attribution_func: Optional[Callable[..., Tuple[Tensor, ...]]] = None,
+    ) -> Tuple[TensorOrTupleOfTensorsGeneric, Tensor]: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        return_convergence_delta: Literal[False] = False,
+        custom_attribution_func: Optional[Callable[..., Tuple[Tensor, ...]]] = None,
+    ) -> TensorOrTupleOfTensorsGeneric: ...
 
     @log_usage()
     def attribute(
@@ -114,9 +142,10 @@ class ModifiedGradient(GradientAttribution):
                 attributions.
             baselines (scalar, Tensor, tuple, optional): the reference
                 :math:`\bar x`: a number, a tensor of the input's shape, of one
-                sample's shape or with batch 1, or a tuple of those (one per
-                input). Used to multiply (:math:`x - \bar x`) and, for rules that
-                need it, to compute the reference pre-activations. Default: zeros.
+                sample's shape, with batch 1 or broadcastable to the input, or a
+                tuple of those (one per input). Used to multiply
+                (:math:`x - \bar x`) and, for rules that need it, in the
+                reference pass. Default: zeros.
             target (int, tuple, Tensor, list, optional): Captum's output index
                 selection. Default: None (scalar-per-sample models).
             additional_forward_args (Any, optional): extra arguments of
@@ -133,33 +162,23 @@ class ModifiedGradient(GradientAttribution):
             **delta** (Tensor of shape ``(batch,)``) if
             ``return_convergence_delta``.
         """
-        is_tuple, attrs, baselines, result = self._compute(
-            inputs, baselines, target, additional_forward_args, custom_attribution_func
-        )
-        out = _format_output(is_tuple, attrs)
+        call = AttributionCall.format(inputs, baselines, target, additional_forward_args)
+        attrs, result = self._compute(call, return_convergence_delta, custom_attribution_func)
+        out = call.output(attrs)
         if not return_convergence_delta:
             return out
-        delta = self._delta(attrs, baselines, result, target, additional_forward_args, inputs)
-        return out, delta
-
-    def _delta(self, attrs, baselines, result, target, additional_forward_args, inputs) -> Tensor:
-        """``sum(attributions) - (S(x) - S(x̄))`` (Captum's convention)."""
-        if result.baseline_outputs is None:
-            fmt = format_inputs(inputs)
-            return convergence_delta(
-                self.forward_func, attrs, fmt, baselines, target, format_additional_args(additional_forward_args)
-            )
-        return sum_per_sample(attrs) - (result.outputs - result.baseline_outputs)
+        return out, sum_per_sample(attrs) - (result.outputs - result.baseline_outputs)
 
 
-def _custom(func: Callable, grads, inputs, baselines) -> Tuple[Tensor, ...]:
-    import inspect
-
+def apply_custom_attribution(func: Callable, multipliers, inputs, baselines) -> Tuple[Tensor, ...]:
+    """Captum's ``custom_attribution_func`` convention: called with the
+    multipliers, then the inputs, then the (expanded) baselines, as many as
+    ``func`` takes."""
     n = len(inspect.signature(func).parameters)
     if n == 1:
-        out = func(grads)
+        out = func(multipliers)
     elif n == 2:
-        out = func(grads, inputs)
+        out = func(multipliers, inputs)
     else:
-        out = func(grads, inputs, tuple(b.expand_as(x) for b, x in zip(baselines, inputs)))
+        out = func(multipliers, inputs, baselines)
     return out if isinstance(out, tuple) else (out,)

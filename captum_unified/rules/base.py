@@ -1,0 +1,167 @@
+r"""The :class:`Rule` base class: what replaces an op's derivative.
+
+A rule decides, for one attribution call,
+
+* what replaces the derivative :math:`f'(z)` of each element-wise function
+  (:meth:`Rule.multiplier`, Ancona et al. 2018, Eq. 5);
+* how a product of two input-dependent values is differentiated
+  (:meth:`Rule.product_factors`, the *product policy*; SPEC §5);
+* whether max-pooling / max, normalisation and softmax keep their ordinary
+  gradient or are decomposed (the ``maxima``, ``norm`` and ``softmax``
+  attributes).
+
+Every other op keeps its ordinary gradient (linear ops) or is decomposed into
+these (composite ops); see :mod:`captum_unified.ops`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+__all__ = ["Rule", "OpCall", "derivative"]
+
+
+def derivative(f: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:
+    r"""Element-wise derivative :math:`f'(z)` of an element-wise function ``f``.
+
+    One vector-Jacobian product with a vector of ones, which is exact because
+    ``f`` is element-wise.
+    """
+    with torch.enable_grad():
+        zz = z.detach().requires_grad_(True)
+        out = f(zz)
+        (d,) = torch.autograd.grad(out, zz, torch.ones_like(out))
+    return d
+
+
+@dataclass(frozen=True)
+class OpCall:
+    """What a rule is told about the op it is applied to.
+
+    Attributes:
+        name (str): the op's short name in the op table (``"relu"``,
+            ``"sigmoid"``, ``"mul"``, ``"matmul"``, ``"pow"``, ...).
+        gates (tuple of bool): for products, which factors are gates (outputs
+            of sigmoid-like functions or of softmax); empty otherwise.
+        derivative (Callable, optional): closed-form :math:`f'(z)` from
+            ``(z, out)`` when the op table has one.
+    """
+
+    name: str
+    gates: Tuple[bool, ...] = ()
+    derivative: Optional[Callable[[Tensor, Tensor], Tensor]] = None
+
+    def fprime(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor) -> Tensor:
+        """:math:`f'(z)`, in closed form when known."""
+        if self.derivative is not None:
+            return self.derivative(z, out)
+        return derivative(f, z)
+
+
+class Rule:
+    r"""Base class of all rules.
+
+    Subclass it and implement :meth:`multiplier` to change what element-wise
+    functions backpropagate; override :meth:`product_factors` (or set
+    ``products`` to a registered policy name) to change products.
+
+    Attributes:
+        needs_reference (bool): :meth:`multiplier` / :meth:`product_factors`
+            use the values the same op sees when the baseline is fed; the
+            backend then runs one extra forward pass on the baseline (without
+            gradients) and pairs its ops with the input pass by call order.
+        modifies_gradient (bool): ``False`` only for
+            :class:`~captum_unified.rules.GradientRule`; lets the backend skip
+            interception altogether.
+        applies_to_output (bool): also apply the rule at the explained output
+            as an identity "nonlinearity" :math:`f(z) = z` (epsilon-LRP
+            stabilises the last linear layer), unless the output is itself the
+            result of an element-wise function (then the rule has been applied
+            there already).
+        products (str): the product policy, a key of
+            :data:`captum_unified.rules.products.PRODUCT_POLICIES`
+            (``"gradient"``, ``"shapley"``, ``"uniform"``, ``"gate"``).
+        maxima (str): ``"tree"`` (max and max-pooling decomposed into
+            :math:`b + \mathrm{relu}(a - b)`) or ``"gradient"``.
+        norm (str): LayerNorm / GroupNorm / batch statistics: ``"decompose"``,
+            ``"constant"`` (the scale :math:`1/\sigma` held constant) or
+            ``"gradient"``.
+        softmax (str): softmax / log-softmax / logsumexp: ``"decompose"`` or
+            ``"gradient"``.
+    """
+
+    needs_reference: bool = False
+    modifies_gradient: bool = True
+    applies_to_output: bool = False
+    products: str = "gradient"
+    maxima: str = "gradient"
+    norm: str = "gradient"
+    softmax: str = "gradient"
+
+    def check(self, op: OpCall, f: Callable[[Tensor], Tensor], z: Tensor) -> Optional[str]:
+        """Return a warning message if this rule should not be trusted on the
+        element-wise op ``op`` (``f`` with its arguments bound, ``z`` its
+        input), else ``None``. Called once per op name per attribution call."""
+        return None
+
+    def multiplier(
+        self,
+        f: Callable[[Tensor], Tensor],
+        z: Tensor,
+        out: Tensor,
+        ref_z: Optional[Tensor] = None,
+        ref_out: Optional[Tensor] = None,
+        op: Optional[OpCall] = None,
+    ) -> Tensor:
+        r"""Return :math:`g(z)`, same shape as ``z`` (or broadcastable to it).
+
+        Args:
+            f (Callable): the element-wise function, extra arguments bound.
+            z (Tensor): its input for the explained inputs.
+            out (Tensor): ``f(z)``.
+            ref_z (Tensor, optional): its input when the baselines are fed
+                (only if ``needs_reference``); batch 1 when the baseline is shared.
+            ref_out (Tensor, optional): ``f(ref_z)``.
+            op (OpCall, optional): which op this is (its name and closed-form
+                derivative). Rules written before ``op`` existed may omit the
+                parameter; the backend then does not pass it.
+        """
+        raise NotImplementedError
+
+    def product_factors(
+        self,
+        op: OpCall,
+        a: Tensor,
+        b: Tensor,
+        ref_a: Optional[Tensor] = None,
+        ref_b: Optional[Tensor] = None,
+    ) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+        r"""The product policy for a bilinear op :math:`y = a \star b` of two
+        input-dependent factors (``mul``, ``matmul``, ``einsum``, ...).
+
+        Returns ``(a_, b_)``: the backward pass uses :math:`\partial(a \star
+        b_)/\partial a` for ``a`` and :math:`\partial(a_ \star b)/\partial b`
+        for ``b``. The ordinary product rule is ``(a, b)``; ``None`` means
+        that factor gets no gradient. The default looks up ``self.products``
+        in :data:`~captum_unified.rules.products.PRODUCT_POLICIES`.
+        """
+        from captum_unified.rules.products import PRODUCT_POLICIES
+
+        try:
+            policy = PRODUCT_POLICIES[self.products]
+        except KeyError:
+            raise ValueError(
+                f"Unknown product policy {self.products!r}; choose one of {sorted(PRODUCT_POLICIES)}."
+            ) from None
+        return policy(op, a, b, ref_a, ref_b)
+
+    def product_warning(self, op: OpCall) -> Optional[str]:
+        """A warning for products met in a call, or ``None`` (default)."""
+        return None
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
