@@ -169,10 +169,9 @@ def poly_as_sequential(model: PolyModel) -> nn.Sequential:
 
 
 def _patch_mask(x: Tensor, p: int) -> Tensor:
-    from captum_unified.attr._core.occlusion_patch import patch_groups
+    from captum_unified.feature_groups import FeatureGroups
 
-    (mask,), _ = patch_groups((x,), ((1, p, p),))
-    return mask
+    return FeatureGroups.patches((x,), ((1, p, p),)).ids[0]
 
 
 def _batches(n: int, size: int):
@@ -211,7 +210,7 @@ def method_maps(model: nn.Module, x: Tensor, target: Tensor, baseline: float, me
             elif m == "IG":
                 a = cu.IntegratedGradients(model).attribute(xb, baselines=b, target=tb, n_steps=ig_steps)
             elif m == "EG":
-                a = cu.ExpectedGradients(model).attribute(xb, stdevs=EG_STDEV * pixel_span, n_samples=EG_SAMPLES,
+                a = cu.ExpectedGradients(model).attribute(xb, baseline_stdevs=EG_STDEV * pixel_span, n_samples=EG_SAMPLES,
                                                           seed=seed + sl.start, target=tb)
             elif m == EG_VARIANT:
                 if references is None:

@@ -23,7 +23,7 @@ functions ``get_exp_infid`` and ``get_imageset``, commit ``5edce6e``) fixes them
   ``i >= 50``).
 
 :func:`square_infidelity` runs the model once per square and sample (through
-the perturbation engine, :func:`captum_unified.perturbation.iter_perturbed_outputs`,
+the perturbation engine, :class:`captum_unified.perturbation.PerturbationEngine`,
 skipping squares that change nothing) and scores any number of attribution
 maps against the same output changes; the result equals
 :func:`captum.metrics.infidelity` with the same squares (tested).
@@ -36,7 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from captum_unified.perturbation import choose_chunk, iter_perturbed_outputs, measured_forward
+from captum_unified._utils.call import AttributionCall
+from captum_unified.perturbation import PerturbationEngine
 
 __all__ = ["YEH_SOURCE", "YEH_SQUARE_SIZES", "square_table", "square_masks", "square_sums",
            "output_changes", "infidelity_from_sums", "square_infidelity"]
@@ -90,15 +91,10 @@ def output_changes(model, x: Tensor, target: Tensor, baseline: float,
     """``(B, K)`` float64: :math:`f_c(x) - f_c(x \\text{ with square } k \\text{ at the baseline})`."""
     x = x.detach()
     table = square_table(x.shape[-2], x.shape[-1], sizes)
-    base = torch.full_like(x, float(baseline))
-    out, per_row = measured_forward(model, (x,), target, ())
-    chunk = choose_chunk(len(table), (x,), activation_bytes_per_row=per_row)
-    changes = torch.empty(len(table), x.shape[0], dtype=torch.float64)
-    for start, stop, _, perturbed in iter_perturbed_outputs(
-            model, (x,), (base,), square_masks(table, tuple(x.shape[1:])), len(table), target,
-            chunk=chunk, unchanged_output=out):
-        changes[start:stop] = (out.unsqueeze(0) - perturbed).to(torch.float64)
-    return changes.T.contiguous()
+    call = AttributionCall.format(x, float(baseline), target)
+    with PerturbationEngine(model, call) as engine:
+        changes = engine.changes(square_masks(table, tuple(x.shape[1:])), len(table), "Yeh squares")
+    return changes.T.to(torch.float64).contiguous()
 
 
 def infidelity_from_sums(changes: Tensor, sums: Tensor, scaled: bool) -> Tensor:

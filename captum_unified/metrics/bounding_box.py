@@ -36,16 +36,20 @@ Conventions (fixed here, tested in ``tests/test_metrics_bounding_box.py``):
   that come first in row-major order (a stable sort).
 * **Excluded samples** (box covering ``max_box_fraction`` of the image or more)
   get ``NaN``, so the result stays aligned with the batch; average with
-  :func:`torch.nanmean`.
+  :func:`torch.nanmean`. :class:`BoundingBoxAccuracy` (the metric of
+  :func:`~captum_unified.metrics.evaluate`) writes these rows with ``value``
+  NaN.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
-__all__ = ["bounding_box_accuracy", "boxes_to_mask"]
+from captum_unified.metrics.base import EvalBatch, Metric, MetricScores
+
+__all__ = ["BoundingBoxAccuracy", "bounding_box_accuracy", "boxes_to_mask"]
 
 BoxesType = Union[Tensor, Sequence[Sequence[int]]]
 
@@ -215,3 +219,40 @@ def bounding_box_accuracy(
         keep = n.to(torch.float64) / (height * width) < float(max_box_fraction)
         acc = torch.where(keep, acc, torch.full_like(acc, float("nan")))
     return acc
+
+
+class BoundingBoxAccuracy(Metric):
+    """Bounding-box accuracy as a metric of :func:`~captum_unified.metrics.evaluate`;
+    see :func:`bounding_box_accuracy`.
+
+    The boxes come with the data: each batch is ``(inputs, labels, boxes, ...)``
+    and ``boxes`` (``(B, 4)`` boxes or a boolean ``(B, H, W)`` mask) is the
+    extra element number ``extra`` (default 0: the third element). Rows:
+    ``("bounding_box_accuracy", None)`` per sample, NaN for samples excluded by
+    ``max_box_fraction``. No forward pass.
+    """
+
+    name = "bounding_box_accuracy"
+
+    def __init__(self, max_box_fraction: Optional[float] = None, reduce_channels: bool = True,
+                 ties: str = "expected", extra: int = 0) -> None:
+        if ties not in ("expected", "first"):
+            raise ValueError(f"ties must be 'expected' or 'first', got {ties!r}.")
+        self.max_box_fraction = max_box_fraction
+        self.reduce_channels = bool(reduce_channels)
+        self.ties = ties
+        self.extra = int(extra)
+
+    def evaluate(self, batch: EvalBatch, attributions: Mapping[str, Tuple[Tensor, ...]]) -> Dict[str, MetricScores]:
+        if len(batch.extras) <= self.extra:
+            raise ValueError(
+                "bounding_box_accuracy needs the boxes with the data: batches (inputs, labels, boxes), "
+                f"but the batches have {2 + len(batch.extras)} element(s)."
+            )
+        boxes = batch.extras[self.extra]
+        return {
+            name: MetricScores({(self.name, None): bounding_box_accuracy(
+                a, boxes, max_box_fraction=self.max_box_fraction, reduce_channels=self.reduce_channels,
+                ties=self.ties)})
+            for name, a in attributions.items()
+        }

@@ -34,7 +34,8 @@ from captum_unified._utils.common import (
     select_target,
 )
 from captum_unified.taylor.attribution import TaylorAttribution
-from captum_unified.taylor.interactions import format_feature_mask, group_interactions
+from captum_unified.feature_groups import FeatureGroups
+from captum_unified.taylor.interactions import group_interactions
 from captum_unified.taylor.terms import _delta, _flat, _split, gradient_and_hvp, taylor_decomposition
 
 __all__ = [
@@ -139,7 +140,8 @@ def occlusion_patch_reformulation(
     base = format_baselines(baselines, fmt)
     args = format_additional_args(additional_forward_args)
     batch = fmt[0].shape[0]
-    ids, n_groups = format_feature_mask(feature_mask, fmt)
+    groups = FeatureGroups.from_mask(feature_mask, fmt)
+    ids, n_groups = groups.flat_ids(), groups.n_groups
     _, grads, _ = gradient_and_hvp(forward_func, fmt, None, target, args)
     first = _flat(tuple(g * d for g, d in zip(grads, _delta(fmt, base))), batch)  # (B, N)
     patch_first = torch.zeros(batch, n_groups, dtype=first.dtype, device=first.device).scatter_add_(1, ids, first)
@@ -425,21 +427,7 @@ def percentage_change(original: Attr, reformulated: Attr, per_sample: bool = Fal
     Returns:
         float: ``d`` in percent (or the per-sample tensor).
     """
-    if isinstance(original, Tensor):
-        original = (original,)
-    if isinstance(reformulated, Tensor):
-        reformulated = (reformulated,)
-    if len(original) != len(reformulated) or any(
-        o.shape != r.shape for o, r in zip(original, reformulated)
-    ):
-        raise ValueError("original and reformulated attributions must have the same shapes.")
-    batch = original[0].shape[0]
-    o = _flat(tuple(t.detach() for t in original), batch)
-    r = _flat(tuple(t.detach().to(o.dtype) for t in reformulated), batch)
-    num = ((o - r) ** 2).sum(dim=1)
-    den = (o ** 2).sum(dim=1)
-    ratio = torch.where(den > 0, num / torch.where(den > 0, den, torch.ones_like(den)),
-                        torch.where(num > 0, torch.full_like(num, float("inf")), torch.zeros_like(num)))
-    if per_sample:
-        return ratio * 100.0
-    return float(ratio.mean() * 100.0)
+    from captum_unified.metrics.percentage_change import percentage_change_per_sample
+
+    d = percentage_change_per_sample(original, reformulated)
+    return d if per_sample else float(d.mean())
