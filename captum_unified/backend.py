@@ -52,19 +52,19 @@ from __future__ import annotations
 import inspect
 import types
 import weakref
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
-from torch.overrides import TorchFunctionMode
+from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack, _pop_mode_temporarily
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from captum_unified._utils.common import select_target, warn
 from captum_unified._utils.state import TRAIN_SENSITIVE, preserve_model_state
 from captum_unified.ops import NOT_DECOMPOSED, OpEntry, OpKind, OpTable, default_op_table, op_name
-from captum_unified.ops.composites import AS_LINEAR, CLAMP_TENSOR
+from captum_unified.ops.composites import AS_LINEAR, CLAMP_TENSOR, max_tree, min2
 from captum_unified.rules import GradientRule, OpCall, Rule
 
 __all__ = ["RuleContext", "modified_gradients", "BackendResult"]
@@ -121,8 +121,8 @@ class _Bilinear(torch.autograd.Function):
     ``d fn(a, b_) / da`` and ``d fn(a_, b) / db`` (the product policy)."""
 
     @staticmethod
-    def forward(ctx, a, b, fn, a_, b_, is_mul):  # type: ignore[override]
-        ctx.fn, ctx.is_mul = fn, is_mul
+    def forward(ctx, a, b, fn, a_, b_, closed):  # type: ignore[override]
+        ctx.fn, ctx.closed = fn, closed
         ctx.a_meta = (a.shape, a.dtype, a.device)
         ctx.b_meta = (b.shape, b.dtype, b.device)
         ctx.has = (a_ is not None, b_ is not None)
@@ -144,14 +144,86 @@ class _Bilinear(torch.autograd.Function):
 
 def _partial(ctx, grad: Tensor, other: Tensor, which: int) -> Tensor:
     shape, dtype, device = ctx.a_meta if which == 0 else ctx.b_meta
-    if ctx.is_mul:
+    if ctx.closed == "mul":
         return (grad * other).sum_to_size(shape) if tuple(shape) != tuple(grad.shape) else grad * other
+    if ctx.closed == "matmul":  # both operands at least 2-d
+        g = grad @ other.transpose(-1, -2) if which == 0 else other.transpose(-1, -2) @ grad
+        return g.sum_to_size(shape) if tuple(shape) != tuple(g.shape) else g
     with torch.enable_grad():
         free = torch.zeros(shape, dtype=dtype, device=device, requires_grad=True)
         out = ctx.fn(free, other) if which == 0 else ctx.fn(other, free)
         (g,) = torch.autograd.grad(out, free, grad)
     return g
 
+
+class _MaxRule(torch.autograd.Function):
+    r"""``y = max(v)`` over the last dimension; backward multiplies by DeepLIFT's
+    max rule (Shrikumar et al. 2017, as Captum's ``DeepLift`` max-pooling): the
+    input's arg-max gets :math:`\max(y, \bar y) - \bar y`, the baseline's
+    arg-max gets :math:`y - \max(y, \bar y)`, each as a multiplier of its
+    :math:`\Delta v`; they sum to :math:`y - \bar y` (exactly complete) and
+    do not depend on the order of the candidates."""
+
+    @staticmethod
+    def forward(ctx, v, ref_v, ref_y, eps):  # type: ignore[override]
+        y, i = v.max(-1, keepdim=True)
+        ref_v = ref_v.expand_as(v)
+        ref_y = ref_y.unsqueeze(-1).expand_as(y)
+        j = ref_v.argmax(-1, keepdim=True)
+        top = torch.maximum(y, ref_y)
+        dv = v - ref_v
+        dv_i, dv_j = dv.gather(-1, i), dv.gather(-1, j)
+        ok_i, ok_j = dv_i.abs() > eps, dv_j.abs() > eps
+        one = torch.ones_like(dv_i)
+        m_i = torch.where(ok_i, (top - ref_y) / torch.where(ok_i, dv_i, one), one)  # gradient where dv ~ 0
+        m_j = torch.where(ok_j, (y - top) / torch.where(ok_j, dv_j, one), torch.zeros_like(dv_j))
+        m = torch.zeros_like(v).scatter_add_(-1, i, m_i).scatter_add_(-1, j, m_j)
+        ctx.save_for_backward(m)
+        return y.squeeze(-1)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        (m,) = ctx.saved_tensors
+        return grad.unsqueeze(-1) * m, None, None, None
+
+
+class _MaxPoolRule(torch.autograd.Function):
+    """DeepLIFT's max rule for max-pooling without materialising the windows:
+    ``pool(t) -> (values, flat spatial indices)`` gives the input's and the
+    baseline's arg-max of every window; the backward scatters to them."""
+
+    @staticmethod
+    def forward(ctx, x, ref_x, ref_y, ref_idx, pool, eps):  # type: ignore[override]
+        y, i = pool(x)
+        n, c = x.shape[:2]
+        xf = x.flatten(2)
+        dv = xf - ref_x.flatten(2).expand_as(xf)
+        i_f = i.flatten(2)
+        j_f = ref_idx.flatten(2).expand_as(i_f)
+        yf = y.flatten(2)
+        ryf = ref_y.flatten(2).expand_as(yf)
+        dv_i, dv_j = dv.gather(2, i_f), dv.gather(2, j_f)
+        top = torch.maximum(yf, ryf)
+        ok_i, ok_j = dv_i.abs() > eps, dv_j.abs() > eps
+        m_i = torch.where(ok_i, (top - ryf) / dv_i, torch.ones_like(dv_i))
+        m_j = torch.where(ok_j, (yf - top) / dv_j, torch.zeros_like(dv_j))
+        ctx.save_for_backward(i_f, j_f, m_i, m_j)
+        ctx.in_shape = x.shape
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        i_f, j_f, m_i, m_j = ctx.saved_tensors
+        shape = ctx.in_shape
+        gf = grad.flatten(2)
+        gin = gf.new_zeros(shape[0], shape[1], int(torch.tensor(shape[2:]).prod()))
+        gin.scatter_add_(2, i_f, gf * m_i).scatter_add_(2, j_f, gf * m_j)
+        return gin.view(shape), None, None, None, None, None
+
+
+#: Products with matmul's semantics (closed-form backward when both are >= 2-d).
+_MATMULS = {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.mm, torch.Tensor.mm, torch.bmm,
+            torch.Tensor.bmm}
 
 _UNWRAPPED: "weakref.WeakKeyDictionary[Callable, Callable]" = weakref.WeakKeyDictionary()
 
@@ -253,9 +325,12 @@ class RuleContext(TorchFunctionMode):
         self.table = op_table if op_table is not None else default_op_table()
         self.frames: List[_Frame] = [_Frame(recording, [] if recording else list(references or []))]
         self.has_references = recording or references is not None
-        self._taint: "weakref.WeakValueDictionary[int, Tensor]" = weakref.WeakValueDictionary()
-        self._gates: "weakref.WeakValueDictionary[int, Tensor]" = weakref.WeakValueDictionary()
-        self._rule_outputs: "weakref.WeakValueDictionary[int, Tensor]" = weakref.WeakValueDictionary()
+        # id -> tensor, holding the tensors for the duration of the pass (ids
+        # stay unique; plain dicts are ~20x cheaper than weak ones); release()
+        # drops them after the forward pass.
+        self._taint: Dict[int, Tensor] = {}
+        self._gates: Dict[int, Tensor] = {}
+        self._rule_outputs: Dict[int, Tensor] = {}
         self.unknown: Dict[str, int] = {}
         self.checked: Dict[str, Optional[str]] = {}
         self.product_messages: Dict[str, str] = {}
@@ -350,6 +425,12 @@ class RuleContext(TorchFunctionMode):
             if isinstance(t, Tensor):
                 self._gates[id(t)] = t
 
+    def release(self) -> None:
+        """Forget the tensors of the pass (call after the forward pass)."""
+        self._taint.clear()
+        self._gates.clear()
+        self._rule_outputs.clear()
+
     def is_rule_output(self, t: Tensor) -> bool:
         """Whether ``t`` (or the tensor it is a view of) came out of an
         element-wise op the rule was applied to."""
@@ -357,6 +438,17 @@ class RuleContext(TorchFunctionMode):
             if isinstance(c, Tensor) and self._rule_outputs.get(id(c)) is c:
                 return True
         return False
+
+    @contextmanager
+    def _suspended(self) -> Iterator[None]:
+        """Run torch ops without this mode (when it is on top of the mode
+        stack, i.e. inside a decomposition); other modes stay active."""
+        stack = _get_current_function_mode_stack()
+        if stack and stack[-1] is self:
+            with _pop_mode_temporarily():
+                yield
+        else:
+            yield
 
     # ----------------------------------------------------------- dispatch
     def __torch_function__(self, func, types_, args=(), kwargs=None):
@@ -426,6 +518,12 @@ class RuleContext(TorchFunctionMode):
         """Apply the element-wise function ``f`` to ``z`` with the rule (used
         by the dispatcher and by decompositions for functions that are not a
         single torch op)."""
+        with self._suspended():  # called from decompositions too
+            return self._elementwise_off(name, f, z, derivative, gate, copy)
+
+    def _elementwise_off(self, name, f, z, derivative, gate, copy):
+        if derivative is not None and _get_current_function_mode_stack():
+            derivative = None  # another mode may change f (softplus_swap): differentiate f itself
         op = OpCall(name, derivative=derivative)
         if self.recording:
             out = f(z)
@@ -453,6 +551,64 @@ class RuleContext(TorchFunctionMode):
         if gate:
             self._mark_gate(out)
         return out
+
+    def kmax(self, v: Tensor, minimum: bool = False) -> Tensor:
+        """The maximum (``minimum=True``: minimum) of ``v`` over its last
+        dimension with the rule's max policy; called from decompositions (the
+        mode is active there)."""
+        policy = getattr(self.rule, "maxima", "gradient")
+        if policy == "tree":
+            return max_tree(v, min2) if minimum else max_tree(v)
+        if minimum:
+            return -self.kmax(-v)
+        if not self.rule.needs_reference:  # "deeplift" without a baseline pass: ordinary gradient
+            return v.amax(-1)
+        with self._suspended():
+            if self.recording:
+                out = v.amax(-1)
+                self._record("max", (v,), out)
+            else:
+                rec = self._next("max", (v,))
+                if torch.is_grad_enabled() and v.requires_grad:
+                    out = _MaxRule.apply(v, rec.tensors[0], rec.out, getattr(self.rule, "eps", 1e-10))
+                else:
+                    out = v.amax(-1)
+            self.taint(out)
+        return out
+
+    def pooled_max(self, x: Tensor, pool: Callable[[Tensor], Tuple[Tensor, Tensor]]) -> Optional[Tensor]:
+        """Max-pooling of a batched ``x`` with DeepLIFT's max rule, or ``None``
+        when the rule's max policy is another one (the caller then builds the
+        windows and uses :meth:`kmax`). ``pool(t)`` returns the values and the
+        flat spatial indices (``return_indices=True``)."""
+        if getattr(self.rule, "maxima", "") != "deeplift" or not self.rule.needs_reference:
+            return None
+        with self._suspended():
+            if self.recording:
+                y, idx = pool(x)
+                self._record("max_pool", (x, idx), y)
+            else:
+                rec = self._next("max_pool", (x, None))
+                if torch.is_grad_enabled() and x.requires_grad:
+                    y = _MaxPoolRule.apply(x, rec.tensors[0], rec.out, rec.tensors[1], pool,
+                                           getattr(self.rule, "eps", 1e-10))
+                else:
+                    y = pool(x)[0]
+            self.taint(y)
+        return y
+
+    def note_elementwise(self, name: str, f: Callable[[Tensor], Tensor], z: Tensor) -> None:
+        """Let the rule check an element-wise op a fused kernel applies (the
+        warnings are the decomposition's)."""
+        if not self.recording and name not in self.checked:
+            self.checked[name] = self.rule.check(OpCall(name), f, z.detach())
+
+    def note_product(self, name: str, gates: Tuple[bool, ...] = ()) -> None:
+        """Let the rule warn about a product a fused kernel applies."""
+        if not self.recording and name not in self.product_messages:
+            message = self.rule.product_warning(OpCall(name, gates=gates))
+            if message:
+                self.product_messages[name] = message
 
     def _finish(self, result: Any, args: tuple, inplace: bool, entry: OpEntry) -> Any:
         """Copy an in-place call's result into its first argument."""
@@ -504,7 +660,9 @@ class RuleContext(TorchFunctionMode):
             else:
                 def fn(u, v):
                     return function(u, v, *rest, **kw)
-        out = self.product(name, fn, a, b, is_mul=name == "mul")
+        closed = "mul" if name == "mul" else (
+            "matmul" if func in _MATMULS and a.dim() >= 2 and b.dim() >= 2 else "")
+        out = self.product(name, fn, a, b, closed=closed)
         if bias is not None:
             out = out + (bias if name == "linear" else bias.reshape((-1,) + (1,) * (out.dim() - 2)))
             self.taint(out)
@@ -513,7 +671,7 @@ class RuleContext(TorchFunctionMode):
         return out
 
     def product(self, name: str, fn: Callable[[Tensor, Tensor], Tensor], a: Tensor, b: Tensor,
-                is_mul: bool = False) -> Tensor:
+                closed: str = "") -> Tensor:
         """``fn(a, b)`` for a bilinear ``fn`` of two input-dependent factors,
         differentiated by the rule's product policy."""
         if self.recording:
@@ -530,7 +688,7 @@ class RuleContext(TorchFunctionMode):
                 ref_a, ref_b = rec.tensors
             if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
                 a_, b_ = self.rule.product_factors(op, a.detach(), b.detach(), ref_a, ref_b)
-                out = _Bilinear.apply(a, b, fn, a_, b_, is_mul)
+                out = _Bilinear.apply(a, b, fn, a_, b_, closed)
             else:
                 out = fn(a, b)
         self.taint(out)
@@ -556,7 +714,7 @@ class RuleContext(TorchFunctionMode):
             if entry.gate:
                 self._mark_gate(result)
             return result
-        if entry.constants is None:
+        if not entry.paired:
             result = self._decompose(entry.decompose, func, args, kwargs, {})
         else:
             result = self._paired(entry, func, args, kwargs)
@@ -578,10 +736,20 @@ class RuleContext(TorchFunctionMode):
             result = func(*args, **kwargs)
             self._record(entry.name, [t for t in leaves if isinstance(t, Tensor)])
             return result
+        constants = entry.constants or (lambda *a: {})
         if not self.rule.needs_reference:
-            consts = entry.constants(args, kwargs, None, None)
-            return self._decompose(entry.decompose, func, args, kwargs, consts)
+            if entry.fused is not None:
+                result = entry.fused(self, func, args, kwargs, None, None)
+                if result is not NOT_DECOMPOSED:
+                    return result
+            return self._decompose(entry.decompose, func, args, kwargs, constants(args, kwargs, None, None))
         rec = self._next(entry.name, [t for t in leaves if isinstance(t, Tensor)])
+        if entry.fused is not None:
+            raw = iter(rec.tensors)
+            raw_args, raw_kwargs = tree_unflatten([next(raw) if isinstance(t, Tensor) else t for t in leaves], spec)
+            result = entry.fused(self, func, args, kwargs, raw_args, raw_kwargs)
+            if result is not NOT_DECOMPOSED:
+                return result
         refs = iter(rec.tensors)
         ref_leaves = []
         for t in leaves:
@@ -594,7 +762,7 @@ class RuleContext(TorchFunctionMode):
             else:
                 ref_leaves.append(t)
         ref_args, ref_kwargs = tree_unflatten(ref_leaves, spec)
-        consts = entry.constants(args, kwargs, ref_args, ref_kwargs)
+        consts = constants(args, kwargs, ref_args, ref_kwargs)
         local = _Frame(recording=True)
         self.frames.append(local)
         try:
@@ -681,16 +849,23 @@ class _LayerCapture:
         self.calls += 1
         if self.calls > 1:
             return value
-        new = []
+        captured, passed = [], []
         for t in items:
-            if isinstance(t, Tensor) and t.is_floating_point() and self.make_leaf:
-                t = t.detach().requires_grad_(True)
-            new.append(t)
-        self.was_tuple = is_tuple and len(new) > 1  # Captum: a tuple only for several tensors
-        self.tensors = tuple(t for t in new if isinstance(t, Tensor))
-        if self.on_capture is not None:
-            self.on_capture(*self.tensors)
-        return tuple(new) if is_tuple else new[0]
+            if isinstance(t, Tensor):
+                if t.is_floating_point() and self.make_leaf and not t.requires_grad:
+                    t = t.detach().requires_grad_(True)
+                captured.append(t)
+                if self.on_capture is not None:
+                    self.on_capture(t)
+                # the model continues with a copy: in-place ops after the layer
+                # (an in-place ReLU) then change neither the captured values nor
+                # a leaf, and gradients flow through the copy to the captured
+                # tensor (also from a later captured layer: lists of layers).
+                t = t.clone() if t.is_floating_point() else t
+            passed.append(t)
+        self.was_tuple = is_tuple and len(passed) > 1  # Captum: a tuple only for several tensors
+        self.tensors = tuple(captured)
+        return tuple(passed) if is_tuple else passed[0]
 
     def _pre_hook(self, module, args):
         return self._prepare(tuple(args))
@@ -805,6 +980,8 @@ def modified_gradients(
             finally:
                 for c in captures:
                     c.remove()
+            if recorder is not None:
+                recorder.release()
             n_ref = ref_inputs[0].shape[0]
             if isinstance(raw, Tensor) and raw.dim() > 0 and raw.shape[0] == n_ref and n_ref != batch:
                 raw = raw.expand((batch,) + tuple(raw.shape[1:]))
@@ -830,28 +1007,31 @@ def modified_gradients(
         finally:
             for c in captures:
                 c.remove()
-    if context is not None:
-        context.check_complete()
-        for msg in context.warnings():
-            warn(msg)
-    if captures:
-        per_layer = [c.result() for c in captures]
-        wrt = tuple(t for ts in per_layer for t in ts)
-        shapes = tuple((len(ts), c.was_tuple) for ts, c in zip(per_layer, captures))
-    else:
-        wrt, shapes = leaves, ()
-    seed = torch.ones_like(outputs)
-    if rule.applies_to_output and not (context is not None and isinstance(raw, Tensor) and context.is_rule_output(raw)):
-        seed = rule.multiplier(lambda t: t, outputs.detach(), outputs.detach(), baseline_outputs, baseline_outputs)
-    differentiable = [w for w in wrt if w.requires_grad]
-    if outputs.requires_grad and differentiable:
-        grads_d = torch.autograd.grad(outputs, differentiable, grad_outputs=seed, allow_unused=True,
-                                      **(grad_kwargs or {}))
-        it = iter(grads_d)
-        grads = tuple(next(it) if w.requires_grad else None for w in wrt)
-    else:
-        grads = (None,) * len(wrt)
-    grads = tuple(torch.zeros_like(w, dtype=w.dtype if w.is_floating_point() else torch.get_default_dtype())
-                  if g is None else g.detach() for g, w in zip(grads, wrt))
-    acts = tuple(t.detach() for t in wrt) if captures else None
-    return BackendResult(grads, outputs.detach(), baseline_outputs, acts, baseline_acts, shapes)
+        if context is not None:
+            context.check_complete()
+            for msg in context.warnings():
+                warn(msg)
+        if captures:
+            per_layer = [c.result() for c in captures]
+            wrt = tuple(t for ts in per_layer for t in ts)
+            shapes = tuple((len(ts), c.was_tuple) for ts, c in zip(per_layer, captures))
+        else:
+            wrt, shapes = leaves, ()
+        output_is_rule = context is not None and isinstance(raw, Tensor) and context.is_rule_output(raw)
+        if context is not None:
+            context.release()
+        seed = torch.ones_like(outputs)
+        if rule.applies_to_output and not output_is_rule:
+            seed = rule.multiplier(lambda t: t, outputs.detach(), outputs.detach(), baseline_outputs, baseline_outputs)
+        differentiable = [w for w in wrt if w.requires_grad]
+        if outputs.requires_grad and differentiable:
+            grads_d = torch.autograd.grad(outputs, differentiable, grad_outputs=seed, allow_unused=True,
+                                          **(grad_kwargs or {}))
+            it = iter(grads_d)
+            grads = tuple(next(it) if w.requires_grad else None for w in wrt)
+        else:
+            grads = (None,) * len(wrt)
+        grads = tuple(torch.zeros_like(w, dtype=w.dtype if w.is_floating_point() else torch.get_default_dtype())
+                      if g is None else g.detach() for g, w in zip(grads, wrt))
+        acts = tuple(t.detach() for t in wrt) if captures else None
+        return BackendResult(grads, outputs.detach(), baseline_outputs, acts, baseline_acts, shapes)

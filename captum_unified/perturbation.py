@@ -1,44 +1,72 @@
 r"""The perturbation engine: batched forward passes of masked copies of the input.
 
 Occlusion (one feature, a patch, a sliding window, a feature group),
-Sensitivity-n (random subsets) and region perturbation all ask the same
-question many times: *what does the model output when the features under mask*
-:math:`M_k` *are set to the baseline?* This module answers it for many masks at
-once: ``k`` perturbed copies of the whole batch go through one forward pass,
-under ``torch.no_grad``, with ``k`` chosen under a bound on the rows per forward
-pass and on the memory of the perturbed batch.
+Sensitivity-n (random subsets), region perturbation, infidelity (random
+squares) and the evaluation runner all ask the same question many times:
+*what does the model output when the features under mask* :math:`M_k` *are set
+to the baseline?* :class:`PerturbationEngine` answers it for many masks at
+once and owns everything around the question:
 
-A mask source is a callable ``masks(start, stop)`` returning, for each input
-tensor, a boolean tensor of shape ``(stop - start, 1 or batch, *input.shape[1:])``
-(``True`` = replace by the baseline), together with the total count ``K``.
+* the **unperturbed output** :math:`S_c(x)` (one forward pass, which also
+  measures the memory of the model's intermediate results per row);
+* the **loop**: ``k`` perturbed copies of the whole batch go through one
+  forward pass under ``torch.no_grad``, ``k`` chosen under a **memory budget**
+  (:func:`choose_chunk`: on the CPU the intermediate results of a pass stay
+  within the caches, on CUDA within a share of the device's free memory);
+* **skip-unchanged**: a perturbed row equal to its input (every masked feature
+  already at its baseline) is not sent through the model; its output is the
+  unperturbed one;
+* **progress** (``show_progress``: a tqdm bar, Captum's convention),
+  **device placement** (masks are moved to the inputs' device) and
+  **model state** (:func:`~captum_unified._utils.state.preserve_model_state`:
+  buffers the forward passes change are restored, a train-mode model warns);
+* Captum's **aggregate mode**: a model that returns one value (or one fixed
+  tensor) for the whole batch, as :class:`captum.attr.FeatureAblation`
+  accepts, is evaluated one perturbation per pass and its outputs are
+  attributed as a whole (attributions of shape ``(n_outputs, *x.shape[1:])``).
+
+A caller only describes its perturbations: a *mask source*
+``masks(start, stop)`` returning, for each input tensor, a boolean tensor of
+shape ``(stop - start, 1 or rows, *s)`` broadcastable to
+``(stop - start, *input.shape)`` (``True`` = replace by the baseline).
+Feature groups (:class:`~captum_unified.feature_groups.FeatureGroups`) make
+the masks of occlusion and of the metrics.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import torch
+from captum._utils.common import _select_targets
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
-from captum_unified._utils.common import expand_additional_args, expand_target, run_forward, select_target
+from captum_unified._utils.call import AttributionCall
+from captum_unified._utils.common import expand_additional_args, expand_target, select_target
+from captum_unified._utils.state import preserve_model_state
 
-__all__ = ["MaskSource", "iter_perturbed_outputs", "group_masks", "choose_chunk", "measured_forward",
-           "DEFAULT_MAX_BATCH", "DEFAULT_MAX_MEMORY_MB", "DEFAULT_MAX_ACTIVATION_MB"]
+__all__ = ["PerturbationEngine", "MaskSource", "choose_chunk", "DEFAULT_MAX_BATCH", "DEFAULT_MAX_BATCH_CUDA",
+           "DEFAULT_MAX_MEMORY_MB", "DEFAULT_MAX_ACTIVATION_MB", "CUDA_MEMORY_FRACTION"]
 
 MaskSource = Callable[[int, int], Tuple[Tensor, ...]]
+OnChunk = Callable[[int, int, Tuple[Tensor, ...], Tensor], None]
 
-#: Default bound on the rows (perturbed samples) of one forward pass.
+#: Default bound on the rows (perturbed samples) of one forward pass on the CPU.
 DEFAULT_MAX_BATCH = 1024
-#: Default bound on the memory of one perturbed input batch, in MiB.
+#: Default bound on the rows of one forward pass on CUDA (the free memory bounds it too).
+DEFAULT_MAX_BATCH_CUDA = 16384
+#: Default bound on the memory of one perturbed input batch on the CPU, in MiB.
 DEFAULT_MAX_MEMORY_MB = 256.0
 #: Default bound, on CPU, on the memory of the intermediate results of one
-#: forward pass, in MiB (measured on the unperturbed forward; see
-#: :func:`measured_forward`). On a CPU a forward pass whose activations do not
-#: fit the caches is slower per row: Ancona's MNIST CNN (530 KiB per row) runs
-#: Occlusion-1 about 1.4x slower at 96 rows per pass and 2x slower at 1024 than
-#: at 32 on a 2-core CPU with 32 MiB of L3. Not applied on GPUs, which prefer
-#: large batches.
+#: forward pass, in MiB (measured on the unperturbed forward). On a CPU a
+#: forward pass whose activations do not fit the caches is slower per row:
+#: Ancona's MNIST CNN (530 KiB per row) runs Occlusion-1 about 1.4x slower at
+#: 96 rows per pass and 2x slower at 1024 than at 32 on a 2-core CPU with
+#: 32 MiB of L3.
 DEFAULT_MAX_ACTIVATION_MB = 32.0
+#: Share of the CUDA device's free memory (``torch.cuda.mem_get_info``) that
+#: the perturbed inputs and the intermediate results of one pass may take.
+CUDA_MEMORY_FRACTION = 0.5
 
 
 class _ActivationBytes(TorchFunctionMode):
@@ -56,26 +84,6 @@ class _ActivationBytes(TorchFunctionMode):
         return out
 
 
-def measured_forward(
-    forward_func: Callable,
-    inputs: Tuple[Tensor, ...],
-    target: Any,
-    additional_args: Tuple[Any, ...],
-) -> Tuple[Tensor, int]:
-    """The selected outputs at ``inputs`` (under ``torch.no_grad``) and the bytes
-    of intermediate results per input row that the forward pass produced.
-
-    Every perturbation method needs the unperturbed output anyway; counting the
-    tensors it creates (a :class:`~torch.overrides.TorchFunctionMode` that lives
-    only for this call) tells :func:`choose_chunk` how many rows keep one forward
-    pass within :data:`DEFAULT_MAX_ACTIVATION_MB`.
-    """
-    counter = _ActivationBytes()
-    with torch.no_grad(), counter:
-        out = run_forward(forward_func, inputs, target, additional_args)
-    return out, counter.total // max(inputs[0].shape[0], 1)
-
-
 def choose_chunk(
     n_masks: int,
     inputs: Tuple[Tensor, ...],
@@ -83,131 +91,344 @@ def choose_chunk(
     max_batch_size: Optional[int] = None,
     max_memory_mb: Optional[float] = None,
     activation_bytes_per_row: Optional[int] = None,
+    free_memory_bytes: Optional[int] = None,
 ) -> int:
-    """How many masks to evaluate per forward pass.
+    """How many masks (perturbed copies of the batch) to evaluate per forward pass.
 
-    ``perturbations_per_eval`` (Captum's argument) wins when given. Otherwise the
-    largest count such that ``count * batch`` rows fit ``max_batch_size`` and the
-    perturbed inputs fit ``max_memory_mb``. When ``max_batch_size`` is not given
-    and the inputs are on the CPU, the rows are also bounded so that
-    ``rows * activation_bytes_per_row`` (from :func:`measured_forward`) fits
-    :data:`DEFAULT_MAX_ACTIVATION_MB`: a speed bound, which a given
-    ``max_batch_size`` overrides. The count never changes the results.
+    ``perturbations_per_eval`` (Captum's argument) wins when given. Otherwise
+    the largest count such that ``count * batch`` rows fit ``max_batch_size``
+    and the perturbed inputs fit ``max_memory_mb``. Defaults when these are not
+    given:
+
+    * CPU: at most :data:`DEFAULT_MAX_BATCH` rows, and as many as keep
+      ``rows * activation_bytes_per_row`` within
+      :data:`DEFAULT_MAX_ACTIVATION_MB` (a speed bound); perturbed inputs within
+      :data:`DEFAULT_MAX_MEMORY_MB`.
+    * CUDA (``free_memory_bytes`` from ``torch.cuda.mem_get_info``): as many
+      rows as keep the perturbed inputs plus the intermediate results within
+      :data:`CUDA_MEMORY_FRACTION` of the free memory, at most
+      :data:`DEFAULT_MAX_BATCH_CUDA`.
+
+    At least one copy of the batch goes through each pass. The count never
+    changes the results beyond floating-point rounding in the model.
     """
     if perturbations_per_eval is not None:
         if int(perturbations_per_eval) < 1:
             raise ValueError(f"perturbations_per_eval must be >= 1, got {perturbations_per_eval}.")
         return max(1, min(int(perturbations_per_eval), n_masks))
-    batch = inputs[0].shape[0]
-    if max_batch_size is None and activation_bytes_per_row and inputs[0].device.type == "cpu":
-        by_cache = int(DEFAULT_MAX_ACTIVATION_MB * 2**20 // activation_bytes_per_row)
-        max_batch_size = max(batch, min(DEFAULT_MAX_BATCH, by_cache))
-    max_batch_size = DEFAULT_MAX_BATCH if max_batch_size is None else int(max_batch_size)
-    max_memory_mb = DEFAULT_MAX_MEMORY_MB if max_memory_mb is None else float(max_memory_mb)
+    batch = max(int(inputs[0].shape[0]), 1)
+    bytes_per_copy = sum(x.numel() * x.element_size() for x in inputs)
+    if max_batch_size is None:
+        if free_memory_bytes is not None:
+            per_row = (activation_bytes_per_row or 0) + bytes_per_copy / batch
+            by_memory = int(CUDA_MEMORY_FRACTION * free_memory_bytes // max(per_row, 1))
+            max_batch_size = max(batch, min(DEFAULT_MAX_BATCH_CUDA, by_memory))
+        elif activation_bytes_per_row and inputs[0].device.type == "cpu":
+            by_cache = int(DEFAULT_MAX_ACTIVATION_MB * 2**20 // activation_bytes_per_row)
+            max_batch_size = max(batch, min(DEFAULT_MAX_BATCH, by_cache))
+        else:
+            max_batch_size = DEFAULT_MAX_BATCH
+    if max_memory_mb is None:
+        max_memory_mb = (CUDA_MEMORY_FRACTION * free_memory_bytes / 2**20 if free_memory_bytes is not None
+                         else DEFAULT_MAX_MEMORY_MB)
+    max_batch_size, max_memory_mb = int(max_batch_size), float(max_memory_mb)
     if max_batch_size < 1 or max_memory_mb <= 0:
         raise ValueError("max_batch_size must be >= 1 and max_memory_mb > 0.")
-    bytes_per_copy = sum(x.numel() * x.element_size() for x in inputs)
-    by_rows = max_batch_size // max(batch, 1)
+    by_rows = max_batch_size // batch
     by_memory = int(max_memory_mb * 2**20 // max(bytes_per_copy, 1))
     return max(1, min(n_masks, by_rows, by_memory))
 
 
-def group_masks(groups: Tuple[Tensor, ...], offset: int = 0) -> MaskSource:
-    """Mask source for a partition of the features into groups.
+class PerturbationEngine:
+    r"""Forward passes of perturbed copies of one call's inputs.
 
     Args:
-        groups: per input, an integer tensor of shape ``(1 or batch, *input.shape[1:])``
-            (or broadcastable to it) giving each feature's group id; ids are
-            ``0..G-1`` across all inputs, a negative id is never masked.
-        offset: added to the mask index (mask ``k`` masks group ``k + offset``).
+        forward_func (Callable): the model.
+        call (AttributionCall): the formatted inputs, baselines, target and
+            additional arguments (formatted once by the caller).
+        perturbations_per_eval (int, optional): perturbed copies of the batch
+            per forward pass (Captum's argument); overrides the two bounds.
+        max_batch_size (int, optional): bound on the rows of one forward pass.
+        max_memory_mb (float, optional): bound on the perturbed input batch, MiB.
+        show_progress (bool): show a tqdm bar per :meth:`outputs` call.
+        skip_unchanged (bool): do not run rows equal to their input (their
+            output is the unperturbed one; the model must be deterministic).
+
+    Use it as a context manager to restore the model's buffers once after
+    several calls (every method also guards itself)::
+
+        with PerturbationEngine(model, call) as engine:
+            diffs = engine.changes(masks, n_masks)   # (n_masks, n_outputs)
     """
 
-    def masks(start: int, stop: int) -> Tuple[Tensor, ...]:
-        out = []
-        for g in groups:
-            ids = torch.arange(start + offset, stop + offset, device=g.device)
-            ids = ids.view((-1,) + (1,) * g.dim())
-            out.append(g.unsqueeze(0) == ids)
-        return tuple(out)
+    def __init__(
+        self,
+        forward_func: Callable,
+        call: AttributionCall,
+        *,
+        perturbations_per_eval: Optional[int] = None,
+        max_batch_size: Optional[int] = None,
+        max_memory_mb: Optional[float] = None,
+        show_progress: bool = False,
+        skip_unchanged: bool = True,
+    ) -> None:
+        if perturbations_per_eval is not None and (
+            isinstance(perturbations_per_eval, bool) or int(perturbations_per_eval) < 1
+        ):
+            raise ValueError(f"perturbations_per_eval must be an integer >= 1, got {perturbations_per_eval!r}.")
+        if max_batch_size is not None and int(max_batch_size) < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}.")
+        if max_memory_mb is not None and float(max_memory_mb) <= 0:
+            raise ValueError(f"max_memory_mb must be > 0, got {max_memory_mb}.")
+        self.forward_func = forward_func
+        self.call = call
+        self.perturbations_per_eval = perturbations_per_eval
+        self.max_batch_size = max_batch_size
+        self.max_memory_mb = max_memory_mb
+        self.show_progress = bool(show_progress)
+        self.skip_unchanged = bool(skip_unchanged)
+        self.ragged = len({int(x.shape[0]) for x in call.inputs}) > 1
+        self._original: Optional[Tensor] = None
+        self._aggregate = False
+        self._act_bytes = 0
+        self._differs: Optional[Tuple[Tensor, ...]] = None
+        self._guard = None
 
-    return masks
+    # --------------------------------------------------------------- context
+    def __enter__(self) -> "PerturbationEngine":
+        self._guard = preserve_model_state()
+        self._guard.__enter__()
+        return self
 
+    def __exit__(self, *exc) -> None:
+        guard, self._guard = self._guard, None
+        guard.__exit__(*exc)
 
-def iter_perturbed_outputs(
-    forward_func: Callable,
-    inputs: Tuple[Tensor, ...],
-    baselines: Tuple[Tensor, ...],
-    masks: MaskSource,
-    n_masks: int,
-    target: Any = None,
-    additional_args: Tuple[Any, ...] = (),
-    chunk: int = 1,
-    show_progress: bool = False,
-    desc: str = "Perturbations",
-    unchanged_output: Optional[Tensor] = None,
-) -> Iterator[Tuple[int, int, Tuple[Tensor, ...], Tensor]]:
-    """Yield ``(start, stop, masks, outputs)`` for consecutive chunks of masks.
+    # ------------------------------------------------------ unperturbed pass
+    @property
+    def original(self) -> Tensor:
+        r""":math:`S_c(x)`, shape ``(n_outputs,)`` (the batch, or the values of
+        an aggregate model's output); computed once."""
+        if self._original is None:
+            call = self.call
+            counter = _ActivationBytes()
+            with preserve_model_state(), torch.no_grad(), counter:
+                raw = self.forward_func(*call.inputs, *call.additional_args)
+                self._aggregate = _is_aggregate(raw, call.batch)
+                self._original = self._select(raw, call.target, call.batch)
+            self._act_bytes = counter.total // max(call.batch, 1)
+        return self._original
 
-    ``outputs`` has shape ``(stop - start, batch)``: the selected output of each
-    sample with the features under each mask set to the baseline.
+    @property
+    def aggregate(self) -> bool:
+        """Whether the model returns one output for the whole batch (Captum's aggregate mode)."""
+        self.original
+        return self._aggregate
 
-    If ``unchanged_output`` (shape ``(batch,)``, the selected output at the
-    unperturbed inputs) is given, a perturbed copy that equals its input
-    exactly (every masked feature already holds its baseline value, e.g. the
-    black background of an image under a zero baseline) is not sent through the
-    model: its output is ``unchanged_output``. The model must then be
-    deterministic (no dropout in training mode).
-    """
-    batch = inputs[0].shape[0]
-    bar = None
-    if show_progress:
-        from tqdm.auto import tqdm
+    @property
+    def n_outputs(self) -> int:
+        return int(self.original.numel())
 
-        bar = tqdm(total=n_masks, desc=desc, unit="perturbation")
-    try:
-        with torch.no_grad():
-            for start in range(0, n_masks, chunk):
-                stop = min(start + chunk, n_masks)
-                k = stop - start
-                m = masks(start, stop)
-                perturbed = tuple(
-                    torch.where(mi, b.unsqueeze(0), x.unsqueeze(0)).reshape((k * batch,) + tuple(x.shape[1:]))
-                    for x, b, mi in zip(inputs, baselines, m)
+    @property
+    def activation_bytes_per_row(self) -> int:
+        """Bytes of intermediate results per input row of the unperturbed pass."""
+        self.original
+        return self._act_bytes
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of output changes and attributions: the output's when
+        floating, else the default float dtype (never an integer dtype)."""
+        d = self.original.dtype
+        return d if d.is_floating_point else torch.get_default_dtype()
+
+    def _select(self, raw: Any, target: Any, rows: int) -> Tensor:
+        if not self._aggregate:
+            return select_target(raw, target, rows)
+        out = _as_tensor(raw)
+        if target is not None:
+            if out.dim() == 0:
+                raise ValueError(
+                    "The model returns one scalar for the whole batch (Captum's aggregate mode); "
+                    "there is nothing to select: pass target=None."
                 )
-                args = expand_additional_args(additional_args, k) if k > 1 else additional_args
-                tgt = expand_target(target, k) if k > 1 else target
-                rows = None
-                if unchanged_output is not None:
-                    rows = _changed_rows(inputs, baselines, m, k, batch)
-                if rows is None:
-                    raw = forward_func(*perturbed, *args)
-                    out = select_target(raw, tgt, k * batch).reshape(k, batch)
-                else:
-                    out = unchanged_output.unsqueeze(0).repeat(k, 1).reshape(-1)
-                    if rows.numel():
-                        sub_args = tuple(_take_rows(a, rows, k * batch) for a in args)
-                        raw = forward_func(*(p[rows] for p in perturbed), *sub_args)
-                        out[rows] = select_target(raw, _take_target(tgt, rows, k * batch), rows.numel()).to(out.dtype)
-                    out = out.reshape(k, batch)
-                yield start, stop, m, out
+            if isinstance(target, (list, Tensor)) and not (isinstance(target, Tensor) and target.numel() == 1):
+                raise ValueError(
+                    "The model returns one output for the whole batch (Captum's aggregate mode), so a "
+                    "per-sample target does not apply: pass an int, a tuple or None."
+                )
+            out = _select_targets(out, target)
+        return out.reshape(-1)
+
+    # ------------------------------------------------------------- chunking
+    def chunk(self, n_masks: int) -> int:
+        """Perturbed copies of the batch per forward pass for ``n_masks`` masks
+        (1 in aggregate mode and for inputs whose first dimensions differ)."""
+        if n_masks < 1:
+            return 1
+        if self.aggregate or self.ragged:
+            return 1
+        free = None
+        device = self.call.inputs[0].device
+        if device.type == "cuda" and self.max_batch_size is None:
+            free = int(torch.cuda.mem_get_info(device)[0])
+        return choose_chunk(
+            n_masks, self.call.inputs, self.perturbations_per_eval, self.max_batch_size, self.max_memory_mb,
+            self.activation_bytes_per_row, free,
+        )
+
+    # ----------------------------------------------------------------- loop
+    def outputs(self, masks: MaskSource, n_masks: int, desc: str = "Perturbations",
+                on_chunk: Optional[OnChunk] = None) -> Tensor:
+        """Selected outputs with the features under each mask set to the
+        baseline: ``(n_masks, n_outputs)``, in the output's dtype.
+
+        ``on_chunk(start, stop, masks, outputs)`` (optional) sees every chunk
+        of masks with its ``(stop - start, n_outputs)`` outputs.
+        """
+        with preserve_model_state():
+            original = self.original
+            result = torch.empty(n_masks, self.n_outputs, dtype=original.dtype, device=original.device)
+            if n_masks == 0:
+                return result
+            chunk = self.chunk(n_masks)
+            bar = None
+            if self.show_progress:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=n_masks, desc=desc, unit="perturbation")
+            try:
+                with torch.no_grad():
+                    for start in range(0, n_masks, chunk):
+                        stop = min(start + chunk, n_masks)
+                        m = tuple(mi.to(x.device) for mi, x in zip(masks(start, stop), self.call.inputs))
+                        out = self._forward_masks(m, stop - start)
+                        result[start:stop] = out
+                        if on_chunk is not None:
+                            on_chunk(start, stop, m, out)
+                        if bar is not None:
+                            bar.update(stop - start)
+            finally:
                 if bar is not None:
-                    bar.update(k)
-    finally:
-        if bar is not None:
-            bar.close()
+                    bar.close()
+            return result
+
+    def changes(self, masks: MaskSource, n_masks: int, desc: str = "Perturbations",
+                on_chunk: Optional[OnChunk] = None) -> Tensor:
+        r"""Output changes :math:`S_c(x) - S_c(x_{[x_{M_k} = \bar x_{M_k}]})`:
+        ``(n_masks, n_outputs)`` in :attr:`dtype`."""
+        out = self.outputs(masks, n_masks, desc, on_chunk)
+        return self.original.to(self.dtype).unsqueeze(0) - out.to(self.dtype)
+
+    def occlude(self, groups: Any, desc: str = "Occlusion") -> Tuple[Tensor, ...]:
+        r"""Occlusion of a partition: every feature of group :math:`G_k` gets
+        :math:`S_c(x) - S_c(x_{[x_{G_k} = \bar x_{G_k}]})` (Captum's
+        :class:`~captum.attr.FeatureAblation`). A group whose features already
+        hold their baseline costs no forward pass and gets exactly 0.
+
+        Args:
+            groups (FeatureGroups): the partition.
+
+        Returns:
+            Per input, attributions of shape ``(n_outputs, *x.shape[1:])`` (the
+            input's shape except in aggregate mode), dtype :attr:`dtype`.
+        """
+        if (self.aggregate or self.ragged) and groups.per_sample:
+            raise ValueError(
+                "A per-sample feature_mask needs one model output per sample; this model returns one "
+                "output for the whole batch (aggregate mode) or the inputs' first dimensions differ: "
+                "give a mask with first dimension 1."
+            )
+        diffs = self.changes(groups.single_masks, groups.n_groups, desc)  # (G, n_outputs)
+        return groups.scatter(diffs.t())
+
+    # ---------------------------------------------------------------- rows
+    def _forward_masks(self, masks: Tuple[Tensor, ...], k: int) -> Tensor:
+        call = self.call
+        n = self.n_outputs
+        if self.aggregate or self.ragged:  # whole copies, one per forward pass
+            return torch.cat([self._forward_whole(tuple(mi[j : j + 1] for mi in masks)) for j in range(k)])
+        perturbed = tuple(
+            torch.where(mi, b.unsqueeze(0), x.unsqueeze(0)).reshape((k * x.shape[0],) + tuple(x.shape[1:]))
+            for x, b, mi in zip(call.inputs, call.baselines, masks)
+        )
+        args = expand_additional_args(call.additional_args, k) if k > 1 else call.additional_args
+        tgt = expand_target(call.target, k) if k > 1 else call.target
+        rows = self._changed_rows(masks, k) if self.skip_unchanged else None
+        try:
+            if rows is None:
+                return self._rows_forward(perturbed, args, tgt, k * n).reshape(k, n)
+            out = self.original.unsqueeze(0).repeat(k, 1).reshape(-1)
+            if rows.numel():
+                sub_args = tuple(_take_rows(a, rows, k * n) for a in args)
+                sub = self._rows_forward(tuple(p[rows] for p in perturbed), sub_args,
+                                         _take_target(tgt, rows, k * n), rows.numel())
+                out[rows] = sub.to(out.dtype)
+            return out.reshape(k, n)
+        except _AggregateOutput:
+            # a batch of one sample whose model returns one value however many rows
+            # it gets: Captum's aggregate mode, one copy per pass from now on
+            self._aggregate = True
+            return self._forward_masks(masks, k)
+
+    def _rows_forward(self, perturbed: Tuple[Tensor, ...], args: Tuple[Any, ...], target: Any, rows: int) -> Tensor:
+        raw = self.forward_func(*perturbed, *args)
+        if rows > 1 and self.call.batch == 1 and _is_aggregate(raw, rows):
+            raise _AggregateOutput()
+        return self._select(raw, target, rows)
+
+    def _forward_whole(self, masks: Tuple[Tensor, ...]) -> Tensor:
+        """``(1, n_outputs)`` outputs of one perturbed copy of the whole batch."""
+        call = self.call
+        if self.skip_unchanged and not self._changes_anything(masks):
+            return self.original.unsqueeze(0)
+        perturbed = tuple(torch.where(mi[0], b, x) for x, b, mi in zip(call.inputs, call.baselines, masks))
+        raw = self.forward_func(*perturbed, *call.additional_args)
+        return self._select(raw, call.target, call.batch).reshape(1, self.n_outputs)
+
+    def _differ(self) -> Tuple[Tensor, ...]:
+        """Per input, where the input differs from its baseline."""
+        if self._differs is None:
+            self._differs = tuple(x != b for x, b in zip(self.call.inputs, self.call.baselines))
+        return self._differs
+
+    def _changes_anything(self, masks: Tuple[Tensor, ...]) -> bool:
+        return any(bool((mi & d.unsqueeze(0)).any()) for mi, d in zip(masks, self._differ()))
+
+    def _changed_rows(self, masks: Tuple[Tensor, ...], k: int) -> Optional[Tensor]:
+        """Indices of the ``k * batch`` perturbed rows that differ from their
+        input, or ``None`` when all of them do (then the plain path is used)."""
+        batch = self.call.batch
+        changed = torch.zeros(k, batch, dtype=torch.bool, device=self.call.inputs[0].device)
+        for mi, d in zip(masks, self._differ()):
+            hit = mi & d.unsqueeze(0)
+            changed |= hit.reshape(k, hit.shape[1], -1).any(-1).expand(k, batch)
+        if bool(changed.all()):
+            return None
+        return changed.reshape(-1).nonzero().squeeze(1)
 
 
-def _changed_rows(inputs, baselines, masks, k: int, batch: int) -> Optional[Tensor]:
-    """Indices of the ``k * batch`` perturbed rows that differ from their input,
-    or ``None`` when all of them do (then the plain path is used)."""
-    changed = torch.zeros(k, batch, dtype=torch.bool, device=inputs[0].device)
-    for x, b, mi in zip(inputs, baselines, masks):
-        d = mi & (x != b).unsqueeze(0)
-        differs = d.reshape(k, d.shape[1], -1).any(-1)
-        changed |= differs.expand(k, batch)
-    if bool(changed.all()):
-        return None
-    return changed.reshape(-1).nonzero().squeeze(1)
+class _AggregateOutput(Exception):
+    """The model returned one output for several stacked rows."""
+
+
+def _is_aggregate(raw: Any, batch: int) -> bool:
+    """Captum's aggregate mode: a number, or one output (a 0-d tensor or a
+    tensor with first dimension 1) for a batch of several samples."""
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        return True
+    return batch > 1 and isinstance(raw, Tensor) and (raw.dim() == 0 or raw.shape[0] == 1)
+
+
+def _as_tensor(raw: Any) -> Tensor:
+    if isinstance(raw, Tensor):
+        return raw
+    if isinstance(raw, (int, float)):
+        return torch.tensor(raw, dtype=torch.float64 if isinstance(raw, float) else torch.int64)
+    raise TypeError(
+        f"The model returned a {type(raw).__name__}; attribution needs a tensor output "
+        "(or, in Captum's aggregate mode, a number)."
+    )
 
 
 def _take_rows(arg: Any, rows: Tensor, n_rows: int) -> Any:

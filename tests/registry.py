@@ -38,6 +38,8 @@ class MethodEntry:
         twin_kwargs: ``attribute`` keyword arguments for the twin (in addition
             to the shared ones).
         oracle: where the method's independent correctness check lives.
+        random: the result depends on random draws of the batch (e.g.
+            sampled baselines), so it is only compared in distribution.
     """
 
     name: str
@@ -51,6 +53,7 @@ class MethodEntry:
     twin: Optional[Callable[[Any], Any]] = None
     twin_kwargs: Dict[str, Any] = field(default_factory=dict)
     oracle: str = ""
+    random: bool = False
 
 
 METHODS = [
@@ -65,7 +68,8 @@ METHODS = [
     MethodEntry("ig", cu.IntegratedGradients, lambda m: cu.IntegratedGradients(m), kwargs={"n_steps": 8},
                 twin=lambda m: ca.IntegratedGradients(m), oracle="test_captum_agreement.py"),
     MethodEntry("eg", cu.ExpectedGradients, lambda m: cu.ExpectedGradients(m),
-                kwargs={"n_samples": 4, "seed": 0, "stdevs": 0.1}, oracle="test_expected_gradients.py"),
+                kwargs={"n_samples": 4, "seed": 0, "baseline_stdevs": 0.1}, oracle="test_expected_gradients.py",
+                random=True),
     MethodEntry("occ", cu.Occlusion1, lambda m: cu.Occlusion1(m), delta=False, perturbation=True,
                 twin=lambda m: ca.FeatureAblation(m), oracle="test_perturbation_engine.py"),
     MethodEntry("occp", cu.OcclusionPatch, lambda m: cu.OcclusionPatch(m), kwargs={"patch_shapes": (2,)},
@@ -85,6 +89,38 @@ METHODS = [
 ]
 
 BY_NAME = {e.name: e for e in METHODS}
+
+
+@dataclass(frozen=True)
+class MetricEntry:
+    """One public metric function as the contract tests call it.
+
+    Attributes:
+        name: the metric's name in ``captum_unified.metrics.registry.METRICS``.
+        call: ``(model, inputs, attributions) -> per-sample values`` (the model
+            takes ``(batch, 4)`` inputs; images are made by the test).
+        image: the metric needs image-shaped ``(batch, 1, 2, 2)`` inputs.
+    """
+
+    name: str
+    call: Callable[[Any, Any, Any], Any]
+    image: bool = False
+
+
+def _boxes(x):
+    return [[0, 0, 1, 2]] * x.shape[0]
+
+
+METRIC_ENTRIES = [
+    MetricEntry("sensitivity_n", lambda m, x, a: cu.metrics.sensitivity_n(m, x, a, n=[1, 2], target=1,
+                                                                          n_subsets=4).correlations),
+    MetricEntry("infidelity", lambda m, x, a: cu.metrics.infidelity(m, x, a, patch_size=2, n_perturb_samples=3,
+                                                                    target=1)),
+    MetricEntry("region_perturbation", lambda m, x, a: cu.metrics.region_perturbation(m, x, a, target=1).aopc),
+    MetricEntry("bounding_box_accuracy", lambda m, x, a: cu.metrics.bounding_box_accuracy(a, _boxes(x)),
+                image=True),
+    MetricEntry("percentage_change", lambda m, x, a: cu.metrics.percentage_change_per_sample(a, 2 * a)),
+]
 
 
 def ids(entries):

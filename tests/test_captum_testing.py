@@ -60,21 +60,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 T = torch.tensor
 
-#: Bugs found by this module in backend v2 (main c999e9d), reported to the lead.
-#: ``strict=True``: the test turns red once fixed, so the marker goes.
-BUG_LAYER_LIST = (
-    "bug (lead, backend v2): with a list of layers every layer but the last gets zero attributions "
-    "(LayerGradientXInput [linear0, linear1]: linear0 gives 0 where alone, and in Captum, it gives [0, 400, 0]; "
-    "LayerEpsilonLRP [linear, linear2]: linear gives 0 and delta 108 where Captum gives [18, 36, 54] and 0)"
-)
-BUG_INPLACE_LAYER_INPUT = (
-    "bug (lead, backend v2): attributing to a layer whose input an in-place ReLU then modifies raises "
-    "'a leaf Variable that requires grad is being used in an in-place operation' (ReLULinearModel(inplace=True) "
-    "layer relu with attribute_to_layer_input=True; BasicModel_MaxPool_ReLU(inplace=True) layer maxpool); "
-    "passed before backend v2"
-)
-
-
 def _close(a, b, atol=1e-4, rtol=1e-4, msg=""):
     """``a`` (a tensor or a tuple of them) equals ``b`` element-wise; ``b`` may
     be nested lists, as Captum's tests state expected values, and may hold the
@@ -785,7 +770,7 @@ def test_layer_gradient_x_input_multi_output_layer():
     _close(ours, ([[0.0, 8.0, 8.0, 8.0]], [[0.0, 8.0, 8.0, 8.0]]), atol=0.01)
 
 
-@pytest.mark.xfail(reason=BUG_LAYER_LIST, strict=True)
+
 def test_layer_gradient_x_input_list_of_layers():
     """test_multi_layer_linear_gradient_activation: one result per layer."""
     net = BasicModel_MultiLayer()
@@ -810,11 +795,11 @@ def test_layer_gradient_x_input_grad_kwargs_unused_layer():
         # test_relu_layer_deeplift, test_relu_layer_deeplift_add_args, test_linear_layer_deeplift
         pytest.param(
             ("relu-input", "relu", True, None, [0.0, 15.0]),
-            marks=pytest.mark.xfail(reason=BUG_INPLACE_LAYER_INPUT, strict=True),
+            
         ),
         pytest.param(
             ("relu-input-add-args", "relu", True, 3.0, [0.0, 45.0]),
-            marks=pytest.mark.xfail(reason=BUG_INPLACE_LAYER_INPUT, strict=True),
+            
         ),
         # the same layers on the not-in-place model
         ("relu-input-not-inplace", "relu", True, None, [0.0, 15.0]),
@@ -858,7 +843,6 @@ def test_layer_deeplift_rescale_custom_attribution_func():
     _close(ours, [[2.0]])
 
 
-@pytest.mark.xfail(reason=BUG_INPLACE_LAYER_INPUT, strict=True)
 def test_layer_deeplift_rescale_custom_attribution_func_arguments():
     """test_inplace_maxpool_relu_with_custom_attr_func: the function receives
     Captum's multipliers, layer inputs and baselines."""
@@ -910,7 +894,7 @@ def test_layer_epsilon_lrp_upper_input_equals_lower_output():
     _close(lower, LayerLRP(model, model.linear).attribute(x))
 
 
-@pytest.mark.xfail(reason=BUG_LAYER_LIST, strict=True)
+
 def test_layer_epsilon_lrp_list_of_layers():
     """test_lrp_simple_attributions_all_layers(_delta)."""
     model = SimpleLRPModel(False).eval()

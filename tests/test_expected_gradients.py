@@ -70,9 +70,9 @@ def test_seed_reproducible_and_independent_of_batching():
     a1 = eg.attribute(x, baselines=refs, target=1, seed=3)
     a2 = eg.attribute(x, baselines=refs, target=1, seed=3, internal_batch_size=24)
     a3 = eg.attribute(x, baselines=refs, target=1, seed=4)
-    g1 = eg.attribute(x, stdevs=0.5, target=1, seed=1, n_samples=10)
-    g2 = eg.attribute(x, stdevs=0.5, target=1, seed=1, n_samples=10, internal_batch_size=8)
-    eg.attribute(x, stdevs=0.5, target=1, n_samples=3)  # no seed: fresh entropy
+    g1 = eg.attribute(x, baseline_stdevs=0.5, target=1, seed=1, n_samples=10)
+    g2 = eg.attribute(x, baseline_stdevs=0.5, target=1, seed=1, n_samples=10, internal_batch_size=8)
+    eg.attribute(x, baseline_stdevs=0.5, target=1, n_samples=3)  # no seed: fresh entropy
     assert torch.equal(state, torch.get_rng_state()), "global RNG state changed"
     torch.testing.assert_close(a1, a2)
     torch.testing.assert_close(g1, g2)
@@ -82,7 +82,7 @@ def test_seed_reproducible_and_independent_of_batching():
 @pytest.mark.parametrize("kind", ["refs", "gaussian"])
 def test_convergence_delta_shrinks_with_samples(kind):
     m, x = _smooth(), _x(16)
-    kw = {"baselines": _x(50, seed=6)} if kind == "refs" else {"stdevs": 0.5}
+    kw = {"baselines": _x(50, seed=6)} if kind == "refs" else {"baseline_stdevs": 0.5}
     eg = ExpectedGradients(m)
     _, d16 = eg.attribute(x, target=1, seed=1, n_samples=16, return_convergence_delta=True, **kw)
     _, d1024 = eg.attribute(x, target=1, seed=1, n_samples=1024, return_convergence_delta=True, **kw)
@@ -92,7 +92,7 @@ def test_convergence_delta_shrinks_with_samples(kind):
 def test_no_trace_on_model():
     m, x = _smooth(), _x()
     before = [p.requires_grad for p in m.parameters()]
-    ExpectedGradients(m).attribute(x, stdevs=0.1, target=0, n_samples=4, seed=0)
+    ExpectedGradients(m).attribute(x, baseline_stdevs=0.1, target=0, n_samples=4, seed=0)
     assert [p.requires_grad for p in m.parameters()] == before
     assert not x.requires_grad and x.grad is None
     assert all(p.grad is None for p in m.parameters())
@@ -106,10 +106,10 @@ def test_errors():
     with pytest.raises(ValueError, match="exactly one"):
         eg.attribute(x, target=0)
     with pytest.raises(ValueError, match="exactly one"):
-        eg.attribute(x, baselines=_x(3), stdevs=0.1, target=0)
+        eg.attribute(x, baselines=_x(3), baseline_stdevs=0.1, target=0)
     with pytest.raises(ValueError, match="must have shape"):
         eg.attribute(x, baselines=torch.zeros(3, 5, dtype=torch.double), target=0)
     with pytest.raises(ValueError, match="n_samples"):
         eg.attribute(x, baselines=_x(3), n_samples=0, target=0)
-    with pytest.raises(ValueError, match="stdevs"):
-        eg.attribute(x, stdevs=-1.0, target=0)
+    with pytest.raises(ValueError, match="baseline_stdevs"):
+        eg.attribute(x, baseline_stdevs=-1.0, target=0)

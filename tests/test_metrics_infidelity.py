@@ -4,7 +4,7 @@ from captum.metrics import infidelity as captum_infidelity
 from torch import nn
 
 import captum_unified as cu
-from captum_unified.metrics import infidelity, square_removal_perturbation
+from captum_unified.metrics import infidelity, square_masks, square_removal_perturbation
 
 
 def _cnn():
@@ -19,24 +19,53 @@ def _linear_img():
     return nn.Sequential(nn.Flatten(), nn.Linear(2 * 6 * 6, 4)).double()
 
 
-def test_equals_captum_with_same_perturbation_and_seed():
+def _replay(squares, multiply_by_inputs, baseline=0.0):
+    """A Captum perturb_func removing our squares: Captum expands the inputs with
+    repeat_interleave (row i * T + t) when all T perturbations go in one pass."""
+    m = squares.transpose(0, 1).reshape((-1,) + tuple(squares.shape[2:]))
+
+    def perturb(x, baselines=None):
+        b = torch.as_tensor(baseline, dtype=x.dtype)
+        xp = torch.where(m, b, x)
+        if multiply_by_inputs:
+            return (m & (x != b)).to(x.dtype), xp
+        return x - xp, xp
+
+    return perturb
+
+
+def test_equals_captum_for_the_same_squares():
     model = _cnn()
     g = torch.Generator().manual_seed(0)
     x = torch.randn(3, 2, 6, 6, dtype=torch.float64, generator=g)
     a = torch.randn(3, 2, 6, 6, dtype=torch.float64, generator=g)
+    (squares,) = square_masks((x,), 3, 7, seed=5)
+    assert squares.shape == (7, 3, 1, 6, 6)
     for normalize in (False, True):
-        for mepb in (None, 6):
-            for mbi in (True, False):
+        for mbi in (True, False):
+            ref = captum_infidelity(model, _replay(squares, mbi), x, a, target=1, n_perturb_samples=7,
+                                    normalize=normalize)
+            for mepb in (None, 6):
                 ours = infidelity(model, x, a, patch_size=3, n_perturb_samples=7, target=1, seed=5,
-                                  normalize=normalize, max_examples_per_batch=mepb,
-                                  multiply_by_inputs=mbi)
-                ref = captum_infidelity(model, square_removal_perturbation(3, seed=5, multiply_by_inputs=mbi),
-                                        x, a, target=1, n_perturb_samples=7, normalize=normalize,
-                                        max_examples_per_batch=mepb)
-                torch.testing.assert_close(ours, ref, rtol=0, atol=0)
+                                  normalize=normalize, max_examples_per_batch=mepb, multiply_by_inputs=mbi)
+                torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
     # another seed gives other squares
     other = infidelity(model, x, a, patch_size=3, n_perturb_samples=7, target=1, seed=6)
     assert not torch.equal(other, infidelity(model, x, a, patch_size=3, n_perturb_samples=7, target=1, seed=5))
+
+
+def test_squares_depend_on_the_sample_index_not_the_batch():
+    x = torch.randn(6, 1, 9, 9, dtype=torch.float64)
+    (full,) = square_masks((x,), 3, 5, seed=2)
+    (part,) = square_masks((x[2:4],), 3, 5, seed=2, sample_ids=[2, 3])
+    assert torch.equal(full[:, 2:4], part)
+    model = _cnn()
+    x = torch.randn(6, 2, 6, 6, dtype=torch.float64)
+    a = torch.randn_like(x)
+    whole = infidelity(model, x, a, patch_size=3, target=0, seed=1)
+    halves = torch.cat([infidelity(model, x[:3], a[:3], patch_size=3, target=0, seed=1),
+                        infidelity(model, x[3:], a[3:], patch_size=3, target=0, seed=1, sample_ids=[3, 4, 5])])
+    torch.testing.assert_close(whole, halves, rtol=1e-12, atol=1e-12)
 
 
 def test_complete_attribution_on_linear_model_is_zero():

@@ -1,6 +1,10 @@
-import copy
-import csv
+"""evaluate(): methods x metrics over a data set as tidy rows; rows equal the metric
+functions on the same samples; per-sample seeds (batching does not matter);
+resume at batch level; shared forwards; CSV / Parquet round trip."""
+import json
 import math
+import os
+import warnings
 
 import pytest
 import torch
@@ -8,16 +12,30 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import captum_unified as cu
-from captum_unified.metrics import FIELDS, evaluate, sensitivity_n
+from captum_unified.metrics import (
+    FIELDS,
+    BoundingBoxAccuracy,
+    Infidelity,
+    RegionPerturbation,
+    SensitivityN,
+    bounding_box_accuracy,
+    evaluate,
+    infidelity,
+    read_rows,
+    region_perturbation,
+    sensitivity_n,
+)
+
+PIX = torch.arange(25).reshape(1, 1, 5, 5)
 
 
 def _setup():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 5 * 5, 3)).double()
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(2 * 5 * 5, 3)).double()
     g = torch.Generator().manual_seed(3)
     x = torch.randn(7, 1, 5, 5, dtype=torch.float64, generator=g)
     y = torch.tensor([0, 1, 2, 0, 1, 2, 0])
-    return model, x, y
+    return model.eval(), x, y
 
 
 class Counting:
@@ -29,184 +47,188 @@ class Counting:
         return self.fn(inputs, target)
 
 
+def _three(model):
+    return {"gxi": lambda i, t: cu.GradientXInput(model).attribute(i, target=t),
+            "occ": lambda i, t: cu.Occlusion1(model).attribute(i, target=t), "input": lambda i, t: i.clone()}
+
+
+def _metrics():
+    return [SensitivityN(n=[1, 4, 20], n_subsets=6), Infidelity(patch_size=2, n_perturb_samples=4),
+            RegionPerturbation(n_steps=5)]
+
+
 def _key(rows):
-    return [(r["method"], r["n"], r["sample_index"], repr(r["correlation"])) for r in rows]
+    return [(r["method"], r["metric"], r["param"], r["sample_index"], repr(r["value"])) for r in rows]
 
 
-def test_rows_match_sensitivity_n_and_captum_objects():
+def _close(rows_a, rows_b, atol=1e-10):
+    assert [k[:4] for k in _key(rows_a)] == [k[:4] for k in _key(rows_b)]
+    for a, b in zip(rows_a, rows_b):
+        assert a["value"] == pytest.approx(b["value"], abs=atol, nan_ok=True), (a, b)
+
+
+def test_rows_equal_the_metric_functions_on_the_same_samples():
     model, x, y = _setup()
     gxi = cu.GradientXInput(model)
     state = torch.get_rng_state()
-    rows = evaluate(model, {"gxi": gxi, "input": lambda i, t: i.clone()},
-                    (x, y), n_list=[1, 4, 20], n_subsets=10, batch_size=4)
+    rows = evaluate(model, {"gxi": gxi}, (x, y), _metrics(), batch_size=4, seed=3)
     assert torch.equal(state, torch.get_rng_state())
     assert all(tuple(r) == FIELDS for r in rows)
-    per = [r for r in rows if r["method"] == "gxi" and r["sample_index"] != "pooled"]
-    assert len(per) == 3 * 7 and sorted({r["sample_index"] for r in per}) == list(range(7))
-    pooled = [r for r in rows if r["method"] == "gxi" and r["sample_index"] == "pooled"]
-    assert [r["n"] for r in pooled] == [1, 4, 20]
-    # batch 1 (samples 4..6) equals a direct call with the runner's seed
-    res = sensitivity_n(model, x[4:], gxi.attribute(x[4:], target=y[4:]), n=[1, 4, 20], target=y[4:],
-                        feature_mask=torch.arange(25).reshape(1, 1, 5, 5), n_subsets=10, seed=1)
-    got = {(r["n"], r["sample_index"]): r["correlation"] for r in per}
-    for j, n in enumerate([1, 4, 20]):
-        for i in range(3):
-            assert got[(n, 4 + i)] == pytest.approx(float(res.correlations[i, j]), nan_ok=True)
+    by = {(r["metric"], r["param"], r["sample_index"]): r["value"] for r in rows}
+    a = gxi.attribute(x, target=y)
+    # the whole data in one call, with the global sample indices as seeds
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sn = sensitivity_n(model, x, a, n=[1, 4, 20], target=y, feature_mask=PIX, n_subsets=6, seed=3)
+    inf = infidelity(model, x, a, patch_size=2, n_perturb_samples=4, target=y, seed=3)
+    rp = region_perturbation(model, x, a, target=y, feature_mask=PIX, n_steps=5)
+    for i in range(7):
+        for j, n in enumerate([1, 4, 20]):
+            assert by[("sensitivity_n", n, i)] == pytest.approx(float(sn.correlations[i, j]), abs=1e-10)
+        assert by[("infidelity", None, i)] == pytest.approx(float(inf[i]), rel=1e-10)
+        assert by[("aopc", None, i)] == pytest.approx(float(rp.aopc[i]), abs=1e-12)
+        for j, k in enumerate(rp.k):
+            assert by[("region_perturbation", k, i)] == pytest.approx(float(rp.curves[i, j]), abs=1e-12)
+    for j, n in enumerate([1, 4, 20]):  # pooled over the data set = one call over all samples
+        assert by[("sensitivity_n", n, "pooled")] == pytest.approx(float(sn.pooled[j]), abs=1e-12)
+    order = [(r["metric"], r["sample_index"] == "pooled") for r in rows]
+    assert order.index(("sensitivity_n", True)) < order.index(("infidelity", False))
 
 
-def test_resume_skips_finished_methods(tmp_path):
+def test_batching_and_data_forms_do_not_change_rows():
     model, x, y = _setup()
-    loader = DataLoader(TensorDataset(x, y), batch_size=3)
-    gxi = cu.GradientXInput(model)
-    fns = {
-        "a": lambda i, t: gxi.attribute(i, target=t),
-        "b": lambda i, t: 2 * gxi.attribute(i, target=t) + 0.1 * i,
-        "c": lambda i, t: i.clone(),
-    }
-    kw = dict(n_list=[1, 5], n_subsets=8, seed=4)
-    full = evaluate(model, {k: Counting(f) for k, f in fns.items()}, loader, **kw)
-
-    path = tmp_path / "rows.csv"
-    first = {k: Counting(fns[k]) for k in ("a", "b")}
-    part = evaluate(model, first, loader, csv_path=path, **kw)
-    assert _key(part) == _key(full[: len(part)])
-    # simulate a crash in the middle of method "c": a few rows without its pooled rows
-    with open(path, "a", newline="") as fh:
-        csv.writer(fh).writerow(["c", 1, 0, 0.5])
-        fh.write("c,1,1")  # truncated line
-    again = {k: Counting(f) for k, f in fns.items()}
-    resumed = evaluate(model, again, loader, csv_path=path, **kw)
-    assert again["a"].calls == 0 and again["b"].calls == 0 and again["c"].calls == 3
-    assert _key(resumed) == _key(full)
-    with open(path, newline="") as fh:
-        on_disk = list(csv.DictReader(fh))
-    assert len(on_disk) == len(full)
-    # all done: nothing recomputed, identical rows
-    third = {k: Counting(f) for k, f in fns.items()}
-    assert _key(evaluate(model, third, loader, csv_path=path, **kw)) == _key(full)
-    assert all(c.calls == 0 for c in third.values())
+    methods = {"gxi": cu.GradientXInput(model)}
+    ref = evaluate(model, methods, (x, y), _metrics(), batch_size=7)
+    for data, bs in (((x, y), 3), (TensorDataset(x, y), 2), (DataLoader(TensorDataset(x, y), batch_size=5), 99)):
+        _close(evaluate(model, methods, data, _metrics(), batch_size=bs), ref)
+    # the same batches give bitwise the same rows
+    assert _key(evaluate(model, methods, TensorDataset(x, y), _metrics(), batch_size=3)) == _key(
+        evaluate(model, methods, (x, y), _metrics(), batch_size=3))
 
 
-def test_nan_round_trip_and_bad_file(tmp_path):
+def test_methods_share_the_perturbed_forwards_and_rows_do_not_depend_on_the_others():
     model, x, y = _setup()
-    zero = {"zero": lambda i, t: torch.zeros_like(i)}
-    path = tmp_path / "z.csv"
-    with pytest.warns(Warning):
-        rows = evaluate(model, zero, (x, y), n_list=[2], n_subsets=5, csv_path=path)
-    again = evaluate(model, zero, (x, y), n_list=[2], n_subsets=5, csv_path=path)
-    assert all(math.isnan(r["correlation"]) for r in again) and _key(again) == _key(rows)
-    bad = tmp_path / "bad.csv"
-    bad.write_text("a,b\n1,2\n")
-    with pytest.raises(ValueError):
-        evaluate(model, zero, (x, y), n_list=[2], n_subsets=5, csv_path=bad)
 
+    class CountingModel(nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m, self.calls = m, 0
 
-_THREE = {
-    "a": lambda i, t: i.clone(),
-    "b": lambda i, t: 2 * i + 0.1 * i.pow(2),
-    "c": lambda i, t: i.pow(3),
-}
+        def forward(self, inp):
+            self.calls += 1
+            return self.m(inp)
 
-
-def _full_run(tmp_path, name="full.csv"):
-    model, x, y = _setup()
-    path = tmp_path / name
-    kw = dict(n_list=[1, 8, 16, 25], n_subsets=6, seed=2, batch_size=3)
-    full = evaluate(model, _THREE, (x, y), csv_path=path, **kw)
-    return model, x, y, path, kw, full
-
-
-@pytest.mark.filterwarnings("ignore::captum_unified.AttributionWarning")
-def test_resume_after_cut_inside_pooled_block(tmp_path):
-    # the run stopped right after the first pooled row of the last method
-    model, x, y, path, kw, full = _full_run(tmp_path)
-    assert len(full) == 3 * 4 * (7 + 1)
-    lines = path.read_bytes().split(b"\r\n")
-    cut = next(k for k, line in enumerate(lines) if line.startswith(b"c,1,pooled,"))
-    path.write_bytes(b"\r\n".join(lines[: cut + 1]) + b"\r\n")
-    again = {k: Counting(f) for k, f in _THREE.items()}
-    resumed = evaluate(model, again, (x, y), csv_path=path, **kw)
-    assert [again[k].calls for k in "abc"] == [0, 0, 3]
-    assert _key(resumed) == _key(full)
-    assert _key(evaluate(model, _THREE, (x, y), csv_path=path, **kw)) == _key(full)
-    with open(path, newline="") as fh:
-        assert len(list(csv.DictReader(fh))) == len(full)
-
-
-@pytest.mark.filterwarnings("ignore::captum_unified.AttributionWarning")
-def test_resume_discards_last_line_cut_mid_number(tmp_path):
-    # a number cut mid-line parses (0.998982031 of 0.9989820312...): the missing
-    # newline tells that the line is incomplete
-    model, x, y, path, kw, full = _full_run(tmp_path)
-    data = path.read_bytes()
-    assert data.endswith(b"\r\n")
-    last = data[:-2].rsplit(b"\r\n", 1)[1]
-    assert last.startswith(b"c,25,pooled,") and len(last) > len(b"c,25,pooled,0.9")
-    path.write_bytes(data[:-5])  # newline and three digits lost
-    again = {k: Counting(f) for k, f in _THREE.items()}
-    resumed = evaluate(model, again, (x, y), csv_path=path, **kw)
-    assert [again[k].calls for k in "abc"] == [0, 0, 3]
-    assert _key(resumed) == _key(full)
-    assert path.read_bytes() == data  # the file is whole again
-    # a cut inside a per-sample row of the first method
-    lines = data.split(b"\r\n")
-    path.write_bytes(b"\r\n".join(lines[:5]) + b"\r\n" + lines[5][:7])
-    again = {k: Counting(f) for k, f in _THREE.items()}
-    assert _key(evaluate(model, again, (x, y), csv_path=path, **kw)) == _key(full)
-    assert [again[k].calls for k in "abc"] == [3, 3, 3]
-
-
-@pytest.mark.filterwarnings("ignore::captum_unified.AttributionWarning")
-def test_resume_with_other_settings_raises(tmp_path):
-    model, x, y, path, kw, full = _full_run(tmp_path)
-    with pytest.raises(ValueError, match="n_list"):
-        evaluate(model, _THREE, (x, y), csv_path=path, **{**kw, "n_list": [1, 8, 16]})
-    with pytest.raises(ValueError, match="samples"):
-        evaluate(model, _THREE, (x[:5], y[:5]), csv_path=path, **kw)
-    loader = DataLoader(TensorDataset(x[:6], y[:6]), batch_size=3)
-    with pytest.raises(ValueError, match="samples"):
-        evaluate(model, {**_THREE, "d": lambda i, t: -i}, loader, csv_path=path, **kw)
-
-
-def test_pooled_tolerance_is_the_output_dtype_one():
-    # float64 inputs, float32 outputs: nearly constant attributions (relative
-    # spread 1e-9) are constant for float32 outputs (tolerance 100 eps of float32)
-    model, x, y = _setup()
-    m32 = copy.deepcopy(model).float()
-
-    def f(inp):
-        return m32(inp.float())
-
-    def flat(i, t):
-        return torch.ones_like(i) + 1e-9 * i
-
-    with pytest.warns(Warning):
-        rows = evaluate(f, {"flat": flat}, (x, y), n_list=[5], n_subsets=10, batch_size=7)
-    with pytest.warns(Warning):
-        res = sensitivity_n(f, x, flat(x, y), n=[5], target=y, feature_mask=torch.arange(25).reshape(1, 1, 5, 5),
-                            n_subsets=10, seed=0)
-    pooled = [r["correlation"] for r in rows if r["sample_index"] == "pooled"]
-    assert math.isnan(float(res.pooled[0])) and len(pooled) == 1 and math.isnan(pooled[0])
-
-
-class CountingModel(nn.Module):
-    def __init__(self, model):
-        super().__init__()
-        self.model, self.calls = model, 0
-
-    def forward(self, x):
-        self.calls += 1
-        return self.model(x)
-
-
-def test_methods_share_the_perturbed_forwards():
-    model, x, y = _setup()
-    kw = dict(n_list=[1, 4, 20], n_subsets=8, seed=1, batch_size=4)
     counting = CountingModel(model)
-    rows = evaluate(counting, _THREE, (x, y), **kw)
-    calls_three = counting.calls
-    for name, fn in _THREE.items():
-        counting.calls = 0
-        alone = evaluate(counting, {name: fn}, (x, y), **kw)
-        assert counting.calls == calls_three  # three methods, the forwards of one
-        assert _key(alone) == _key([r for r in rows if r["method"] == name])
+    methods = {"gxi": cu.GradientXInput(model), "input": lambda i, t: i.clone()}
+    metrics = [SensitivityN(n=[1, 4], n_subsets=5), Infidelity(patch_size=2, n_perturb_samples=3)]
+    rows = evaluate(counting, methods, (x, y), metrics, batch_size=4, perturbations_per_eval=2)
+    both = counting.calls
+    counting.calls = 0
+    alone = evaluate(counting, {"input": methods["input"]}, (x, y), metrics, batch_size=4, perturbations_per_eval=2)
+    assert counting.calls == both  # two methods, the forwards of one
+    assert _key(alone) == _key([r for r in rows if r["method"] == "input"])
+
+
+def test_resume_computes_only_what_is_missing(tmp_path):
+    model, x, y = _setup()
+    out = tmp_path / "rows.csv"
+    fns = {k: Counting(f) for k, f in _three(model).items()}
+    kw = dict(metrics=_metrics(), batch_size=2, out=out)
+    full = evaluate(model, {k: f for k, f in fns.items()}, (x, y), **kw)
+    assert _key(read_rows(out)) == _key(full)
+    assert fns["gxi"].calls == 4
+
+    # a run that dies in batch 2: batches 0 and 1 are kept
+    out2 = tmp_path / "cut.csv"
+
+    class Dies(Exception):
+        pass
+
+    def dying(i, t, calls=[0]):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise Dies()
+        return fns["gxi"].fn(i, t)
+
+    with pytest.raises(Dies):
+        evaluate(model, {"gxi": dying}, (x, y), **{**kw, "out": out2})
+    assert not out2.exists() and sorted(os.listdir(str(out2) + ".parts")) == [
+        "batch_0000000.json", "batch_0000001.json", "manifest.json"]
+    again = Counting(fns["gxi"].fn)
+    resumed = evaluate(model, {"gxi": again}, (x, y), **{**kw, "out": out2})
+    assert again.calls == 2  # batches 2 and 3 only
+    assert _key(resumed) == _key([r for r in full if r["method"] == "gxi"])
+    # adding a method computes only it; adding a metric computes only it
+    extra = Counting(lambda i, t: -i)
+    more = evaluate(model, {"gxi": again, "neg": extra}, (x, y), **{**kw, "out": out2})
+    assert again.calls == 2 and extra.calls == 4
+    box = torch.tensor([[0, 0, 3, 3]] * 7)
+    bba = evaluate(model, {"gxi": again, "neg": extra}, (x, y, box),
+                   **{**kw, "out": out2, "metrics": _metrics() + [BoundingBoxAccuracy()]})
+    assert again.calls == 6 and extra.calls == 8  # attributions for the new metric only
+    assert _key([r for r in bba if r["metric"] != "bounding_box_accuracy"]) == _key(more)
+    acc = [r["value"] for r in bba if r["method"] == "gxi" and r["metric"] == "bounding_box_accuracy"]
+    torch.testing.assert_close(torch.tensor(acc, dtype=torch.float64),
+                               bounding_box_accuracy(fns["gxi"].fn(x, y), box))
+
+
+def test_resume_with_other_settings_raises(tmp_path):
+    model, x, y = _setup()
+    out = tmp_path / "rows.csv"
+    evaluate(model, {"input": lambda i, t: i}, (x, y), [SensitivityN(n=[2], n_subsets=4)], out=out, batch_size=4)
+    with pytest.raises(ValueError, match="seed"):
+        evaluate(model, {"input": lambda i, t: i}, (x, y), [SensitivityN(n=[2], n_subsets=4)], out=out,
+                 batch_size=4, seed=1)
+    with pytest.raises(ValueError, match="sensitivity_n"):
+        evaluate(model, {"input": lambda i, t: i}, (x, y), [SensitivityN(n=[3], n_subsets=4)], out=out, batch_size=4)
+    with pytest.raises(ValueError, match="baselines"):
+        evaluate(model, {"input": lambda i, t: i}, (x, y), [SensitivityN(n=[2], n_subsets=4)], out=out,
+                 batch_size=4, baselines=0.5)
+
+
+def test_nan_and_round_trip_csv_and_parquet(tmp_path):
+    model, x, y = _setup()
+    x[0] = 0.0  # equal to the baseline: correlations undefined
+    rows = evaluate(model, {"zero": lambda i, t: torch.zeros_like(i), "gxi": cu.GradientXInput(model)}, (x, y),
+                    [SensitivityN(n=[2, 25], n_subsets=4)], out=tmp_path / "r.csv", batch_size=3)
+    assert any(math.isnan(r["value"]) for r in rows)
+    back = read_rows(tmp_path / "r.csv")
+    assert _key(back) == _key(rows)
+    with open(tmp_path / "r.csv") as fh:
+        assert fh.readline().strip() == ",".join(FIELDS)
+    pytest.importorskip("pyarrow")
+    evaluate(model, {"gxi": cu.GradientXInput(model)}, (x, y), [SensitivityN(n=[2], n_subsets=4)],
+             out=tmp_path / "r.parquet", batch_size=3)
+    assert _key(read_rows(tmp_path / "r.parquet")) == _key([r for r in back if r["method"] == "gxi"
+                                                            and r["param"] == 2])
+
+
+def test_errors():
+    model, x, y = _setup()
+    with pytest.raises(ValueError, match="methods is empty"):
+        evaluate(model, {}, (x, y))
+    with pytest.raises(ValueError, match="metrics is empty"):
+        evaluate(model, {"a": lambda i, t: i}, (x, y), [])
+    with pytest.raises(ValueError, match="unknown metric"):
+        evaluate(model, {"a": lambda i, t: i}, (x, y), ["nope"])
+    with pytest.raises(ValueError, match="data is empty"):
+        evaluate(model, {"a": lambda i, t: i}, (x[:0], y[:0]))
+    with pytest.raises(ValueError, match="different numbers"):
+        evaluate(model, {"a": lambda i, t: i}, (x, y[:3]))
+    with pytest.raises(TypeError, match="callable"):
+        evaluate(model, {"a": 3}, (x, y))
+    with pytest.raises(ValueError, match="boxes"):
+        evaluate(model, {"a": lambda i, t: i}, (x, y), ["bounding_box_accuracy"])
+    with pytest.raises(ValueError, match="NaN"):
+        evaluate(model, {"a": lambda i, t: i * float("nan")}, (x, y), [SensitivityN(n=[2], n_subsets=3)])
+
+
+def test_manifest_records_the_settings(tmp_path):
+    model, x, y = _setup()
+    evaluate(model, {"a": lambda i, t: i}, (x, y), [SensitivityN(n=[2], n_subsets=4), "infidelity"],
+             out=tmp_path / "r.csv", batch_size=4, seed=9)
+    with open(tmp_path / "r.csv.parts" / "manifest.json") as fh:
+        man = json.load(fh)
+    assert man["seed"] == 9 and man["batch_size"] == 4
+    assert man["metrics"]["sensitivity_n"] == {"n": [2], "n_subsets": 4}
+    assert man["metrics"]["infidelity"]["patch_size"] == 4

@@ -282,9 +282,12 @@ def test_per_sample_masks_draw_from_own_groups():
     assert r.n_features == 4
     assert torch.equal(r.output_changes[1], torch.full((5, 2), 8.0, dtype=torch.float64))
     assert torch.equal(r.output_changes[0], torch.full((5, 2), 4.0, dtype=torch.float64))
-    # a sample without any group
-    with pytest.raises(ValueError, match="sample 1"):
-        sensitivity_n(_n_kept, x, a, n=1, feature_mask=torch.tensor([[0] * 8, [-1] * 8]))
+    # negative ids are ordinary groups (Captum's FeatureAblation): each sample has one group of 8
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AttributionWarning)
+        r = sensitivity_n(_n_kept, x, a, n=1, feature_mask=torch.tensor([[0] * 8, [-1] * 8]), n_subsets=3)
+    assert r.n_features_per_sample.tolist() == [1, 1]
+    assert torch.equal(r.output_changes[0], torch.full((3, 2), 8.0, dtype=torch.float64))
 
 
 def test_per_sample_mask_with_equal_rows_equals_shared_mask():

@@ -60,13 +60,15 @@ def _conv_model():
     return nn.Sequential(nn.Conv2d(1, 16, 3), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 26 * 26, 10)).eval()
 
 
-def test_measured_forward_counts_activation_bytes_and_leaves_no_mode():
-    from captum_unified.perturbation import measured_forward
+def test_engine_measures_activation_bytes_and_leaves_no_mode():
+    from captum_unified._utils.call import AttributionCall
+    from captum_unified.perturbation import PerturbationEngine
 
     model = _conv_model()
     x = torch.randn(4, 1, 28, 28)
-    out, per_row = measured_forward(model, (x,), 3, ())
-    assert torch.equal(out, model(x)[:, 3])
+    engine = PerturbationEngine(model, AttributionCall.format(x, target=3))
+    assert torch.equal(engine.original, model(x)[:, 3])
+    per_row = engine.activation_bytes_per_row
     # conv output + relu output (16*26*26 float32 each), flatten view, linear output
     conv = 16 * 26 * 26 * 4
     assert 2 * conv <= per_row <= 3 * conv + 10 * 4 + 64
@@ -77,7 +79,7 @@ def test_measured_forward_counts_activation_bytes_and_leaves_no_mode():
         raise RuntimeError("model failed")
 
     try:
-        measured_forward(broken, (x,), 0, ())
+        PerturbationEngine(broken, AttributionCall.format(x, target=0)).original
     except RuntimeError:
         pass
     assert torch._C._len_torch_function_stack() == 0

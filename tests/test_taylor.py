@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from captum_unified import AttributionWarning, DeepLiftRescale, GradientXInput, IntegratedGradients, Occlusion1
-from captum_unified.attr._core.occlusion import ablate_groups
+from captum_unified.attr._core.occlusion_patch import OcclusionPatch
 from captum_unified.taylor import (
     TaylorAttribution,
     deeplift_reformulation,
@@ -166,7 +166,8 @@ def test_quadratic_occlusion_reformulations_exact():
     torch.testing.assert_close(occ, ref)
     assert percentage_change(occ, ref) < 1e-10
     mask = torch.tensor([[[0, 0, 1, 1], [2, 2, 3, 3]]])
-    occ_p = ablate_groups(model, (x,), (torch.full((1, 2, 4), 0.3, dtype=DT),), (mask,), 4, 0, ())[0]
+    occ_p = OcclusionPatch(model).attribute(x, feature_mask=mask, baselines=torch.full((1, 2, 4), 0.3, dtype=DT),
+                                            target=0)
     ref_p = occlusion_patch_reformulation(model, x, mask, baselines=0.3, target=0)
     torch.testing.assert_close(occ_p, ref_p)
     assert percentage_change(occ_p, ref_p) < 1e-10

@@ -38,6 +38,7 @@ import captum_unified as cu
 from captum_unified import plots
 from captum_unified.data import load_mnist
 from captum_unified.metrics import (
+    SensitivityN,
     default_n_list,
     evaluate,
     infidelity,
@@ -238,14 +239,15 @@ fig.tight_layout()
 # %% [markdown]
 # ## The evaluation runner
 #
-# `evaluate(model, methods, data, ...)` computes the attributions of the
-# *labels* and Sensitivity-n for every method and batch, and returns tidy rows
-# `{method, n, sample_index, correlation}` (plus one `pooled` row per $n$, the
-# correlation over all samples and subsets together). With `csv_path` the
-# rows are appended once the data set is done, method after method; a second
-# call reads the finished methods back instead of recomputing them and
-# computes only the missing ones. All methods are scored on the same random
-# subsets, from one pass of perturbed forwards. A method is an attribution object or any
+# `evaluate(model, methods, data, metrics)` computes the attributions of the
+# *labels* and every metric for every method and batch, and returns tidy rows
+# `{method, metric, param, sample_index, value}` (for Sensitivity-n `param` is
+# $n$, plus one `pooled` row per $n$, the correlation over all samples and
+# subsets together). With `out` every finished batch is kept next to the file
+# (`<out>.parts/`) and the file is written at the end; a second call reads the
+# finished batches back instead of recomputing them and computes only what is
+# missing. All methods are scored on the same random subsets (seeded per
+# sample), from one pass of perturbed forwards. A method is an attribution object or any
 # callable `(inputs, target) -> attributions`; here we count the calls.
 
 
@@ -265,15 +267,14 @@ workdir = Path(tempfile.mkdtemp(prefix="captum_unified_tutorial03_"))
 csv_path = workdir / "sensitivity_n.csv"
 run_n = n_list[:4]
 first_methods = {"GI": Counted(cu.GradientXInput(model)), "Occlusion-1": Counted(cu.Occlusion1(model))}
-rows1 = evaluate(model, first_methods, (x, labels), n_list=run_n, n_subsets=N_SUBSETS,
-                 csv_path=csv_path, batch_size=4)
+runner_metric = SensitivityN(n=run_n, n_subsets=N_SUBSETS)
+rows1 = evaluate(model, first_methods, (x, labels), [runner_metric], out=csv_path, batch_size=4)
 print(f"first run: {len(rows1)} rows, calls", {k: m.calls for k, m in first_methods.items()})
 
-# resume with one more method: GI and Occlusion-1 are read back from the CSV
+# resume with one more method: GI and Occlusion-1 are read back from the finished batches
 more = {"GI": Counted(cu.GradientXInput(model)), "Occlusion-1": Counted(cu.Occlusion1(model)),
         "IG": Counted(cu.IntegratedGradients(model), n_steps=IG_STEPS)}
-rows2 = evaluate(model, more, (x, labels), n_list=run_n, n_subsets=N_SUBSETS,
-                 csv_path=csv_path, batch_size=4)
+rows2 = evaluate(model, more, (x, labels), [runner_metric], out=csv_path, batch_size=4)
 calls = {k: m.calls for k, m in more.items()}
 print(f"resumed run: {len(rows2)} rows, calls {calls}")
 assert calls["GI"] == 0 and calls["Occlusion-1"] == 0 and calls["IG"] > 0
@@ -286,10 +287,10 @@ assert n_lines - 1 == len(rows2)
 # mean curve per method from the per-sample rows
 curves_runner = {}
 for name in more:
-    per_n = {n: [r["correlation"] for r in rows2 if r["method"] == name and r["n"] == n
+    per_n = {n: [r["value"] for r in rows2 if r["method"] == name and r["param"] == n
                  and r["sample_index"] != "pooled"] for n in run_n}
     curves_runner[name] = (run_n, [float(np.nanmean(v)) for v in per_n.values()])
-    pooled = [r["correlation"] for r in rows2 if r["method"] == name and r["sample_index"] == "pooled"]
+    pooled = [r["value"] for r in rows2 if r["method"] == name and r["sample_index"] == "pooled"]
     print(f"{name:12s} mean " + " ".join(f"{v:6.3f}" for v in curves_runner[name][1])
           + "   pooled " + " ".join(f"{v:6.3f}" for v in pooled))
 fig, ax = plt.subplots(figsize=(5, 3.6))

@@ -59,6 +59,7 @@ class AttributionCall:
         additional_forward_args: Any = None,
         *,
         allow_empty: bool = False,
+        same_batch: bool = True,
     ) -> "AttributionCall":
         """Validate and format Captum-style arguments (see
         :func:`~captum_unified._utils.common.format_inputs` and
@@ -68,9 +69,12 @@ class AttributionCall:
         Args:
             allow_empty (bool): accept a batch of 0 samples. Default False: an
                 empty batch is a ``ValueError`` that says so.
+            same_batch (bool): require every input tensor to have the batch
+                size of ``inputs[0]`` (default). ``False``: perturbation
+                methods accept first dimensions that differ, as Captum's do.
         """
         is_tuple = _is_tuple(inputs)
-        fmt = format_inputs(inputs)
+        fmt = format_inputs(inputs, same_batch=same_batch)
         if not allow_empty and fmt[0].shape[0] == 0:
             raise ValueError(
                 "The inputs hold 0 samples (batch dimension of size 0); pass at least "
@@ -79,6 +83,16 @@ class AttributionCall:
         base = format_baselines(baselines, fmt)
         args = format_additional_args(additional_forward_args)
         return cls(fmt, base, args, target, is_tuple)
+
+    def floating(self) -> "AttributionCall":
+        """The same call with integer / bool inputs and baselines as the default
+        float dtype (gradient methods evaluate the model between the points)."""
+        if all(x.is_floating_point() for x in self.inputs + self.baselines):
+            return self
+        return AttributionCall(
+            tuple(_as_float(x) for x in self.inputs), tuple(_as_float(b) for b in self.baselines),
+            self.additional_args, self.target, self.is_tuple,
+        )
 
     # ------------------------------------------------------------------ shape
     @property

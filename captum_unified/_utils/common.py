@@ -63,8 +63,12 @@ def check_finite(tensors: Tuple[Tensor, ...], name: str = "inputs") -> None:
             )
 
 
-def format_inputs(inputs: Union[Tensor, Tuple[Tensor, ...]]) -> Tuple[Tensor, ...]:
-    """Turn ``inputs`` into a tuple of tensors and check that they are usable."""
+def format_inputs(inputs: Union[Tensor, Tuple[Tensor, ...]], same_batch: bool = True) -> Tuple[Tensor, ...]:
+    """Turn ``inputs`` into a tuple of tensors and check that they are usable.
+
+    ``same_batch=False`` accepts input tensors whose first dimensions differ
+    (Captum's perturbation methods allow it, e.g. a sparse index list beside
+    the batch)."""
     if isinstance(inputs, Tensor):
         inputs = (inputs,)
     if not isinstance(inputs, tuple) or not inputs:
@@ -86,7 +90,7 @@ def format_inputs(inputs: Union[Tensor, Tuple[Tensor, ...]]) -> Tuple[Tensor, ..
             )
     batch = inputs[0].shape[0]
     for k, t in enumerate(inputs[1:], 1):
-        if t.shape[0] != batch:
+        if same_batch and t.shape[0] != batch:
             raise ValueError(
                 f"inputs[{k}] has batch size {t.shape[0]} but inputs[0] has {batch}; "
                 "all input tensors must share the first (batch) dimension."

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Dict, Iterator, Tuple
+import functools
+from typing import Any, Callable, Dict, Iterator, Tuple, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -24,7 +25,7 @@ from torch.nn.modules import module as _module
 
 from captum_unified._utils.common import warn
 
-__all__ = ["preserve_model_state", "TRAIN_SENSITIVE"]
+__all__ = ["preserve_model_state", "preserves_model_state", "TRAIN_SENSITIVE"]
 
 #: Module types whose forward pass is random or uses batch statistics in train mode.
 TRAIN_SENSITIVE: Tuple[type, ...] = (
@@ -78,7 +79,8 @@ def preserve_model_state(warn_train_mode: bool = True) -> Iterator[None]:
                 for name, value in buffers.items():
                     current = module._buffers.get(name)
                     if isinstance(current, Tensor) and current.shape == value.shape:
-                        current.copy_(value)
+                        if not torch.equal(current, value):  # untouched buffers keep their version
+                            current.copy_(value)
                     else:
                         module._buffers[name] = value
     if warn_train_mode and training:
@@ -92,3 +94,19 @@ def preserve_model_state(warn_train_mode: bool = True) -> Iterator[None]:
             "(The model's buffers, e.g. BatchNorm running statistics, are restored after "
             "the call.)"
         )
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def preserves_model_state(method: F) -> F:
+    """Decorator: run ``method`` inside :func:`preserve_model_state` (put it
+    under ``@log_usage()`` so that Captum's ``NoiseTunnel`` finds the method
+    through ``__wrapped__``)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with preserve_model_state():
+            return method(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

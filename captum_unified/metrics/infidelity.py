@@ -28,21 +28,73 @@ default (``multiply_by_inputs=True``). With it a *complete* attribution on a
 linear model, :math:`a_j = w_j (x_j - \bar x_j)`, has infidelity 0 for every
 square.
 
-The computation itself is :func:`captum.metrics.infidelity`; this module only
-supplies the perturbation function, seeded with a private
-:class:`torch.Generator` (the global RNG is never used).
+:func:`infidelity` (and the :class:`Infidelity` metric of
+:func:`~captum_unified.metrics.evaluate`) draws the squares of each sample
+from a private generator seeded by ``(seed, sample index)``
+(:func:`square_masks`; the global RNG is never used) and runs the perturbed
+inputs through the perturbation engine; the value is Captum's
+:func:`captum.metrics.infidelity` for the same squares (tested).
+:func:`square_removal_perturbation` is the same perturbation as a
+``perturb_func`` for Captum's own ``infidelity``.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
-from captum.metrics import infidelity as _captum_infidelity
 from torch import Tensor
 
-from captum_unified._utils.common import format_baselines, format_inputs
+from captum_unified._utils.common import format_inputs
+from captum_unified.metrics.base import EvalBatch, Metric, MetricScores, sample_generator
 
-__all__ = ["square_removal_perturbation", "infidelity"]
+__all__ = ["Infidelity", "infidelity", "square_masks", "square_removal_perturbation"]
+
+#: Salt of the infidelity draws in :func:`~captum_unified.metrics.base.sample_seed`
+#: (Sensitivity-n salts with ``n >= 1``).
+_SALT = -1
+
+
+def _spatial(x: Tensor) -> Tuple[int, ...]:
+    """The spatial dims of an input: the last two for ``dim >= 3``, else the last."""
+    return tuple(range(x.dim() - 2, x.dim())) if x.dim() >= 3 else (x.dim() - 1,)
+
+
+def square_masks(
+    inputs: Sequence[Tensor], patch_size: int, n_perturb_samples: int, seed: int = 0,
+    sample_ids: Optional[Sequence[int]] = None,
+) -> Tuple[Tensor, ...]:
+    """The random squares of :func:`infidelity`: per input a bool tensor
+    ``(T, batch, 1, ..., *spatial)`` (``True`` inside the square).
+
+    Sample ``i`` draws its ``T`` squares from
+    :func:`~captum_unified.metrics.base.sample_generator` ``(seed,
+    sample_ids[i], -1)``: for each input tensor in order, for each spatial
+    dimension in order, ``T`` corners uniform over ``0..size - p``
+    (``p = min(patch_size, size)``), so the squares lie inside the input and
+    do not depend on the batch the sample is in.
+    """
+    p = int(patch_size)
+    if p < 1:
+        raise ValueError(f"patch_size must be >= 1, got {patch_size}.")
+    T = int(n_perturb_samples)
+    batch = int(inputs[0].shape[0])
+    ids = list(range(batch)) if sample_ids is None else [int(v) for v in sample_ids]
+    gens = [sample_generator(seed, i, _SALT) for i in ids]
+    out = []
+    for x in inputs:
+        dims = _spatial(x)
+        mask = torch.ones((T, batch) + (1,) * (x.dim() - 1), dtype=torch.bool)
+        for d in dims:
+            size = int(x.shape[d])
+            q = min(p, size)
+            start = torch.stack([torch.randint(0, size - q + 1, (T,), generator=g) for g in gens], dim=1)  # (T, B)
+            pos = torch.arange(size)
+            inside = (pos >= start.unsqueeze(-1)) & (pos < (start + q).unsqueeze(-1))  # (T, B, size)
+            shape = [T, batch] + [1] * (x.dim() - 1)
+            shape[1 + d] = size
+            mask = mask & inside.reshape(shape)
+        out.append(mask.to(x.device))
+    return tuple(out)
 
 
 def _square_mask(x: Tensor, patch_size: int, gen: torch.Generator) -> Tensor:
@@ -178,6 +230,8 @@ def infidelity(
     normalize: bool = False,
     seed: int = 0,
     multiply_by_inputs: bool = True,
+    show_progress: bool = False,
+    sample_ids: Optional[Sequence[int]] = None,
 ) -> Tensor:
     r"""Infidelity of attributions under random square removal (Yeh et al. 2019).
 
@@ -186,52 +240,99 @@ def infidelity(
         \operatorname{INFD}(a, f, x) = \frac{1}{T}\sum_{t=1}^{T}
             \big(I_t^\top a - (f(x) - f(x - I_t))\big)^2,
 
-    with :math:`T` = ``n_perturb_samples`` squares :math:`I_t` from
-    :func:`square_removal_perturbation` (:math:`x - I_t` stands for the input
-    with the square set to the baseline). This is
-    :func:`captum.metrics.infidelity` with that perturbation; the result is the
-    same as calling Captum directly with
-    ``square_removal_perturbation(patch_size, seed=seed,
-    multiply_by_inputs=multiply_by_inputs)`` and the same ``baselines``.
+    with :math:`T` = ``n_perturb_samples`` squares per sample
+    (:func:`square_masks`) and :math:`x - I_t` the input with the square set
+    to the baseline. The value equals Captum's
+    :func:`captum.metrics.infidelity` with a perturbation function that removes
+    the same squares (Captum's sign convention and ``normalize``).
 
     Args:
         forward_func: the model (or any callable).
         inputs: tensor or tuple of tensors, batch first.
         attributions: attributions of ``inputs`` (same shapes).
-        patch_size: side of the removed square.
+        patch_size: side of the removed square (clipped to the input).
         n_perturb_samples: squares per sample :math:`T`.
         baselines: value of removed features :math:`\bar x` (default 0).
         target: output index to explain (Captum format).
         additional_forward_args: extra model arguments, not perturbed.
-        max_examples_per_batch: bound on rows per forward pass (Captum's argument).
+        max_examples_per_batch: bound on rows per forward pass (Captum's
+            argument; the perturbation engine's ``max_batch_size``).
         normalize: scale the attributions by the optimal
             :math:`\beta = \mathbb{E}[I^\top a\,\Delta f] / \mathbb{E}[(I^\top a)^2]`
             first (Captum's ``normalize``), making the score scale-invariant.
-        seed: seeds the private generator of the squares (global RNG untouched).
+        seed: seeds the private generators of the squares (global RNG untouched).
         multiply_by_inputs: True (default) for attributions multiplied by
             :math:`x - \bar x` (all methods of this package): :math:`I^\top a`
-            is the sum of the attributions in the square. False for
-            gradient-like attributions: :math:`I = x - \tilde x` (Yeh et al.).
+            is the sum of the attributions in the square (where the input
+            differs from the baseline). False for gradient-like attributions:
+            :math:`I = x - \tilde x` (Yeh et al.).
+        show_progress: show a tqdm progress bar.
+        sample_ids: global index of each sample, the source of its squares
+            (default ``0..batch-1``).
 
     Returns:
-        Tensor of shape ``(batch,)``: the infidelity of each sample (Captum's
-        return value). Lower is better; with ``normalize=False`` it scales
-        with the square of the output.
+        Tensor of shape ``(batch,)``, float64: the infidelity of each sample.
+        Lower is better; with ``normalize=False`` it scales with the square of
+        the output.
+
+    Raises:
+        ValueError: an empty batch, NaN inputs or attributions, attributions
+            that do not match the inputs, ``patch_size < 1`` or
+            ``n_perturb_samples < 1``.
     """
-    xs = format_inputs(inputs)
-    # One baseline tensor per input, (1 or batch, ...); Captum repeats per-sample
-    # baselines for the expanded batch and hands them to the perturbation.
-    bs = format_baselines(baselines, xs)
-    perturb_func = square_removal_perturbation(patch_size, seed=seed, multiply_by_inputs=multiply_by_inputs)
-    return _captum_infidelity(
-        forward_func,
-        perturb_func,
-        inputs,
-        attributions,
-        baselines=bs if len(bs) > 1 else bs[0],
-        additional_forward_args=additional_forward_args,
-        target=target,
-        n_perturb_samples=int(n_perturb_samples),
-        max_examples_per_batch=max_examples_per_batch,
-        normalize=normalize,
+    metric = Infidelity(patch_size, n_perturb_samples, normalize, multiply_by_inputs)
+    batch = EvalBatch.make(
+        forward_func, inputs, baselines, target, additional_forward_args, None, sample_ids, seed,
+        max_batch_size=max_examples_per_batch, show_progress=show_progress,
     )
+    return metric.compute(batch, {None: batch.attributions(attributions)})[None]
+
+
+class Infidelity(Metric):
+    r"""Infidelity with square removal (Yeh et al. 2019) as a metric of
+    :func:`~captum_unified.metrics.evaluate`; see :func:`infidelity`.
+
+    Rows: ``("infidelity", None)`` per sample. The squares and their forward
+    passes do not depend on the method: one pass per batch scores every method.
+    """
+
+    name = "infidelity"
+    random = True
+
+    def __init__(self, patch_size: int = 4, n_perturb_samples: int = 10, normalize: bool = False,
+                 multiply_by_inputs: bool = True) -> None:
+        if int(patch_size) < 1:
+            raise ValueError(f"patch_size must be >= 1, got {patch_size}.")
+        if int(n_perturb_samples) < 1:
+            raise ValueError(f"n_perturb_samples must be >= 1, got {n_perturb_samples}.")
+        self.patch_size = int(patch_size)
+        self.n_perturb_samples = int(n_perturb_samples)
+        self.normalize = bool(normalize)
+        self.multiply_by_inputs = bool(multiply_by_inputs)
+
+    def compute(self, batch: EvalBatch, attributions: Mapping[Any, Tuple[Tensor, ...]]) -> Dict[Any, Tensor]:
+        """Infidelity ``(batch,)`` per method (one pass of forwards)."""
+        call = batch.call
+        T = self.n_perturb_samples
+        squares = square_masks(call.inputs, self.patch_size, T, batch.seed, batch.sample_ids.tolist())
+        engine = batch.engine
+        with engine:
+            changes = engine.changes(lambda a, b: tuple(m[a:b] for m in squares), T, "Infidelity")
+        changes = changes.to(torch.float64)  # (T, B)
+        deltas = call.deltas  # x - x_bar (floating)
+        out = {}
+        for name, attrs in attributions.items():
+            s = torch.zeros(T, call.batch, dtype=torch.float64, device=changes.device)
+            for a, m, d in zip(attrs, squares, deltas):
+                weight = (d != 0).to(torch.float64) if self.multiply_by_inputs else d.to(torch.float64)
+                s += (m * (a.to(torch.float64) * weight).unsqueeze(0)).flatten(2).sum(-1).to(s.device)
+            if self.normalize:
+                ss, sd, dd = (s * s).sum(0), (s * changes).sum(0), (changes * changes).sum(0)
+                beta = sd / torch.where(ss == 0, torch.ones_like(ss), ss)
+                out[name] = (beta * beta * ss - 2 * beta * sd + dd) / T
+            else:
+                out[name] = (s - changes).pow(2).mean(0)
+        return out
+
+    def evaluate(self, batch: EvalBatch, attributions: Mapping[str, Tuple[Tensor, ...]]) -> Dict[str, MetricScores]:
+        return {name: MetricScores({("infidelity", None): v}) for name, v in self.compute(batch, attributions).items()}

@@ -22,25 +22,14 @@ perturbation curve* summarises it (Samek et al.):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
-from captum_unified._utils.common import (
-    format_additional_args,
-    format_baselines,
-    format_inputs,
-)
-from captum_unified.metrics._groups import (
-    format_attributions,
-    format_groups,
-    group_sums,
-    groups_to_masks,
-)
-from captum_unified.perturbation import choose_chunk, iter_perturbed_outputs, measured_forward
+from captum_unified.metrics.base import EvalBatch, Metric, MetricScores
 
-__all__ = ["RegionPerturbationResult", "region_perturbation"]
+__all__ = ["RegionPerturbation", "RegionPerturbationResult", "region_perturbation"]
 
 _ORDERS = ("most_relevant_first", "least_relevant_first")
 
@@ -144,7 +133,8 @@ def region_perturbation(
         baselines: value :math:`\bar x` of removed features (Captum format). Default 0.
         target: output index to trace (Captum format).
         additional_forward_args: extra model arguments, not perturbed.
-        feature_mask: Captum-style integer group ids per input (e.g. a
+        feature_mask: Captum-style group ids per input
+            (:class:`~captum_unified.feature_groups.FeatureGroups`; e.g. a
             ``(1, 1, H, W)`` mask makes a pixel with all its channels one
             feature). A per-sample mask (batch dimension ``batch``) may give
             the samples different groups: each sample ranks only its own
@@ -167,46 +157,82 @@ def region_perturbation(
         (the dtype of the model output), ``k``, ``aopc`` (float64: the mean
         over all columns, column 0 included, of ``curves[:, 0] - curves``) and
         ``ranking``.
+
+    Raises:
+        ValueError: an empty batch, NaN inputs or attributions, attributions
+            that do not match the inputs, an unknown ``order`` or bad ``n_steps``.
     """
-    if order not in _ORDERS:
-        raise ValueError(f"order must be one of {_ORDERS}, got {order!r}.")
-    inputs = format_inputs(inputs)
-    attrs = format_attributions(attributions, inputs)
-    baselines = format_baselines(baselines, inputs)
-    args = format_additional_args(additional_forward_args)
-    groups, n_ids, present, counts = format_groups(feature_mask, inputs)  # present: (B, ids)
-    batch = inputs[0].shape[0]
-    device = inputs[0].device
-    n_groups = int(counts.max())
-    ks = _steps(n_steps, n_groups)
-
-    R = group_sums(attrs, groups, n_ids)  # (B, ids) float64
-    key = -R if order == "most_relevant_first" else R
-    ranking = torch.argsort(key, dim=1, stable=True)  # (B, ids): groups in removal order
-    if not bool(present.all()):  # ids a sample lacks go last (never reached before k = G_i)
-        lacks = (~present).gather(1, ranking).to(torch.uint8)
-        ranking = ranking.gather(1, torch.argsort(lacks, dim=1, stable=True))
-    position = torch.empty_like(ranking)
-    position.scatter_(1, ranking, torch.arange(n_ids, device=device).expand(batch, n_ids))
-    k_removed = torch.tensor(ks[1:], dtype=torch.long, device=device)
-    n_masks = int(k_removed.numel())
-
-    def masks(start: int, stop: int):
-        member = position.unsqueeze(0) < k_removed[start:stop].view(-1, 1, 1)  # (k, B, G)
-        return groups_to_masks(member, groups, inputs)
-
-    original, act_bytes = measured_forward(forward_func, inputs, target, args)
-    curves = torch.empty(batch, len(ks), dtype=original.dtype, device=device)
-    curves[:, 0] = original
-    if n_masks:
-        chunk = choose_chunk(n_masks, inputs, perturbations_per_eval, max_batch_size, max_memory_mb, act_bytes)
-        for start, stop, _, out in iter_perturbed_outputs(
-            forward_func, inputs, baselines, masks, n_masks, target, args, chunk, show_progress,
-            "Region perturbation",
-        ):
-            curves[:, 1 + start : 1 + stop] = out.t()
-    aopc = (curves[:, :1] - curves).to(torch.float64).mean(dim=1)
-    return RegionPerturbationResult(
-        k=ks, curves=curves, order=order, n_features=n_groups, aopc=aopc, ranking=ranking,
-        n_features_per_sample=counts.cpu(),
+    metric = RegionPerturbation(order, n_steps)
+    batch = EvalBatch.make(
+        forward_func, inputs, baselines, target, additional_forward_args, feature_mask,
+        perturbations_per_eval=perturbations_per_eval, max_batch_size=max_batch_size,
+        max_memory_mb=max_memory_mb, show_progress=show_progress,
     )
+    return metric.compute(batch, batch.attributions(attributions))
+
+
+class RegionPerturbation(Metric):
+    """Region perturbation (Samek et al. 2016) as a metric of
+    :func:`~captum_unified.metrics.evaluate`; see :func:`region_perturbation`.
+
+    Rows per sample: ``("region_perturbation", k)``, the target output after
+    removing ``k`` groups (the curve), and ``("aopc", None)``, the area over
+    the perturbation curve. The perturbed inputs depend on each method's
+    ranking: one pass of forwards per method.
+
+    Args:
+        order: ``"most_relevant_first"`` or ``"least_relevant_first"``.
+        n_steps: ``None`` (one group at a time), an int (about equal steps) or
+            a list of numbers of removed groups.
+    """
+
+    name = "region_perturbation"
+
+    def __init__(self, order: str = "most_relevant_first", n_steps: Union[None, int, Sequence[int]] = None) -> None:
+        if order not in _ORDERS:
+            raise ValueError(f"order must be one of {_ORDERS}, got {order!r}.")
+        self.order = order
+        self.n_steps = n_steps if n_steps is None or isinstance(n_steps, int) else [int(v) for v in n_steps]
+
+    def compute(self, batch: EvalBatch, attrs: Tuple[Tensor, ...]) -> RegionPerturbationResult:
+        groups = batch.groups
+        present, counts = groups.presence, groups.counts
+        n_ids = groups.n_groups
+        B = batch.batch
+        device = present.device
+        n_groups = int(counts.max())
+        ks = _steps(self.n_steps, n_groups)
+        R = groups.sums(attrs)  # (B, ids) float64
+        key = -R if self.order == "most_relevant_first" else R
+        ranking = torch.argsort(key, dim=1, stable=True)  # (B, ids): groups in removal order
+        if not bool(present.all()):  # ids a sample lacks go last (never reached before k = G_i)
+            lacks = (~present).gather(1, ranking).to(torch.uint8)
+            ranking = ranking.gather(1, torch.argsort(lacks, dim=1, stable=True))
+        position = torch.empty_like(ranking)
+        position.scatter_(1, ranking, torch.arange(n_ids, device=device).expand(B, n_ids))
+        k_removed = torch.tensor(ks[1:], dtype=torch.long, device=device)
+
+        def masks(start: int, stop: int):
+            member = position.unsqueeze(0) < k_removed[start:stop].view(-1, 1, 1)  # (k, B, G)
+            return groups.member_masks(member)
+
+        engine = batch.engine
+        with engine:
+            original = engine.original
+            curves = torch.empty(B, len(ks), dtype=original.dtype, device=original.device)
+            curves[:, 0] = original
+            curves[:, 1:] = engine.outputs(masks, int(k_removed.numel()), "Region perturbation").t()
+        aopc = (curves[:, :1] - curves).to(torch.float64).mean(dim=1)
+        return RegionPerturbationResult(
+            k=ks, curves=curves, order=self.order, n_features=n_groups, aopc=aopc, ranking=ranking,
+            n_features_per_sample=counts.cpu(),
+        )
+
+    def evaluate(self, batch: EvalBatch, attributions: Mapping[str, Tuple[Tensor, ...]]) -> Dict[str, MetricScores]:
+        out = {}
+        for name, a in attributions.items():
+            r = self.compute(batch, a)
+            values = {("region_perturbation", k): r.curves[:, j].to(torch.float64) for j, k in enumerate(r.k)}
+            values[("aopc", None)] = r.aopc
+            out[name] = MetricScores(values)
+        return out

@@ -1,57 +1,119 @@
-r"""Evaluation runner: Sensitivity-n of several attribution methods over a data
-set, as tidy rows (and a resumable CSV file).
+r"""Evaluation runner: any list of attribution methods x metrics over a data set,
+on one process or many (``torch.distributed``), as tidy rows that resume.
 
 Each row is one number:
 
-* ``{"method", "n", "sample_index", "correlation"}`` with ``sample_index`` the
-  position of the sample in the data: the per-sample Pearson correlation
-  :math:`\rho_n(x)` of :func:`~captum_unified.metrics.sensitivity_n`;
-* the same with ``sample_index = "pooled"``: the correlation over all
-  ``(sample, subset)`` pairs of the whole data set together, defined also at
-  ``n = N`` where the per-sample one is not.
+* ``{"method", "metric", "param", "sample_index", "value"}`` (:data:`FIELDS`):
+  ``metric`` is the quantity (``"sensitivity_n"``, ``"infidelity"``,
+  ``"region_perturbation"``, ``"aopc"``, ``"bounding_box_accuracy"``,
+  ``"percentage_change"``), ``param`` its parameter (Sensitivity-n's ``n``,
+  region perturbation's number of removed groups ``k``; empty otherwise),
+  ``sample_index`` the position of the sample in the data;
+* data-set-level values (Sensitivity-n's pooled correlation over all
+  ``(sample, subset)`` pairs) with ``sample_index = "pooled"``.
 
-The mean curve of the paper (Ancona et al. 2018, Fig. 4) is the mean of the
-per-sample rows of one method grouped by ``n`` (NaN rows left out).
+The mean curve of Ancona et al. (2018, Fig. 4) is the mean of the per-sample
+``sensitivity_n`` rows of one method grouped by ``param`` (NaN rows left out).
+
+Work is done batch by batch. With ``out`` every finished batch is written to
+``<out>.parts/`` (one JSON file per batch, written atomically), and the rows
+file ``out`` is written from the parts when all batches are done. A rerun with
+the same settings reads the finished parts and computes only what is missing
+(batches, or methods / metrics added since), so an interrupted run — also a
+distributed run whose process was killed — resumes where it stopped. The
+settings the parts were computed with are stored in
+``<out>.parts/manifest.json`` and checked.
+
+Distributed (``distributed=True``, e.g. under ``torchrun``): batch ``b`` is
+evaluated by rank ``b % world_size``. Random draws are seeded per sample
+(:func:`~captum_unified.metrics.base.sample_seed`) and batches are the same
+whatever the number of processes, so the rows are identical to a one-process
+run. Rank 0 writes ``out``; every rank returns the rows.
 """
 from __future__ import annotations
 
 import csv
-import io
-import itertools
+import hashlib
+import json
 import os
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from captum_unified.metrics.sensitivity_n import _n_features, _pooled, default_n_list, sensitivity_n
+from captum_unified.metrics.base import EvalBatch, Metric, MetricScores
+from captum_unified.metrics.registry import make_metric
 
-__all__ = ["evaluate", "FIELDS"]
+__all__ = ["evaluate", "FIELDS", "attribute_with", "read_rows"]
 
-#: Columns of the rows and of the CSV file, in order.
-FIELDS = ("method", "n", "sample_index", "correlation")
+#: Columns of the rows and of the output file, in order.
+FIELDS = ("method", "metric", "param", "sample_index", "value")
 
 Row = Dict[str, Any]
+_MANIFEST_VERSION = 1
 
 
-def _batches(data: Any, batch_size: int) -> Iterator[Tuple[Tensor, Tensor]]:
-    """``(inputs, labels)`` batches from a DataLoader-like iterable or a tensor pair."""
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, Tensor) for t in data):
-        x, y = data
-        if x.shape[0] != y.shape[0]:
-            raise ValueError(f"inputs have {x.shape[0]} samples but labels have {y.shape[0]}.")
-        if int(batch_size) < 1:
-            raise ValueError("batch_size must be >= 1.")
-        for s in range(0, x.shape[0], int(batch_size)):
-            yield x[s : s + batch_size], y[s : s + batch_size]
+# --------------------------------------------------------------------- data
+def _is_tensor_data(data: Any) -> bool:
+    return isinstance(data, (tuple, list)) and len(data) >= 2 and all(isinstance(t, Tensor) for t in data)
+
+
+def _is_map_dataset(data: Any) -> bool:
+    return (hasattr(data, "__getitem__") and hasattr(data, "__len__")
+            and not isinstance(data, (tuple, list, Tensor, torch.utils.data.DataLoader)))
+
+
+def _batches(data: Any, batch_size: int) -> Iterator[Tuple[int, int, Any]]:
+    """``(batch index, offset, batch)`` for every batch; a batch is a tuple
+    ``(inputs, labels, *extras)``. Tensor tuples and map-style datasets are cut
+    into ``batch_size`` batches (lazily: ``_take`` loads one), anything else is
+    iterated as given (a DataLoader)."""
+    if _is_tensor_data(data) or _is_map_dataset(data):
+        n = int(data[0].shape[0]) if _is_tensor_data(data) else len(data)
+        if _is_tensor_data(data) and any(int(t.shape[0]) != n for t in data):
+            raise ValueError(f"the data tensors have different numbers of samples {[int(t.shape[0]) for t in data]}.")
+        for b, start in enumerate(range(0, n, batch_size)):
+            yield b, start, (data, start, min(start + batch_size, n))
         return
-    for item in data:
+    offset = 0
+    for b, item in enumerate(data):
         if not isinstance(item, (tuple, list)) or len(item) < 2:
-            raise TypeError("each batch of `data` must be an (inputs, labels) pair.")
-        yield item[0], item[1]
+            raise TypeError("each batch of `data` must be an (inputs, labels, ...) tuple.")
+        yield b, offset, tuple(item)
+        offset += int((item[0][0] if isinstance(item[0], (tuple, list)) else item[0]).shape[0])
 
 
-def _attribute(method: Any, inputs: Tensor, target: Tensor) -> Any:
+def _take(item: Any) -> Tuple[Any, ...]:
+    """Load a lazily described batch."""
+    if isinstance(item, tuple) and len(item) == 3 and isinstance(item[1], int) and isinstance(item[2], int):
+        data, start, stop = item
+        if _is_tensor_data(data):
+            return tuple(t[start:stop] for t in data)
+        samples = [data[i] for i in range(start, stop)]
+        return tuple(torch.utils.data.default_collate(samples))
+    return item
+
+
+def _to(value: Any, device: Optional[torch.device]) -> Any:
+    if device is None:
+        return value
+    if isinstance(value, Tensor):
+        return value.to(device)
+    if isinstance(value, tuple):
+        return tuple(_to(v, device) for v in value)
+    return value
+
+
+def _model_device(forward_func: Any) -> Optional[torch.device]:
+    if isinstance(forward_func, nn.Module):
+        for p in forward_func.parameters():
+            return p.device
+    return None
+
+
+def attribute_with(method: Any, inputs: Any, target: Any) -> Any:
+    """Attributions of ``method``: an object with ``.attribute(inputs, target=...)``
+    (Captum's or this package's) or a callable ``(inputs, target) -> attributions``."""
     if hasattr(method, "attribute"):
         return method.attribute(inputs, target=target)
     if callable(method):
@@ -62,315 +124,428 @@ def _attribute(method: Any, inputs: Tensor, target: Tensor) -> Any:
     )
 
 
-def _pixel_mask(x: Tensor) -> Optional[Tensor]:
-    """For ``(B, C, H, W)`` images a pixel (all channels) is one feature."""
-    if x.dim() == 4:
-        return torch.arange(x.shape[2] * x.shape[3], device=x.device).reshape(1, 1, x.shape[2], x.shape[3])
-    return None
+# ------------------------------------------------------------ distributed
+class _Group:
+    """The process group of a distributed evaluation (a one-process stand-in
+    when not distributed)."""
+
+    def __init__(self, distributed: bool) -> None:
+        import torch.distributed as dist
+
+        self.dist = dist
+        self.owned = False
+        if distributed and not (dist.is_available() and dist.is_initialized()):
+            if not dist.is_available():
+                raise RuntimeError("distributed=True but torch.distributed is not available in this build.")
+            if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+                raise RuntimeError(
+                    "distributed=True needs a process group: launch with torchrun (which sets RANK, "
+                    "WORLD_SIZE, MASTER_ADDR, MASTER_PORT) or call torch.distributed.init_process_group first."
+                )
+            default = "nccl" if torch.cuda.is_available() else "gloo"
+            dist.init_process_group(backend=os.environ.get("CAPTUM_UNIFIED_BACKEND", default))
+            self.owned = True
+        self.on = bool(distributed)
+        self.rank = dist.get_rank() if self.on else 0
+        self.world = dist.get_world_size() if self.on else 1
+
+    def barrier(self) -> None:
+        if self.on:
+            if self.dist.get_backend() == "nccl":
+                self.dist.barrier(device_ids=[torch.cuda.current_device()])
+            else:
+                self.dist.barrier()
+
+    def all_gather(self, obj: Any) -> List[Any]:
+        if not self.on:
+            return [obj]
+        out: List[Any] = [None] * self.world
+        self.dist.all_gather_object(out, obj)
+        return out
+
+    def close(self) -> None:
+        if self.owned:
+            self.dist.destroy_process_group()
 
 
-def _parse(record: Sequence[str]) -> Optional[Row]:
-    """A CSV record as a row, or ``None`` when it is not a complete, valid row."""
-    if len(record) != len(FIELDS):
-        return None
-    method, n, si, corr = record
-    try:
-        n_val = int(n)
-        si_val: Union[int, str] = si if si == "pooled" else int(si)
-        corr_val = float(corr)
-    except ValueError:
-        return None
-    if n_val < 1 or (isinstance(si_val, int) and si_val < 0):
-        return None
-    return {"method": method, "n": n_val, "sample_index": si_val, "correlation": corr_val}
-
-
-def _read_rows(csv_path: str) -> Tuple[Dict[str, List[Row]], bool]:
-    """Rows of the file per method (file order), and whether every line was a
-    complete row ending with a newline.
-
-    A file that does not end with a newline was cut while a line was written:
-    its last line is dropped even when it parses (``0.998982031`` may be the
-    start of ``0.9989820312...``). A line with too few or too many fields or
-    an unreadable value is dropped too, and its method gets no rows (it is
-    then incomplete, dropped from the file and recomputed).
-    """
-    with open(csv_path, newline="") as fh:
-        text = fh.read()
-    ended = text.endswith("\n")
-    try:
-        records = list(csv.reader(io.StringIO(text)))
-    except csv.Error:  # e.g. cut inside a quoted field
-        records = list(csv.reader(io.StringIO(text[: text.rfind("\n") + 1])))
-        ended = False
-    header_line = ",".join(FIELDS)
-    if not records or (len(records) == 1 and not ended and header_line.startswith(text.strip())):
-        return {}, False  # empty, or cut inside the header
-    if tuple(records[0]) != FIELDS:
-        raise ValueError(
-            f"{csv_path} has columns {records[0]}, expected {list(FIELDS)}; "
-            "it was not written by evaluate() (use another csv_path)."
-        )
-    body = records[1:]
-    clean = True
-    if not ended and body:
-        body = body[:-1]  # a line cut short
-        clean = False
-    by_method: Dict[str, List[Row]] = {}
-    bad = set()
-    for record in body:
-        row = _parse(record)
-        if row is None:
-            clean = False
-            if record:
-                bad.add(record[0])
-            continue
-        by_method.setdefault(row["method"], []).append(row)
-    for name in bad:
-        by_method[name] = []  # incomplete: recomputed
-    return by_method, clean
-
-
-def _block_status(rows: List[Row]) -> Optional[Tuple[List[int], int]]:
-    """``(n list, number of samples)`` of a complete block, ``None`` if incomplete.
-
-    Complete: every per-sample row ``(n, 0..M-1)`` for every ``n`` of the
-    block, each once, and one pooled row for each of these ``n`` (written
-    last, so a block cut anywhere lacks some).
-    """
-    per: Dict[int, List[int]] = {}
-    pooled: List[int] = []
-    for r in rows:
-        if r["sample_index"] == "pooled":
-            pooled.append(r["n"])
-        else:
-            per.setdefault(r["n"], []).append(r["sample_index"])
-    if not pooled or len(set(pooled)) != len(pooled) or set(pooled) != set(per):
-        return None
-    sizes = {len(v) for v in per.values()}
-    if len(sizes) != 1:
-        return None
-    m = sizes.pop()
-    if any(sorted(v) != list(range(m)) for v in per.values()):
-        return None
-    return pooled, m
-
-
-def _settings_error(csv_path: Optional[str], what: str) -> ValueError:
-    return ValueError(
-        f"{csv_path} holds finished rows {what}; resume with the settings the file was "
-        "written with (n_list, data), or use another csv_path."
-    )
-
-
-def _write(csv_path: str, rows: Iterable[Row], header: bool) -> None:
-    mode = "w" if header else "a"
-    with open(csv_path, mode, newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(FIELDS))
-        if header:
-            writer.writeheader()
-        writer.writerows(rows)
+# ------------------------------------------------------------------ files
+def _atomic_write_text(path: str, text: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", newline="") as fh:
+        fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
+def _part_path(parts: str, b: int) -> str:
+    return os.path.join(parts, f"batch_{b:07d}.json")
+
+
+def _read_part(path: str) -> Optional[Dict[str, Any]]:
+    """A finished batch, or ``None`` when the file is missing or unreadable
+    (a file is complete or absent: parts are written atomically)."""
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def _fingerprint(value: Any) -> Any:
+    """A JSON-able stand-in of a setting (tensors by shape, dtype and a hash of their bytes)."""
+    if isinstance(value, Tensor):
+        t = value.detach().cpu().contiguous()
+        digest = hashlib.blake2b(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes(),
+                                 digest_size=8).hexdigest()
+        return {"tensor": list(t.shape), "dtype": str(t.dtype), "hash": digest}
+    if isinstance(value, (tuple, list)):
+        return [_fingerprint(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def _manifest(metrics: Sequence[Metric], seed: int, batch_size: int, baselines: Any, feature_mask: Any,
+              target: str) -> Dict[str, Any]:
+    return {"version": _MANIFEST_VERSION, "seed": int(seed), "batch_size": int(batch_size),
+            "baselines": _fingerprint(baselines), "feature_mask": _fingerprint(feature_mask), "target": target,
+            "metrics": {m.name: _jsonable(m.config()) for m in metrics}}
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=repr))
+
+
+def _check_manifest(parts: str, manifest: Dict[str, Any]) -> Dict[str, Any]:
+    """Merge ``manifest`` into the stored one; raise if a stored setting differs."""
+    path = os.path.join(parts, "manifest.json")
+    stored = _read_part(path)
+    if stored is None:
+        return manifest
+    for key in ("version", "seed", "batch_size", "baselines", "feature_mask", "target"):
+        if stored.get(key) != manifest[key]:
+            raise ValueError(
+                f"{parts} holds results computed with {key}={stored.get(key)!r}, but this run has "
+                f"{key}={manifest[key]!r}; resume with the same settings or use another `out`."
+            )
+    merged = dict(stored)
+    merged["metrics"] = dict(stored.get("metrics", {}))
+    for name, cfg in manifest["metrics"].items():
+        if name in merged["metrics"] and merged["metrics"][name] != cfg:
+            raise ValueError(
+                f"{parts} holds {name} results computed with {merged['metrics'][name]}, but this run asks "
+                f"for {cfg}; resume with the same settings or use another `out`."
+            )
+        merged["metrics"][name] = cfg
+    return merged
+
+
+def _format_param(param: Any) -> str:
+    return "" if param is None else str(int(param))
+
+
+def _write_rows(path: str, rows: List[Row]) -> None:
+    """Write the rows: Parquet for a ``.parquet`` path (needs pyarrow), else CSV."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    if path.endswith(".parquet"):
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError as err:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "writing Parquet needs pyarrow (pip install pyarrow); or give `out` a .csv name."
+            ) from err
+        table = pa.table({
+            "method": [r["method"] for r in rows],
+            "metric": [r["metric"] for r in rows],
+            "param": pa.array([r["param"] for r in rows], type=pa.int64()),
+            "sample_index": [str(r["sample_index"]) for r in rows],
+            "value": pa.array([r["value"] for r in rows], type=pa.float64()),
+        })
+        tmp = f"{path}.tmp{os.getpid()}"
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+        return
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(FIELDS), lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({**r, "param": _format_param(r["param"]), "value": repr(float(r["value"]))})
+    _atomic_write_text(path, buf.getvalue())
+
+
+def read_rows(path: Union[str, "os.PathLike[str]"]) -> List[Row]:
+    """Read rows written by :func:`evaluate` (CSV or Parquet) back, with the
+    types :func:`evaluate` returns (``param`` int or None, ``sample_index`` int
+    or ``"pooled"``, ``value`` float; floats round-trip exactly)."""
+    path = os.fspath(path)
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        records = pq.read_table(path).to_pylist()
+    else:
+        with open(path, newline="") as fh:
+            records = list(csv.DictReader(fh))
+    out = []
+    for r in records:
+        si = r["sample_index"]
+        param = r["param"]
+        out.append({
+            "method": r["method"], "metric": r["metric"],
+            "param": None if param in (None, "") else int(param),
+            "sample_index": si if si == "pooled" else int(si),
+            "value": float(r["value"]),
+        })
+    return out
+
+
+# ----------------------------------------------------------------- evaluate
 def evaluate(
     forward_func: Callable,
     methods: Mapping[str, Any],
     data: Any,
-    n_list: Optional[Sequence[int]] = None,
-    n_subsets: int = 100,
+    metrics: Sequence[Any] = ("sensitivity_n",),
+    *,
+    out: Optional[Union[str, "os.PathLike[str]"]] = None,
     seed: int = 0,
-    csv_path: Optional[Union[str, "os.PathLike[str]"]] = None,
     batch_size: int = 32,
-    show_progress: bool = False,
     baselines: Any = None,
     feature_mask: Any = "pixel",
+    target: str = "labels",
+    device: Any = None,
+    distributed: bool = False,
+    show_progress: bool = False,
+    perturbations_per_eval: Optional[int] = None,
     max_batch_size: Optional[int] = None,
     max_memory_mb: Optional[float] = None,
 ) -> List[Row]:
-    r"""Sensitivity-n of several attribution methods on a data set, as tidy rows.
+    r"""Evaluate attribution methods with any metrics on a data set, as tidy rows.
 
-    For every batch: attributions of the labels (``target = labels``) by every
-    method still to compute, then *one*
-    :func:`~captum_unified.metrics.sensitivity_n` call with the dict of these
-    attributions: the perturbed forward passes, which do not depend on the
-    method, run once per batch for all methods (``len(n) * n_subsets``
-    perturbed copies of the batch, whatever the number of methods). Per method
-    and ``n`` the rows hold the per-sample correlations :math:`\rho_n(x_i)`
-    and one pooled correlation over all :math:`(x_i, S_t)` pairs of the data
-    set,
+    For every batch: the attributions of every method (``target`` = the
+    labels, or the model's predicted class with ``target="predicted"``), then
+    each metric once with all of them
+    (:meth:`~captum_unified.metrics.base.Metric.evaluate`): metrics whose
+    perturbations do not depend on the method (Sensitivity-n's subsets,
+    infidelity's squares) run their perturbed forward passes once per batch
+    for all methods, and all metrics share the unperturbed forward pass. The
+    rows of a method are the same whether it is evaluated alone or with
+    others.
 
-    .. math::
-
-        \rho_n^{\text{pooled}} = \operatorname{PCC}_{i, t}\Big(\sum_{j \in S_{i,t}} R_j(x_i),\;
-        S_c(x_i) - S_c(x_{i,[x_{S_{i,t}} = \bar x_{S_{i,t}}]})\Big),
-
-    with the constant-side tolerance of ``sensitivity_n`` (``100 * eps`` of
-    the model output's dtype).
-
-    Batch ``b`` is scored with ``sensitivity_n(..., seed=seed * 1_000_003 + b)``:
-    the subsets depend on ``seed``, the batch index and the batch shape, never
-    on the method, so all methods are scored on the same subsets (and another
-    ``batch_size`` gives other subsets); the rows of a method are the same
-    whether it is evaluated alone or with others. The model is used as given
-    (call ``model.eval()`` first).
-
-    Resuming: with ``csv_path`` the rows are appended to the file once the
-    data set is done, method after method (each block: per ``n`` the
-    per-sample rows, then the pooled rows), then flushed and ``fsync``-ed.
-    When the file exists, a method counts as finished only when its block is
-    complete: a row for every sample and every ``n`` and a pooled row for
-    every ``n``, each a complete line (a last line without its newline was
-    cut while written and is discarded, even if it parses). Finished methods
-    are not recomputed: their rows are read back (floats round-trip exactly;
-    ``nan`` stays NaN) and returned in place. The partial rows of an
-    unfinished method (a run stopped while writing) are dropped from the file
-    and the method is recomputed, with every method not in the file, in one
-    pass over the data. The settings (``n_list``, ``n_subsets``, ``seed``,
-    data) are not stored: resume with the same ones. A finished block for
-    other subset sizes or another number of samples raises ``ValueError``, as
-    does a file with other columns.
+    Random draws are seeded per sample from ``(seed, sample index)``, so a
+    sample's rows do not depend on the batch it is in, the batch size or the
+    number of processes; the numbers then differ only by the floating-point
+    rounding of the model on other batch shapes. With the same ``batch_size``
+    (or DataLoader) the rows are bitwise identical on 1 or N processes. The
+    model is used as given (call ``model.eval()`` first). The data must come
+    in the same order at every call (no shuffling).
 
     Args:
         forward_func: the model.
         methods: ``name -> method`` (names are the ``method`` column); a
-            method is a callable
-            ``(inputs, target) -> attributions`` or an attribution object
-            (Captum's or this package's) whose ``.attribute(inputs, target=...)``
-            is called.
-        data: a DataLoader (or any iterable) of ``(inputs, labels)`` batches, or
-            an ``(inputs, labels)`` pair of tensors cut into ``batch_size`` batches.
-        n_list: subset sizes; default
-            :func:`~captum_unified.metrics.default_n_list` of the number of
-            features (of the first batch).
-        n_subsets: subsets per sample and size (paper: 100).
-        seed: seed of the subsets (private generators; global RNG untouched).
-        csv_path: CSV file to write (``csv`` module, columns :data:`FIELDS`)
-            and resume from; ``None``: no file.
-        batch_size: batch size when ``data`` is a tensor pair.
-        show_progress: tqdm bar over the batches.
+            method is a callable ``(inputs, target) -> attributions`` or an
+            attribution object (Captum's or this package's) whose
+            ``.attribute(inputs, target=...)`` is called.
+        data: a DataLoader (or any iterable) of ``(inputs, labels, *extras)``
+            batches, a map-style dataset of ``(input, label, *extras)``
+            samples, or a tuple of tensors ``(inputs, labels, *extras)``; the
+            last two are cut into ``batch_size`` batches. ``extras`` are for
+            metrics that need them (bounding boxes).
+        metrics: registry names (:data:`~captum_unified.metrics.registry.METRICS`:
+            ``"sensitivity_n"``, ``"infidelity"``, ``"region_perturbation"``,
+            ``"bounding_box_accuracy"``) or metric objects with their settings,
+            e.g. ``SensitivityN(n=[1, 8, 64], n_subsets=100)``.
+        out: file for the rows: ``.csv`` (the ``csv`` module) or ``.parquet``
+            (needs pyarrow); finished batches are kept in ``<out>.parts/`` and
+            a rerun resumes from them. ``None``: rows returned only, no resume.
+        seed: seed of the random draws (private generators; global RNG untouched).
+        batch_size: batch size when ``data`` is a tensor tuple or a dataset.
         baselines: value of removed features (Captum format), default 0.
         feature_mask: ``"pixel"`` (default): for ``(B, C, H, W)`` inputs a
             feature is a pixel with all its channels, otherwise a scalar;
-            ``None``: every scalar; or a Captum-style mask.
-        max_batch_size: bound on rows per forward pass of the perturbation engine.
-        max_memory_mb: bound on the memory of one perturbed batch.
+            ``None``: every scalar; or a Captum-style mask
+            (:class:`~captum_unified.feature_groups.FeatureGroups`).
+        target: ``"labels"`` (default) or ``"predicted"``.
+        device: move each batch there (default: the model's parameters' device).
+        distributed: shard the batches over the ``torch.distributed`` ranks
+            (initialised from torchrun's environment when needed: NCCL with
+            CUDA, else gloo; ``CAPTUM_UNIFIED_BACKEND`` overrides).
+        show_progress: tqdm bar over the batches (rank 0).
+        perturbations_per_eval, max_batch_size, max_memory_mb: bounds of the
+            perturbation engine (see :func:`~captum_unified.perturbation.choose_chunk`).
 
     Returns:
-        The rows (dicts with the keys :data:`FIELDS`), per method in the order
-        of ``methods``: per ``n``, the per-sample rows in data order, then the
-        pooled rows, one per ``n``. ``correlation`` is a float, NaN where
-        undefined (e.g. every per-sample row at ``n = N``).
+        The rows (dicts with the keys :data:`FIELDS`): per method (in the order
+        of ``methods``), per metric (in the order of ``metrics``), per quantity
+        and ``param``, the per-sample rows in data order, then the pooled
+        rows. ``value`` is a float, NaN where undefined.
 
     Raises:
-        ValueError: ``methods`` or ``data`` is empty, a tensor pair has
-            different numbers of inputs and labels, ``csv_path`` holds other
-            columns, or it holds finished rows for other ``n`` or another
-            number of samples.
-        TypeError: a batch of ``data`` is not an ``(inputs, labels)`` pair,
-            or a method is neither callable nor has ``.attribute``.
+        ValueError: ``methods``, ``metrics`` or ``data`` is empty, the data
+            tensors differ in length, ``out`` holds results of other settings,
+            or a metric rejects a batch.
+        TypeError: a batch is not an ``(inputs, labels, ...)`` tuple, or a
+            method is neither callable nor has ``.attribute``.
     """
     if not methods:
         raise ValueError("methods is empty: give at least one name -> method.")
-
-    def mask_of(x: Tensor) -> Any:
-        return _pixel_mask(x) if isinstance(feature_mask, str) and feature_mask == "pixel" else feature_mask
-
-    batches = _batches(data, batch_size)
-    first = next(batches, None)
-    if first is None:
-        raise ValueError("data is empty.")
-    if n_list is not None:
-        ns = [int(v) for v in n_list]
-    else:
-        ns = default_n_list(_n_features(first[0], mask_of(first[0])))
-    known_samples: Optional[int] = None
-    if isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], Tensor):
-        known_samples = int(data[0].shape[0])
-
-    done: Dict[str, List[Row]] = {}
-    file_samples: Optional[int] = None
-    path = None if csv_path is None else os.fspath(csv_path)
-    if path is not None and os.path.exists(path) and os.path.getsize(path) > 0:
-        by_method, clean = _read_rows(path)
-        for name, method_rows in by_method.items():
-            status = _block_status(method_rows)
-            if status is None:
-                clean = False  # a block cut short: dropped, recomputed
-                continue
-            block_ns, m = status
-            if block_ns != ns:
-                raise _settings_error(path, f"of method {name!r} for n = {block_ns}, but n_list is {ns}")
-            expected = known_samples if known_samples is not None else file_samples
-            if expected is not None and m != expected:
-                raise _settings_error(path, f"of method {name!r} for {m} samples, but the data has {expected}")
-            file_samples = m
-            done[name] = method_rows
-        if not clean:  # rewrite without the partial rows
-            _write(path, [r for name in done for r in done[name]], header=True)
-    elif path is not None:
-        _write(path, [], header=True)
-
-    todo = [name for name in methods if name not in done]
-    new: Dict[str, List[Row]] = {}
-    if todo:
-        new = _evaluate_methods(
-            forward_func, {name: methods[name] for name in todo}, itertools.chain([first], batches), ns,
-            n_subsets, seed, show_progress, baselines, mask_of, max_batch_size, max_memory_mb,
-            file_samples, path,
-        )
-        if path is not None:
-            _write(path, [r for name in todo for r in new[name]], header=False)
-    rows: List[Row] = []
-    for name in methods:
-        rows.extend(done[name] if name in done else new[name])
-    return rows
+    metric_objs = [make_metric(m) for m in metrics]
+    if not metric_objs:
+        raise ValueError("metrics is empty: give at least one metric.")
+    names = [m.name for m in metric_objs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"each metric may appear once, got {names}.")
+    if int(batch_size) < 1:
+        raise ValueError("batch_size must be >= 1.")
+    if target not in ("labels", "predicted"):
+        raise ValueError(f"target must be 'labels' or 'predicted', got {target!r}.")
+    device = torch.device(device) if device is not None else _model_device(forward_func)
+    engine_options = dict(perturbations_per_eval=perturbations_per_eval, max_batch_size=max_batch_size,
+                          max_memory_mb=max_memory_mb)
+    group = _Group(distributed)
+    try:
+        path = None if out is None else os.fspath(out)
+        parts = None if path is None else path + ".parts"
+        if parts is not None:
+            manifest = _manifest(metric_objs, seed, batch_size, baselines, feature_mask, target)
+            if group.rank == 0:
+                os.makedirs(parts, exist_ok=True)
+                merged = _check_manifest(parts, manifest)
+                _atomic_write_text(os.path.join(parts, "manifest.json"), json.dumps(merged, indent=1))
+            group.barrier()
+            if group.rank != 0:
+                _check_manifest(parts, manifest)
+        records = _run(forward_func, methods, data, metric_objs, parts, group, seed, batch_size, baselines,
+                       feature_mask, target, device, show_progress, engine_options)
+        rows = _assemble(records, list(methods), metric_objs)
+        if path is not None and group.rank == 0:
+            _write_rows(path, rows)
+        group.barrier()
+        return rows
+    finally:
+        group.close()
 
 
-def _evaluate_methods(forward_func, methods, batches, ns, n_subsets, seed, show_progress, baselines,
-                      mask_of, max_batch_size, max_memory_mb, file_samples, path) -> Dict[str, List[Row]]:
-    """The blocks of rows of ``methods``: one pass over the data, one
-    :func:`sensitivity_n` call (shared forwards) per batch."""
-    per_sample: Dict[str, Dict[int, List[Row]]] = {name: {n: [] for n in ns} for name in methods}
-    results: Dict[str, list] = {name: [] for name in methods}
+def _mask_of(feature_mask: Any, x: Any) -> Any:
+    if isinstance(feature_mask, str):
+        if feature_mask != "pixel":
+            raise ValueError(f"feature_mask must be 'pixel', None or a Captum mask, got {feature_mask!r}.")
+        if isinstance(x, Tensor) and x.dim() == 4:
+            return torch.arange(x.shape[2] * x.shape[3], device=x.device).reshape(1, 1, x.shape[2], x.shape[3])
+        return None
+    return feature_mask
+
+
+def _run(forward_func, methods, data, metrics, parts, group, seed, batch_size, baselines, feature_mask,
+         target, device, show_progress, engine_options) -> List[Dict[str, Any]]:
+    """Evaluate this rank's batches (resuming from ``parts``) and return every
+    batch's record, in batch order, from all ranks."""
     bar = None
-    if show_progress:
+    if show_progress and group.rank == 0:
         from tqdm.auto import tqdm
 
-        bar = tqdm(desc="Sensitivity-n", unit="batch")
-    offset = 0
+        bar = tqdm(desc="Evaluation", unit="batch")
+    mine: List[Dict[str, Any]] = []
+    n_batches = 0
     try:
-        for b, (x, y) in enumerate(batches):
-            attrs = {name: _attribute(method, x, y) for name, method in methods.items()}
-            res = sensitivity_n(
-                forward_func, x, attrs, n=ns, baselines=baselines, target=y,
-                feature_mask=mask_of(x), n_subsets=n_subsets, seed=int(seed) * 1_000_003 + b,
-                max_batch_size=max_batch_size, max_memory_mb=max_memory_mb,
-            )
-            for name, r in res.items():
-                corr = r.correlations.tolist()  # (batch, len(n))
-                for j, n in enumerate(ns):
-                    per_sample[name][n].extend(
-                        {"method": name, "n": int(n), "sample_index": offset + i, "correlation": c[j]}
-                        for i, c in enumerate(corr)
-                    )
-                results[name].append(r)
-            offset += x.shape[0]
-            if file_samples is not None and offset > file_samples:
-                raise _settings_error(path, f"for {file_samples} samples, but the data has more")
+        for b, offset, item in _batches(data, int(batch_size)):
+            n_batches = b + 1
+            if b % group.world != group.rank:
+                continue
+            record = None if parts is None else _read_part(_part_path(parts, b))
+            todo = _missing(record, methods, metrics)
+            if todo:
+                record = _evaluate_batch(forward_func, methods, metrics, todo, record, b, offset, _take(item),
+                                         seed, baselines, feature_mask, target, device, engine_options)
+                if parts is not None:
+                    _atomic_write_text(_part_path(parts, b), json.dumps(record))
+            mine.append(record)
             if bar is not None:
-                bar.update(1)
+                bar.update(group.world)
     finally:
         if bar is not None:
             bar.close()
-    if file_samples is not None and offset != file_samples:
-        raise _settings_error(path, f"for {file_samples} samples, but the data has {offset}")
-    blocks: Dict[str, List[Row]] = {}
+    if n_batches == 0:
+        raise ValueError("data is empty.")
+    if parts is not None:  # the other ranks' batches are on disk
+        group.barrier()
+        records = []
+        for b in range(n_batches):
+            rec = _read_part(_part_path(parts, b))
+            if rec is None:
+                raise RuntimeError(f"batch {b} is missing from {parts} after every rank finished.")
+            records.append(rec)
+        return records
+    gathered = group.all_gather(mine)
+    return sorted((r for part in gathered for r in part), key=lambda r: r["batch"])
+
+
+def _missing(record: Optional[Dict[str, Any]], methods: Mapping[str, Any], metrics: Sequence[Metric]
+             ) -> Dict[str, List[str]]:
+    """``metric name -> methods still to score`` for one batch."""
+    done = set() if record is None else {tuple(p) for p in record["done"]}
+    todo = {}
+    for m in metrics:
+        need = [name for name in methods if (name, m.name) not in done]
+        if need:
+            todo[m.name] = need
+    return todo
+
+
+def _evaluate_batch(forward_func, methods, metrics, todo, record, b, offset, item, seed, baselines,
+                    feature_mask, target, device, engine_options) -> Dict[str, Any]:
+    x, y, extras = _to(item[0], device), _to(item[1], device), tuple(_to(e, device) for e in item[2:])
+    if isinstance(x, list):
+        x = tuple(x)
+    rows_in_batch = int((x[0] if isinstance(x, tuple) else x).shape[0])
+    if target == "predicted":
+        with torch.no_grad():
+            y = forward_func(*(x if isinstance(x, tuple) else (x,))).argmax(1)
+    batch = EvalBatch.make(
+        forward_func, x, baselines, y, None, _mask_of(feature_mask, x),
+        torch.arange(offset, offset + rows_in_batch), seed, extras, **engine_options,
+    )
+    needed = [name for name in methods if any(name in v for v in todo.values())]
+    attrs = {name: batch.attributions(attribute_with(methods[name], x, y), f"attributions of {name!r}")
+             for name in needed}
+    if record is None:
+        record = {"batch": b, "offset": offset, "size": rows_in_batch, "done": [], "values": [], "stats": []}
+    for metric in metrics:
+        if metric.name not in todo:
+            continue
+        scores: Dict[str, MetricScores] = metric.evaluate(batch, {name: attrs[name] for name in todo[metric.name]})
+        for name in todo[metric.name]:
+            s = scores.get(name)
+            if s is not None:
+                for (quantity, param), v in s.values.items():
+                    record["values"].append([name, metric.name, quantity, param, v.detach().cpu().double().tolist()])
+                if s.stats is not None:
+                    record["stats"].append([name, metric.name, s.stats])
+            record["done"].append([name, metric.name])
+    return record
+
+
+def _assemble(records: List[Dict[str, Any]], methods: List[str], metrics: Sequence[Metric]) -> List[Row]:
+    """The rows of all batches: method, metric, quantity order; samples in data order; pooled last."""
+    series: Dict[Tuple[str, str], Dict[Tuple[str, Any], List[Tuple[int, float]]]] = {}
+    stats: Dict[Tuple[str, str], List[Any]] = {}
+    for rec in records:
+        for name, metric, quantity, param, values in rec["values"]:
+            per = series.setdefault((name, metric), {}).setdefault((quantity, param), [])
+            per.extend((rec["offset"] + i, float(v)) for i, v in enumerate(values))
+        for name, metric, st in rec["stats"]:
+            stats.setdefault((name, metric), []).append(st)
+    rows: List[Row] = []
     for name in methods:
-        pooled = _pooled(results[name]).tolist()
-        blocks[name] = [r for n in ns for r in per_sample[name][n]] + [
-            {"method": name, "n": int(n), "sample_index": "pooled", "correlation": pooled[j]}
-            for j, n in enumerate(ns)
-        ]
-    return blocks
+        for metric in metrics:
+            for (quantity, param), values in series.get((name, metric.name), {}).items():
+                rows.extend({"method": name, "metric": quantity, "param": param, "sample_index": i, "value": v}
+                            for i, v in values)
+            pooled = metric.pool(stats.get((name, metric.name), []))
+            rows.extend({"method": name, "metric": quantity, "param": param, "sample_index": "pooled",
+                         "value": float(v)} for (quantity, param), v in pooled.items())
+    return rows
+

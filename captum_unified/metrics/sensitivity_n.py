@@ -28,36 +28,18 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from captum_unified._utils.common import (
-    AttributionWarning,
-    format_additional_args,
-    format_baselines,
-    format_inputs,
-)
-from captum_unified.metrics._groups import (
-    format_attributions,
-    format_groups,
-    group_sums,
-    groups_to_masks,
-)
-from captum_unified.perturbation import choose_chunk, iter_perturbed_outputs, measured_forward
+from captum_unified._utils.common import AttributionWarning
+from captum_unified.metrics.base import EvalBatch, Metric, MetricScores
+from captum_unified.metrics.stats import constant_rtol, merge_moments, moments, moments_correlation, pearson
 
-__all__ = ["SensitivityNResult", "sensitivity_n", "default_n_list", "pearson"]
+__all__ = ["SensitivityN", "SensitivityNResult", "sensitivity_n", "default_n_list", "pearson"]
 
-#: Random numbers per block of the subset draw (per ``n``): subsets are drawn
-#: lazily, ``max(1, 2**24 // (batch * N))`` subsets at a time, which bounds the
-#: memory of the draw for large inputs. Fixed (never derived from the batch
-#: bounds), so the subsets do not depend on how the forwards are chunked.
+#: Random numbers per block of the subset draw (per ``n``): the subsets of all
+#: samples are drawn lazily, ``max(1, 2**24 // (batch * G))`` subsets at a
+#: time, which bounds the memory of the draw for large inputs. Each sample has
+#: its own generator per ``n`` and torch's CPU generator fills tensors
+#: serially, so the block size never changes the subsets.
 _DRAW_BLOCK = 2**24
-
-
-def _constant_rtol(dtype: torch.dtype) -> float:
-    """Relative tolerance of the constant test of :func:`pearson` for values
-    computed in ``dtype``: ``100 * eps`` (of float32 when ``dtype`` is not
-    floating). Sensitivity-n uses the dtype of the model output, for the
-    per-sample and the pooled correlations alike (and so does
-    :func:`~captum_unified.metrics.evaluate` through ``SensitivityNResult.rtol``)."""
-    return 100 * torch.finfo(dtype if dtype.is_floating_point else torch.float32).eps
 
 
 @dataclass
@@ -152,114 +134,67 @@ def default_n_list(n_features: int, num: int = 16, max_fraction: float = 0.8) ->
     return sorted({int(v) for v in vals.clamp(1, top)})
 
 
-def pearson(a: Tensor, b: Tensor, dim: int = 0, rtol: Optional[float] = None) -> Tensor:
-    r"""Pearson correlation along ``dim``, NaN where either side is constant.
-
-    A side counts as constant when its standard deviation is at most ``rtol``
-    times its mean absolute value (rounding noise of a constant sum), or zero.
-    ``rtol`` defaults to ``100 * eps`` of the inputs' dtype (float32: ~1.2e-5).
-    The computation is in float64 and the result is clipped to ``[-1, 1]``.
-
-    Args:
-        a: first tensor.
-        b: second tensor, same shape as ``a``.
-        dim: the dimension to correlate along (the paired observations).
-        rtol: relative tolerance of the constant test (see above); default
-            ``100 * eps`` of ``a``'s dtype (float32 when ``a`` is not floating).
-
-    Returns:
-        The correlation, a float64 tensor of the shape of ``a`` without
-        ``dim``, NaN where ``a`` or ``b`` is constant along ``dim``. No
-        warning is raised here (:func:`sensitivity_n` warns).
-    """
-    if rtol is None:
-        rtol = _constant_rtol(a.dtype)
-    a = a.to(torch.float64)
-    b = b.to(torch.float64)
-    ac = a - a.mean(dim, keepdim=True)
-    bc = b - b.mean(dim, keepdim=True)
-    sa = ac.pow(2).mean(dim).sqrt()
-    sb = bc.pow(2).mean(dim).sqrt()
-    const = (sa <= rtol * a.abs().mean(dim)) | (sa == 0) | (sb <= rtol * b.abs().mean(dim)) | (sb == 0)
-    r = (ac * bc).mean(dim) / (sa * sb)
-    r = r.clamp(-1.0, 1.0)
-    return torch.where(const, torch.full_like(r, float("nan")), r)
-
-
-def _n_features(inputs: Any, feature_mask: Any) -> int:
-    """``N`` of :func:`sensitivity_n` for these inputs and mask (the smallest
-    per-sample number of groups)."""
-    return int(format_groups(feature_mask, format_inputs(inputs))[3].min())
-
-
-def _seeded_generator(seed: int, n: int) -> torch.Generator:
-    """The private generator of the subsets of size ``n`` (global RNG untouched)."""
-    gen = torch.Generator(device="cpu")
-    gen.manual_seed((int(seed) * 1_000_003 + int(n)) % (2**63 - 1))
-    return gen
-
-
 class _Subsets:
-    """The random subsets of one :func:`sensitivity_n` call, drawn lazily.
+    """The random subsets of one batch, drawn lazily, sample by sample.
 
     Layout of the evaluated subsets: size after size (``n_list`` order),
     ``n_subsets`` per size, except where every sample has exactly ``n`` groups:
-    there the only subset (all groups) is evaluated once. Per size, one private
-    generator seeded from ``(seed, n)`` draws ``torch.rand(t, batch, G)`` in
-    fixed blocks of ``t`` subsets; the subset of a sample is its ``n`` groups
-    with the largest draws (groups the sample lacks never qualify), taken with
-    one ``topk`` per block for all samples and subsets (of the ``G - n``
-    smallest, the complement, when ``n > G / 2``) and scattered into a boolean
-    membership ``(t, batch, G)``. The attribution sums of every method are
-    gathered from the same indices when a block is drawn.
+    there the only subset (all groups) is evaluated once. Sample ``i`` draws
+    its subsets of size ``n`` from its own generator
+    (:meth:`EvalBatch.generator` with salt ``n``: seeded from the evaluation
+    seed, the sample's global index and ``n``): ``torch.rand(t, c_i)`` over its
+    ``c_i`` own groups (in increasing group order), the ``n`` largest draws
+    form the subset (the ``c_i - n`` smallest are the complement when
+    ``n > c_i / 2``). A sample's subsets therefore depend on the seed, its
+    index, ``n``, ``n_subsets`` and its own groups, never on the batch it is
+    in. The attribution sums of every method are gathered when a block is drawn.
     """
 
-    def __init__(self, n_list: List[int], n_subsets: int, present: Tensor, seed: int,
-                 R: Dict[Any, Tensor]) -> None:
+    def __init__(self, batch: EvalBatch, n_list: List[int], n_subsets: int, R: Dict[Any, Tensor]) -> None:
+        groups = batch.groups
+        self.batch = batch
         self.n_list = n_list
         self.T = n_subsets
-        self.present = present  # (B, G) bool, on the device
-        self.batch, self.G = present.shape
-        self.all_present = bool(present.all())
-        self.absent_cpu = None if self.all_present else ~present.cpu()
-        self.device = present.device
-        self.seed = seed
-        counts = present.sum(1)
+        self.present = groups.presence  # (B, G) bool
+        self.B, self.G = self.present.shape
+        self.device = self.present.device
+        counts = self.present.sum(1)
+        self.counts = counts.tolist()
+        self.present_cpu = self.present.cpu()
+        self.own = [self.present_cpu[i].nonzero().squeeze(1) for i in range(self.B)]
         self.single = [bool((counts == v).all()) for v in n_list]  # one possible subset
         n_eval = [1 if one else n_subsets for one in self.single]
         self.offsets = [sum(n_eval[:j]) for j in range(len(n_list))]
         self.total = sum(n_eval)
-        self.block = max(1, min(n_subsets, _DRAW_BLOCK // max(1, self.batch * self.G)))
-        self.R = R
-        self.R_total = {k: r.sum(1) for k, r in R.items()}
-        self.sums = {
-            k: torch.empty(len(n_list), n_subsets, self.batch, dtype=torch.float64, device=self.device)
-            for k in R
-        }
-        self.gens: Dict[int, torch.Generator] = {}
+        self.block = max(1, min(n_subsets, _DRAW_BLOCK // max(1, self.B * self.G)))
+        self.R = {k: r.cpu() for k, r in R.items()}
+        self.R_total = {k: r.sum(1) for k, r in self.R.items()}
+        self.sums = {k: torch.empty(len(n_list), n_subsets, self.B, dtype=torch.float64) for k in R}
+        self.gens: Dict[Tuple[int, int], torch.Generator] = {}
         self.drawn = [0] * len(n_list)  # blocks drawn per size
         self.cache: Dict[Tuple[int, int], Tensor] = {}
 
     def _draw(self, j: int, t0: int, t: int) -> Tensor:
-        n, G = self.n_list[j], self.G
-        if j not in self.gens:
-            self.gens[j] = _seeded_generator(self.seed, n)
-        noise = torch.rand(t, self.batch, G, generator=self.gens[j])
-        if self.absent_cpu is not None:
-            noise.masked_fill_(self.absent_cpu, -1.0)  # below every draw: never in a subset
-        complement = 2 * n > G
-        idx = noise.topk(G - n if complement else n, dim=-1, largest=not complement, sorted=False).indices
-        idx = idx.to(self.device)
-        if complement:
-            member = torch.ones(t, self.batch, G, dtype=torch.bool, device=self.device)
-            member.scatter_(-1, idx, False)
-        else:
-            member = torch.zeros(t, self.batch, G, dtype=torch.bool, device=self.device)
-            member.scatter_(-1, idx, True)
-        for k, R in self.R.items():
-            part = R.unsqueeze(0).expand(t, self.batch, G).gather(-1, idx).sum(-1)
-            self.sums[k][j, t0 : t0 + t] = self.R_total[k] - part if complement else part
-        return member
+        n = self.n_list[j]
+        member = torch.zeros(t, self.B, self.G, dtype=torch.bool)
+        for i in range(self.B):
+            c, own = self.counts[i], self.own[i]
+            gen = self.gens.get((j, i))
+            if gen is None:
+                gen = self.gens[(j, i)] = self.batch.generator(i, n)
+            noise = torch.rand(t, c, generator=gen)
+            complement = 2 * n > c
+            pick = noise.topk(c - n if complement else n, dim=1, largest=not complement, sorted=False).indices
+            idx = own[pick]  # (t, n or c - n) group numbers
+            row = torch.zeros(t, self.G, dtype=torch.bool)
+            row.scatter_(1, idx, True)
+            if complement:
+                row = self.present_cpu[i].unsqueeze(0) & ~row
+            member[:, i] = row
+            for k, R in self.R.items():
+                part = R[i][idx].sum(-1)
+                self.sums[k][j, t0 : t0 + t, i] = self.R_total[k][i] - part if complement else part
+        return member.to(self.device)
 
     def _get_block(self, j: int, b: int) -> Tensor:
         key = (j, b)
@@ -271,7 +206,7 @@ class _Subsets:
                     self.sums[k][j] = self.R_total[k].unsqueeze(0)
                 self.cache[key] = self.present.unsqueeze(0)
             else:
-                while self.drawn[j] <= b:  # one generator per size: draw its blocks in order
+                while self.drawn[j] <= b:  # one generator per sample and size: blocks in order
                     bb = self.drawn[j]
                     t0 = bb * self.block
                     self.cache[(j, bb)] = self._draw(j, t0, min(self.block, self.T - t0))
@@ -295,17 +230,10 @@ class _Subsets:
 
     def expand(self, evaluated: Tensor) -> Tensor:
         """``(total, batch)`` values of the evaluated subsets -> ``(len(n), n_subsets, batch)``."""
-        out = torch.empty(len(self.n_list), self.T, self.batch, dtype=evaluated.dtype, device=evaluated.device)
+        out = torch.empty(len(self.n_list), self.T, self.B, dtype=evaluated.dtype, device=evaluated.device)
         for j, off in enumerate(self.offsets):
             out[j] = evaluated[off : off + 1] if self.single[j] else evaluated[off : off + self.T]
         return out
-
-
-def _correlations(sums: Tensor, changes: Tensor, rtol: float) -> Tuple[Tensor, Tensor]:
-    """Per-sample ``(batch, len(n))`` and pooled ``(len(n),)`` correlations of
-    ``(len(n), n_subsets, batch)`` pairs."""
-    corr = pearson(sums, changes, dim=1, rtol=rtol).t().contiguous()
-    return corr, _pooled_correlation(sums, changes, rtol)
 
 
 def _pooled_correlation(sums: Tensor, changes: Tensor, rtol: float) -> Tensor:
@@ -315,17 +243,9 @@ def _pooled_correlation(sums: Tensor, changes: Tensor, rtol: float) -> Tensor:
     return pearson(sums.reshape(J, -1), changes.reshape(J, -1), dim=1, rtol=rtol)
 
 
-def _pooled(results: Sequence["SensitivityNResult"]) -> Tensor:
-    """The pooled correlation over the samples of several results (batches of
-    one data set, same ``n`` list), with the results' tolerance."""
-    sums = torch.cat([r.attribution_sums for r in results], dim=2)
-    changes = torch.cat([r.output_changes for r in results], dim=2)
-    return _pooled_correlation(sums, changes, results[0].rtol)
-
-
 def _result(n_list: List[int], sums: Tensor, changes: Tensor, rtol: float, counts: Tensor,
             name: Any) -> SensitivityNResult:
-    corr, pooled = _correlations(sums, changes, rtol)
+    corr = pearson(sums, changes, dim=1, rtol=rtol).t().contiguous()
     nan = torch.isnan(corr)
     if bool(nan.any()):
         who = "" if name is None else f" ({name!r})"
@@ -335,7 +255,7 @@ def _result(n_list: List[int], sums: Tensor, changes: Tensor, rtol: float, count
             "over the subsets (e.g. an input equal to the baseline, or constant attributions); "
             "they are left out of the mean.",
             AttributionWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -346,12 +266,102 @@ def _result(n_list: List[int], sums: Tensor, changes: Tensor, rtol: float, count
         mean=mean,
         n_nan=nan.sum(0),
         n_features=int(counts.min()),
-        pooled=pooled,
+        pooled=_pooled_correlation(sums, changes, rtol),
         attribution_sums=sums,
         output_changes=changes,
         n_features_per_sample=counts.cpu(),
         rtol=rtol,
     )
+
+
+class SensitivityN(Metric):
+    r"""Sensitivity-n (Ancona et al. 2018, §4.1) as a metric of
+    :func:`~captum_unified.metrics.evaluate`; see :func:`sensitivity_n`.
+
+    Rows: ``("sensitivity_n", n)`` per sample (the correlation
+    :math:`\rho_n(x)`) and, over the whole data set, the pooled correlation
+    (``sample_index = "pooled"``). The perturbed forwards do not depend on the
+    method: one pass per batch scores every method.
+
+    Args:
+        n: subset sizes (default: :func:`default_n_list` of the number of groups).
+        n_subsets: subsets per sample and size (the paper: 100).
+    """
+
+    name = "sensitivity_n"
+    random = True
+
+    def __init__(self, n: Union[int, Sequence[int], None] = None, n_subsets: int = 100) -> None:
+        if isinstance(n, int):
+            n = [n]
+        self.n = None if n is None else [int(v) for v in n]
+        if int(n_subsets) < 2:
+            raise ValueError("n_subsets must be >= 2 to compute a correlation.")
+        self.n_subsets = int(n_subsets)
+
+    def n_list(self, counts: Tensor) -> List[int]:
+        """The subset sizes for samples with ``counts`` groups (checked)."""
+        n_groups = int(counts.min())
+        n_list = default_n_list(n_groups) if self.n is None else list(self.n)
+        for v in n_list:
+            if not 1 <= v <= n_groups:
+                if bool((counts != counts[0]).any()):
+                    i = int(torch.argmin(counts))
+                    raise ValueError(
+                        f"subset size n={v} is outside 1..{n_groups}: with this per-sample feature_mask "
+                        f"sample {i} has only {n_groups} groups (each sample's subsets are drawn from its "
+                        "own groups, so n can be at most the smallest per-sample number of groups)."
+                    )
+                raise ValueError(f"subset size n={v} is outside 1..{n_groups} (the number of features).")
+        return n_list
+
+    def compute(self, batch: EvalBatch, attributions: Mapping[Any, Tuple[Tensor, ...]],
+                warn_names: bool = True) -> Dict[Any, SensitivityNResult]:
+        """Full :class:`SensitivityNResult` per method (one pass of forwards)."""
+        groups = batch.groups
+        counts = groups.counts
+        if bool((counts == 0).any()):
+            i = int((counts == 0).nonzero()[0, 0])
+            raise ValueError(f"sample {i} has no feature to remove (its inputs are empty).")
+        n_list = self.n_list(counts)
+        R = {k: groups.sums(a) for k, a in attributions.items()}  # (B, G) float64 each
+        subsets = _Subsets(batch, n_list, self.n_subsets, R)
+        engine = batch.engine
+        with engine:
+            evaluated = engine.changes(
+                lambda start, stop: groups.member_masks(subsets.member(start, stop)), subsets.total,
+                "Sensitivity-n",
+            ).to(torch.float64)
+            rtol = constant_rtol(engine.original.dtype)
+        changes = subsets.expand(evaluated)
+        results = {}
+        for k in R:  # a loop, not a comprehension: the warning's stacklevel points at the caller
+            sums = subsets.sums[k].to(changes.device)
+            results[k] = _result(n_list, sums, changes, rtol, counts, k if warn_names else None)
+        return results
+
+    def evaluate(self, batch: EvalBatch, attributions: Mapping[str, Tuple[Tensor, ...]]) -> Dict[str, MetricScores]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AttributionWarning)  # NaN rows say it
+            results = self.compute(batch, attributions)
+        out = {}
+        for name, r in results.items():
+            values = {("sensitivity_n", n): r.correlations[:, j] for j, n in enumerate(r.n)}
+            stats = {"rtol": r.rtol, "moments": [[n] + moments(r.attribution_sums[j], r.output_changes[j])
+                                                 for j, n in enumerate(r.n)]}
+            out[name] = MetricScores(values, stats)
+        return out
+
+    def pool(self, stats: Sequence[Any]) -> Dict[Tuple[str, Optional[int]], float]:
+        """The pooled correlation per ``n`` over all ``(sample, subset)`` pairs of the data."""
+        if not stats:
+            return {}
+        by_n: Dict[int, List[List[float]]] = {}
+        for s in stats:
+            for row in s["moments"]:
+                by_n.setdefault(int(row[0]), []).append(row[1:])
+        rtol = float(stats[0]["rtol"])
+        return {("sensitivity_n", n): moments_correlation(merge_moments(parts), rtol) for n, parts in by_n.items()}
 
 
 def sensitivity_n(
@@ -369,6 +379,7 @@ def sensitivity_n(
     max_batch_size: Optional[int] = None,
     max_memory_mb: Optional[float] = None,
     show_progress: bool = False,
+    sample_ids: Optional[Sequence[int]] = None,
 ) -> Union[SensitivityNResult, Dict[Any, SensitivityNResult]]:
     r"""Sensitivity-n of any attribution (Ancona et al. 2018, §4.1).
 
@@ -387,7 +398,7 @@ def sensitivity_n(
     twice. A group's attribution :math:`R_g` is the sum of the attributions
     of its features, and removing it sets all its features to the baseline.
     All perturbed copies go through the batched perturbation engine
-    (:func:`captum_unified.perturbation.iter_perturbed_outputs`), under
+    (:class:`captum_unified.perturbation.PerturbationEngine`), under
     ``torch.no_grad``; the engine's batch bounds change the speed, not the
     numbers (up to floating-point rounding in the model). Where every sample
     has exactly ``n`` groups (``n = N``) there is one possible subset: it is
@@ -418,35 +429,37 @@ def sensitivity_n(
             format: number, tensor or tuple). Default 0.
         target: output index to explain (Captum format).
         additional_forward_args: extra model arguments, not perturbed.
-        feature_mask: Captum-style integer group ids per input; a group is one
-            "feature": its attributions are summed and its features are removed
-            together (for images, ``(1, 1, H, W)`` ids make a pixel with all its
-            channels one feature). Equal ids in different input tensors form
-            one group; negative ids are never removed and their attributions
-            are ignored. With a mask shared by the batch (batch dimension 1)
-            ``N`` is the number of distinct non-negative ids. A per-sample
-            mask (batch dimension ``batch``, as Captum's ``FeatureAblation``
-            accepts, e.g. superpixels per image) may give the samples
-            different groups: each sample's subsets are drawn from its *own*
-            groups (the ids present in its rows of the mask), so exactly
-            ``n`` of them are removed, and ``N`` is the smallest per-sample
-            number of groups (every ``n`` must fit every sample).
-            Default: every scalar is a feature.
+        feature_mask: Captum-style group ids per input
+            (:class:`~captum_unified.feature_groups.FeatureGroups`); a group is
+            one "feature": its attributions are summed and its features are
+            removed together (for images, ``(1, 1, H, W)`` ids make a pixel
+            with all its channels one feature). Equal ids in different input
+            tensors form one group; negative ids are ordinary groups (as in
+            Captum). With a mask shared by the batch (batch dimension 1) ``N``
+            is the number of distinct ids. A per-sample mask (batch dimension
+            ``batch``, as Captum's ``FeatureAblation`` accepts, e.g.
+            superpixels per image) may give the samples different groups: each
+            sample's subsets are drawn from its *own* groups (the ids present
+            in its rows of the mask), so exactly ``n`` of them are removed, and
+            ``N`` is the smallest per-sample number of groups (every ``n`` must
+            fit every sample). Default: every scalar is a feature.
         n_subsets: subsets per sample and size (the paper uses 100).
-        seed: seeds a private ``torch.Generator`` per ``n`` (the global RNG
-            is untouched); same seed, same subsets, same numbers. The subsets
-            of one ``n`` depend on ``seed``, ``n``, the batch size, the
-            number of group ids and which groups each sample has, not on the
-            other sizes asked for, the batch bounds, nor the attributions, so
-            methods scored on the same batch with the same seed share their
-            subsets.
+        seed: seeds a private ``torch.Generator`` per sample and ``n`` (the
+            global RNG is untouched); same seed, same subsets, same numbers. The
+            subsets of a sample depend on ``seed``, the sample's index
+            (``sample_ids``), ``n``, ``n_subsets`` and the sample's own
+            groups, not on the other samples of the batch, the other sizes
+            asked for, the batch bounds, nor the attributions, so methods scored
+            with the same seed share their subsets.
         perturbations_per_eval: perturbed copies of the batch per forward pass
             (Captum's argument); overrides the two bounds below.
-        max_batch_size: bound on rows per forward pass (default: 1024, and on
-            the CPU as many rows as keep one pass's intermediate results within
-            32 MiB; see :func:`captum_unified.perturbation.choose_chunk`).
+        max_batch_size: bound on rows per forward pass (default: see
+            :func:`captum_unified.perturbation.choose_chunk`).
         max_memory_mb: bound on the memory of one perturbed batch.
         show_progress: show a tqdm progress bar.
+        sample_ids: the global index of each sample (default ``0..batch-1``),
+            the source of its seed: pass the positions in the data set to get
+            the subsets :func:`~captum_unified.metrics.evaluate` draws.
 
     Returns:
         :class:`SensitivityNResult` with ``correlations`` ``(batch, len(n))``,
@@ -459,62 +472,23 @@ def sensitivity_n(
         (one per method).
 
     Raises:
-        ValueError: a size is outside ``1..N`` (with per-sample masks: larger
-            than some sample's number of groups), ``n_subsets < 2``, a sample
-            has no group to remove, the attributions do not match the inputs,
-            or the dict of attributions is empty.
+        ValueError: an empty batch, a size outside ``1..N`` (with per-sample
+            masks: larger than some sample's number of groups),
+            ``n_subsets < 2``, attributions that do not match the inputs or
+            hold NaN, or an empty dict of attributions.
     """
-    inputs = format_inputs(inputs)
+    metric = SensitivityN(n, n_subsets)
+    batch = EvalBatch.make(
+        forward_func, inputs, baselines, target, additional_forward_args, feature_mask, sample_ids, seed,
+        perturbations_per_eval=perturbations_per_eval, max_batch_size=max_batch_size,
+        max_memory_mb=max_memory_mb, show_progress=show_progress,
+    )
     multi = isinstance(attributions, Mapping)
     if multi:
         if len(attributions) == 0:
             raise ValueError("attributions is an empty dict: give at least one name -> attributions.")
-        named = {k: format_attributions(a, inputs) for k, a in attributions.items()}
+        named = {k: batch.attributions(a, f"attributions[{k!r}]") for k, a in attributions.items()}
     else:
-        named = {None: format_attributions(attributions, inputs)}
-    baselines = format_baselines(baselines, inputs)
-    args = format_additional_args(additional_forward_args)
-    groups, n_ids, present, counts = format_groups(feature_mask, inputs)
-    batch = inputs[0].shape[0]
-    n_groups = int(counts.min())
-    if n is None:
-        n_list = default_n_list(n_groups)
-    elif isinstance(n, int):
-        n_list = [n]
-    else:
-        n_list = [int(v) for v in n]
-    for v in n_list:
-        if not 1 <= v <= n_groups:
-            if bool((counts != counts[0]).any()):
-                i = int(torch.argmin(counts))
-                raise ValueError(
-                    f"subset size n={v} is outside 1..{n_groups}: with this per-sample feature_mask "
-                    f"sample {i} has only {n_groups} groups (each sample's subsets are drawn from its "
-                    "own groups, so n can be at most the smallest per-sample number of groups)."
-                )
-            raise ValueError(f"subset size n={v} is outside 1..{n_groups} (the number of features).")
-    if int(n_subsets) < 2:
-        raise ValueError("n_subsets must be >= 2 to compute a correlation.")
-    n_subsets = int(n_subsets)
-    device = inputs[0].device
-
-    R = {k: group_sums(a, groups, n_ids) for k, a in named.items()}  # (B, G) float64 each
-    subsets = _Subsets(n_list, n_subsets, present, seed, R)
-
-    def masks(start: int, stop: int):
-        return groups_to_masks(subsets.member(start, stop), groups, inputs)
-
-    original, act_bytes = measured_forward(forward_func, inputs, target, args)
-    chunk = choose_chunk(subsets.total, inputs, perturbations_per_eval, max_batch_size, max_memory_mb, act_bytes)
-    evaluated = torch.empty(subsets.total, batch, dtype=torch.float64, device=device)
-    for start, stop, _, out in iter_perturbed_outputs(
-        forward_func, inputs, baselines, masks, subsets.total, target, args, chunk, show_progress,
-        "Sensitivity-n",
-    ):
-        evaluated[start:stop] = (original.unsqueeze(0) - out).to(torch.float64)
-    changes = subsets.expand(evaluated)
-    rtol = _constant_rtol(original.dtype)
-    results = {}
-    for k in R:  # a loop, not a comprehension: the warning's stacklevel points at the caller
-        results[k] = _result(n_list, subsets.sums[k], changes, rtol, counts, k if multi else None)
+        named = {None: batch.attributions(attributions)}
+    results = metric.compute(batch, named, warn_names=multi)
     return results if multi else results[None]

@@ -13,7 +13,9 @@ op, because every piece satisfies its own summation-to-delta.
 * ``ctx.rule`` — the rule (its ``maxima`` / ``norm`` / ``softmax`` choices);
 * ``ctx.tainted(t)`` — whether ``t`` depends on the explained inputs;
 * ``ctx.elementwise(name, f, z)`` — apply an element-wise function ``f`` that
-  is not a single torch op (``z ** 2.5``) with the rule.
+  is not a single torch op (``z ** 2.5``) with the rule;
+* ``ctx.kmax(v, minimum=False)`` — the maximum (minimum) over the last
+  dimension with the rule's max policy.
 
 A decomposition returns :data:`NOT_DECOMPOSED` for call forms it does not
 cover (packed sequences, ``rounding_mode``, ...); the op is then reported as
@@ -121,24 +123,22 @@ def max_tree(candidates: Tensor, combine: Callable[[Tensor, Tensor], Tensor] = m
 
 
 def _maxima_apply(rule) -> bool:
-    return getattr(rule, "maxima", "gradient") == "tree"
+    return getattr(rule, "maxima", "gradient") != "gradient"
 
 
 def _binary_max(ctx, func, args, kwargs, consts):
     name = getattr(func, "__name__", "")
     a, b = args[0], _arg(args, kwargs, 1, "other")
-    combine = min2 if "min" in name else max2
     if not isinstance(b, Tensor):
         b = torch.as_tensor(b, dtype=a.dtype, device=a.device)
     a, b = torch.broadcast_tensors(a, b)
-    return combine(a, b)
+    return ctx.kmax(torch.stack([a, b], -1), minimum="min" in name)
 
 
 def _reduce_max(ctx, func, args, kwargs, consts):
     """``torch.max`` / ``torch.min`` / ``amax`` / ``amin`` in all call forms."""
     name = getattr(func, "__name__", "")
     is_min = "min" in name
-    combine = min2 if is_min else max2
     x = args[0]
     other = _arg(args, kwargs, 1, "dim" if name.startswith("am") else "dim")
     if name in ("max", "min") and isinstance(_arg(args, kwargs, 1, "other"), Tensor):
@@ -150,17 +150,17 @@ def _reduce_max(ctx, func, args, kwargs, consts):
         dims = tuple(d % max(x.dim(), 1) for d in dims) if x.dim() else ()
         rest = [d for d in range(x.dim()) if d not in dims]
         moved = x.permute(*rest, *dims).reshape(*[x.shape[d] for d in rest], -1) if dims else x.unsqueeze(-1)
-        out = max_tree(moved, combine)
+        out = ctx.kmax(moved, minimum=is_min)
         if keepdim:
             for d in sorted(dims):
                 out = out.unsqueeze(d)
         return out
     if other is None:  # full reduction
-        return max_tree(x.reshape(-1), combine)
+        return ctx.kmax(x.reshape(-1), minimum=is_min)
     dim = int(other) % max(x.dim(), 1)
     with torch.no_grad():
         indices = (torch.min if is_min else torch.max)(x.detach(), dim, keepdim).indices
-    values = max_tree(x.movedim(dim, -1), combine)
+    values = ctx.kmax(x.movedim(dim, -1), minimum=is_min)
     if keepdim:
         values = values.unsqueeze(dim)
     return torch.return_types.min((values, indices)) if is_min else torch.return_types.max((values, indices))
@@ -180,9 +180,11 @@ def _clamp_tensor(ctx, func, args, kwargs, consts):
         return AS_LINEAR  # not reached: the element-wise entry handles constant bounds
     out = x
     if lo is not None:
-        out = max2(*torch.broadcast_tensors(out, torch.as_tensor(lo, dtype=x.dtype, device=x.device)))
+        lo = torch.as_tensor(lo, dtype=x.dtype, device=x.device)
+        out = ctx.kmax(torch.stack(torch.broadcast_tensors(out, lo), -1))
     if hi is not None:
-        out = min2(*torch.broadcast_tensors(out, torch.as_tensor(hi, dtype=x.dtype, device=x.device)))
+        hi = torch.as_tensor(hi, dtype=x.dtype, device=x.device)
+        out = ctx.kmax(torch.stack(torch.broadcast_tensors(out, hi), -1), minimum=True)
     return out
 
 
@@ -249,19 +251,21 @@ def _max_pool(ctx, func, args, kwargs, consts):
     batched = x.dim() == n + 2
     xb = x if batched else x.unsqueeze(0)
     lead, spatial = xb.shape[:2], tuple(xb.shape[2:])
-    index, outs = _pool_index(spatial, kernel, stride, padding, dilation, ceil)
-    index = index.to(xb.device)
-    flat = xb.reshape(*lead, -1)
-    windows = flat[..., index]  # (N, C, out, k)
-    out = max_tree(windows).reshape(*lead, *outs)
+    pool = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[n]
+
+    def with_indices(t):
+        return pool(t, kernel, stride, padding, dilation, ceil, True)
+
+    out = ctx.pooled_max(xb, with_indices)
+    if out is None:
+        index, outs = _pool_index(spatial, kernel, stride, padding, dilation, ceil)
+        windows = xb.reshape(*lead, -1)[..., index.to(xb.device)]  # (N, C, out, k)
+        out = ctx.kmax(windows).reshape(*lead, *outs)
     if not batched:
         out = out.squeeze(0)
     if return_indices:
         with torch.no_grad():
-            kw = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil,
-                      return_indices=True)
-            pool = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[n]
-            _, idx = pool(x.detach(), **kw)
+            _, idx = pool(x.detach(), kernel, stride, padding, dilation, ceil, True)
         return out, idx
     return out
 
@@ -293,16 +297,18 @@ def _adaptive_max_pool(ctx, func, args, kwargs, consts):
     batched = x.dim() == n + 2
     xb = x if batched else x.unsqueeze(0)
     lead, spatial = xb.shape[:2], tuple(xb.shape[2:])
-    size = _tuple(size, n) if not isinstance(size, int) else (size,) * n
+    size = (size,) * n if isinstance(size, int) else tuple(size)
     outs = tuple(spatial[i] if size[i] is None else int(size[i]) for i in range(n))
-    index = _adaptive_index(spatial, outs).to(xb.device)
-    out = max_tree(xb.reshape(*lead, -1)[..., index]).reshape(*lead, *outs)
+    pool = {1: F.adaptive_max_pool1d, 2: F.adaptive_max_pool2d, 3: F.adaptive_max_pool3d}[n]
+    out = ctx.pooled_max(xb, lambda t: pool(t, outs, True))
+    if out is None:
+        index = _adaptive_index(spatial, outs).to(xb.device)
+        out = ctx.kmax(xb.reshape(*lead, -1)[..., index]).reshape(*lead, *outs)
     if not batched:
         out = out.squeeze(0)
     if return_indices:
         with torch.no_grad():
-            pool = {1: F.adaptive_max_pool1d, 2: F.adaptive_max_pool2d, 3: F.adaptive_max_pool3d}[n]
-            _, idx = pool(x.detach(), outs, return_indices=True)
+            _, idx = pool(x.detach(), outs, True)
         return out, idx
     return out
 
@@ -322,8 +328,13 @@ def _scale(ctx, var_plus_eps: Tensor) -> Tensor:
 
 
 def normalise(ctx, x: Tensor, dims: Tuple[int, ...], eps: float, centre: bool = True) -> Tensor:
-    """``(x - mean) * rsqrt(var + eps)`` over ``dims`` (biased variance)."""
+    """``(x - mean) * rsqrt(var + eps)`` over ``dims`` (biased variance).
+    Under ``norm="constant"`` the scale is computed from detached values: a
+    constant, so only the centring and one product with a constant remain."""
     c = x - x.mean(dims, keepdim=True) if centre else x
+    if getattr(ctx.rule, "norm", "") == "constant":
+        cd = c.detach()
+        return c * torch.rsqrt((cd * cd).mean(dims, keepdim=True) + eps)
     var = (c * c).mean(dims, keepdim=True)
     return c * _scale(ctx, var + eps)
 

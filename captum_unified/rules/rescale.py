@@ -22,9 +22,11 @@ class RescaleRule(Rule):
     Every element-wise function then satisfies its summation-to-delta
     :math:`\Delta y = g\,\Delta z`. With ``products="shapley"`` (default)
     products of two input-dependent values use the two-player Shapley split,
-    max and max-pooling are a tree of :math:`b + \mathrm{relu}(a - b)`, and
-    LayerNorm, softmax, LSTM/GRU/RNN and attention are decomposed into those
-    (SPEC §5), so the attributions sum *exactly* to
+    max and max-pooling use DeepLIFT's max rule (``maxima="deeplift"``: the
+    input's and the baseline's arg-max share the change, as Captum's
+    ``DeepLift``; or ``"tree"``: a tree of :math:`b + \mathrm{relu}(a - b)`),
+    and LayerNorm, softmax, LSTM/GRU/RNN and attention are decomposed into
+    those (SPEC §5), so the attributions sum *exactly* to
     :math:`S_c(x) - S_c(\bar x)` on any network of linear ops, element-wise
     functions, products, quotients and max.
 
@@ -36,19 +38,22 @@ class RescaleRule(Rule):
         eps (float): below this :math:`|z - \bar z|` the derivative is used.
             Default: 1e-10 (the threshold of Captum's ``DeepLift``).
         products (str): ``"shapley"`` (default) or ``"gradient"``.
-        maxima (str): ``"tree"`` (default) or ``"gradient"`` (max-pooling keeps
-            its gradient, Ancona et al. Appendix A.2).
+        maxima (str): ``"deeplift"`` (default; complete, symmetric in the
+            candidates, equal to Captum's max-pooling rule), ``"tree"``
+            (complete; SPEC §5's :math:`b + \mathrm{relu}(a - b)`, depends on
+            the order of the candidates) or ``"gradient"`` (max-pooling keeps
+            its gradient, Ancona et al. Appendix A.2; not complete).
     """
 
     needs_reference = True
     norm = "decompose"
     softmax = "decompose"
 
-    def __init__(self, eps: float = 1e-10, products: str = "shapley", maxima: str = "tree") -> None:
+    def __init__(self, eps: float = 1e-10, products: str = "shapley", maxima: str = "deeplift") -> None:
         if products not in _PRODUCTS:
             raise ValueError(f"products must be one of {_PRODUCTS}, got {products!r}.")
-        if maxima not in ("tree", "gradient"):
-            raise ValueError(f"maxima must be 'tree' or 'gradient', got {maxima!r}.")
+        if maxima not in ("deeplift", "tree", "gradient"):
+            raise ValueError(f"maxima must be 'deeplift', 'tree' or 'gradient', got {maxima!r}.")
         self.eps = float(eps)
         self.products = products
         self.maxima = maxima
@@ -68,10 +73,10 @@ class RescaleRule(Rule):
         if ref_z is None or ref_out is None:
             raise RuntimeError("RescaleRule needs the reference pass (ref_z, ref_out).")
         dz = z - ref_z
+        quotient = (out - ref_out) / dz  # inf / NaN where dz ~ 0: replaced below
         # NaN-safe: |dz| is NaN where both passes are at the same infinity
         # (masked attention scores); those elements take the derivative too.
         small = ~(dz.abs() > self.eps)
-        quotient = (out - ref_out) / torch.where(small, torch.ones_like(dz), dz)
         if bool(small.any()):
             fprime = (op or OpCall("")).fprime(f, z, out)
             return torch.where(small, fprime, quotient)

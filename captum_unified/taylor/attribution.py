@@ -8,17 +8,10 @@ from captum.attr._utils.attribution import GradientAttribution
 from captum.log import log_usage
 from torch import Tensor
 
-from captum_unified._utils.common import (
-    _format_output,
-    _is_tuple,
-    convergence_delta,
-    format_additional_args,
-    format_baselines,
-    format_inputs,
-)
+from captum_unified._utils.call import AttributionCall
+from captum_unified._utils.state import preserves_model_state
 from captum_unified.taylor.terms import (
     TaylorDecomposition,
-    _delta,
     _warn_if_zero,
     gradient_and_hvp,
     taylor_decomposition,
@@ -69,6 +62,7 @@ class TaylorAttribution(GradientAttribution):
         return True
 
     @log_usage()
+    @preserves_model_state
     def attribute(  # type: ignore[override]
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
@@ -95,12 +89,16 @@ class TaylorAttribution(GradientAttribution):
         Warns:
             AttributionWarning: order 2 on a model whose second-order term is
             identically zero (ReLU network).
+
+        Raises:
+            ValueError: an empty batch, NaN inputs, a bad baseline or target.
+
+        Integer or bool inputs are treated as real numbers (the expansion
+        needs derivatives); for token ids attribute to the embedding layer.
         """
-        is_tuple = _is_tuple(inputs)
-        fmt = format_inputs(inputs)
-        base = format_baselines(baselines, fmt)
-        args = format_additional_args(additional_forward_args)
-        delta = _delta(fmt, base)
+        call = AttributionCall.format(inputs, baselines, target, additional_forward_args).floating()
+        fmt, args = call.inputs, call.additional_args
+        delta = tuple(d.detach() for d in call.deltas)
         if self.order == 1:
             _, grads, _ = gradient_and_hvp(self.forward_func, fmt, None, target, args)
             attrs = tuple(g * d for g, d in zip(grads, delta))
@@ -108,11 +106,12 @@ class TaylorAttribution(GradientAttribution):
             _, grads, hvps = gradient_and_hvp(self.forward_func, fmt, delta, target, args)
             _warn_if_zero(hvps, delta)
             attrs = tuple(g * d - 0.5 * d * hv for g, d, hv in zip(grads, delta, hvps))
-        out = _format_output(is_tuple, attrs)
+        out = call.output(attrs)
         if not return_convergence_delta:
             return out
-        return out, convergence_delta(self.forward_func, attrs, fmt, base, target, args)
+        return out, call.convergence_delta(self.forward_func, attrs)
 
+    @preserves_model_state
     def decompose(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,

@@ -23,54 +23,11 @@ from typing import Any, Callable, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from captum_unified._utils.common import (
-    format_additional_args,
-    format_baselines,
-    format_inputs,
-)
-from captum_unified.taylor.terms import _delta, _flat, batched_hvp
+from captum_unified._utils.call import AttributionCall
+from captum_unified.feature_groups import FeatureGroups
+from captum_unified.taylor.terms import _flat, batched_hvp
 
-__all__ = ["format_feature_mask", "group_interactions"]
-
-
-def format_feature_mask(
-    feature_mask: Union[Tensor, Tuple[Tensor, ...]], inputs: Tuple[Tensor, ...]
-) -> Tuple[Tensor, int]:
-    """Turn a Captum-style ``feature_mask`` into flat per-sample group ids.
-
-    Args:
-        feature_mask (Tensor or tuple[Tensor, ...]): one integer tensor per
-            input, broadcastable to ``(1 or batch, *input.shape[1:])``; ids are
-            ``0..K-1`` across all inputs (Captum's convention).
-        inputs (tuple[Tensor, ...]): formatted inputs.
-
-    Returns:
-        ``(ids, K)``: ids of shape ``(batch, N)`` and the group count.
-    """
-    if isinstance(feature_mask, Tensor):
-        feature_mask = (feature_mask,)
-    if len(feature_mask) != len(inputs):
-        raise ValueError(
-            f"{len(inputs)} input tensor(s) but {len(feature_mask)} feature_mask tensor(s); "
-            "give one mask per input."
-        )
-    batch = inputs[0].shape[0]
-    flat = []
-    for k, (m, x) in enumerate(zip(feature_mask, inputs)):
-        if m.is_floating_point() or m.is_complex():
-            raise TypeError(f"feature_mask[{k}] must hold integer group ids, got {m.dtype}.")
-        try:
-            m = m.to(x.device).expand((batch,) + tuple(x.shape[1:]))
-        except RuntimeError as err:
-            raise ValueError(
-                f"feature_mask[{k}] of shape {tuple(m.shape)} does not broadcast to input "
-                f"shape {tuple(x.shape)}."
-            ) from err
-        flat.append(m.reshape(batch, -1))
-    ids = torch.cat(flat, dim=1).long()
-    if bool((ids < 0).any()):
-        raise ValueError("feature_mask ids must be >= 0.")
-    return ids, int(ids.max()) + 1
+__all__ = ["group_interactions"]
 
 
 def group_interactions(
@@ -91,10 +48,14 @@ def group_interactions(
 
     Args:
         forward_func (Callable): the model.
-        inputs (Tensor or tuple[Tensor, ...]): inputs, batch first.
-        feature_mask (Tensor or tuple[Tensor, ...]): integer group ids
-            ``0..K-1`` per feature (Captum's ``feature_mask``), broadcastable to
-            each input; may differ per sample.
+        inputs (Tensor or tuple[Tensor, ...]): inputs, batch first (integer
+            inputs are treated as real numbers).
+        feature_mask (Tensor or tuple[Tensor, ...]): Captum's ``feature_mask``
+            (:class:`~captum_unified.feature_groups.FeatureGroups`: integer or
+            bool ids per feature, broadcastable to each input, shared or per
+            sample; any ids, negative ones included). The ``K`` distinct ids,
+            sorted, index the rows and columns: ``M[:, k, l]`` belongs to the
+            ``k``-th and ``l``-th smallest ids (ids ``{0, 5}`` give a 2×2 matrix).
         baselines (scalar, Tensor, tuple, optional): :math:`\bar x`. Default: zeros.
         target (int, tuple, Tensor, list, optional): Captum's output selection.
         additional_forward_args (Any, optional): extra ``forward_func`` args.
@@ -105,19 +66,22 @@ def group_interactions(
         :math:`\delta^\top H \delta`; ``-0.5 * M.diagonal(dim1=1, dim2=2)`` is each
         group's own second-order term and ``-M[:, k, l]`` (``k != l``) the
         interactive term of the pair.
+
+    Raises:
+        ValueError: an empty batch, NaN inputs, a mask that does not fit.
     """
-    fmt = format_inputs(inputs)
-    base = format_baselines(baselines, fmt)
-    args = format_additional_args(additional_forward_args)
-    ids, n_groups = format_feature_mask(feature_mask, fmt)
-    batch = fmt[0].shape[0]
-    delta = _flat(_delta(fmt, base), batch)  # (B, N)
+    call = AttributionCall.format(inputs, baselines, target, additional_forward_args).floating()
+    groups = FeatureGroups.from_mask(feature_mask, call.inputs)
+    ids, n_groups = groups.flat_ids(), groups.n_groups
+    batch = call.batch
+    delta = _flat(tuple(d.detach() for d in call.deltas), batch)  # (B, N)
 
     def vectors(start: int, stop: int) -> Tensor:
         g = torch.arange(start, stop, device=ids.device).view(-1, 1, 1)
         return (ids.unsqueeze(0) == g).to(delta.dtype) * delta.unsqueeze(0)
 
-    hv = batched_hvp(forward_func, fmt, vectors, n_groups, target, args, max_chunk)  # (K, B, N)
+    hv = batched_hvp(forward_func, call.inputs, vectors, n_groups, call.target, call.additional_args,
+                     max_chunk)  # (K, B, N)
     onehot = torch.nn.functional.one_hot(ids, n_groups).to(delta.dtype)  # (B, N, K)
     # M[b, k, l] = sum_i 1[i in G_k] delta_i (H u_l)_i
     m = torch.einsum("bnk,lbn->bkl", onehot * delta.unsqueeze(-1), hv)

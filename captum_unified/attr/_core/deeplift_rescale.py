@@ -25,7 +25,7 @@ class DeepLiftRescale(ModifiedGradient):
 
     Beyond element-wise functions (SPEC §5): products of two input-dependent
     values (LSTM gates, attention) use the two-player Shapley split, max and
-    max-pooling are a tree of :math:`b + \mathrm{relu}(a - b)`, and LayerNorm,
+    max-pooling use DeepLIFT's max rule (as Captum's ``DeepLift``), and LayerNorm,
     softmax, ``nn.LSTM`` / ``GRU`` / ``RNN`` and ``scaled_dot_product_attention``
     are decomposed into those. The attributions then sum *exactly* to
     :math:`S_c(x) - S_c(\bar x)` (completeness) on CNNs with max-pooling,
@@ -34,7 +34,7 @@ class DeepLiftRescale(ModifiedGradient):
     product rule; not complete through products, with a warning).
 
     Same results as Captum's :class:`~captum.attr.DeepLift` (Rescale) on the
-    networks it supports without max-pooling; unlike it, this also handles
+    networks it supports (including max-pooling); unlike it, this also handles
     functional activations (``torch.tanh``, ``x.sigmoid()``), a module object
     used at several places and fused recurrent / attention ops.
 
@@ -46,8 +46,9 @@ class DeepLiftRescale(ModifiedGradient):
             :math:`f'(z)`. Default: 1e-10.
         products (str, optional): ``"shapley"`` (default, complete) or
             ``"gradient"`` (Ancona et al.'s original).
-        maxima (str, optional): ``"tree"`` (default, complete) or
-            ``"gradient"`` (max-pooling keeps its gradient).
+        maxima (str, optional): ``"deeplift"`` (default: DeepLIFT's max rule,
+            complete, as Captum), ``"tree"`` (complete) or ``"gradient"``
+            (max-pooling keeps its gradient).
         op_table (OpTable, optional): how the backend classifies ops.
     """
 
@@ -57,7 +58,7 @@ class DeepLiftRescale(ModifiedGradient):
         multiply_by_inputs: bool = True,
         eps: float = 1e-10,
         products: str = "shapley",
-        maxima: str = "tree",
+        maxima: str = "deeplift",
         op_table: Optional[OpTable] = None,
     ) -> None:
         super().__init__(forward_func, RescaleRule(eps, products=products, maxima=maxima),

@@ -6,19 +6,12 @@ from typing import Any, Callable, Optional, Tuple, Union
 import torch
 from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from captum.attr._utils.attribution import GradientAttribution
+from captum.log import log_usage
 from torch import Tensor
 
-from captum_unified._utils.common import (
-    _format_output,
-    _is_tuple,
-    expand_additional_args,
-    expand_target,
-    format_additional_args,
-    format_inputs,
-    run_forward,
-    sum_per_sample,
-    check_finite,
-)
+from captum_unified._utils.call import AttributionCall
+from captum_unified._utils.state import preserves_model_state
+from captum_unified._utils.common import check_finite, expand_additional_args, expand_target, run_forward
 from captum_unified.attr._core.integrated_gradients import path_gradients
 from captum_unified.backend import modified_gradients
 from captum_unified.rules import GradientRule
@@ -67,10 +60,12 @@ def _format_references(references: Any, inputs: Tuple[Tensor, ...]) -> Tuple[Ten
 def _format_stdevs(stdevs: Any, inputs: Tuple[Tensor, ...]) -> Tuple[float, ...]:
     values = stdevs if isinstance(stdevs, tuple) else (stdevs,) * len(inputs)
     if len(values) != len(inputs):
-        raise ValueError(f"{len(inputs)} input tensor(s) but {len(values)} stdevs: give one per input tensor.")
+        raise ValueError(
+            f"{len(inputs)} input tensor(s) but {len(values)} baseline_stdevs: give one per input tensor."
+        )
     values = tuple(float(v) for v in values)
     if any(v < 0 for v in values):
-        raise ValueError(f"stdevs must be >= 0, got {values}.")
+        raise ValueError(f"baseline_stdevs must be >= 0, got {values}.")
     return values
 
 
@@ -104,6 +99,14 @@ class ExpectedGradients(GradientAttribution):
     Random draws come from a private :class:`torch.Generator` (seeded by
     ``seed``); the global random state is never used or changed. Gradients come
     from the unified backend (:func:`captum_unified.modified_gradients`).
+    Integer or bool inputs are treated as real numbers (the path points lie
+    between them); for token ids attribute to the embedding layer instead.
+
+    With :class:`~captum.attr.NoiseTunnel`: the Gaussian baselines are
+    ``baseline_stdevs`` (NoiseTunnel's own ``stdevs`` is the noise it adds to
+    the inputs), and a reference set goes through NoiseTunnel as for Captum's
+    :class:`~captum.attr.GradientShap`: ``NoiseTunnel(eg).attribute(x,
+    baselines=refs, draw_baseline_from_distrib=True, ...)``.
 
     Args:
         forward_func (Callable): the model or any function built from torch ops.
@@ -122,6 +125,8 @@ class ExpectedGradients(GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @log_usage()
+    @preserves_model_state
     def attribute(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
@@ -129,7 +134,7 @@ class ExpectedGradients(GradientAttribution):
         target: TargetType = None,
         additional_forward_args: Any = None,
         n_samples: int = 50,
-        stdevs: Union[None, float, Tuple[float, ...]] = None,
+        baseline_stdevs: Union[None, float, Tuple[float, ...]] = None,
         n_steps: Optional[int] = None,
         method: str = "gausslegendre",
         seed: Optional[int] = None,
@@ -143,14 +148,15 @@ class ExpectedGradients(GradientAttribution):
                 set, shape ``(R, *x.shape[1:])`` per input (``R >= 1``, the same
                 ``R`` for all inputs); a tensor of shape ``x.shape[1:]`` or a
                 number is one fixed baseline. Exactly one of ``baselines`` and
-                ``stdevs`` must be given.
+                ``baseline_stdevs`` must be given.
             target (int, tuple, Tensor, list, optional): Captum's output selection.
             additional_forward_args (Any, optional): extra ``forward_func`` args.
             n_samples (int, optional): baselines drawn per input sample
                 (:math:`K`). Default: 50.
-            stdevs (float or tuple[float, ...], optional): draw
+            baseline_stdevs (float or tuple[float, ...], optional): draw
                 :math:`\bar x = x + \sigma \epsilon`, :math:`\epsilon \sim \mathcal N(0, I)`,
                 with this :math:`\sigma` (one per input tensor or one for all).
+                (Named so that it does not collide with NoiseTunnel's ``stdevs``.)
             n_steps (int, optional): if given, integrate each drawn baseline's
                 path with ``n_steps`` deterministic points of ``method`` instead
                 of one random :math:`\alpha`. Default: None (Erion et al.).
@@ -165,16 +171,19 @@ class ExpectedGradients(GradientAttribution):
                 :math:`\sum_i R_i - (S_c(x) - \frac1K\sum_k S_c(\bar x_k))` per sample.
 
         Returns:
-            **attributions** (same type and shapes as ``inputs``), and **delta**
-            (shape ``(batch,)``) if ``return_convergence_delta``.
+            **attributions** (same type and shapes as ``inputs``, floating), and
+            **delta** (shape ``(batch,)``) if ``return_convergence_delta``.
+
+        Raises:
+            ValueError: an empty batch, NaN inputs or references, both or none
+                of ``baselines`` and ``baseline_stdevs``, bad sizes.
         """
-        is_tuple = _is_tuple(inputs)
-        fmt = format_inputs(inputs)
-        args = format_additional_args(additional_forward_args)
-        if (baselines is None) == (stdevs is None):
+        call = AttributionCall.format(inputs, None, target, additional_forward_args).floating()
+        fmt, args = call.inputs, call.additional_args
+        if (baselines is None) == (baseline_stdevs is None):
             raise ValueError(
                 "Give exactly one of `baselines` (a reference set of shape (R, *x.shape[1:])) "
-                "and `stdevs` (Gaussian baselines around the input)."
+                "and `baseline_stdevs` (Gaussian baselines around the input)."
             )
         if int(n_samples) < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}.")
@@ -185,7 +194,7 @@ class ExpectedGradients(GradientAttribution):
         n_samples = int(n_samples)
         batch = fmt[0].shape[0]
         refs = _format_references(baselines, fmt) if baselines is not None else None
-        sigmas = _format_stdevs(stdevs, fmt) if stdevs is not None else None
+        sigmas = _format_stdevs(baseline_stdevs, fmt) if baseline_stdevs is not None else None
 
         gen = torch.Generator()
         if seed is None:
@@ -243,10 +252,7 @@ class ExpectedGradients(GradientAttribution):
                     out = run_forward(self.forward_func, bars, tgt, xargs)
                 base_out += out.reshape(k, batch).sum(0).to(torch.float64)
         attrs = tuple(t / n_samples for t in totals)
-        result = _format_output(is_tuple, attrs)
+        result = call.output(attrs)
         if not return_convergence_delta:
             return result
-        with torch.no_grad():
-            end = run_forward(self.forward_func, fmt, target, args)
-        mean_base = (base_out / n_samples).to(end.dtype)
-        return result, sum_per_sample(attrs) - (end - mean_base)
+        return result, call.convergence_delta(self.forward_func, attrs, baseline_outputs=base_out / n_samples)

@@ -1,83 +1,17 @@
-r"""Occlusion-1 and the group-ablation routine the occlusion family shares."""
+r"""Occlusion-1: one feature at a time set to its baseline."""
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Optional
 
-import torch
 from captum._utils.typing import BaselineType, TargetType, TensorOrTupleOfTensorsGeneric
 from captum.attr._utils.attribution import PerturbationAttribution
 from captum.log import log_usage
-from torch import Tensor
 
-from captum_unified._utils.common import (
-    _format_output,
-    _is_tuple,
-    format_additional_args,
-    format_baselines,
-    format_inputs,
-)
-from captum_unified.perturbation import choose_chunk, group_masks, iter_perturbed_outputs, measured_forward
+from captum_unified._utils.call import AttributionCall
+from captum_unified.feature_groups import FeatureGroups
+from captum_unified.perturbation import PerturbationEngine
 
-__all__ = ["Occlusion1", "ablate_groups", "feature_groups"]
-
-
-def feature_groups(inputs: Tuple[Tensor, ...]) -> Tuple[Tuple[Tensor, ...], int]:
-    """One group per feature, numbered across all inputs: ``(groups, count)``."""
-    groups, offset = [], 0
-    for x in inputs:
-        n = x[0].numel()
-        groups.append(torch.arange(offset, offset + n, device=x.device).reshape((1,) + tuple(x.shape[1:])))
-        offset += n
-    return tuple(groups), offset
-
-
-def ablate_groups(
-    forward_func: Callable,
-    inputs: Tuple[Tensor, ...],
-    baselines: Tuple[Tensor, ...],
-    groups: Tuple[Tensor, ...],
-    n_groups: int,
-    target: TargetType,
-    additional_args: Tuple[Any, ...],
-    perturbations_per_eval: Optional[int] = None,
-    max_batch_size: Optional[int] = None,
-    max_memory_mb: Optional[float] = None,
-    show_progress: bool = False,
-    desc: str = "Occlusion",
-) -> Tuple[Tensor, ...]:
-    r"""Attribution of a partition: every feature of group :math:`G_k` receives
-    :math:`S_c(x) - S_c(x_{[G_k = \bar x]})`.
-
-    A group whose features already equal their baseline changes nothing: its
-    attribution is exactly 0 and it costs no forward pass.
-
-    Args:
-        groups: per input, integer group ids of shape ``(1 or batch, *x.shape[1:])``;
-            ids run over ``0..n_groups-1`` across inputs, negative ids are never
-            occluded (attribution 0).
-    """
-    original, act_bytes = measured_forward(forward_func, inputs, target, additional_args)
-    chunk = choose_chunk(n_groups, inputs, perturbations_per_eval, max_batch_size, max_memory_mb, act_bytes)
-    batch = inputs[0].shape[0]
-    diffs = torch.empty(n_groups, batch, dtype=original.dtype, device=original.device)
-    for start, stop, _, out in iter_perturbed_outputs(
-        forward_func, inputs, baselines, group_masks(groups), n_groups,
-        target, additional_args, chunk, show_progress, desc, unchanged_output=original,
-    ):
-        diffs[start:stop] = original.unsqueeze(0) - out
-    attrs = []
-    for x, g in zip(inputs, groups):
-        g = g.expand((g.shape[0],) + tuple(x.shape[1:]))
-        valid = g >= 0
-        idx = g.clamp(min=0).reshape(g.shape[0], -1)  # (1 or B, N)
-        per_sample = diffs.t()  # (B, G)
-        if idx.shape[0] == 1:
-            a = per_sample[:, idx[0]]
-        else:
-            a = torch.gather(per_sample, 1, idx)
-        a = a.reshape((batch,) + tuple(x.shape[1:])) * valid
-        attrs.append(a.to(x.dtype))
-    return tuple(attrs)
+__all__ = ["Occlusion1"]
 
 
 class Occlusion1(PerturbationAttribution):
@@ -90,10 +24,19 @@ class Occlusion1(PerturbationAttribution):
 
     It satisfies Sensitivity-1 by construction (Ancona §4) and is the first
     order plus independent Taylor terms (Deng et al. Theorem 2). Equal to
-    Captum's :class:`~captum.attr.Occlusion` with windows of shape 1, but many
-    perturbed copies go through each forward pass (under ``torch.no_grad``),
-    which makes it several times faster. For occluding pixels (all channels
-    together) or patches use :class:`~captum_unified.OcclusionPatch`.
+    Captum's :class:`~captum.attr.FeatureAblation` without a mask (and to
+    :class:`~captum.attr.Occlusion` with windows of shape 1), but many
+    perturbed copies go through each forward pass (under ``torch.no_grad``,
+    :class:`~captum_unified.perturbation.PerturbationEngine`), which makes it
+    several times faster. For occluding pixels (all channels together) or
+    patches use :class:`~captum_unified.OcclusionPatch`.
+
+    Captum's conventions hold: integer or bool inputs (token ids, binary
+    features) are occluded as they are and give floating attributions (the
+    output's dtype, or the default float dtype for an integer output); input
+    tensors whose first dimensions differ and models that return one value for
+    the whole batch (Captum's aggregate mode; attributions then have shape
+    ``(n_outputs, *x.shape[1:])``) are evaluated one perturbation per pass.
 
     Args:
         forward_func (Callable): the model or any function built from torch ops.
@@ -130,23 +73,24 @@ class Occlusion1(PerturbationAttribution):
                 ``max_batch_size`` rows and ``max_memory_mb``.
             show_progress (bool, optional): show a tqdm progress bar.
             max_batch_size (int, optional): bound on rows per forward pass when
-                ``perturbations_per_eval`` is None. Default: 1024, and on the
-                CPU also as many rows as keep the intermediate results of one
-                pass within 32 MiB (measured on the unperturbed forward; see
-                :func:`captum_unified.perturbation.choose_chunk`).
+                ``perturbations_per_eval`` is None. Default: see
+                :func:`captum_unified.perturbation.choose_chunk` (CPU: 1024
+                rows and intermediate results within 32 MiB; CUDA: half the
+                free device memory).
             max_memory_mb (float, optional): bound on the perturbed input batch,
-                in MiB, when ``perturbations_per_eval`` is None. Default: 256.
+                in MiB, when ``perturbations_per_eval`` is None. Default: 256 on
+                the CPU.
 
         Returns:
-            **attributions**, same type and shapes as ``inputs``.
+            **attributions**, same type and shapes as ``inputs``, floating.
+
+        Raises:
+            ValueError: an empty batch, NaN inputs, a bad baseline or target.
         """
-        is_tuple = _is_tuple(inputs)
-        fmt = format_inputs(inputs)
-        base = format_baselines(baselines, fmt)
-        args = format_additional_args(additional_forward_args)
-        groups, n = feature_groups(fmt)
-        attrs = ablate_groups(
-            self.forward_func, fmt, base, groups, n, target, args,
-            perturbations_per_eval, max_batch_size, max_memory_mb, show_progress, "Occlusion-1",
-        )
-        return _format_output(is_tuple, attrs)
+        call = AttributionCall.format(inputs, baselines, target, additional_forward_args, same_batch=False)
+        with PerturbationEngine(
+            self.forward_func, call, perturbations_per_eval=perturbations_per_eval, max_batch_size=max_batch_size,
+            max_memory_mb=max_memory_mb, show_progress=show_progress,
+        ) as engine:
+            attrs = engine.occlude(FeatureGroups.per_feature(call.inputs), "Occlusion-1")
+        return call.output(attrs)

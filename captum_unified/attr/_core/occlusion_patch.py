@@ -8,37 +8,39 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 import torch
 from captum._utils.typing import BaselineType, TargetType, TensorOrTupleOfTensorsGeneric
 from captum.attr._utils.attribution import PerturbationAttribution
+from captum.log import log_usage
 from torch import Tensor
 
-from captum_unified._utils.common import (
-    _format_output,
-    _is_tuple,
-    format_additional_args,
-    format_baselines,
-    format_inputs,
-)
-from captum_unified.attr._core.occlusion import ablate_groups
-from captum_unified.perturbation import MaskSource, choose_chunk, iter_perturbed_outputs, measured_forward
+from captum_unified._utils.call import AttributionCall
+from captum_unified.feature_groups import FeatureGroups
+from captum_unified.perturbation import MaskSource, PerturbationEngine
 
-__all__ = ["OcclusionPatch", "patch_groups", "mask_groups", "window_masks"]
+__all__ = ["OcclusionPatch", "window_masks"]
 
 ShapeArg = Union[int, Sequence[int]]
 
 
-def _per_input(value: Any, n_inputs: int, name: str) -> Tuple[Any, ...]:
-    """One entry per input: a tuple of per-input values, or one value for all."""
-    if value is None:
-        return (None,) * n_inputs
-    if isinstance(value, tuple) and value and all(isinstance(v, (tuple, list, type(None))) for v in value):
-        if len(value) != n_inputs:
-            raise ValueError(f"{n_inputs} input tensor(s) but {len(value)} {name}: give one per input tensor.")
-        return value
-    if n_inputs > 1 and not isinstance(value, int):
+def _per_input(value: Any, inputs: Tuple[Tensor, ...], name: str) -> Tuple[Any, ...]:
+    """One entry (an int or a tuple of ints) per input, Captum's way: with one
+    input tensor a value is that input's (an int or a per-dimension tuple); with
+    several, a tuple holding one int or tuple per input tensor (an int alone
+    applies to every input)."""
+    n_inputs = len(inputs)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,) * n_inputs
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(f"{name} must be an int or a tuple, got {type(value).__name__}.")
+    value = tuple(value)
+    if n_inputs == 1:
+        if len(value) == 1 and isinstance(value[0], (tuple, list)):
+            return (tuple(value[0]),)
+        return (value,)
+    if len(value) != n_inputs or not all(isinstance(v, (int, tuple, list)) for v in value):
         raise ValueError(
-            f"{name} must be a tuple with one shape per input tensor when there are "
-            f"{n_inputs} inputs, e.g. ((1, 2, 2), (3,))."
+            f"{name} must hold one entry (an int or a tuple of sizes) per input tensor when there "
+            f"are {n_inputs} inputs, e.g. ((1, 2, 2), 3); got {value}."
         )
-    return (value,) * n_inputs
+    return tuple(tuple(v) if isinstance(v, list) else v for v in value)
 
 
 def _as_shape(value: ShapeArg, x: Tensor, name: str, k: int) -> Tuple[int, ...]:
@@ -52,88 +54,6 @@ def _as_shape(value: ShapeArg, x: Tensor, name: str, k: int) -> Tuple[int, ...]:
     if any(s < 1 for s in shape):
         raise ValueError(f"{name}[{k}] = {shape} must contain positive sizes.")
     return shape
-
-
-def patch_groups(inputs: Tuple[Tensor, ...], patch_shapes: Tuple[Tuple[int, ...], ...]) -> Tuple[Tuple[Tensor, ...], int]:
-    """Non-overlapping patches as group ids, numbered across inputs.
-
-    Patch ``(j_1, ..., j_d)`` of input ``k`` covers indices ``j_m p_m .. (j_m + 1) p_m - 1``;
-    patches at the far border are cut to the input (partial patches).
-    Returns ``(groups, count)`` with groups of shape ``(1, *x.shape[1:])``.
-    """
-    groups, offset = [], 0
-    for x, p in zip(inputs, patch_shapes):
-        feat = tuple(x.shape[1:])
-        grid = [math.ceil(n / s) for n, s in zip(feat, p)]
-        ids = torch.zeros(feat, dtype=torch.long, device=x.device)
-        mult = 1
-        for d in reversed(range(len(feat))):
-            coord = torch.arange(feat[d], device=x.device) // p[d]
-            view = [1] * len(feat)
-            view[d] = feat[d]
-            ids = ids + coord.view(view) * mult
-            mult *= grid[d]
-        groups.append((ids + offset).unsqueeze(0))
-        offset += mult
-    return tuple(groups), offset
-
-
-def mask_groups(inputs: Tuple[Tensor, ...], feature_mask: Any) -> Tuple[Tuple[Tensor, ...], int]:
-    """Captum ``feature_mask`` (ids shared across inputs ablate together) to
-    consecutive group ids ``0..G-1``: ``(groups, G)``."""
-    masks = feature_mask if isinstance(feature_mask, tuple) else (feature_mask,)
-    if len(masks) != len(inputs):
-        raise ValueError(
-            f"{len(inputs)} input tensor(s) but {len(masks)} feature mask(s): give one mask per input tensor."
-        )
-    expanded = []
-    for k, (x, m) in enumerate(zip(inputs, masks)):
-        if not isinstance(m, Tensor):
-            raise TypeError(f"feature_mask[{k}] is a {type(m).__name__}; masks must be integer tensors.")
-        if m.is_floating_point() or m.is_complex() or m.dtype == torch.bool:
-            raise TypeError(f"feature_mask[{k}] has dtype {m.dtype}; use an integer tensor of group ids.")
-        m = m.to(x.device)
-        if m.dim() == x.dim() - 1:
-            m = m.unsqueeze(0)
-        ok = m.dim() == x.dim() and m.shape[0] in (1, x.shape[0])
-        if ok:
-            try:
-                torch.broadcast_shapes(tuple(m.shape[1:]), tuple(x.shape[1:]))
-                ok = torch.broadcast_shapes(tuple(m.shape[1:]), tuple(x.shape[1:])) == tuple(x.shape[1:])
-            except RuntimeError:
-                ok = False
-        if not ok:
-            raise ValueError(
-                f"feature_mask[{k}] has shape {tuple(m.shape)}, which does not fit input shape "
-                f"{tuple(x.shape)}: use a tensor broadcastable to {(1,) + tuple(x.shape[1:])} or "
-                f"{tuple(x.shape)} (first dimension 1 or the batch size)."
-            )
-        expanded.append(m.expand((m.shape[0],) + tuple(x.shape[1:])))
-    flat = torch.cat([m.reshape(-1) for m in expanded])
-    uniq, inverse = torch.unique(flat, return_inverse=True)
-    groups, pos = [], 0
-    for m in expanded:
-        n = m.numel()
-        groups.append(inverse[pos:pos + n].reshape(m.shape))
-        pos += n
-    return tuple(groups), int(uniq.numel())
-
-
-def _group_sizes(groups: Tuple[Tensor, ...], n_groups: int, batch: int) -> Tuple[Tensor, ...]:
-    """For each feature, the number of features (over all inputs) in its group."""
-    rows = max(g.shape[0] for g in groups)
-    counts = torch.zeros(rows, n_groups, dtype=torch.long, device=groups[0].device)
-    for g in groups:
-        flat = g.reshape(g.shape[0], -1)
-        counts += torch.zeros(g.shape[0], n_groups, dtype=torch.long, device=g.device).scatter_add_(
-            1, flat, torch.ones_like(flat)
-        )
-    out = []
-    for g in groups:
-        flat = g.reshape(g.shape[0], -1)
-        c = counts if g.shape[0] == rows else counts[:1]
-        out.append(torch.gather(c.expand(g.shape[0], -1), 1, flat).reshape(g.shape))
-    return tuple(out)
 
 
 def _window_starts(feat: Tuple[int, ...], window: Tuple[int, ...], stride: Tuple[int, ...]) -> List[Tuple[int, ...]]:
@@ -201,7 +121,11 @@ class OcclusionPatch(PerturbationAttribution):
 
     Many perturbed copies of the batch go through each forward pass under
     ``torch.no_grad``, as many as fit ``max_batch_size`` rows and
-    ``max_memory_mb`` (the shared engine :mod:`captum_unified.perturbation`).
+    ``max_memory_mb`` (the shared engine
+    :class:`~captum_unified.perturbation.PerturbationEngine`). Integer and bool
+    inputs, input tensors with different first dimensions and models that
+    return one value per batch (aggregate mode) follow Captum, as for
+    :class:`~captum_unified.Occlusion1`.
 
     Args:
         forward_func (Callable): the model or any function built from torch ops.
@@ -214,6 +138,7 @@ class OcclusionPatch(PerturbationAttribution):
     def multiplies_by_inputs(self) -> bool:
         return True
 
+    @log_usage()
     def attribute(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
@@ -232,19 +157,24 @@ class OcclusionPatch(PerturbationAttribution):
         r"""
         Args:
             inputs (Tensor or tuple[Tensor, ...]): inputs, batch first.
-            patch_shapes (int, tuple or tuple[tuple, ...], optional): patch (or
-                window) shape per input, one size per non-batch dimension, e.g.
+            patch_shapes (int, tuple or tuple, optional): patch (or window)
+                shape per input, one size per non-batch dimension, e.g.
                 ``(1, 2, 2)`` (one channel, 2×2 pixels) or ``(3, 4, 4)``; an
-                int means that size in every dimension; a tuple of tuples gives
-                one shape per input tensor. Exactly one of ``patch_shapes`` and
+                int means that size in every dimension. With several input
+                tensors, a tuple with one entry (an int or a shape) per input,
+                e.g. ``((1, 2, 2), 3)``. Exactly one of ``patch_shapes`` and
                 ``feature_mask`` must be given.
-            strides (int, tuple or tuple[tuple, ...], optional): if given, the
-                patches are sliding windows moved by these steps (Captum's
-                ``Occlusion``); overlapping windows are averaged. Default: None
-                (non-overlapping patches, stride = patch shape).
-            feature_mask (Tensor or tuple[Tensor, ...], optional): integer group
-                ids per input, broadcastable to the input with first dimension 1
-                or the batch size (Captum's ``FeatureAblation`` argument).
+            strides (int, tuple or tuple, optional): if given, the patches are
+                sliding windows moved by these steps (Captum's ``Occlusion``,
+                with its forms: an int, a per-dimension tuple, or with several
+                inputs one int or tuple per input); overlapping windows are
+                averaged. Default: None (non-overlapping patches, stride =
+                patch shape).
+            feature_mask (Tensor or tuple[Tensor, ...], optional): group ids per
+                input (Captum's ``FeatureAblation`` argument): integer or bool,
+                broadcastable to the input, first dimension 1 or the batch
+                size; negative ids are ordinary groups. See
+                :class:`~captum_unified.feature_groups.FeatureGroups`.
             baselines (scalar, Tensor, tuple, optional): the value occluded
                 features take (Captum's forms). Default: zeros.
             target (int, tuple, Tensor, list, optional): Captum's output selection.
@@ -256,31 +186,38 @@ class OcclusionPatch(PerturbationAttribution):
                 forward pass. Default: as many as fit the two bounds below.
             show_progress (bool, optional): show a tqdm progress bar.
             max_batch_size (int, optional): bound on the rows of one forward
-                pass. Default: 1024, and on the CPU also as many rows as keep
-                the intermediate results of one pass within 32 MiB (see
-                :func:`captum_unified.perturbation.choose_chunk`).
+                pass. Default: see
+                :func:`captum_unified.perturbation.choose_chunk` (CPU: 1024
+                rows and intermediate results within 32 MiB; CUDA: half the
+                free device memory).
             max_memory_mb (float, optional): bound on the perturbed input batch
-                in MiB. Default: 256.
+                in MiB. Default: 256 on the CPU.
 
         Returns:
-            **attributions**, same type and shapes as ``inputs``.
+            **attributions**, same type and shapes as ``inputs``, floating (the
+            output's dtype; Captum's aggregate mode: ``(n_outputs, *x.shape[1:])``).
+
+        Raises:
+            ValueError: an empty batch, NaN inputs, a bad mask, shape, stride,
+                baseline or target.
         """
-        is_tuple = _is_tuple(inputs)
-        fmt = format_inputs(inputs)
-        base = format_baselines(baselines, fmt)
-        args = format_additional_args(additional_forward_args)
+        call = AttributionCall.format(inputs, baselines, target, additional_forward_args, same_batch=False)
+        fmt = call.inputs
         if (patch_shapes is None) == (feature_mask is None):
             raise ValueError("Give exactly one of `patch_shapes` (patches or sliding windows) and `feature_mask`.")
         if feature_mask is not None and strides is not None:
             raise ValueError("`strides` applies to `patch_shapes` windows, not to `feature_mask`.")
-        bounds = (perturbations_per_eval, max_batch_size, max_memory_mb)
+        engine = PerturbationEngine(
+            self.forward_func, call, perturbations_per_eval=perturbations_per_eval, max_batch_size=max_batch_size,
+            max_memory_mb=max_memory_mb, show_progress=show_progress,
+        )
         if feature_mask is not None:
-            groups, n = mask_groups(fmt, feature_mask)
-            return _format_output(is_tuple, self._partition(fmt, base, groups, n, target, args, divide_by_patch_size, bounds, show_progress))
+            groups = FeatureGroups.from_mask(feature_mask, fmt)
+            return call.output(self._partition(engine, groups, divide_by_patch_size))
 
         shapes = tuple(
             _as_shape(p, x, "patch_shapes", k)
-            for k, (x, p) in enumerate(zip(fmt, _per_input(patch_shapes, len(fmt), "patch_shapes")))
+            for k, (x, p) in enumerate(zip(fmt, _per_input(patch_shapes, fmt, "patch_shapes")))
         )
         for k, (x, p) in enumerate(zip(fmt, shapes)):
             if any(s > n for s, n in zip(p, x.shape[1:])):
@@ -290,42 +227,40 @@ class OcclusionPatch(PerturbationAttribution):
                 )
         if strides is not None:
             steps = tuple(
-                _as_shape(s if s is not None else 1, x, "strides", k)
-                for k, (x, s) in enumerate(zip(fmt, _per_input(strides, len(fmt), "strides")))
+                _as_shape(s, x, "strides", k) for k, (x, s) in enumerate(zip(fmt, _per_input(strides, fmt, "strides")))
             )
             if steps != shapes:
-                return _format_output(
-                    is_tuple, self._windows(fmt, base, shapes, steps, target, args, divide_by_patch_size, bounds, show_progress)
-                )
-        groups, n = patch_groups(fmt, shapes)
-        return _format_output(is_tuple, self._partition(fmt, base, groups, n, target, args, divide_by_patch_size, bounds, show_progress))
+                return call.output(self._windows(engine, shapes, steps, divide_by_patch_size))
+        return call.output(self._partition(engine, FeatureGroups.patches(fmt, shapes), divide_by_patch_size))
 
-    def _partition(self, fmt, base, groups, n, target, args, divide, bounds, show_progress) -> Tuple[Tensor, ...]:
-        attrs = ablate_groups(
-            self.forward_func, fmt, base, groups, n, target, args, *bounds, show_progress, "Occlusion-patch"
-        )
+    @staticmethod
+    def _partition(engine: PerturbationEngine, groups: FeatureGroups, divide: bool) -> Tuple[Tensor, ...]:
+        with engine:
+            attrs = engine.occlude(groups, "Occlusion-patch")
         if divide:
-            sizes = _group_sizes(groups, n, fmt[0].shape[0])
-            attrs = tuple(a / s.to(a.dtype) for a, s in zip(attrs, sizes))
+            sizes = groups.scatter(groups.sizes().to(engine.dtype))
+            attrs = tuple(a / s for a, s in zip(attrs, sizes))
         return attrs
 
-    def _windows(self, fmt, base, shapes, steps, target, args, divide, bounds, show_progress) -> Tuple[Tensor, ...]:
+    @staticmethod
+    def _windows(engine: PerturbationEngine, shapes, steps, divide: bool) -> Tuple[Tensor, ...]:
+        """Captum's ``Occlusion``: each feature gets the mean output change of
+        the windows covering it."""
+        fmt = engine.call.inputs
         masks, n = window_masks(fmt, shapes, steps)
-        original, act_bytes = measured_forward(self.forward_func, fmt, target, args)
-        chunk = choose_chunk(n, fmt, *bounds, act_bytes)
-        totals = [torch.zeros(x.shape, dtype=original.dtype, device=x.device) for x in fmt]
-        counts = [torch.zeros((1,) + tuple(x.shape[1:]), dtype=original.dtype, device=x.device) for x in fmt]
-        for _, _, m, out in iter_perturbed_outputs(
-            self.forward_func, fmt, base, masks, n, target, args, chunk, show_progress, "Occlusion (windows)"
-        ):
-            diff = original.unsqueeze(0) - out  # (k, B)
-            for i, (x, mi) in enumerate(zip(fmt, m)):
-                mf = mi.reshape(mi.shape[0], -1).to(diff.dtype)  # (k, N)
-                if divide:
-                    size = mf.sum(1, keepdim=True).clamp(min=1)
-                    w = mf / size
-                else:
-                    w = mf
-                totals[i] += (diff.t() @ w).reshape(x.shape)
-                counts[i] += mf.sum(0).reshape(counts[i].shape)
-        return tuple((t / c.clamp(min=1)).to(x.dtype) for t, c, x in zip(totals, counts, fmt))
+        with engine:
+            dtype, rows = engine.dtype, engine.n_outputs
+            totals = [torch.zeros((rows,) + tuple(x.shape[1:]), dtype=dtype, device=x.device) for x in fmt]
+            counts = [torch.zeros((1,) + tuple(x.shape[1:]), dtype=dtype, device=x.device) for x in fmt]
+            original = engine.original.to(dtype)
+
+            def accumulate(start: int, stop: int, m: Tuple[Tensor, ...], out: Tensor) -> None:
+                diff = original.unsqueeze(0) - out.to(dtype)  # (k, n_outputs)
+                for i, mi in enumerate(m):
+                    mf = mi.reshape(mi.shape[0], -1).to(dtype)  # (k, N)
+                    w = mf / mf.sum(1, keepdim=True).clamp(min=1) if divide else mf
+                    totals[i] += (diff.t() @ w).reshape(totals[i].shape)
+                    counts[i] += mf.sum(0).reshape(counts[i].shape)
+
+            engine.outputs(masks, n, "Occlusion (windows)", on_chunk=accumulate)
+        return tuple(t / c.clamp(min=1) for t, c in zip(totals, counts))

@@ -276,12 +276,12 @@ class LayerDeepLiftRescale(LayerModifiedGradient):
         multiply_by_inputs (bool, optional): Default: True.
         eps (float, optional): Rescale threshold. Default: 1e-10.
         products (str, optional): ``"shapley"`` (default) or ``"gradient"``.
-        maxima (str, optional): ``"tree"`` (default) or ``"gradient"``.
+        maxima (str, optional): ``"deeplift"`` (default), ``"tree"`` or ``"gradient"``.
         op_table (OpTable, optional): how the backend classifies ops.
     """
 
     def __init__(self, forward_func: Callable, layer: LayerType, multiply_by_inputs: bool = True,
-                 eps: float = 1e-10, products: str = "shapley", maxima: str = "tree",
+                 eps: float = 1e-10, products: str = "shapley", maxima: str = "deeplift",
                  op_table: Optional[OpTable] = None) -> None:
         super().__init__(forward_func, layer, RescaleRule(eps, products=products, maxima=maxima),
                          multiply_by_inputs, op_table=op_table)
