@@ -645,17 +645,17 @@ _CONV = torch.arange(16, dtype=torch.float).view(1, 1, 4, 4)
             {"sliding_window_shapes": (2,), "strides": 2},
             [[280.0, 280.0, 120.0]],
         ),
-        # test_multi_input_ablation_with_baselines: per-input strides, and a
-        # (2, 1) baseline broadcast over a (2, 3) input
-        pytest.param(
+        # test_multi_input_ablation_with_baselines: per-input strides (as ints,
+        # and as shapes), and a (2, 1) baseline broadcast over a (2, 3) input
+        *(
             (
-                "per-input-strides-broadcast-baseline",
+                name,
                 BasicModel_MultiLayer_MultiInput,
                 _MI,
                 {
                     "additional_forward_args": (1,),
                     "sliding_window_shapes": ((3,), (1,), (2,)),
-                    "strides": (2, 1, 2),
+                    "strides": strides,
                     "baselines": (T([[1.0, 4, 7], [3.0, 6, 9]]), 3.0, T([[4.0], [6]])),
                 },
                 (
@@ -663,24 +663,11 @@ _CONV = torch.arange(16, dtype=torch.float).view(1, 1, 4, 4)
                     [[68.0, 188.0, 108.0], [-12.0, 388.0, -12.0]],
                     [[368.0, 368.0, 24.0], [0.0, 0.0, -12.0]],
                 ),
-            ),
-        ),
-        # the same (2, 1) baseline over a (2, 3) input, with strides given per input as shapes
-        (
-            "broadcast-baseline",
-            BasicModel_MultiLayer_MultiInput,
-            _MI,
-            {
-                "additional_forward_args": (1,),
-                "sliding_window_shapes": ((3,), (1,), (2,)),
-                "strides": ((2,), (1,), (2,)),
-                "baselines": (T([[1.0, 4, 7], [3.0, 6, 9]]), 3.0, T([[4.0], [6]])),
-            },
-            (
-                [[444.0, 444.0, 444.0], [328.0, 328.0, 328.0]],
-                [[68.0, 188.0, 108.0], [-12.0, 388.0, -12.0]],
-                [[368.0, 368.0, 24.0], [0.0, 0.0, -12.0]],
-            ),
+            )
+            for name, strides in (
+                ("per-input-int-strides-broadcast-baseline", (2, 1, 2)),
+                ("per-input-shape-strides-broadcast-baseline", ((2,), (1,), (2,))),
+            )
         ),
         # test_simple_multi_input_conv (second call): per-input windows and strides
         (
