@@ -482,7 +482,7 @@ class PatchViT(nn.Module):
         return self.head(self.norm(tokens.mean(1)))
 
 
-_BUILDERS["ancona_lstm"] = (lambda a, s: RowLSTM(s), None)
-_BUILDERS["vit"] = (lambda a, s: PatchViT(s, patch=7 if s % 7 == 0 else 2), None)
+_BUILDERS["ancona_lstm"] = (lambda a, s, w: RowLSTM(s, hidden=w[0]), None, (64,))
+_BUILDERS["vit"] = (lambda a, s, w: PatchViT(s, patch=7 if s % 7 == 0 else 2, dim=w[0]), None, (32,))
 MODEL_NAMES = tuple(_BUILDERS)
 __all__ += ["RowLSTM", "PatchViT"]
