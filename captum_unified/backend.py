@@ -50,6 +50,7 @@ in train mode) are restored (:func:`~captum_unified._utils.state.preserve_model_
 from __future__ import annotations
 
 import inspect
+import math
 import types
 import weakref
 from contextlib import ExitStack, contextmanager, nullcontext
@@ -195,14 +196,15 @@ class _MaxPoolRule(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, ref_x, ref_y, ref_idx, pool, eps):  # type: ignore[override]
         y, i = pool(x)
-        n, c = x.shape[:2]
         xf = x.flatten(2)
-        dv = xf - ref_x.flatten(2).expand_as(xf)
+        rxf = ref_x.flatten(2).expand_as(xf)
         i_f = i.flatten(2)
         j_f = ref_idx.flatten(2).expand_as(i_f)
         yf = y.flatten(2)
         ryf = ref_y.flatten(2).expand_as(yf)
-        dv_i, dv_j = dv.gather(2, i_f), dv.gather(2, j_f)
+        # x at its arg-max is y, the baseline at its arg-max is y_bar: no full-size difference needed
+        dv_i = yf - rxf.gather(2, i_f)
+        dv_j = xf.gather(2, j_f) - ryf
         top = torch.maximum(yf, ryf)
         ok_i, ok_j = dv_i.abs() > eps, dv_j.abs() > eps
         m_i = torch.where(ok_i, (top - ryf) / dv_i, torch.ones_like(dv_i))
@@ -216,7 +218,7 @@ class _MaxPoolRule(torch.autograd.Function):
         i_f, j_f, m_i, m_j = ctx.saved_tensors
         shape = ctx.in_shape
         gf = grad.flatten(2)
-        gin = gf.new_zeros(shape[0], shape[1], int(torch.tensor(shape[2:]).prod()))
+        gin = gf.new_zeros(shape[0], shape[1], math.prod(shape[2:]))
         gin.scatter_add_(2, i_f, gf * m_i).scatter_add_(2, j_f, gf * m_j)
         return gin.view(shape), None, None, None, None, None
 

@@ -79,4 +79,5 @@ class EpsilonLRPRule(Rule):
         return None
 
     def multiplier(self, f, z, out, ref_z=None, ref_out=None, op=None) -> Tensor:
-        return out / torch.where(z >= 0, z + self.epsilon, z - self.epsilon)
+        denom = torch.sub(z, self.epsilon).add_(z >= 0, alpha=2 * self.epsilon)  # z + eps * sign(z), sign(0) = 1
+        return torch.div(out, denom, out=denom)
