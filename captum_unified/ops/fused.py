@@ -107,34 +107,48 @@ def _recip_d(z: Tensor, r: Tensor) -> Tensor:
 # LSTM
 # ---------------------------------------------------------------------------
 def _lstm_values(proj: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh: Optional[Tensor],
-                 w_hr: Optional[Tensor]) -> Dict[str, Tensor]:
-    """The internals of one LSTM layer/direction over all steps (no graph)."""
+                 w_hr: Optional[Tensor], xs: Optional[Tensor] = None, w_ih: Optional[Tensor] = None,
+                 b_ih: Optional[Tensor] = None) -> Dict[str, Tensor]:
+    """The internals of one LSTM layer/direction over all steps (no graph).
+
+    The hidden states come from torch's fused LSTM (``xs`` and ``w_ih`` given),
+    the gates of all steps from one matrix product with the previous hidden
+    states, and only the cell recursion ``c = f c + i g`` runs step by step."""
     steps = proj.shape[0]
-    a_s, gates, cs, ks, hs = [], [], [c], [], []
+    if xs is not None and w_ih is not None:
+        params = [w_ih, w_hh] + ([b_ih, b_hh] if b_ih is not None else []) + ([w_hr] if w_hr is not None else [])
+        hs, _, _ = torch.lstm(xs, (h.unsqueeze(0), c.unsqueeze(0)), params, b_ih is not None, 1, 0.0, False,
+                              False, False)
+        prev = torch.cat([h.expand_as(hs[:1]), hs[:-1]], 0)
+    else:  # step by step (the reference of a batch-1 baseline broadcasts the same way)
+        hs_list, prev_list, cc = [], [], c
+        for t in range(steps):
+            prev_list.append(h)
+            i, f, g, o = (proj[t] + F.linear(h, w_hh, b_hh)).chunk(4, -1)
+            cc = torch.sigmoid(f) * cc + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(cc)
+            if w_hr is not None:
+                h = F.linear(h, w_hr)
+            hs_list.append(h)
+        hs, prev = torch.stack(hs_list), torch.stack(prev_list)
+    a = proj + F.linear(prev, w_hh, b_hh)
+    i, f, g, o = a.chunk(4, -1)
+    i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+    ig = i * g
+    cs = [c.expand_as(ig[0])]
     for t in range(steps):
-        a = proj[t] + F.linear(h, w_hh, b_hh)
-        i, f, g, o = a.chunk(4, -1)
-        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
-        c = f * c + i * g
-        k = torch.tanh(c)
-        h = o * k
-        if w_hr is not None:
-            h = F.linear(h, w_hr)
-        a_s.append(a)
-        gates.append(torch.cat([i, f, g, o], -1))
-        cs.append(c)
-        ks.append(k)
-        hs.append(h)
-    return {"a": torch.stack(a_s), "gates": torch.stack(gates), "c": torch.stack(cs), "k": torch.stack(ks),
-            "h": torch.stack(hs)}
+        cs.append(torch.addcmul(ig[t], f[t], cs[-1]))
+    cs = torch.stack(cs)
+    k = torch.tanh(cs[1:])
+    return {"a": a, "gates": torch.cat([i, f, g, o], -1), "c": cs, "k": k, "h": hs}
 
 
 class _LSTMRecurrence(torch.autograd.Function):
     """One LSTM layer/direction with the rule in closed form."""
 
     @staticmethod
-    def forward(ctx, proj, h0, c0, w_hh, b_hh, w_hr, ref, rule):  # type: ignore[override]
-        v = _lstm_values(proj, h0, c0, w_hh, b_hh, w_hr)
+    def forward(ctx, proj, h0, c0, w_hh, b_hh, w_hr, ref, rule, xs, w_ih, b_ih):  # type: ignore[override]
+        v = _lstm_values(proj, h0, c0, w_hh, b_hh, w_hr, xs, w_ih, b_ih)
         hid = v["k"].shape[-1]
         a, gt = v["a"], v["gates"]
         r_a = ref["a"] if ref is not None else None
@@ -182,7 +196,7 @@ class _LSTMRecurrence(torch.autograd.Function):
             das[t] = da
             dh = da @ w_hh
             dc = dc * f_c[t]
-        return torch.stack(das), dh, dc, None, None, None, None, None
+        return torch.stack(das), dh, dc, None, None, None, None, None, None, None, None
 
 
 def fused_lstm(ctx, func, args, kwargs, ref_args, ref_kwargs):
@@ -223,9 +237,10 @@ def fused_lstm(ctx, func, args, kwargs, ref_args, ref_kwargs):
             if ref_in is not None:
                 with torch.no_grad():
                     rxs = ref_in if d == 0 else ref_in.flip(0)
-                    ref = _lstm_values(F.linear(rxs, w_ih, b_ih), rh0[kk], rc0[kk], w_hh, b_hh, w_hr)
+                    ref = _lstm_values(F.linear(rxs, w_ih, b_ih), rh0[kk], rc0[kk], w_hh, b_hh, w_hr, rxs, w_ih, b_ih)
                 ref_outs.append(ref["h"] if d == 0 else ref["h"].flip(0))
-            ys, h_t, c_t = _LSTMRecurrence.apply(proj, h0[kk], c0[kk], w_hh, b_hh, w_hr, ref, rule)
+            ys, h_t, c_t = _LSTMRecurrence.apply(proj, h0[kk], c0[kk], w_hh, b_hh, w_hr, ref, rule, xs.detach(),
+                                                 w_ih, b_ih)
             outs.append(ys if d == 0 else ys.flip(0))
             h_out.append(h_t)
             c_out.append(c_t)
