@@ -133,9 +133,9 @@ def op_name(func: Callable) -> str:
     if module.startswith("torch.nn.functional") or module == "torch._C._nn":
         return f"F.{name}"
     if module.startswith("torch.special") or module == "torch._C._special":
-        return f"torch.special.{name}"
+        return f"torch.special.{name.removeprefix('special_')}"
     if module.startswith("torch.linalg") or module == "torch._C._linalg":
-        return f"torch.linalg.{name}"
+        return f"torch.linalg.{name.removeprefix('linalg_')}"
     return f"torch.{name}"
 
 
