@@ -206,9 +206,12 @@ class _MaxPoolRule(torch.autograd.Function):
         dv_i = yf - rxf.gather(2, i_f)
         dv_j = xf.gather(2, j_f) - ryf
         top = torch.maximum(yf, ryf)
-        ok_i, ok_j = dv_i.abs() > eps, dv_j.abs() > eps
-        m_i = torch.where(ok_i, (top - ryf) / dv_i, torch.ones_like(dv_i))
-        m_j = torch.where(ok_j, (yf - top) / dv_j, torch.zeros_like(dv_j))
+        # float masks (boolean ones are slow on the CPU): w = 1 where |dv| > eps
+        w_i = dv_i.abs().sub_(eps).clamp_min_(0).sign_()
+        w_j = dv_j.abs().sub_(eps).clamp_min_(0).sign_()
+        rest_i = torch.sub(1.0, w_i)
+        m_i = (top - ryf).div_(dv_i.add(rest_i)).mul_(w_i).add_(rest_i)  # the gradient (1) where dv ~ 0
+        m_j = (yf - top).div_(dv_j.add(torch.sub(1.0, w_j))).mul_(w_j)
         ctx.save_for_backward(i_f, j_f, m_i, m_j)
         ctx.in_shape = x.shape
         return y

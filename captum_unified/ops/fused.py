@@ -46,14 +46,12 @@ class FusedRule:
     def multiplier(self, z: Tensor, out: Tensor, ref_z: Optional[Tensor], ref_out: Optional[Tensor],
                    fprime: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
         """``g(z)`` exactly as the rule's ``multiplier`` computes it."""
+        from captum_unified.rules.epsilon import epsilon_multiplier
+        from captum_unified.rules.rescale import rescale_multiplier
+
         if self.kind == "epsilon":
-            return out / torch.where(z >= 0, z + self.eps, z - self.eps)
-        dz = z - ref_z
-        quotient = (out - ref_out) / dz
-        small = ~(dz.abs() > self.eps)
-        if bool(small.any()):
-            return torch.where(small, fprime(z, out), quotient)
-        return quotient
+            return epsilon_multiplier(z, out, self.eps)
+        return rescale_multiplier(z, out, ref_z, ref_out, self.eps, lambda: fprime(z, out))
 
     def partners(self, u: Tensor, v: Tensor, ref_u: Optional[Tensor], ref_v: Optional[Tensor],
                  u_is_gate: bool = False) -> Tuple[Optional[Tensor], Optional[Tensor]]:
