@@ -37,7 +37,7 @@ from captum_unified.backend import RuleContext, modified_gradients
 from captum_unified.ops import OpTable, default_op_table
 from captum_unified.rules import EpsilonLRPRule, GradientRule, OpCall, RescaleRule, Rule, derivative
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one version source: pyproject.toml reads it (setuptools dynamic)
 
 __all__ = [
     "AttributionWarning",

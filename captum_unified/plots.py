@@ -16,21 +16,26 @@ from typing import Any, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["plot_sensitivity_n", "plot_region_perturbation", "plot_attribution_grid"]
+__all__ = ["plot_sensitivity_n", "plot_region_perturbation", "plot_attribution_grid", "legend_outside"]
 
-#: Consistent colour / marker per known method label (others use the default cycle).
+#: Consistent colour / marker / line per known method label (others use the default
+#: cycle). IG and DeepLIFT often coincide: IG is a thick solid line with large
+#: filled squares, DeepLIFT a thin dashed line with small open triangles on top,
+#: so both stay visible where the curves overlap.
 _STYLE = {
-    "gradient*input": ("tab:blue", "o"),
-    "gi": ("tab:blue", "o"),
-    "integrated gradients": ("tab:orange", "s"),
-    "ig": ("tab:orange", "s"),
-    "epsilon-lrp": ("tab:green", "^"),
-    "lrp": ("tab:green", "^"),
-    "deeplift (rescale)": ("tab:red", "v"),
-    "deeplift": ("tab:red", "v"),
-    "occlusion-1": ("tab:purple", "D"),
-    "occlusion1": ("tab:purple", "D"),
+    "gradient*input": ("tab:blue", "o", "-"),
+    "gi": ("tab:blue", "o", "-"),
+    "integrated gradients": ("tab:orange", "s", "-"),
+    "ig": ("tab:orange", "s", "-"),
+    "epsilon-lrp": ("tab:green", "^", "-"),
+    "lrp": ("tab:green", "^", "-"),
+    "deeplift (rescale)": ("tab:red", "v", "--"),
+    "deeplift": ("tab:red", "v", "--"),
+    "occlusion-1": ("tab:purple", "D", "-"),
+    "occlusion1": ("tab:purple", "D", "-"),
 }
+_IG = ("integrated gradients", "ig")
+_DL = ("deeplift (rescale)", "deeplift")
 
 
 def _new_axes(ax, figsize=(5, 3.6)):
@@ -57,10 +62,29 @@ def _as_curve(value: Any) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def _style(label: str, i: int) -> dict:
-    c = _STYLE.get(str(label).lower())
+    key = str(label).lower()
+    c = _STYLE.get(key)
     if c is None:
-        return {"color": f"C{i % 10}", "marker": "o"}
-    return {"color": c[0], "marker": c[1]}
+        return {"color": f"C{i % 10}", "marker": "o", "markersize": 3, "linewidth": 1.4}
+    style = {"color": c[0], "marker": c[1], "linestyle": c[2], "markersize": 3, "linewidth": 1.4}
+    if key in _IG:
+        style.update(linewidth=3.0, markersize=5, alpha=0.85, zorder=2)
+    elif key in _DL:
+        style.update(linewidth=1.2, markersize=5, markerfacecolor="none", zorder=3)
+    return style
+
+
+def legend_outside(fig, axes, ncol: Optional[int] = None, **kw):
+    """One legend for the whole figure, below the panels (off every curve);
+    entries are the unique labels of ``axes``. Returns the legend."""
+    handles, labels = [], []
+    for ax in np.atleast_1d(axes).ravel():
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    return fig.legend(handles, labels, loc="lower center", ncol=ncol or max(1, len(labels)),
+                      frameon=False, fontsize="small", **kw)
 
 
 def plot_sensitivity_n(
@@ -83,11 +107,15 @@ def plot_sensitivity_n(
         ax: a matplotlib ``Axes`` to draw on; default a new figure (not pyplot-managed).
         title: axes title.
         ylim: y limits (default ``(-0.05, 1.02)``; ``None`` leaves them automatic).
-        legend: draw a legend.
+        legend: draw a legend (``True``), outside the axes on the right
+            (``"outside"``) or none (``False``; e.g. one for the figure with
+            :func:`legend_outside`).
 
     Returns:
         ``(fig, ax)``. The x axis (``n``, the subset size) is logarithmic. NaN
-        points (e.g. the per-sample mean at ``n = N``) leave a gap.
+        points (e.g. the per-sample mean at ``n = N``) leave a gap. IG is drawn
+        thick and solid, DeepLIFT thin, dashed and with open markers on top,
+        so both show where their curves coincide.
 
     Raises:
         ValueError: ``n`` and the correlations of an entry differ in shape.
@@ -95,7 +123,7 @@ def plot_sensitivity_n(
     fig, ax = _new_axes(ax)
     for i, (label, value) in enumerate(results.items()):
         x, y = _as_curve(value)
-        ax.plot(x, y, label=str(label), markersize=3, linewidth=1.4, **_style(label, i))
+        ax.plot(x, y, label=str(label), **_style(label, i))
     ax.set_xscale("log")
     ax.set_xlabel("n (features removed)")
     ax.set_ylabel("Pearson correlation")
@@ -104,7 +132,9 @@ def plot_sensitivity_n(
     ax.grid(True, which="major", alpha=0.3)
     if title:
         ax.set_title(title)
-    if legend and results:
+    if legend == "outside" and results:
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    elif legend and results:
         ax.legend(fontsize="small")
     return fig, ax
 
@@ -172,6 +202,8 @@ def plot_attribution_grid(
     titles: Optional[Sequence[str]] = None,
     cell_size: float = 1.8,
     outlier_perc: float = 2,
+    shared_colorbar: bool = False,
+    caption: Optional[str] = None,
 ):
     """Attribution maps: rows are samples, columns methods.
 
@@ -197,6 +229,12 @@ def plot_attribution_grid(
         cell_size: inches per panel.
         outlier_perc: percentile of the largest values clipped by Captum's
             normalisation, passed on.
+        shared_colorbar: one colour bar for the figure, on the right: the
+            scale every heat map is drawn with (Captum divides each map by its
+            own largest absolute value after clipping ``outlier_perc``, so -1
+            and 1 are each map's extremes).
+        caption: a line of text under the grid (e.g. the model), kept off the
+            column headings.
 
     Returns:
         ``(fig, axes)`` with ``axes`` of shape ``(B, 1 + len(attributions))``;
@@ -252,5 +290,32 @@ def plot_attribution_grid(
                 ax.set_yticks([])
             if r == 0:
                 ax.set_title(str(label), fontsize="small")
-    fig.tight_layout()
+    bottom = 0.0
+    if caption:
+        fig.text(0.01, 0.01, str(caption), fontsize="small", ha="left", va="bottom")
+        bottom = 0.25 / (cell_size * n_rows)
+    if shared_colorbar:
+        _shared_colorbar(fig, sign, outlier_perc, bottom)
+    else:
+        fig.tight_layout(rect=(0, bottom, 1, 1))
     return fig, axes
+
+
+def _shared_colorbar(fig, sign: str, outlier_perc: float, bottom: float = 0.0) -> None:
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import LinearSegmentedColormap, Normalize
+
+    # the colour maps and ranges of captum.attr.visualization.visualize_image_attr
+    if sign == "all":
+        cmap, lo = LinearSegmentedColormap.from_list("RdWhGn", ["red", "white", "green"]), -1.0
+    elif sign == "positive":
+        cmap, lo = "Greens", 0.0
+    elif sign == "negative":
+        cmap, lo = "Reds", 0.0
+    else:
+        cmap, lo = "Blues", 0.0
+    fig.tight_layout(rect=(0, bottom, 0.86, 1))
+    cax = fig.add_axes((0.88, 0.15, 0.015, 0.7))
+    bar = fig.colorbar(ScalarMappable(norm=Normalize(lo, 1.0), cmap=cmap), cax=cax)
+    bar.set_label(f"attribution / max |attribution|\nof each map (top {outlier_perc:g}% clipped)", fontsize="x-small")
+    bar.ax.tick_params(labelsize="x-small")

@@ -1,8 +1,11 @@
 """Sphinx configuration for captum_unified."""
+
 import os
 import re
 import sys
+import time
 import types
+import warnings
 from pathlib import Path
 
 sys.path.insert(0, os.path.abspath(".."))
@@ -15,14 +18,27 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # times slower (the vmapped Hessian-vector products most: 83 s vs 4 s).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import captum_unified  # noqa: E402  (after the environment above)
+
 project = "captum_unified"
 author = "captum_unified developers"
-release = "0.1.0"
+release = version = captum_unified.__version__
+_FIRST_YEAR = 2026
+_year = time.gmtime(int(os.environ.get("SOURCE_DATE_EPOCH", time.time()))).tm_year
+_years = str(_FIRST_YEAR) if _year <= _FIRST_YEAR else f"{_FIRST_YEAR}\u2013{_year}"
+# alabaster's footer: "(c) <copyright>. | Powered by Sphinx & Alabaster | Page source"
+copyright = f"{_years}, {author}. {project} {release}, BSD-3-Clause license"
 
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
+    # Math offline: MathJax 3 (CommonHTML output, its web fonts) served from
+    # _static/mathjax, copied from the sphinx-mathjax-offline wheel (a dev
+    # extra) instead of Sphinx's default CDN script. Pure pip, no Node.js or
+    # network at build or read time; the docs tests check that no page loads
+    # anything from outside the build.
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
     "sphinx.ext.intersphinx",
     "sphinx_gallery.gen_gallery",
@@ -38,6 +54,66 @@ suppress_warnings = ["ref.python"]
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
 html_static_path = ["_static"]
+# custom.css (alabaster links it): code blocks wrap instead of being cut off on
+# narrow screens, wide tables and display math scroll inside their box.
+
+
+# -- Tutorial output without the build machine's paths -----------------------
+#
+# A warning raised while a tutorial runs is printed with the absolute path of
+# the file that raised it (the converted tutorial under _build/, or a library
+# in site-packages), which would show this machine's layout in the rendered
+# page. Paths are shown relative: a tutorial by its name under tutorials/, a
+# module by its path below its sys.path entry (``captum/attr/...``).
+
+
+def _tutorial_line(converted: Path, lineno: int):
+    """The line of ``tutorials/<name>.py`` that is line ``lineno`` of its
+    converted copy (code lines are copied verbatim and in order, so the k-th
+    occurrence of a line's text maps to its k-th occurrence in the original)."""
+    conv = converted.read_text(encoding="utf-8").splitlines()
+    orig = (_TUTORIALS / converted.name).read_text(encoding="utf-8").splitlines()
+    if not 0 < lineno <= len(conv):
+        return None
+    text = conv[lineno - 1]
+    k = conv[: lineno - 1].count(text)
+    hits = [i + 1 for i, ln in enumerate(orig) if ln == text]
+    return hits[k] if k < len(hits) else None
+
+
+def _relative_location(filename: str, lineno: int):
+    path = os.path.abspath(filename)
+    if os.path.dirname(path) == str(_GALLERY_SRC) and (_TUTORIALS / os.path.basename(path)).is_file():
+        return "tutorials/" + os.path.basename(path), _tutorial_line(Path(path), lineno) or lineno
+    roots = sorted({os.path.abspath(p) for p in sys.path if p and os.path.isdir(p)}, key=len, reverse=True)
+    for root in roots:
+        if path.startswith(root + os.sep):
+            return os.path.relpath(path, root), lineno
+    return os.path.basename(path), lineno
+
+
+def _formatwarning_relative(message, category, filename, lineno, line=None, _orig=warnings.formatwarning):
+    if line is None:  # the source line, read while the real path is known
+        import linecache
+
+        line = linecache.getline(filename, lineno)
+    name, lineno = _relative_location(filename, lineno)
+    return _orig(message, category, name, lineno, line)
+
+
+def setup(app):
+    """Relative warning paths for the build only (conf.py is also imported by
+    the tests, where it must leave ``warnings`` alone)."""
+    original = warnings.formatwarning
+
+    def install(app):
+        warnings.formatwarning = _formatwarning_relative
+
+    def restore(app, exception):
+        warnings.formatwarning = original
+
+    app.connect("builder-inited", install, priority=100)  # before sphinx-gallery runs the tutorials
+    app.connect("build-finished", restore)
 
 
 # -- Tutorials (sphinx-gallery) ---------------------------------------------
@@ -239,4 +315,6 @@ sphinx_gallery_conf = {
     "show_signature": False,
     "image_scrapers": ("matplotlib",),
     "matplotlib_animations": False,
+    # the execution-times page loads jQuery/DataTables/Bootstrap from CDNs
+    "write_computation_times": False,
 }

@@ -47,6 +47,33 @@ def test_attribute_writes_pngs(tmp_path):
     pngs = sorted(out.glob("*.png"))
     assert len(pngs) == 6
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    assert all(p.name.startswith("ancona_mlp_relu_") for p in pngs)  # the activation is in the name
+    rc = cli.main(["attribute", "--quick", "--no-progress", "--cache-dir", str(tmp_path / "c"), "--model",
+                   "ancona_mlp", "--activation", "tanh", "--samples", "1", "--out", str(out)])
+    assert rc == 0 and (out / "ancona_mlp_tanh_gi_0.png").exists() and (out / "ancona_mlp_relu_gi_0.png").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["reproduce", "ancona", "--samples", "0"], "--samples: must be 1 or more, got 0"),
+    (["reproduce", "deng", "--samples", "-4"], "--samples: must be 1 or more"),
+    (["reproduce", "deng", "--samples", "two"], "expected a positive integer"),
+    (["reproduce", "ancona", "--subsets", "0"], "--subsets: must be 1 or more"),
+    (["attribute", "--samples", "0"], "--samples: must be 1 or more"),
+    (["train", "--epochs", "0"], "--epochs: must be 1 or more"),
+    (["train", "--n-train", "0"], "--n-train: must be 1 or more"),
+    (["reproduce", "deng", "--threads", "0"], "--threads: must be 1 or more"),
+    (["reproduce", "deng", "--pixel-range", "0,255"], "--pixel-range: expected one of -1,1, 0,1"),
+    (["train", "--model", "deng_poly", "--activation", "relu"], "model deng_poly has no activation"),
+    (["attribute", "--model", "deng_poly", "--activation", "tanh"], "drop --activation"),
+    (["reproduce", "deng", "--quick", "--samples", "500"], "500 is more than the 150 test digits"),
+    (["attribute", "--samples", "1001"], "1001 is more than the 1000 test digits"),
+])
+def test_bad_sizes_and_options_give_clear_errors(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv + ["--no-progress", "--cache-dir", str(tmp_path)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "usage:" in err and argv[0] in err
 
 
 def test_missing_optional_dependency_message(monkeypatch, tmp_path, capsys):
@@ -74,12 +101,21 @@ def test_reproduce_options_reach_the_pipeline(monkeypatch, paper, tmp_path):
 
     monkeypatch.setattr(module, "run", fake_run)
     assert cli.main(["reproduce", paper, "--quick", "--no-progress", "--out", str(tmp_path),
-                     "--baseline", "0.25", "--samples", "3"]) == 0
+                     "--baseline", "0.25", "--samples", "3", "--target", "predicted", "--threads", "1"]) == 0
     cfg = seen["cfg"]
-    assert cfg.baseline == 0.25 and cfg.samples == 3
-    assert cfg.subsets == module.QUICK_DEFAULTS["subsets"]  # the pipeline's own quick size
+    assert cfg.baseline == 0.25 and cfg.samples == 3 and cfg.target == "predicted" and cfg.threads == 1
+    assert cfg.small and cfg.recipe == module.QUICK_DEFAULTS["recipe"]
+    if "subsets" in module.QUICK_DEFAULTS:
+        assert cfg.subsets == module.QUICK_DEFAULTS["subsets"]  # the pipeline's own quick size
+    assert cli.main(["reproduce", paper, "--no-progress", "--out", str(tmp_path), "--recipe", "adam",
+                     "--pixel-range", "0,1"]) == 0
+    cfg = seen["cfg"]
+    assert cfg.recipe == "adam" and cfg.pixel_range == (0.0, 1.0) and not cfg.small
     assert cli.main(["reproduce", paper, "--no-progress", "--out", str(tmp_path)]) == 0
-    assert seen["cfg"].baseline == module.DEFAULTS["baseline"]
+    cfg = seen["cfg"]
+    for k in ("baseline", "pixel_range", "recipe", "samples"):
+        assert getattr(cfg, k) == module.DEFAULTS[k], k
+    assert cfg.target == "true" and cfg.recipe == "adadelta-es"
 
 
 def test_evaluate_help_lists_the_sizes(capsys):

@@ -1,6 +1,7 @@
 """Interoperability with Captum's tooling: NoiseTunnel, metrics.infidelity and
 visualization. Captum's own methods (fed the very same noise draws) or
 brute-force formulas are the oracles."""
+
 from __future__ import annotations
 
 import warnings
@@ -20,9 +21,9 @@ from captum.attr import NoiseTunnel  # noqa: E402
 from captum.attr import Occlusion as COcclusion  # noqa: E402
 from captum.attr import visualization as viz  # noqa: E402
 from captum.metrics import infidelity  # noqa: E402
+from conftest import DTYPE, assert_close, make_cnn, make_sequential_mlp, randn  # noqa: E402
 
 import captum_unified as cu  # noqa: E402
-from conftest import DTYPE, assert_close, make_cnn, make_sequential_mlp, randn  # noqa: E402
 
 
 def _pairs(model):
@@ -32,8 +33,13 @@ def _pairs(model):
         ("ig", cu.IntegratedGradients(model), CIG(model), {"n_steps": 8}, {"n_steps": 8}),
         ("lrp", cu.EpsilonLRP(model), CLRP(model), {}, {}),
         ("dl", cu.DeepLiftRescale(model), CDeepLift(model), {"baselines": 0.1}, {"baselines": 0.1}),
-        ("occ", cu.Occlusion1(model), COcclusion(model), {"baselines": 0.1},
-         {"baselines": 0.1, "sliding_window_shapes": (1,)}),
+        (
+            "occ",
+            cu.Occlusion1(model),
+            COcclusion(model),
+            {"baselines": 0.1},
+            {"baselines": 0.1, "sliding_window_shapes": (1,)},
+        ),
     ]
 
 
@@ -66,9 +72,7 @@ def test_noise_tunnel_tuple_inputs_and_delta():
     model = make_sequential_mlp((5, 6, 3), "tanh", seed=5)
     x = randn(2, 5, seed=6)
     nt = NoiseTunnel(cu.DeepLiftRescale(model))
-    attr, delta = nt.attribute(
-        (x,), nt_samples=2, stdevs=0.0, target=0, baselines=0.0, return_convergence_delta=True
-    )
+    attr, delta = nt.attribute((x,), nt_samples=2, stdevs=0.0, target=0, baselines=0.0, return_convergence_delta=True)
     assert isinstance(attr, tuple) and attr[0].shape == x.shape
     assert delta.shape == (2 * 2,)
     assert delta.abs().max() < 1e-10
@@ -98,6 +102,7 @@ def test_infidelity_accepts_results_and_matches_brute_force():
         expected = ((x * a).sum(1) - gap) ** 2  # E[(I.a - (S(x) - S(x - I)))^2] with I = x
         assert infid.shape == (3,)
         assert_close(infid.to(DTYPE), expected, atol=1e-10, rtol=1e-6, msg=name)
+
     # With I = 1 (perturbed input x - 1), DeepLIFT with baseline x - 1 is
     # complete, so I.a = sum(a) = S(x) - S(x - 1): infidelity 0.
     def minus_one(inputs):
@@ -109,31 +114,67 @@ def test_infidelity_accepts_results_and_matches_brute_force():
     assert infidelity(model, minus_one, x, gi, target=1).abs().max() > 1e-6
 
 
-def test_infidelity_with_random_perturbations_runs():
+def test_infidelity_with_random_perturbations_matches_brute_force():
+    """Captum's infidelity with random (noise) perturbations on our results:
+    the same draws, recorded, give the brute-force
+    E[(I . a - (S(x) - S(x - I)))^2] per sample."""
     model = make_cnn("relu", "avg", seed=9)
     x = randn(2, 2, 6, 6, seed=10)
-
-    def perturb(inputs):
-        noise = torch.randn_like(inputs) * 0.1
-        return noise, inputs - noise
-
+    gen = torch.Generator().manual_seed(5)
     for m in (cu.GradientXInput(model), cu.DeepLiftRescale(model), cu.Occlusion1(model)):
         a = m.attribute(x, target=0)
+        drawn = []
+
+        def perturb(inputs, drawn=drawn):
+            noise = torch.randn(inputs.shape, generator=gen, dtype=inputs.dtype) * 0.1
+            drawn.append((inputs.detach().clone(), noise))
+            return noise, inputs - noise
+
         infid = infidelity(model, perturb, x, a, target=0, n_perturb_samples=4)
-        assert infid.shape == (2,) and torch.isfinite(infid).all()
+        errors = [[] for _ in range(x.shape[0])]
+        with torch.no_grad():
+            for inputs, noise in drawn:
+                for row in range(inputs.shape[0]):
+                    j = next(k for k in range(x.shape[0]) if torch.equal(inputs[row], x[k]))
+                    xi, ni = inputs[row : row + 1], noise[row : row + 1]
+                    change = model(xi)[0, 0] - model(xi - ni)[0, 0]
+                    errors[j].append(float(((ni * a[j : j + 1]).sum() - change) ** 2))
+        assert all(len(e) == 4 for e in errors), [len(e) for e in errors]
+        expected = torch.tensor([sum(e) / len(e) for e in errors], dtype=DTYPE)
+        assert_close(infid.to(DTYPE), expected, atol=1e-12, rtol=1e-6, msg=type(m).__name__)
+        assert expected.min() > 0  # a noise perturbation is no exact Taylor step: nonzero, finite
+
+
+def _captum_heat_map(attr_hwc, sign, outlier_perc=2):
+    """Brute force of what visualize_image_attr draws as the heat map: the
+    channel sum, the sign's transform, divided by the value at which the
+    sorted absolute values reach (100 - outlier_perc) % of their total, clipped
+    to [-1, 1]."""
+    s = attr_hwc.sum(axis=2)
+    s = {"all": s, "positive": np.maximum(s, 0), "absolute_value": np.abs(s)}[sign]
+    vals = np.sort(np.abs(s).ravel())
+    cum = np.cumsum(vals)
+    scale = vals[np.nonzero(cum >= cum[-1] * (100 - outlier_perc) / 100)[0][0]]
+    return np.clip(s / scale, -1, 1)
 
 
 @pytest.mark.parametrize("method", ["heat_map", "blended_heat_map", "masked_image"])
 @pytest.mark.parametrize("sign", ["all", "absolute_value", "positive"])
-def test_visualize_image_attr_draws_results(method, sign):
-    from matplotlib.figure import Figure
-
+def test_visualize_image_attr_draws_our_results(method, sign):
+    """captum.attr.visualization draws exactly our attribution, normalised as
+    Captum documents it (checked against a brute-force normalisation)."""
     model = make_cnn("relu", "avg", seed=11)
     x = randn(1, 2, 6, 6, seed=12)
     img = np.concatenate([x[0].permute(1, 2, 0).numpy(), np.zeros((6, 6, 1))], axis=2)
     img = (img - img.min()) / (img.max() - img.min())
-    for m in (cu.GradientXInput(model), cu.IntegratedGradients(model), cu.EpsilonLRP(model),
-              cu.DeepLiftRescale(model), cu.Occlusion1(model)):
+    drawn = 0
+    for m in (
+        cu.GradientXInput(model),
+        cu.IntegratedGradients(model),
+        cu.EpsilonLRP(model),
+        cu.DeepLiftRescale(model),
+        cu.Occlusion1(model),
+    ):
         a = m.attribute(x, target=1)
         a_img = a[0].permute(1, 2, 0).detach().numpy()
         a_img = np.concatenate([a_img, np.zeros((6, 6, 1))], axis=2)  # 3 channels
@@ -141,10 +182,25 @@ def test_visualize_image_attr_draws_results(method, sign):
             with pytest.raises(AssertionError, match="both positive and negative"):
                 viz.visualize_image_attr(a_img, img, method=method, sign=sign, use_pyplot=False)
             continue  # Captum refuses signed masks by design
-        if sign == "positive" and not (a_img > 0).any():
+        if sign == "positive" and not (a_img.sum(axis=2) > 0).any():
             continue
         fig, ax = viz.visualize_image_attr(
-            a_img, original_image=img, method=method, sign=sign, use_pyplot=False,
+            a_img,
+            original_image=img,
+            method=method,
+            sign=sign,
+            use_pyplot=False,
         )
-        assert isinstance(fig, Figure)
+        expected = _captum_heat_map(a_img, sign)
+        shown = np.asarray(ax.images[-1].get_array())
+        if method == "masked_image":
+            # Captum scales an image in [0, 1] to [0, 255] (as int) before masking
+            original = np.clip((img * 255).astype(int), 0, 255)
+            np.testing.assert_array_equal(shown, np.clip((original * expected[..., None]).astype(int), 0, 255))
+        else:
+            np.testing.assert_allclose(shown, expected, rtol=1e-6, atol=1e-9)
+            assert len(ax.images) == (2 if method == "blended_heat_map" else 1)
+        drawn += 1
         fig.clear()
+    if (method, sign) != ("masked_image", "all"):
+        assert drawn >= 3, f"only {drawn} methods drawn"

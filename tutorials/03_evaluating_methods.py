@@ -24,6 +24,7 @@
 # %%
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -328,5 +329,15 @@ show(fig)
 print("Summary: Sensitivity-1 of Occlusion-1 = "
       f"{float(sens['Occlusion-1'].mean[0]):.3f}; infidelity Taylor order 1 "
       f"{infid['Taylor order 1']:.5f} > order 2 {infid['Taylor order 2']:.5f}")
-if "agg" not in plt.get_backend().lower():
-    plt.show()
+# The figures: in a window where there is a display; as PNG files in
+# `tutorial03_figures/` on a headless machine (a non-interactive backend such
+# as Agg); inline in the docs, where sphinx-gallery collects them.
+if "sphinx_gallery" not in sys.modules:
+    if plt.get_backend().lower() in {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}:
+        fig_dir = Path("tutorial03_figures")
+        fig_dir.mkdir(exist_ok=True)
+        for k in plt.get_fignums():
+            plt.figure(k).savefig(fig_dir / f"figure_{k}.png", dpi=100)
+        print(f"{len(plt.get_fignums())} figures written to {fig_dir}/ (no display)")
+    else:
+        plt.show()

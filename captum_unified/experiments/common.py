@@ -7,15 +7,19 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 import captum_unified as cu
 
-__all__ = ["METHODS", "ExperimentConfig", "make_method", "compute_attributions",
-           "write_csv", "collect_attribution_warnings", "warnings_section"]
+__all__ = ["METHODS", "TARGETS", "ExperimentConfig", "make_method", "compute_attributions",
+           "write_csv", "read_csv", "collect_attribution_warnings", "warnings_section", "draw_samples",
+           "select_targets", "samples_line", "set_threads", "ModelSpec", "load_model", "recipe_for"]
+
+#: ``--target`` choices: which output each explained sample's attribution explains.
+TARGETS = {"true": "the true class (the papers' choice)", "predicted": "the predicted class"}
 
 #: CLI name -> (label, builder(model))
 METHODS: Dict[str, tuple] = {
@@ -23,8 +27,14 @@ METHODS: Dict[str, tuple] = {
     "ig": ("Integrated Gradients", lambda m: cu.IntegratedGradients(m)),
     "lrp": ("epsilon-LRP", lambda m: cu.EpsilonLRP(m, epsilon=1e-4)),
     "deeplift": ("DeepLIFT (Rescale)", lambda m: cu.DeepLiftRescale(m)),
+    # Ancona et al.'s original DeepLIFT: the ordinary product rule at products
+    # (only the models with products run it: ModelSpec.extra_methods)
+    "deeplift_ancona": ("DeepLIFT (ordinary products)", lambda m: cu.DeepLiftRescale(m, products="gradient")),
     "occlusion1": ("Occlusion-1", lambda m: cu.Occlusion1(m)),
 }
+
+#: The five methods of Ancona et al.'s Figure 4 (the default of every run).
+PAPER_METHODS = ("gi", "ig", "lrp", "deeplift", "occlusion1")
 
 
 @dataclass
@@ -33,25 +43,131 @@ class ExperimentConfig:
 
     samples: int = 100
     subsets: int = 100
-    epochs: int = 5
-    batch_size: int = 128
+    epochs: Optional[int] = None  # None: the training recipe's
+    batch_size: Optional[int] = None  # None: the training recipe's
     seed: int = 0
     n_train: Optional[int] = None
     cache_dir: Optional[str] = None
     out: str = "results"
-    methods: List[str] = field(default_factory=lambda: list(METHODS))
+    methods: List[str] = field(default_factory=lambda: list(PAPER_METHODS))
     show_progress: bool = True
     ig_steps: int = 50
-    baseline: float = -1.0  # each pipeline sets its own (DEFAULTS: ancona 0, deng -1)
+    baseline: float = -1.0  # each pipeline sets its own (DEFAULTS: ancona 0, deng 0)
+    target: str = "true"
+    threads: Optional[int] = None  # torch threads; None: leave torch's setting
+    pixel_range: Optional[tuple] = None  # each pipeline sets its own
+    recipe: Optional[str] = None  # a models.RECIPES name; each pipeline sets its own
+    small: bool = False  # set by quick(): small sizes (--quick)
 
     @classmethod
     def quick(cls, **kw) -> "ExperimentConfig":
-        base = dict(samples=4, subsets=8, epochs=1, n_train=300, ig_steps=16, batch_size=32)
+        base = dict(samples=10, subsets=8, epochs=1, n_train=300, ig_steps=16, batch_size=32, recipe="adam", small=True)
         base.update({k: v for k, v in kw.items() if v is not None})
         return cls(**base)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model row of a reproduction.
+
+    Args:
+        name: a zoo name (:data:`captum_unified.models.MODEL_NAMES`) or any key
+            ``loader`` understands.
+        activation: the activation (``None``: the model's default or none).
+        label: the name reports use (e.g. ``"C-sg"``); default from name/activation.
+        training: per recipe name (:data:`captum_unified.models.RECIPES`), the
+            :class:`~captum_unified.models.TrainingRecipe` fields that differ
+            for this model, e.g. ``{"adam": {"lr": 2e-4}}``.
+        loader: ``loader(spec, cfg, data) -> (model, test accuracy)``; default:
+            :func:`captum_unified.models.load_or_train` (cached).
+        roles: which parts of a pipeline use the model.
+        quick: part of ``--quick`` runs.
+        extra_methods: methods run on this model in addition to the run's
+            (keys of :data:`METHODS`), e.g. Ancona et al.'s original DeepLIFT on
+            a model with products.
+    """
+
+    name: str
+    activation: Optional[str] = None
+    label: str = ""
+    training: Mapping = field(default_factory=dict)
+    loader: Optional[Callable] = None
+    roles: Tuple[str, ...] = ()
+    quick: bool = True
+    extra_methods: Tuple[str, ...] = ()
+
+    @property
+    def key(self) -> Tuple[str, str]:
+        return (self.name, self.activation or "none")
+
+
+def recipe_for(cfg: "ExperimentConfig", spec: Optional[ModelSpec] = None):
+    """The :class:`~captum_unified.models.TrainingRecipe` of ``cfg.recipe`` with the
+    model's own overrides and ``cfg.epochs`` / ``cfg.batch_size`` where given."""
+    from captum_unified.models import RECIPES
+
+    if cfg.recipe not in RECIPES:
+        raise ValueError(f"Unknown training recipe {cfg.recipe!r}; choose from {list(RECIPES)}.")
+    changes = dict(spec.training.get(cfg.recipe, {})) if spec is not None else {}
+    if cfg.epochs is not None:
+        changes["epochs"] = int(cfg.epochs)
+    if cfg.batch_size is not None:
+        changes.setdefault("batch_size", int(cfg.batch_size))
+    return RECIPES[cfg.recipe].replace(**changes)
+
+
+def load_model(spec: ModelSpec, cfg: "ExperimentConfig", data: tuple):
+    """Train (or load from the cache) the model of ``spec``; ``(model, test accuracy)``."""
+    if spec.loader is not None:
+        return spec.loader(spec, cfg, data)
+    from captum_unified.models import load_or_train
+
+    return load_or_train(spec.name, spec.activation, cache_dir=cfg.cache_dir, seed=cfg.seed,
+                         n_train=cfg.n_train, data=data, show_progress=cfg.show_progress,
+                         recipe=recipe_for(cfg, spec))
+
+
+def set_threads(cfg: ExperimentConfig) -> int:
+    """Apply ``cfg.threads`` (if given) to torch; return the thread count in use.
+
+    Results (training and attributions) are identical between runs with the
+    same thread count; a different count changes the last bits of the sums
+    inside matrix products, which training amplifies."""
+    if cfg.threads is not None:
+        torch.set_num_threads(int(cfg.threads))
+    return torch.get_num_threads()
+
+
+def draw_samples(test: tuple, n: int, seed: int):
+    """The explained samples: ``n`` test digits drawn class-stratified (seeded;
+    :func:`captum_unified.data.stratified_sample`). Returns ``(x, labels)``."""
+    from captum_unified.data import stratified_sample
+
+    x, y = test
+    idx = torch.as_tensor(stratified_sample(y, n, seed))
+    return x[idx], y[idx]
+
+
+def select_targets(model: nn.Module, x: Tensor, labels: Tensor, mode: str) -> Tensor:
+    """The output explained for each sample: the true label or the model's prediction."""
+    if mode not in TARGETS:
+        raise ValueError(f"target must be one of {list(TARGETS)}, got {mode!r}.")
+    if mode == "true":
+        return labels.clone()
+    with torch.no_grad():
+        return model(x).argmax(1)
+
+
+def samples_line(labels: Tensor, seed: int, target: str, what: str = "test digits") -> str:
+    """A report sentence saying what was drawn and explained."""
+    from captum_unified.data import class_counts
+
+    counts = class_counts(labels)
+    return (f"Samples: {len(labels)} {what} drawn class-stratified (seed {seed}); count per class "
+            + ", ".join(f"{c}: {k}" for c, k in counts.items()) + f". Target: {TARGETS[target]}.")
 
 
 def make_method(name: str, model: nn.Module):
@@ -71,7 +187,7 @@ def compute_attributions(
         return method.attribute(x, baselines=baseline, target=target), None
     if name == "ig":
         attr = method.attribute(x, baselines=base, target=target, n_steps=ig_steps)
-    elif name in ("deeplift",):
+    elif name in ("deeplift", "deeplift_ancona"):
         attr = method.attribute(x, baselines=base, target=target)
     else:  # gi, lrp: baseline 0 by definition
         attr = method.attribute(x, target=target)
@@ -120,6 +236,12 @@ def write_csv(path: Path, rows: List[dict]) -> Path:
         w.writeheader()
         w.writerows(rows)
     return path
+
+
+def read_csv(path) -> List[dict]:
+    """Rows of a CSV written by :func:`write_csv` (values as strings)."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def progress(iterable, show: bool, **kw):

@@ -251,19 +251,21 @@ def _max_pool(ctx, func, args, kwargs, consts):
     batched = x.dim() == n + 2
     xb = x if batched else x.unsqueeze(0)
     lead, spatial = xb.shape[:2], tuple(xb.shape[2:])
-    index, outs = _pool_index(spatial, kernel, stride, padding, dilation, ceil)
-    index = index.to(xb.device)
-    flat = xb.reshape(*lead, -1)
-    windows = flat[..., index]  # (N, C, out, k)
-    out = ctx.kmax(windows).reshape(*lead, *outs)
+    pool = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[n]
+
+    def with_indices(t):
+        return pool(t, kernel, stride, padding, dilation, ceil, True)
+
+    out = ctx.pooled_max(xb, with_indices)
+    if out is None:
+        index, outs = _pool_index(spatial, kernel, stride, padding, dilation, ceil)
+        windows = xb.reshape(*lead, -1)[..., index.to(xb.device)]  # (N, C, out, k)
+        out = ctx.kmax(windows).reshape(*lead, *outs)
     if not batched:
         out = out.squeeze(0)
     if return_indices:
         with torch.no_grad():
-            kw = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil,
-                      return_indices=True)
-            pool = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[n]
-            _, idx = pool(x.detach(), **kw)
+            _, idx = pool(x.detach(), kernel, stride, padding, dilation, ceil, True)
         return out, idx
     return out
 
@@ -295,16 +297,18 @@ def _adaptive_max_pool(ctx, func, args, kwargs, consts):
     batched = x.dim() == n + 2
     xb = x if batched else x.unsqueeze(0)
     lead, spatial = xb.shape[:2], tuple(xb.shape[2:])
-    size = _tuple(size, n) if not isinstance(size, int) else (size,) * n
+    size = (size,) * n if isinstance(size, int) else tuple(size)
     outs = tuple(spatial[i] if size[i] is None else int(size[i]) for i in range(n))
-    index = _adaptive_index(spatial, outs).to(xb.device)
-    out = ctx.kmax(xb.reshape(*lead, -1)[..., index]).reshape(*lead, *outs)
+    pool = {1: F.adaptive_max_pool1d, 2: F.adaptive_max_pool2d, 3: F.adaptive_max_pool3d}[n]
+    out = ctx.pooled_max(xb, lambda t: pool(t, outs, True))
+    if out is None:
+        index = _adaptive_index(spatial, outs).to(xb.device)
+        out = ctx.kmax(xb.reshape(*lead, -1)[..., index]).reshape(*lead, *outs)
     if not batched:
         out = out.squeeze(0)
     if return_indices:
         with torch.no_grad():
-            pool = {1: F.adaptive_max_pool1d, 2: F.adaptive_max_pool2d, 3: F.adaptive_max_pool3d}[n]
-            _, idx = pool(x.detach(), outs, return_indices=True)
+            _, idx = pool(x.detach(), outs, True)
         return out, idx
     return out
 
@@ -324,8 +328,13 @@ def _scale(ctx, var_plus_eps: Tensor) -> Tensor:
 
 
 def normalise(ctx, x: Tensor, dims: Tuple[int, ...], eps: float, centre: bool = True) -> Tensor:
-    """``(x - mean) * rsqrt(var + eps)`` over ``dims`` (biased variance)."""
+    """``(x - mean) * rsqrt(var + eps)`` over ``dims`` (biased variance).
+    Under ``norm="constant"`` the scale is computed from detached values: a
+    constant, so only the centring and one product with a constant remain."""
     c = x - x.mean(dims, keepdim=True) if centre else x
+    if getattr(ctx.rule, "norm", "") == "constant":
+        cd = c.detach()
+        return c * torch.rsqrt((cd * cd).mean(dims, keepdim=True) + eps)
     var = (c * c).mean(dims, keepdim=True)
     return c * _scale(ctx, var + eps)
 

@@ -5,23 +5,27 @@ policy returns the values ``(a_, b_)`` at which the two partial derivatives are
 taken: ``a`` receives :math:`\partial(a \star b_)/\partial a`, ``b`` receives
 :math:`\partial(a_ \star b)/\partial b`.
 
-========================  =========================  ===========================================
-policy                    ``(a_, b_)``               source
-========================  =========================  ===========================================
-``"gradient"``            :math:`(a, b)`             the ordinary product rule; Ancona et al.'s
-                                                     modified chain rule (2018, §3.1)
-``"shapley"``             :math:`(\tfrac12(a+\bar a),  two-player Shapley split of
-                          \tfrac12(b+\bar b))`       :math:`ab - \bar a\bar b`: exactly complete
-                                                     (SPEC §5; shap's DeepExplainer uses the
-                                                     same split for multiplications)
-``"uniform"``             :math:`(\tfrac12 a,         each factor gets half (AttnLRP, Achtibat
-                          \tfrac12 b)`               et al., ICML 2024)
-``"gate"``                gate factor gets nothing,  Arras et al. 2017 (LSTM gates); Ali et al.
-                          the signal the ordinary    2022 (attention weights as constants).
-                          gradient                   Gates are outputs of sigmoid-like
-                                                     functions or softmax; without exactly one
-                                                     gate the uniform rule applies
-========================  =========================  ===========================================
+.. list-table::
+   :header-rows: 1
+
+   * - policy
+     - ``(a_, b_)``
+     - source
+   * - ``"gradient"``
+     - :math:`(a, b)`
+     - the ordinary product rule; Ancona et al.'s modified chain rule (2018, §3.1)
+   * - ``"shapley"``
+     - :math:`(\tfrac12(a+\bar a), \tfrac12(b+\bar b))`
+     - two-player Shapley split of :math:`ab - \bar a\bar b`: exactly complete
+       (SPEC §5; shap's DeepExplainer uses the same split for multiplications)
+   * - ``"uniform"``
+     - :math:`(\tfrac12 a, \tfrac12 b)`
+     - each factor gets half (AttnLRP, Achtibat et al., ICML 2024)
+   * - ``"gate"``
+     - the gate factor gets nothing, the signal the ordinary gradient
+     - Arras et al. 2017 (LSTM gates); Ali et al. 2022 (attention weights as
+       constants). Gates are outputs of sigmoid-like functions or softmax;
+       without exactly one gate the uniform rule applies
 
 Check of the Shapley split: :math:`\tfrac12(b+\bar b)(a-\bar a) +
 \tfrac12(a+\bar a)(b-\bar b) = ab - \bar a\bar b`. A self-product (``a * a``)

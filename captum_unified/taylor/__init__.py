@@ -11,6 +11,7 @@ seven attribution methods.
 from captum_unified.taylor.attribution import TaylorAttribution
 from captum_unified.taylor.interactions import group_interactions
 from captum_unified.taylor.reformulations import (
+    deeplift_layer_reformulation,
     deeplift_reformulation,
     expected_gradients_reformulation,
     gradient_x_input_reformulation,
@@ -33,6 +34,7 @@ __all__ = [
     "gradient_x_input_reformulation",
     "occlusion1_reformulation",
     "occlusion_patch_reformulation",
+    "deeplift_layer_reformulation",
     "deeplift_reformulation",
     "integrated_gradients_reformulation",
     "expected_gradients_reformulation",

@@ -43,6 +43,7 @@ __all__ = [
     "occlusion1_reformulation",
     "occlusion_patch_reformulation",
     "deeplift_reformulation",
+    "deeplift_layer_reformulation",
     "integrated_gradients_reformulation",
     "expected_gradients_reformulation",
     "percentage_change",
@@ -169,6 +170,66 @@ def _activation_derivatives(act: nn.Module, y: Tensor) -> Tuple[Tensor, Tensor]:
     return d1.detach(), torch.zeros_like(y) if d2 is None else d2.detach()
 
 
+def _deeplift_layers(model: nn.Sequential, inputs: Tensor, baselines: Any, target: Any, remainder: str,
+                     eps: float) -> List[Tuple[int, Tensor, Tensor, Tensor, Tensor]]:
+    """Walk ``model`` back from the selected output with three multipliers:
+    DeepLIFT's (exact Rescale at every activation), the Taylor one (the
+    reformulated multiplier at every activation) and the local one (DeepLIFT's
+    above the nearest activation, the reformulated one at it).
+
+    Returns, for module 0 and for every module that starts a run of affine
+    modules followed by an activation, ``(index, deeplift, taylor, local,
+    delta)``: the three multipliers at that module's input and the input's
+    difference to the baseline pass. The local multiplier is ``None`` where
+    no activation lies above."""
+    if not isinstance(model, nn.Sequential):
+        raise TypeError("DeepLIFT's Taylor reformulation needs an nn.Sequential of affine layers and activations.")
+    if remainder not in ("second", "exact"):
+        raise ValueError(f"remainder must be 'second' or 'exact', got {remainder!r}.")
+    (x,) = format_inputs(inputs)
+    (b,) = format_baselines(baselines, (x,))
+    b = b.expand_as(x)
+    layers: List[Tuple[nn.Module, bool, Tensor, Tensor]] = []
+    h, hb = x.detach(), b.detach()
+    with torch.no_grad():
+        for layer in model:
+            layers.append((layer, isinstance(layer, _LINEAR_TYPES), h, hb))
+            h, hb = layer(h), layer(hb)
+    batch = x.shape[0]
+    out = h.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        sel = select_target(out, target, batch)
+        (m,) = torch.autograd.grad(sel.sum(), out)
+    m_dl, m_tay, m_loc = m, m, None
+    records = []
+    for idx in range(len(layers) - 1, -1, -1):
+        layer, is_linear, y, yb = layers[idx]
+        if is_linear:
+            yy = y.detach().clone().requires_grad_(True)
+            with torch.enable_grad():
+                z = layer(yy)
+                grads = [g for g in (m_dl, m_tay, m_loc) if g is not None]
+                vjps = [torch.autograd.grad(z, yy, grad_outputs=g, retain_graph=True)[0] for g in grads]
+            m_dl, m_tay = vjps[0], vjps[1]
+            if m_loc is not None:
+                m_loc = vjps[2]
+        else:
+            d1, d2 = _activation_derivatives(layer, y)
+            dy = y - yb
+            with torch.no_grad():
+                dx = layer(y) - layer(yb)
+            safe = dy.abs() > eps
+            rescale = torch.where(safe, dx / torch.where(safe, dy, torch.ones_like(dy)), d1)
+            taylor = d1 - 0.5 * d2 * dy if remainder == "second" else rescale
+            m_loc = m_dl * taylor
+            m_tay = m_tay * taylor
+            m_dl = m_dl * rescale
+        starts_run = is_linear and (idx == 0 or not layers[idx - 1][1])
+        if idx == 0 or (starts_run and m_loc is not None):
+            records.append((idx, m_dl, m_tay, m_loc, (y - yb).detach()))
+    return records[::-1]
+
+
 def deeplift_reformulation(
     model: nn.Sequential,
     inputs: Tensor,
@@ -179,7 +240,7 @@ def deeplift_reformulation(
 ) -> Tensor:
     r"""Theorem 4: DeepLIFT (Rescale) layer by layer in Taylor terms, for an
     ``nn.Sequential`` of affine layers (Linear, Conv, Flatten, AvgPool, ...) and
-    element-wise activations.
+    element-wise activations, propagated to the input.
 
     At an activation :math:`x_j = \sigma(y_j)` the output change splits into the
     first-order term and the layer's remainder, expanding at :math:`y_j`:
@@ -199,7 +260,9 @@ def deeplift_reformulation(
     reformulation); with ``remainder="exact"``,
     :math:`T_j^\gamma = \Delta x_j - \sigma'(y_j)\Delta y_j`, which reproduces
     DeepLIFT (Rescale) itself. Relevances are propagated from the selected
-    output back to the input.
+    output back to the input, the reformulated multiplier at every activation.
+    :func:`deeplift_layer_reformulation` gives the same per layer (Deng et
+    al.'s Table 3 protocol).
 
     Args:
         model (nn.Sequential): affine layers and element-wise activation
@@ -215,41 +278,64 @@ def deeplift_reformulation(
     Returns:
         Tensor of ``inputs``' shape.
     """
-    if not isinstance(model, nn.Sequential):
-        raise TypeError("deeplift_reformulation needs an nn.Sequential of affine layers and activations.")
-    if remainder not in ("second", "exact"):
-        raise ValueError(f"remainder must be 'second' or 'exact', got {remainder!r}.")
-    (x,) = format_inputs(inputs)
-    (b,) = format_baselines(baselines, (x,))
-    b = b.expand_as(x)
-    layers: List[Tuple[nn.Module, bool, Tensor, Tensor]] = []
-    h, hb = x.detach(), b.detach()
-    with torch.no_grad():
-        for layer in model:
-            layers.append((layer, isinstance(layer, _LINEAR_TYPES), h, hb))
-            h, hb = layer(h), layer(hb)
-    batch = x.shape[0]
-    out = h.detach().clone().requires_grad_(True)
-    with torch.enable_grad():
-        sel = select_target(out, target, batch)
-        (m,) = torch.autograd.grad(sel.sum(), out)
-    for layer, is_linear, y, yb in reversed(layers):
-        if is_linear:
-            yy = y.detach().clone().requires_grad_(True)
-            with torch.enable_grad():
-                (m,) = torch.autograd.grad(layer(yy), yy, grad_outputs=m)
+    _, _, m_tay, _, delta = _deeplift_layers(model, inputs, baselines, target, remainder, eps)[0]
+    return (m_tay * delta).detach()
+
+
+def deeplift_layer_reformulation(
+    model: nn.Sequential,
+    inputs: Tensor,
+    baselines: Any = None,
+    target: Any = None,
+    upstream: str = "deeplift",
+    remainder: str = "second",
+    eps: float = 1e-10,
+) -> List[Tuple[nn.Module, Tensor]]:
+    r"""Theorem 4 per layer: the Taylor reformulation of DeepLIFT's relevance
+    at the input of every layer that a nonlinearity follows.
+
+    For a layer :math:`l` (the input :math:`x^{(l)}` of an affine run
+    :math:`y^{(l)} = W x^{(l)} + b` followed by :math:`x^{(l+1)} = \sigma(y^{(l)})`)
+    DeepLIFT gives :math:`a_i^{(l)} = \sum_j \frac{z_{ji} - \bar z_{ji}}{\Delta y_j}\,a_j^{(l+1)}`.
+    The reformulation replaces the layer's multiplier
+    :math:`\Delta x_j / \Delta y_j` by :math:`\sigma'(y_j) - \tfrac12\sigma''(y_j)\Delta y_j`
+    (first-order term plus the second-order remainder, Theorem 4):
+
+    * ``upstream="deeplift"`` (default): the relevance :math:`a_j^{(l+1)}` arriving
+      from above is DeepLIFT's own, so each layer's comparison measures that
+      layer's step only (Theorem 4 is stated for one layer);
+    * ``upstream="taylor"``: every layer above is reformulated too (at the
+      input this is :func:`deeplift_reformulation`).
+
+    Deng et al. (Table 3): "As DeepLIFT attributes in a layer-wise manner, we
+    compute the percentage change of each layer and then average them"; the
+    paper does not say which of the two it did.
+
+    Args:
+        model (nn.Sequential): affine layers and element-wise activations.
+        inputs (Tensor): inputs, batch first.
+        baselines (scalar or Tensor, optional): :math:`\bar x`. Default: zeros.
+        target (int, tuple, Tensor, list, optional): Captum's output selection.
+        upstream (str, optional): ``"deeplift"`` or ``"taylor"``.
+        remainder (str, optional): ``"second"`` or ``"exact"`` (``"exact"``
+            reproduces DeepLIFT at every layer).
+        eps (float, optional): Rescale threshold. Default: 1e-10.
+
+    Returns:
+        ``[(module, attributions), ...]`` from the input up: ``module`` is the
+        first module of the affine run, ``attributions`` has the shape of its
+        input. Compare with
+        ``LayerDeepLiftRescale(model, module).attribute(..., attribute_to_layer_input=True)``.
+    """
+    if upstream not in ("deeplift", "taylor"):
+        raise ValueError(f"upstream must be 'deeplift' or 'taylor', got {upstream!r}.")
+    out = []
+    for idx, _, m_tay, m_loc, delta in _deeplift_layers(model, inputs, baselines, target, remainder, eps):
+        if m_loc is None:  # module 0 with no nonlinearity above it
             continue
-        d1, d2 = _activation_derivatives(layer, y)
-        dy = y - yb
-        if remainder == "second":
-            mult = d1 - 0.5 * d2 * dy
-        else:
-            with torch.no_grad():
-                dx = layer(y) - layer(yb)
-            safe = dy.abs() > eps
-            mult = torch.where(safe, dx / torch.where(safe, dy, torch.ones_like(dy)), d1)
-        m = m * mult
-    return (m * (x - b)).detach()
+        m = m_loc if upstream == "deeplift" else m_tay
+        out.append((model[idx], (m * delta).detach()))
+    return out
 
 
 def integrated_gradients_reformulation(
@@ -320,7 +406,7 @@ def expected_gradients_reformulation(
     return _format_output(is_tuple, tuple(t / n for t in total))
 
 
-def percentage_change(original: Attr, reformulated: Attr) -> float:
+def percentage_change(original: Attr, reformulated: Attr, per_sample: bool = False) -> Union[float, Tensor]:
     r"""Deng et al.'s Table 3 metric between a method and its reformulation,
 
     .. math::
@@ -334,10 +420,14 @@ def percentage_change(original: Attr, reformulated: Attr) -> float:
     Args:
         original (Tensor or tuple[Tensor, ...]): :math:`a_o`, batch first.
         reformulated (Tensor or tuple[Tensor, ...]): :math:`a_r`, same shapes.
+        per_sample (bool, optional): return each sample's
+            :math:`\lVert a_o - a_r \rVert^2 / \lVert a_o \rVert^2 \times 100`
+            (a tensor of shape ``(batch,)``) instead of their mean.
 
     Returns:
-        float: ``d`` in percent.
+        float: ``d`` in percent (or the per-sample tensor).
     """
     from captum_unified.metrics.percentage_change import percentage_change_per_sample
 
-    return float(percentage_change_per_sample(original, reformulated).mean())
+    d = percentage_change_per_sample(original, reformulated)
+    return d if per_sample else float(d.mean())

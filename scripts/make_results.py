@@ -1,0 +1,100 @@
+"""Regenerate the docs' reproduced results: every figure, CSV, report and
+generated sentence under ``docs/_static/results/`` (the *Reproduced results* page).
+
+    python scripts/make_results.py            # both papers, default sizes, 1 torch thread
+    python scripts/make_results.py --ablation # also the Table-3 ablation (about 30 more minutes)
+    python scripts/make_results.py --text-only  # only the sentences, from the CSVs already there
+
+It runs ``captum-unified reproduce ancona`` and ``reproduce deng`` with their
+defaults and ``--threads 1`` (the same numbers on every rerun with one thread)
+into ``docs/_static/results/{ancona,deng}``, then writes the ``*_findings.rst``
+fragments the page includes: sentences generated from the CSVs by
+:mod:`captum_unified.experiments.findings`, so the page's statements about
+trends follow the numbers beside them. Models are cached in ``--cache-dir``
+(first run: about an hour on one thread, most of it Adadelta training of
+Ancona's CNNs; later runs reuse them).
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the checkout's package, also when run from elsewhere
+RESULTS = ROOT / "docs" / "_static" / "results"
+
+
+def write_fragments(results: Path = RESULTS) -> list:
+    """The ``*_findings.rst`` fragments and the small tables of the page, from the CSVs."""
+    from captum_unified.experiments import findings
+    from captum_unified.experiments.common import read_csv, write_csv
+
+    written = []
+
+    def put(path: Path, sentences) -> None:
+        path.write_text(findings.to_rst(sentences))
+        written.append(path)
+
+    a = results / "ancona"
+    if (a / "ancona_checks.csv").exists():
+        checks, sens = read_csv(a / "ancona_checks.csv"), read_csv(a / "ancona_sensitivity_n.csv")
+        put(a / "ancona_findings.rst", findings.ancona_sentences(checks, sens))
+        acc = {}
+        for r in checks:
+            acc.setdefault((r["model"], r["activation"]), r["test_accuracy"])
+        rows = [{"model": m, "activation": act, "test accuracy": f"{float(v):.1%}"} for (m, act), v in acc.items()]
+        written.append(write_csv(a / "ancona_accuracy.csv", rows))
+    d = results / "deng"
+    if (d / "deng_table3.csv").exists():
+        table3, layers = read_csv(d / "deng_table3.csv"), read_csv(d / "deng_dl_layers.csv")
+        put(d / "deng_table3_findings.rst", findings.deng_table3_sentences(table3, layers))
+        rows = []
+        for m in ("GI", "Occ-1", "Occ-2x2", "Occ-4x4", "DL", "IG"):
+            row = {"method": m}
+            for r in table3:
+                if r["method"] == m:
+                    row[r["model"]] = f"{findings._g(r['d_percent'])} / {float(r['paper_d_percent']):g}"
+            rows.append(row)
+        eps = {"method": "eps_bar"}
+        for r in table3:
+            eps[r["model"]] = f"{findings._g(r['approx_error'])} / {float(r['paper_approx_error']):g}"
+        written.append(write_csv(d / "deng_table3_summary.csv", rows + [eps]))
+    if (d / "deng_infidelity.csv").exists():
+        put(d / "deng_infidelity_findings.rst", findings.deng_infidelity_sentences(read_csv(d / "deng_infidelity.csv")))
+    if (d / "deng_figure2.csv").exists():
+        put(d / "deng_figure2_findings.rst", findings.deng_figure2_sentences(read_csv(d / "deng_figure2.csv")))
+    if (d / "deng_figure3.csv").exists():
+        put(d / "deng_figure3_findings.rst", findings.deng_figure3_sentences(read_csv(d / "deng_figure3.csv")))
+    ab = results / "ablation"
+    if (ab / "ablation.csv").exists():
+        put(ab / "ablation_findings.rst", findings.ablation_sentences(read_csv(ab / "ablation.csv")))
+    return written
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--cache-dir", default=str(ROOT / ".cache" / "results-models"))
+    p.add_argument("--ablation", action="store_true", help="also run scripts/ablation_deng.py")
+    p.add_argument("--text-only", action="store_true", help="only rewrite the generated sentences")
+    p.add_argument("--only", choices=["ancona", "deng"], nargs="*", default=["ancona", "deng"])
+    args = p.parse_args(argv)
+    if not args.text_only:
+        for paper in args.only:
+            cmd = [sys.executable, "-m", "captum_unified", "reproduce", paper, "--threads", "1", "--no-progress",
+                   "--cache-dir", args.cache_dir, "--out", str(RESULTS / paper)]
+            print("+", " ".join(cmd), flush=True)
+            subprocess.run(cmd, check=True, cwd=ROOT)
+        if args.ablation:
+            cmd = [sys.executable, str(ROOT / "scripts" / "ablation_deng.py"), "--threads", "1",
+                   "--cache-dir", args.cache_dir, "--out", str(RESULTS / "ablation")]
+            print("+", " ".join(cmd), flush=True)
+            subprocess.run(cmd, check=True, cwd=ROOT)
+    for path in write_fragments():
+        print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,152 @@
+"""The report sentences follow the numbers: synthetic CSVs in, and the claim flips
+when the numbers flip (captum_unified.experiments.findings)."""
+import pytest
+
+from captum_unified.experiments import findings
+from captum_unified.experiments.common import read_csv, write_csv
+
+
+def _roundtrip(tmp_path, name, rows):
+    """Through a CSV file, as the docs' generator reads them (values become strings)."""
+    return read_csv(write_csv(tmp_path / name, rows))
+
+
+def _table3(occ, ig_eps_corr=0.8, eps=(0.0, 0.09, 0.4)):
+    rows = []
+    for model, e, pe in zip(("Poly", "M-sg", "C-sg"), eps, (0.0, 0.084, 0.42)):
+        for m, d, paper in (("GI", 0.0, 0.0), ("Occ-1", occ[0], 13.17), ("Occ-2x2", occ[1], 21.22),
+                            ("Occ-4x4", occ[2], 35.93), ("DL", 30.0, 32.76), ("IG", 1e-9 if model == "Poly" else 41.0,
+                                                                               40.29)):
+            if model == "Poly":
+                d = 1e-9
+            rows.append({"model": model, "method": m, "d_percent": d, "paper_d_percent": paper, "approx_error": e,
+                         "paper_approx_error": pe, "corr_d_ig_eps": ig_eps_corr})
+    return rows
+
+
+def test_table3_occlusion_trend_flips(tmp_path):
+    up = findings.deng_table3_sentences(_roundtrip(tmp_path, "a.csv", _table3((1.0, 2.0, 3.0))))
+    down = findings.deng_table3_sentences(_roundtrip(tmp_path, "b.csv", _table3((3.0, 2.0, 1.0))))
+    assert any("On C-sg, d grows with the occlusion patch" in s and "as in the paper" in s for s in up)
+    assert not any("d grows with the occlusion patch" in s for s in down)
+    assert any("On C-sg, d does not grow with the occlusion patch" in s and "unlike the paper" in s for s in down)
+    # near the paper's C-sg numbers: "within a factor 2"; far: "below"
+    near = findings.deng_table3_sentences(_table3((13.0, 20.0, 30.0)))
+    far = findings.deng_table3_sentences(_table3((0.01, 0.1, 1.0)))
+    assert any("Occ-1 13% (within a factor 2 of the paper's 13.17%)" in s for s in near)
+    assert any("Occ-1 0.01% (below the paper's 13.17%)" in s for s in far)
+
+
+def test_table3_eps_order_and_correlation_flip():
+    same = findings.deng_table3_sentences(_table3((1, 2, 3), ig_eps_corr=0.8, eps=(0.0, 0.09, 0.4)))
+    swapped = findings.deng_table3_sentences(_table3((1, 2, 3), ig_eps_corr=0.1, eps=(0.0, 0.6, 0.3)))
+    assert any("its order over the models is the paper's" in s for s in same)
+    assert any("is not the paper's" in s for s in swapped)
+    assert any("misses 60% of the output change" in s for s in swapped)
+    assert not any("misses" in s for s in same)
+    assert any("as the paper concludes" in s for s in same)
+    assert any("a weak link" in s for s in swapped)
+
+
+def _infid(first, second):
+    return [{"model": m, "order": o, "infidelity_scaled": v[0], "infidelity_unscaled": v[1],
+             "paper_infidelity": {1: 0.48, 2: 0.27}[o]}
+            for m in ("C-sg", "C-sp") for o, v in ((1, first), (2, second))]
+
+
+def test_infidelity_conclusion_flips(tmp_path):
+    both = findings.deng_infidelity_sentences(_roundtrip(tmp_path, "i.csv", _infid((1.0, 1.0), (0.5, 0.5))))
+    neither = findings.deng_infidelity_sentences(_infid((0.5, 0.5), (1.0, 1.0)))
+    scaled_only = findings.deng_infidelity_sentences(_infid((1.0, 0.5), (0.5, 1.0)))
+    assert "holds with and without scaling" in both[-1]
+    assert "holds in neither variant" in neither[-1]
+    assert "depends on the scaling" in scaled_only[-1] and "undetermined" in scaled_only[-1]
+    assert "with Yeh's optimal scaling" in scaled_only[-1]
+    assert "2 of 2 models" in both[0] and "0 of 2 models" in neither[0]
+
+
+def _fig(values, key="infidelity_scaled", extra=None):
+    rows = []
+    for model in ("M-sg", "C-sg", "C-sp"):
+        for (m, p), v in zip((("GI", 0), ("Occ-1", 0.5), ("Occ-p", 0.5), ("DL", 1), ("IG", 2), ("EG", 3)), values):
+            rows.append({"model": model, "method": m, "principles": p, key: v, "infidelity_unscaled": v,
+                         "bbox_accuracy": v})
+        if extra is not None:
+            rows.append({"model": model, "method": "EG (data)", "principles": 3, key: extra,
+                         "infidelity_unscaled": extra, "bbox_accuracy": extra})
+    return rows
+
+
+def test_figure2_correlation_sign_flips(tmp_path):
+    falling = findings.deng_figure2_sentences(_roundtrip(tmp_path, "f.csv", _fig([6, 5, 4, 3, 2, 1])))
+    rising = findings.deng_figure2_sentences(_fig([1, 2, 3, 4, 5, 6]))
+    assert any("negative on every model, the paper's finding" in s for s in falling)
+    assert any("negative on no model, unlike the paper" in s for s in rising)
+    assert any("Best method per model (lowest infidelity): M-sg EG" in s for s in falling)
+    assert any("M-sg -1.00" in s or "M-sg -0.9" in s for s in falling)
+    # the EG variant is reported beside, not mixed into, the main correlation
+    mixed = findings.deng_figure2_sentences(_fig([6, 5, 4, 3, 2, 10], extra=0.5))
+    assert any("infidelity: M-sg -0.12" in s for s in mixed)  # EG (data) = 0.5 is not in the main rho
+    assert any("EG (data)" in s and "M-sg -0.99" in s and "negative on 3 of 3 models" in s for s in mixed)
+
+
+def test_figure3_correlation_sign_flips():
+    fig3 = [{**r, "model": "Loc-CNN"} for r in _fig([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]) if r["model"] == "M-sg"]
+    assert any("positive on every model" in s for s in findings.deng_figure3_sentences(fig3))
+    flipped = [{**r, "bbox_accuracy": 1 - r["bbox_accuracy"]} for r in fig3]
+    assert any("positive on no model, unlike the paper" in s for s in findings.deng_figure3_sentences(flipped))
+
+
+def _ancona(lrp_rel, lrp_pcc, ig_curve):
+    checks, sens = [], []
+    for model, act in (("ancona_mlp", "relu"), ("ancona_cnn", "sigmoid"), ("linear", "none")):
+        for m in ("gi", "ig", "lrp", "deeplift", "occlusion1"):
+            rel = 0.001 if act == "relu" else lrp_rel
+            checks.append({"model": model, "activation": act, "method": m, "test_accuracy": 0.9,
+                           "rel_diff_vs_gi": rel if m == "lrp" else 0.0, "pcc_vs_occlusion1": 0.9 if m == "gi" else 0.8,
+                           "pcc_vs_ig": 0.99})
+            for i, n in enumerate((1, 10, 100, 784)):
+                if m == "occlusion1":
+                    v = 1.0 - 0.1 * i
+                elif m in ("ig", "deeplift"):
+                    v = ig_curve[i]
+                elif m == "lrp" and act == "sigmoid":
+                    v = lrp_pcc
+                else:
+                    v = 0.95
+                if model == "linear":
+                    v = 1.0
+                sens.append({"model": model, "activation": act, "method": m, "n": n, "mean_pcc": v,
+                             "pooled_pcc": 1.0})
+    return checks, sens
+
+
+def test_ancona_sentences_flip(tmp_path):
+    c, s = _ancona(100.0, 0.1, (0.8, 0.85, 0.9, 0.95))
+    good = findings.ancona_sentences(_roundtrip(tmp_path, "c.csv", c), _roundtrip(tmp_path, "s.csv", s))
+    c2, s2 = _ancona(0.01, 0.9, (0.95, 0.9, 0.85, 0.8))
+    bad = findings.ancona_sentences(c2, s2)
+    assert any("so it fails there, as the paper finds" in x for x in good)
+    assert not any("fails there" in x for x in bad)
+    assert any("IG's curve ends higher than it starts" in x and "2 of 2 networks" in x for x in good)
+    assert any("IG's curve ends higher than it starts" in x and "0 of 2 networks" in x and "ends lower on" in x
+               for x in bad)
+    assert any("all methods agree, as Proposition 4 says" in x for x in good)
+
+
+def test_ablation_sentences_follow_numbers(tmp_path):
+    rows = [{"setting": "reference", "model": "M-sg", "metric": "d IG (%)", "value": 30.0, "paper": 3.5},
+            {"setting": "pixels", "model": "M-sg", "metric": "d IG (%)", "value": 4.0, "paper": 3.5},
+            {"setting": "width", "model": "M-sg", "metric": "d IG (%)", "value": 25.0, "paper": 3.5}]
+    s = findings.ablation_sentences(_roundtrip(tmp_path, "a.csv", rows))
+    assert "Closest to the paper: pixels (4), within a factor 2." in s[0]
+    assert s[0].index("pixels 4") < s[0].index("width 25")  # largest move first
+    rows[1]["value"] = 29.0
+    s = findings.ablation_sentences(rows)
+    assert "Closest to the paper: width (25), still a factor 7.1 away." in s[0]
+
+
+def test_spearman_with_ties():
+    assert findings.spearman([0, 0.5, 0.5, 1, 2, 3], [6, 5, 4, 3, 2, 1]) == pytest.approx(-0.9856, abs=1e-4)
+    assert findings.spearman([1, 1, 1], [1, 2, 3]) != findings.spearman([1, 1, 1], [1, 2, 3])  # nan
+    assert findings.to_rst(["a.", "b."]) == "* a.\n* b.\n"
