@@ -253,8 +253,8 @@ class TrainingRecipe:
 
 #: Named training recipes. ``"adadelta-es"`` is Ancona et al.'s App. C.1 ("trained
 #: using Adadelta and early stopping"), with Keras' Adadelta defaults; the patience
-#: and validation share are not in the paper (ours: 10 epochs, 10%; with 3 the noisy
-#: validation loss of Adadelta at lr 1 stopped the sigmoid nets early, at 84-86% accuracy).
+#: and validation share are not in the paper (ours: 10 epochs, 10%; Adadelta's validation
+#: loss at lr 1 is noisy, and a short patience stops the sigmoid nets early).
 RECIPES: Dict[str, TrainingRecipe] = {
     "adam": TrainingRecipe("adam", lr=1e-3, epochs=5, batch_size=128),
     "adadelta-es": TrainingRecipe("adadelta", lr=1.0, epochs=100, batch_size=128, patience=10),
