@@ -430,9 +430,10 @@ _COLORS = {"M-sg": "tab:blue", "C-sg": "tab:green", "C-sp": "tab:red", "Loc-CNN"
 
 
 def plot_principles(rows: List[dict], value_keys: Sequence[str], ylabels: Sequence[str], titles: Sequence[str],
-                    path: Path, log: bool = True) -> Optional[Path]:
+                    path: Path, log: bool = True, chance: Optional[float] = None) -> Optional[Path]:
     """Deng's Figures 2/3: one point per method and model, x the number of
-    principles, one panel per ``value_keys`` entry, Spearman's rho in the legend."""
+    principles, one panel per ``value_keys`` entry, Spearman's rho in the legend;
+    ``chance``: a dashed line at that level (e.g. a constant map's score)."""
     try:
         import matplotlib
 
@@ -459,6 +460,8 @@ def plot_principles(rows: List[dict], value_keys: Sequence[str], ylabels: Sequen
                                edgecolor=color, linewidth=1.0, zorder=3)
             rho = findings.spearman([p[0] for p in pts], [p[1] for p in pts])
             ax.plot([], [], color=color, label=f"{m} (Spearman {rho:+.2f})")
+        if chance is not None:
+            ax.axhline(chance, color="0.5", ls="--", lw=0.8, label=f"chance level ({chance:.3f})")
         if log:
             ax.set_yscale("log")
         ax.set_xticks([0, 0.5, 1, 2, 3])

@@ -69,7 +69,8 @@ def run(spec, cfg, out: Path, warned: dict) -> Tuple[Dict[str, Path], List[dict]
     paths = {"figure3_csv": write_csv(out / "deng_figure3.csv", rows)}
     caption = f"{spec.label} on the localisation task; green box: the digit's bounding box"
     fig = plot_principles(rows, ["bbox_accuracy"], ["bounding-box accuracy (signed ranking)"],
-                          ["Figure 3: bounding-box accuracy, localisation task"], out / "deng_figure3.png", log=False)
+                          ["Figure 3: bounding-box accuracy, localisation task"], out / "deng_figure3.png", log=False,
+                          chance=chance)
     if fig is not None:
         paths["figure3"] = fig
         paths["localization_examples"] = _examples(x[:3], boxes[:3], labels[:3], {m: maps[m][:3] for m in FIGURE_METHODS},
