@@ -250,8 +250,9 @@ def ancona_sentences(checks: List[dict], sens: List[dict]) -> List[str]:
     near = [label.get(m, m) for m in methods if peak[m] >= 0.9]
     far = [label.get(m, m) for m in methods if peak[m] < 0.9]
     out.append(("Every method correlates at 0.9 or more for some n on every network, as the paper finds."
-                if not far else f"{_join(near) or 'No method'} reach 0.9 for some n on every network; "
-                f"{_join(far)} do not on at least one network."))
+                if not far else f"{_join(near) or 'No method'} {'reaches' if len(near) <= 1 else 'reach'} 0.9 for "
+                f"some n on every network; {_join(far)} {'does' if len(far) == 1 else 'do'} not on at least one "
+                "network."))
     # 2: occlusion-1
     if "occlusion1" in methods:
         at1 = [points(k, "occlusion1")[0][1] for k in nets]
@@ -261,8 +262,8 @@ def ancona_sentences(checks: List[dict], sens: List[dict]) -> List[str]:
             vals = [v for _, v in sorted(points(k, "occlusion1")[0].items())]
             if all(b <= a + 0.02 for a, b in zip(vals, vals[1:])):
                 mono.append(k)
-        out.append(f"Occlusion-1's PCC at n = 1 is {min(at1):.3f} or higher on every network and it is the highest "
-                   "method there on "
+        out.append(f"Occlusion-1's PCC at n = 1 is between {min(at1):.4f} and 1 on every network and it is the "
+                   "highest method there on "
                    f"{_count(len(top1), len(nets))} networks; its curve is non-increasing in n (tolerance 0.02) on "
                    f"{_count(len(mono), len(nets))}" + (", as the paper finds." if len(mono) == len(nets) else
                                                        f" (not on {_join(title[k] for k in nets if k not in mono)})."))
