@@ -262,8 +262,8 @@ def ancona_sentences(checks: List[dict], sens: List[dict]) -> List[str]:
             vals = [v for _, v in sorted(points(k, "occlusion1")[0].items())]
             if all(b <= a + 0.02 for a, b in zip(vals, vals[1:])):
                 mono.append(k)
-        out.append(f"Occlusion-1's PCC at n = 1 is between {min(at1):.4f} and 1 on every network and it is the "
-                   "highest method there on "
+        level = "1 (to 4 decimals)" if min(at1) > 0.99995 else f"between {min(at1):.4f} and 1"
+        out.append(f"Occlusion-1's PCC at n = 1 is {level} on every network and it is the highest method there on "
                    f"{_count(len(top1), len(nets))} networks; its curve is non-increasing in n (tolerance 0.02) on "
                    f"{_count(len(mono), len(nets))}" + (", as the paper finds." if len(mono) == len(nets) else
                                                        f" (not on {_join(title[k] for k in nets if k not in mono)})."))
