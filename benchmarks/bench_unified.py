@@ -1,60 +1,187 @@
-"""Cost of the unified backend's methods, as ratios measured in one run.
+"""Cost of epsilon-LRP and DeepLIFT on the unified backend, as ratios to a plain
+gradient of the same model and batch, and to Captum's twins.
 
-Model: Ancona's MNIST CNN (ReLU), batch 32, CPU. Each method is reported as a
-ratio to one plain input gradient of the same model and batch, and to its
-Captum twin. Run: ``python benchmarks/bench_unified.py [--threads N]``.
+Models: Ancona et al.'s MNIST CNN (ReLU, max-pool), a ResNet-style CNN
+(BatchNorm, in-place ReLUs, max-pool, residual blocks), an LSTM reading MNIST
+rows (fused ``nn.LSTM``) and a small vision transformer (``PatchViT``), batch
+32, CPU.
+
+Two figures per method, because one arm's large allocations warm the
+allocator for the next (an Integrated Gradients arm made epsilon-LRP look 1.4x
+instead of 2x):
+
+* **cold**: a fresh process per (model, method) pair that runs only the plain
+  gradient and the method, interleaved -- what a user who calls the method in
+  their own program gets;
+* **warm**: one process per model running every arm interleaved, Integrated
+  Gradients included.
+
+Run: ``python benchmarks/bench_unified.py [--threads N] [--mode both|cold|warm]``.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import warnings
+from typing import Callable, Dict, Tuple
 
 import torch
-from captum.attr import LRP, DeepLift, InputXGradient
-from captum.attr import IntegratedGradients as CaptumIG
+from torch import nn
 
-import captum_unified as cu
-from _common import MnistCNN, plain_gradient, time_all
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import MnistCNN, plain_gradient, time_all  # noqa: E402
+
+import captum_unified as cu  # noqa: E402
+from captum_unified.models import PatchViT, RowLSTM  # noqa: E402
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.down = None if stride == 1 and cin == cout else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += x if self.down is None else self.down(x)
+        return self.relu(out)
+
+
+class SmallResNet(nn.Module):
+    """ResNet-18-style on 3x32x32: stem, max-pool, three basic blocks, global
+    average pooling, linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True),
+                                  nn.MaxPool2d(3, 2, 1))
+        self.layers = nn.Sequential(BasicBlock(16, 16, 1), BasicBlock(16, 16, 1), BasicBlock(16, 32, 2))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.layers(self.stem(x))).flatten(1))
+
+
+def build(name: str, batch: int) -> Tuple[nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    if name == "mnist_cnn":
+        return MnistCNN().eval(), torch.rand(batch, 1, 28, 28) * 2 - 1
+    if name == "resnet":
+        model = SmallResNet().eval()
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.running_mean.uniform_(-0.2, 0.2)
+                    m.running_var.uniform_(0.5, 1.5)
+        return model, torch.randn(batch, 3, 32, 32)
+    if name == "lstm":
+        return RowLSTM(28, 64).eval(), torch.rand(batch, 1, 28, 28) * 2 - 1
+    if name == "vit":
+        return PatchViT(28).eval(), torch.rand(batch, 1, 28, 28) * 2 - 1
+    raise ValueError(name)
+
+
+MODELS = ("mnist_cnn", "resnet", "lstm", "vit")
+TARGET = 3
+
+
+def arms(model: nn.Module, x: torch.Tensor, name: str) -> Dict[str, Callable[[], object]]:
+    from captum.attr import LRP, DeepLift
+    from captum.attr import IntegratedGradients as CaptumIG
+
+    out = {
+        "plain gradient": lambda: plain_gradient(model, x, TARGET),
+        "EpsilonLRP": lambda: cu.EpsilonLRP(model).attribute(x, target=TARGET),
+        "DeepLiftRescale": lambda: cu.DeepLiftRescale(model).attribute(x, target=TARGET),
+        "captum DeepLift": lambda: DeepLift(model).attribute(x, target=TARGET),
+    }
+    if name == "mnist_cnn":
+        out["captum LRP"] = lambda: LRP(model).attribute(x, target=TARGET)
+    out["IntegratedGradients"] = lambda: CaptumIG(model).attribute(x, target=TARGET, internal_batch_size=320)
+    return out
+
+
+def run_arms(name: str, wanted, batch: int, repeats: int) -> Dict[str, float]:
+    warnings.simplefilter("ignore")
+    model, x = build(name, batch)
+    fns = {k: f for k, f in arms(model, x, name).items() if k in wanted}
+    runnable = {}
+    for k, f in fns.items():
+        try:
+            f()
+            runnable[k] = f
+        except Exception as e:  # noqa: BLE001  (Captum's twin may not run on this model)
+            print(f"# {name}: {k} does not run: {type(e).__name__}: {str(e)[:120]}", file=sys.stderr)
+    return time_all(runnable, repeats=repeats)
+
+
+def cold(args) -> Dict[Tuple[str, str], float]:
+    out = {}
+    for name in args.models:
+        for arm in ("EpsilonLRP", "DeepLiftRescale", "captum DeepLift", "captum LRP"):
+            if arm == "captum LRP" and name != "mnist_cnn":
+                continue
+            cmd = [sys.executable, __file__, "--pair", name, arm, "--threads", str(args.threads),
+                   "--batch", str(args.batch), "--repeats", str(args.repeats)]
+            r = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            times = json.loads(r.stdout.strip().splitlines()[-1])
+            if arm in times:
+                out[(name, arm)] = times[arm] / times["plain gradient"]
+    return out
+
+
+def warm(args) -> Dict[Tuple[str, str], float]:
+    out = {}
+    for name in args.models:
+        times = run_arms(name, set(arms(*build(name, 1), name)), args.batch, args.repeats)
+        for k, t in times.items():
+            out[(name, k)] = t / times["plain gradient"]
+    return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--mode", choices=("both", "cold", "warm"), default="both")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--pair", nargs=2, metavar=("MODEL", "ARM"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    warnings.simplefilter("ignore")
-    model = MnistCNN().eval()
-    x = torch.rand(args.batch, 1, 28, 28) * 2 - 1
-    target = 3
-
-    ours = {
-        "GradientXInput": lambda: cu.GradientXInput(model).attribute(x, target=target),
-        "EpsilonLRP": lambda: cu.EpsilonLRP(model).attribute(x, target=target),
-        "DeepLiftRescale": lambda: cu.DeepLiftRescale(model).attribute(x, target=target),
-        "IntegratedGradients (50 steps)": lambda: cu.IntegratedGradients(model).attribute(
-            x, target=target, internal_batch_size=320),
-    }
-    theirs = {
-        "GradientXInput": lambda: InputXGradient(model).attribute(x, target=target),
-        "EpsilonLRP": lambda: LRP(model).attribute(x, target=target),
-        "DeepLiftRescale": lambda: DeepLift(model).attribute(x, target=target),
-        "IntegratedGradients (50 steps)": lambda: CaptumIG(model).attribute(
-            x, target=target, internal_batch_size=320),
-    }
-    fns = {"plain gradient": lambda: plain_gradient(model, x, target)}
-    for k in ours:
-        fns[k] = ours[k]
-        fns["captum " + k] = theirs[k]
-    t = time_all(fns, repeats=args.repeats)
-    base = t["plain gradient"]
-    print(f"MNIST CNN, batch {args.batch}, {args.threads} thread(s); plain gradient {base * 1e3:.1f} ms")
-    print("| method | x plain gradient | Captum twin x plain gradient | speed-up over Captum |")
-    print("|---|---|---|---|")
-    for k in ours:
-        print(f"| {k} | {t[k] / base:.2f} | {t['captum ' + k] / base:.2f} | {t['captum ' + k] / t[k]:.2f} |")
+    if args.pair:
+        name, arm = args.pair
+        times = run_arms(name, {"plain gradient", arm}, args.batch, args.repeats)
+        print(json.dumps(times))
+        return
+    load = os.getloadavg()
+    c = cold(args) if args.mode in ("both", "cold") else {}
+    w = warm(args) if args.mode in ("both", "warm") else {}
+    print(f"batch {args.batch}, {args.threads} thread(s), load average {load[0]:.1f}/{load[1]:.1f}; "
+          "ratios to a plain gradient of the same model (median of interleaved runs)")
+    print("| model | method | cold x plain | warm x plain | Captum DeepLift cold / ours cold |")
+    print("|---|---|---|---|---|")
+    for name in args.models:
+        for arm in ("EpsilonLRP", "DeepLiftRescale"):
+            cd = c.get((name, "captum DeepLift"))
+            ours = c.get((name, arm))
+            speed = f"{cd / ours:.2f}" if arm == "DeepLiftRescale" and cd and ours else ""
+            fmt = lambda v: "" if v is None else f"{v:.2f}"  # noqa: E731
+            print(f"| {name} | {arm} | {fmt(ours)} | {fmt(w.get((name, arm)))} | {speed} |")
+        for arm in ("captum DeepLift", "captum LRP", "IntegratedGradients"):
+            if (name, arm) in c or (name, arm) in w:
+                print(f"| {name} | {arm} | {fmt(c.get((name, arm)))} | {fmt(w.get((name, arm)))} | |")
 
 
 if __name__ == "__main__":

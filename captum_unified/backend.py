@@ -50,6 +50,7 @@ in train mode) are restored (:func:`~captum_unified._utils.state.preserve_model_
 from __future__ import annotations
 
 import inspect
+import math
 import types
 import weakref
 from contextlib import ExitStack, contextmanager, nullcontext
@@ -121,8 +122,8 @@ class _Bilinear(torch.autograd.Function):
     ``d fn(a, b_) / da`` and ``d fn(a_, b) / db`` (the product policy)."""
 
     @staticmethod
-    def forward(ctx, a, b, fn, a_, b_, is_mul):  # type: ignore[override]
-        ctx.fn, ctx.is_mul = fn, is_mul
+    def forward(ctx, a, b, fn, a_, b_, closed):  # type: ignore[override]
+        ctx.fn, ctx.closed = fn, closed
         ctx.a_meta = (a.shape, a.dtype, a.device)
         ctx.b_meta = (b.shape, b.dtype, b.device)
         ctx.has = (a_ is not None, b_ is not None)
@@ -144,8 +145,11 @@ class _Bilinear(torch.autograd.Function):
 
 def _partial(ctx, grad: Tensor, other: Tensor, which: int) -> Tensor:
     shape, dtype, device = ctx.a_meta if which == 0 else ctx.b_meta
-    if ctx.is_mul:
+    if ctx.closed == "mul":
         return (grad * other).sum_to_size(shape) if tuple(shape) != tuple(grad.shape) else grad * other
+    if ctx.closed == "matmul":  # both operands at least 2-d
+        g = grad @ other.transpose(-1, -2) if which == 0 else other.transpose(-1, -2) @ grad
+        return g.sum_to_size(shape) if tuple(shape) != tuple(g.shape) else g
     with torch.enable_grad():
         free = torch.zeros(shape, dtype=dtype, device=device, requires_grad=True)
         out = ctx.fn(free, other) if which == 0 else ctx.fn(other, free)
@@ -192,18 +196,22 @@ class _MaxPoolRule(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, ref_x, ref_y, ref_idx, pool, eps):  # type: ignore[override]
         y, i = pool(x)
-        n, c = x.shape[:2]
         xf = x.flatten(2)
-        dv = xf - ref_x.flatten(2).expand_as(xf)
+        rxf = ref_x.flatten(2).expand_as(xf)
         i_f = i.flatten(2)
         j_f = ref_idx.flatten(2).expand_as(i_f)
         yf = y.flatten(2)
         ryf = ref_y.flatten(2).expand_as(yf)
-        dv_i, dv_j = dv.gather(2, i_f), dv.gather(2, j_f)
+        # x at its arg-max is y, the baseline at its arg-max is y_bar: no full-size difference needed
+        dv_i = yf - rxf.gather(2, i_f)
+        dv_j = xf.gather(2, j_f) - ryf
         top = torch.maximum(yf, ryf)
-        ok_i, ok_j = dv_i.abs() > eps, dv_j.abs() > eps
-        m_i = torch.where(ok_i, (top - ryf) / dv_i, torch.ones_like(dv_i))
-        m_j = torch.where(ok_j, (yf - top) / dv_j, torch.zeros_like(dv_j))
+        # float masks (boolean ones are slow on the CPU): w = 1 where |dv| > eps
+        w_i = dv_i.abs().sub_(eps).clamp_min_(0).sign_()
+        w_j = dv_j.abs().sub_(eps).clamp_min_(0).sign_()
+        rest_i = torch.sub(1.0, w_i)
+        m_i = (top - ryf).div_(dv_i.add(rest_i)).mul_(w_i).add_(rest_i)  # the gradient (1) where dv ~ 0
+        m_j = (yf - top).div_(dv_j.add(torch.sub(1.0, w_j))).mul_(w_j)
         ctx.save_for_backward(i_f, j_f, m_i, m_j)
         ctx.in_shape = x.shape
         return y
@@ -213,10 +221,14 @@ class _MaxPoolRule(torch.autograd.Function):
         i_f, j_f, m_i, m_j = ctx.saved_tensors
         shape = ctx.in_shape
         gf = grad.flatten(2)
-        gin = gf.new_zeros(shape[0], shape[1], int(torch.tensor(shape[2:]).prod()))
+        gin = gf.new_zeros(shape[0], shape[1], math.prod(shape[2:]))
         gin.scatter_add_(2, i_f, gf * m_i).scatter_add_(2, j_f, gf * m_j)
         return gin.view(shape), None, None, None, None, None
 
+
+#: Products with matmul's semantics (closed-form backward when both are >= 2-d).
+_MATMULS = {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.mm, torch.Tensor.mm, torch.bmm,
+            torch.Tensor.bmm}
 
 _UNWRAPPED: "weakref.WeakKeyDictionary[Callable, Callable]" = weakref.WeakKeyDictionary()
 
@@ -318,9 +330,12 @@ class RuleContext(TorchFunctionMode):
         self.table = op_table if op_table is not None else default_op_table()
         self.frames: List[_Frame] = [_Frame(recording, [] if recording else list(references or []))]
         self.has_references = recording or references is not None
-        self._taint: "weakref.WeakValueDictionary[int, Tensor]" = weakref.WeakValueDictionary()
-        self._gates: "weakref.WeakValueDictionary[int, Tensor]" = weakref.WeakValueDictionary()
-        self._rule_outputs: "weakref.WeakValueDictionary[int, Tensor]" = weakref.WeakValueDictionary()
+        # id -> tensor, holding the tensors for the duration of the pass (ids
+        # stay unique; plain dicts are ~20x cheaper than weak ones); release()
+        # drops them after the forward pass.
+        self._taint: Dict[int, Tensor] = {}
+        self._gates: Dict[int, Tensor] = {}
+        self._rule_outputs: Dict[int, Tensor] = {}
         self.unknown: Dict[str, int] = {}
         self.checked: Dict[str, Optional[str]] = {}
         self.product_messages: Dict[str, str] = {}
@@ -414,6 +429,12 @@ class RuleContext(TorchFunctionMode):
         for t in (result if isinstance(result, (list, tuple)) else (result,)):
             if isinstance(t, Tensor):
                 self._gates[id(t)] = t
+
+    def release(self) -> None:
+        """Forget the tensors of the pass (call after the forward pass)."""
+        self._taint.clear()
+        self._gates.clear()
+        self._rule_outputs.clear()
 
     def is_rule_output(self, t: Tensor) -> bool:
         """Whether ``t`` (or the tensor it is a view of) came out of an
@@ -581,6 +602,19 @@ class RuleContext(TorchFunctionMode):
             self.taint(y)
         return y
 
+    def note_elementwise(self, name: str, f: Callable[[Tensor], Tensor], z: Tensor) -> None:
+        """Let the rule check an element-wise op a fused kernel applies (the
+        warnings are the decomposition's)."""
+        if not self.recording and name not in self.checked:
+            self.checked[name] = self.rule.check(OpCall(name), f, z.detach())
+
+    def note_product(self, name: str, gates: Tuple[bool, ...] = ()) -> None:
+        """Let the rule warn about a product a fused kernel applies."""
+        if not self.recording and name not in self.product_messages:
+            message = self.rule.product_warning(OpCall(name, gates=gates))
+            if message:
+                self.product_messages[name] = message
+
     def _finish(self, result: Any, args: tuple, inplace: bool, entry: OpEntry) -> Any:
         """Copy an in-place call's result into its first argument."""
         if inplace and isinstance(result, Tensor) and args and isinstance(args[0], Tensor):
@@ -631,7 +665,9 @@ class RuleContext(TorchFunctionMode):
             else:
                 def fn(u, v):
                     return function(u, v, *rest, **kw)
-        out = self.product(name, fn, a, b, is_mul=name == "mul")
+        closed = "mul" if name == "mul" else (
+            "matmul" if func in _MATMULS and a.dim() >= 2 and b.dim() >= 2 else "")
+        out = self.product(name, fn, a, b, closed=closed)
         if bias is not None:
             out = out + (bias if name == "linear" else bias.reshape((-1,) + (1,) * (out.dim() - 2)))
             self.taint(out)
@@ -640,7 +676,7 @@ class RuleContext(TorchFunctionMode):
         return out
 
     def product(self, name: str, fn: Callable[[Tensor, Tensor], Tensor], a: Tensor, b: Tensor,
-                is_mul: bool = False) -> Tensor:
+                closed: str = "") -> Tensor:
         """``fn(a, b)`` for a bilinear ``fn`` of two input-dependent factors,
         differentiated by the rule's product policy."""
         if self.recording:
@@ -657,7 +693,7 @@ class RuleContext(TorchFunctionMode):
                 ref_a, ref_b = rec.tensors
             if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
                 a_, b_ = self.rule.product_factors(op, a.detach(), b.detach(), ref_a, ref_b)
-                out = _Bilinear.apply(a, b, fn, a_, b_, is_mul)
+                out = _Bilinear.apply(a, b, fn, a_, b_, closed)
             else:
                 out = fn(a, b)
         self.taint(out)
@@ -683,7 +719,7 @@ class RuleContext(TorchFunctionMode):
             if entry.gate:
                 self._mark_gate(result)
             return result
-        if entry.constants is None:
+        if not entry.paired:
             result = self._decompose(entry.decompose, func, args, kwargs, {})
         else:
             result = self._paired(entry, func, args, kwargs)
@@ -705,10 +741,20 @@ class RuleContext(TorchFunctionMode):
             result = func(*args, **kwargs)
             self._record(entry.name, [t for t in leaves if isinstance(t, Tensor)])
             return result
+        constants = entry.constants or (lambda *a: {})
         if not self.rule.needs_reference:
-            consts = entry.constants(args, kwargs, None, None)
-            return self._decompose(entry.decompose, func, args, kwargs, consts)
+            if entry.fused is not None:
+                result = entry.fused(self, func, args, kwargs, None, None)
+                if result is not NOT_DECOMPOSED:
+                    return result
+            return self._decompose(entry.decompose, func, args, kwargs, constants(args, kwargs, None, None))
         rec = self._next(entry.name, [t for t in leaves if isinstance(t, Tensor)])
+        if entry.fused is not None:
+            raw = iter(rec.tensors)
+            raw_args, raw_kwargs = tree_unflatten([next(raw) if isinstance(t, Tensor) else t for t in leaves], spec)
+            result = entry.fused(self, func, args, kwargs, raw_args, raw_kwargs)
+            if result is not NOT_DECOMPOSED:
+                return result
         refs = iter(rec.tensors)
         ref_leaves = []
         for t in leaves:
@@ -721,7 +767,7 @@ class RuleContext(TorchFunctionMode):
             else:
                 ref_leaves.append(t)
         ref_args, ref_kwargs = tree_unflatten(ref_leaves, spec)
-        consts = entry.constants(args, kwargs, ref_args, ref_kwargs)
+        consts = constants(args, kwargs, ref_args, ref_kwargs)
         local = _Frame(recording=True)
         self.frames.append(local)
         try:
@@ -939,6 +985,8 @@ def modified_gradients(
             finally:
                 for c in captures:
                     c.remove()
+            if recorder is not None:
+                recorder.release()
             n_ref = ref_inputs[0].shape[0]
             if isinstance(raw, Tensor) and raw.dim() > 0 and raw.shape[0] == n_ref and n_ref != batch:
                 raw = raw.expand((batch,) + tuple(raw.shape[1:]))
@@ -974,8 +1022,11 @@ def modified_gradients(
             shapes = tuple((len(ts), c.was_tuple) for ts, c in zip(per_layer, captures))
         else:
             wrt, shapes = leaves, ()
+        output_is_rule = context is not None and isinstance(raw, Tensor) and context.is_rule_output(raw)
+        if context is not None:
+            context.release()
         seed = torch.ones_like(outputs)
-        if rule.applies_to_output and not (context is not None and isinstance(raw, Tensor) and context.is_rule_output(raw)):
+        if rule.applies_to_output and not output_is_rule:
             seed = rule.multiplier(lambda t: t, outputs.detach(), outputs.detach(), baseline_outputs, baseline_outputs)
         differentiable = [w for w in wrt if w.requires_grad]
         if outputs.requires_grad and differentiable:

@@ -310,7 +310,7 @@ def _cmd_evaluate(args) -> int:
     import torch.distributed as dist
 
     from captum_unified.data import load_mnist
-    from captum_unified.experiments.common import METHODS, compute_attributions
+    from captum_unified.experiments.common import METHODS, PAPER_METHODS, compute_attributions
     from captum_unified.metrics import Infidelity, RegionPerturbation, SensitivityN, evaluate
     from captum_unified.models import load_or_train
 
@@ -360,7 +360,7 @@ def _cmd_evaluate(args) -> int:
         model = model.to(device).eval()
         for p in model.parameters():
             p.requires_grad_(False)
-        names = args.methods or list(METHODS)
+        names = args.methods or list(PAPER_METHODS)
         ig_steps = 16 if quick else 50
 
         def method(name):

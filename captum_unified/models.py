@@ -432,3 +432,57 @@ def load_or_train(
         os.replace(tmp, path)
     model.eval()
     return model, evaluate(model, test)
+
+
+# ---------------------------------------------------------------------------
+# Recurrent and attention models (issue 11): the same digits, read as sequences
+# ---------------------------------------------------------------------------
+class RowLSTM(nn.Module):
+    """An LSTM reading a digit row by row (28 steps of 28 pixels for MNIST);
+    the last hidden state goes to a linear layer with 10 logits. A fused
+    ``nn.LSTM``: gates are products of sigmoid and tanh outputs, which is where
+    Ancona et al.'s DeepLIFT loses completeness (§3.1)."""
+
+    def __init__(self, side: int = 28, hidden: int = 64) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(side, hidden, batch_first=True)
+        self.fc = nn.Linear(hidden, 10)
+
+    def forward(self, x: Tensor) -> Tensor:
+        seq = x.reshape(x.shape[0], x.shape[-2], x.shape[-1])
+        out, _ = self.lstm(seq)
+        return self.fc(out[:, -1])
+
+
+class PatchViT(nn.Module):
+    """A small vision transformer on non-overlapping patches (7x7 for MNIST:
+    16 tokens): linear patch embedding plus learned positions, pre-norm
+    ``nn.TransformerEncoderLayer`` blocks (multi-head softmax attention,
+    LayerNorm, GELU), mean over tokens, LayerNorm, linear head."""
+
+    def __init__(self, side: int = 28, patch: int = 7, dim: int = 32, depth: int = 2, heads: int = 4) -> None:
+        super().__init__()
+        if side % patch:
+            raise ValueError(f"image side {side} is not a multiple of the patch size {patch}.")
+        self.patch = patch
+        n_tokens = (side // patch) ** 2
+        self.embed = nn.Linear(patch * patch, dim)
+        self.pos = nn.Parameter(0.02 * torch.randn(1, n_tokens, dim))
+        layer = nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout=0.0, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, p = x.shape[0], self.patch
+        h, w = x.shape[-2] // p, x.shape[-1] // p
+        patches = x.reshape(b, h, p, w, p).permute(0, 1, 3, 2, 4).reshape(b, h * w, p * p)
+        tokens = self.encoder(self.embed(patches) + self.pos)
+        return self.head(self.norm(tokens.mean(1)))
+
+
+_BUILDERS["ancona_lstm"] = (lambda a, s, w: RowLSTM(s, hidden=w[0]), None, (64,))
+_BUILDERS["vit"] = (lambda a, s, w: PatchViT(s, patch=7 if s % 7 == 0 else 2, dim=w[0]), None, (32,))
+MODEL_NAMES = tuple(_BUILDERS)
+__all__ += ["RowLSTM", "PatchViT"]

@@ -1,4 +1,5 @@
 """Sphinx configuration for captum_unified."""
+
 import os
 import re
 import sys
@@ -64,6 +65,7 @@ html_static_path = ["_static"]
 # in site-packages), which would show this machine's layout in the rendered
 # page. Paths are shown relative: a tutorial by its name under tutorials/, a
 # module by its path below its sys.path entry (``captum/attr/...``).
+
 
 def _tutorial_line(converted: Path, lineno: int):
     """The line of ``tutorials/<name>.py`` that is line ``lineno`` of its

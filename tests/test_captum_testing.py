@@ -10,7 +10,8 @@ its test). Every case compares ours with
 
 so a difference is either ours being wrong, Captum's convention differing
 (documented on the docs page "Coming from Captum" and asserted here as the
-difference it is), or a known open item (``xfail`` with the issue that fixes it).
+difference it is), or a known open item (``xfail`` with the issue that fixes it;
+none is open now).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ import captum_unified as cu
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 T = torch.tensor
+
 
 def _close(a, b, atol=1e-4, rtol=1e-4, msg=""):
     """``a`` (a tensor or a tuple of them) equals ``b`` element-wise; ``b`` may
@@ -543,11 +545,6 @@ def test_occlusion1_integer_inputs():
     _close(ours, FeatureAblation(BasicModel()).attribute(T([[-3, 1, 2]]), target=0))
 
 
-@pytest.mark.xfail(
-    reason="issue 13: bool inputs: BasicModelBoolInput with a feature mask gives 1.0 where "
-    "Captum's FeatureAblation gives 40.0 (bool perturbation / baseline handling)",
-    strict=False,
-)
 @pytest.mark.parametrize("baselines,expected", [(None, [[40.0, 40.0, 40.0]]), (True, [[-40.0, -40.0, 0.0]])])
 def test_occlusion_patch_bool_inputs(baselines, expected):
     """test_simple_ablation_boolean (+ _with_baselines)."""
@@ -555,6 +552,8 @@ def test_occlusion_patch_bool_inputs(baselines, expected):
     mask = T([[0, 0, 1]])
     ours = cu.OcclusionPatch(BasicModelBoolInput()).attribute(x, feature_mask=mask, baselines=baselines, target=0)
     _close(ours, expected)
+    theirs = FeatureAblation(BasicModelBoolInput()).attribute(x, feature_mask=mask, baselines=baselines, target=0)
+    _close(ours, theirs)
 
 
 @pytest.mark.parametrize(
@@ -646,17 +645,17 @@ _CONV = torch.arange(16, dtype=torch.float).view(1, 1, 4, 4)
             {"sliding_window_shapes": (2,), "strides": 2},
             [[280.0, 280.0, 120.0]],
         ),
-        # test_multi_input_ablation_with_baselines: per-input strides, and a
-        # (2, 1) baseline broadcast over a (2, 3) input
-        pytest.param(
+        # test_multi_input_ablation_with_baselines: per-input strides (as ints,
+        # and as shapes), and a (2, 1) baseline broadcast over a (2, 3) input
+        *(
             (
-                "per-input-strides-broadcast-baseline",
+                name,
                 BasicModel_MultiLayer_MultiInput,
                 _MI,
                 {
                     "additional_forward_args": (1,),
                     "sliding_window_shapes": ((3,), (1,), (2,)),
-                    "strides": (2, 1, 2),
+                    "strides": strides,
                     "baselines": (T([[1.0, 4, 7], [3.0, 6, 9]]), 3.0, T([[4.0], [6]])),
                 },
                 (
@@ -664,28 +663,11 @@ _CONV = torch.arange(16, dtype=torch.float).view(1, 1, 4, 4)
                     [[68.0, 188.0, 108.0], [-12.0, 388.0, -12.0]],
                     [[368.0, 368.0, 24.0], [0.0, 0.0, -12.0]],
                 ),
-            ),
-            marks=pytest.mark.xfail(
-                reason="issue 13: per-input strides given as one int per input (strides=(2, 1, 2)) raise ValueError",
-                strict=False,
-            ),
-        ),
-        # the same (2, 1) baseline over a (2, 3) input, with strides given per input as shapes
-        (
-            "broadcast-baseline",
-            BasicModel_MultiLayer_MultiInput,
-            _MI,
-            {
-                "additional_forward_args": (1,),
-                "sliding_window_shapes": ((3,), (1,), (2,)),
-                "strides": ((2,), (1,), (2,)),
-                "baselines": (T([[1.0, 4, 7], [3.0, 6, 9]]), 3.0, T([[4.0], [6]])),
-            },
-            (
-                [[444.0, 444.0, 444.0], [328.0, 328.0, 328.0]],
-                [[68.0, 188.0, 108.0], [-12.0, 388.0, -12.0]],
-                [[368.0, 368.0, 24.0], [0.0, 0.0, -12.0]],
-            ),
+            )
+            for name, strides in (
+                ("per-input-int-strides-broadcast-baseline", (2, 1, 2)),
+                ("per-input-shape-strides-broadcast-baseline", ((2,), (1,), (2,))),
+            )
         ),
         # test_simple_multi_input_conv (second call): per-input windows and strides
         (
@@ -770,7 +752,6 @@ def test_layer_gradient_x_input_multi_output_layer():
     _close(ours, ([[0.0, 8.0, 8.0, 8.0]], [[0.0, 8.0, 8.0, 8.0]]), atol=0.01)
 
 
-
 def test_layer_gradient_x_input_list_of_layers():
     """test_multi_layer_linear_gradient_activation: one result per layer."""
     net = BasicModel_MultiLayer()
@@ -793,14 +774,8 @@ def test_layer_gradient_x_input_grad_kwargs_unused_layer():
     "case",
     [
         # test_relu_layer_deeplift, test_relu_layer_deeplift_add_args, test_linear_layer_deeplift
-        pytest.param(
-            ("relu-input", "relu", True, None, [0.0, 15.0]),
-            
-        ),
-        pytest.param(
-            ("relu-input-add-args", "relu", True, 3.0, [0.0, 45.0]),
-            
-        ),
+        ("relu-input", "relu", True, None, [0.0, 15.0]),
+        ("relu-input-add-args", "relu", True, 3.0, [0.0, 45.0]),
         # the same layers on the not-in-place model
         ("relu-input-not-inplace", "relu", True, None, [0.0, 15.0]),
         ("l3-input", "l3", True, None, [0.0, 15.0]),
@@ -892,7 +867,6 @@ def test_layer_epsilon_lrp_upper_input_equals_lower_output():
     _close(upper, lower)
     _close(delta, [0.0], atol=1e-4)
     _close(lower, LayerLRP(model, model.linear).attribute(x))
-
 
 
 def test_layer_epsilon_lrp_list_of_layers():

@@ -466,3 +466,31 @@ def test_browser_pages_fit_a_phone(browser_pages, page_name):
     assert r["pre_overflow"] == 0, f"{page_name}: {r['pre_overflow']} of {r['pres']} code blocks cut off at 375 px"
     assert r["page_width"] <= r["viewport"] + 1, f"{page_name} is {r['page_width']} px wide on a 375 px screen"
     assert r["mjx"] >= r["math_sources"] and not r["raw_tex"]
+
+
+def test_no_public_name_collides_with_a_different_captum_name():
+    """A public name that Captum also has must be its twin: the "Coming from
+    Captum" table pairs ``captum...<name>`` with ``cu...<name>`` in one row."""
+    import csv
+
+    import captum.attr
+    import captum.metrics
+    from captum.attr._utils import lrp_rules
+
+    import captum_unified as cu
+
+    with open(DOCS / "pages" / "captum_map.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    ours = {(name, "") for name in cu.__all__} | {(name, "metrics.") for name in cu.metrics.__all__}
+    collisions = []
+    for name, prefix in sorted(ours):
+        if not any(hasattr(m, name) for m in (captum.attr, captum.metrics, lrp_rules)):
+            continue
+        paired = any(
+            re.search(rf"\bcaptum\.[\w.]*\b{name}\b", row["Captum"])
+            and re.search(rf"\bcu\.{re.escape(prefix)}{name}\b", row["captum_unified"])
+            for row in rows
+        )
+        if not paired:
+            collisions.append(prefix + name)
+    assert not collisions, f"public names that Captum uses for something else (or unpaired twins): {collisions}"

@@ -1,6 +1,7 @@
 """Interoperability with Captum's tooling: NoiseTunnel, metrics.infidelity and
 visualization. Captum's own methods (fed the very same noise draws) or
 brute-force formulas are the oracles."""
+
 from __future__ import annotations
 
 import warnings
@@ -20,9 +21,9 @@ from captum.attr import NoiseTunnel  # noqa: E402
 from captum.attr import Occlusion as COcclusion  # noqa: E402
 from captum.attr import visualization as viz  # noqa: E402
 from captum.metrics import infidelity  # noqa: E402
+from conftest import DTYPE, assert_close, make_cnn, make_sequential_mlp, randn  # noqa: E402
 
 import captum_unified as cu  # noqa: E402
-from conftest import DTYPE, assert_close, make_cnn, make_sequential_mlp, randn  # noqa: E402
 
 
 def _pairs(model):
@@ -32,8 +33,13 @@ def _pairs(model):
         ("ig", cu.IntegratedGradients(model), CIG(model), {"n_steps": 8}, {"n_steps": 8}),
         ("lrp", cu.EpsilonLRP(model), CLRP(model), {}, {}),
         ("dl", cu.DeepLiftRescale(model), CDeepLift(model), {"baselines": 0.1}, {"baselines": 0.1}),
-        ("occ", cu.Occlusion1(model), COcclusion(model), {"baselines": 0.1},
-         {"baselines": 0.1, "sliding_window_shapes": (1,)}),
+        (
+            "occ",
+            cu.Occlusion1(model),
+            COcclusion(model),
+            {"baselines": 0.1},
+            {"baselines": 0.1, "sliding_window_shapes": (1,)},
+        ),
     ]
 
 
@@ -66,9 +72,7 @@ def test_noise_tunnel_tuple_inputs_and_delta():
     model = make_sequential_mlp((5, 6, 3), "tanh", seed=5)
     x = randn(2, 5, seed=6)
     nt = NoiseTunnel(cu.DeepLiftRescale(model))
-    attr, delta = nt.attribute(
-        (x,), nt_samples=2, stdevs=0.0, target=0, baselines=0.0, return_convergence_delta=True
-    )
+    attr, delta = nt.attribute((x,), nt_samples=2, stdevs=0.0, target=0, baselines=0.0, return_convergence_delta=True)
     assert isinstance(attr, tuple) and attr[0].shape == x.shape
     assert delta.shape == (2 * 2,)
     assert delta.abs().max() < 1e-10
@@ -98,6 +102,7 @@ def test_infidelity_accepts_results_and_matches_brute_force():
         expected = ((x * a).sum(1) - gap) ** 2  # E[(I.a - (S(x) - S(x - I)))^2] with I = x
         assert infid.shape == (3,)
         assert_close(infid.to(DTYPE), expected, atol=1e-10, rtol=1e-6, msg=name)
+
     # With I = 1 (perturbed input x - 1), DeepLIFT with baseline x - 1 is
     # complete, so I.a = sum(a) = S(x) - S(x - 1): infidelity 0.
     def minus_one(inputs):
@@ -120,7 +125,7 @@ def test_infidelity_with_random_perturbations_matches_brute_force():
         a = m.attribute(x, target=0)
         drawn = []
 
-        def perturb(inputs):
+        def perturb(inputs, drawn=drawn):
             noise = torch.randn(inputs.shape, generator=gen, dtype=inputs.dtype) * 0.1
             drawn.append((inputs.detach().clone(), noise))
             return noise, inputs - noise
@@ -163,8 +168,13 @@ def test_visualize_image_attr_draws_our_results(method, sign):
     img = np.concatenate([x[0].permute(1, 2, 0).numpy(), np.zeros((6, 6, 1))], axis=2)
     img = (img - img.min()) / (img.max() - img.min())
     drawn = 0
-    for m in (cu.GradientXInput(model), cu.IntegratedGradients(model), cu.EpsilonLRP(model),
-              cu.DeepLiftRescale(model), cu.Occlusion1(model)):
+    for m in (
+        cu.GradientXInput(model),
+        cu.IntegratedGradients(model),
+        cu.EpsilonLRP(model),
+        cu.DeepLiftRescale(model),
+        cu.Occlusion1(model),
+    ):
         a = m.attribute(x, target=1)
         a_img = a[0].permute(1, 2, 0).detach().numpy()
         a_img = np.concatenate([a_img, np.zeros((6, 6, 1))], axis=2)  # 3 channels
@@ -175,7 +185,11 @@ def test_visualize_image_attr_draws_our_results(method, sign):
         if sign == "positive" and not (a_img.sum(axis=2) > 0).any():
             continue
         fig, ax = viz.visualize_image_attr(
-            a_img, original_image=img, method=method, sign=sign, use_pyplot=False,
+            a_img,
+            original_image=img,
+            method=method,
+            sign=sign,
+            use_pyplot=False,
         )
         expected = _captum_heat_map(a_img, sign)
         shown = np.asarray(ax.images[-1].get_array())

@@ -1,4 +1,5 @@
 """captum_unified.plots: Agg-safe figures with the expected structure."""
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -54,8 +55,7 @@ def test_curve_shape_mismatch_raises():
 
 def test_attribution_grid_shape_and_all_zero(tmp_path):
     x = torch.rand(3, 1, 8, 8) * 2 - 1
-    attrs = {"GI": torch.randn(3, 1, 8, 8), "zero": torch.zeros(3, 1, 8, 8),
-             "neg": -torch.rand(3, 1, 8, 8)}
+    attrs = {"GI": torch.randn(3, 1, 8, 8), "zero": torch.zeros(3, 1, 8, 8), "neg": -torch.rand(3, 1, 8, 8)}
     fig, axes = plots.plot_attribution_grid(x, attrs, titles=["a", "b", "c"])
     assert axes.shape == (3, 4)
     assert axes[0, 1].get_title() == "GI" and axes[0, 2].get_title() == "zero"

@@ -86,15 +86,27 @@ def test_integrated_gradients_matches_captum(case, method, n_steps):
 
 
 @SETTINGS
-@given(nets(acts=["tanh", "sigmoid", "softplus", "elu", "gelu"]))
+@given(nets(acts=["tanh", "sigmoid", "softplus", "gelu"]))
 def test_integrated_gradients_complete_on_smooth_nets(case):
     """Gauss-Legendre error shrinks with steps; with 48 nodes it is tiny on
-    these smooth (or C1) nets with inputs of moderate size."""
+    these smooth nets with inputs of moderate size."""
     model, x, bl, target = case
     with torch.no_grad():
         gap = model(x)[:, target] - model(_expand(bl, x))[:, target]
     attr = cu.IntegratedGradients(model).attribute(x, baselines=bl, target=target, n_steps=48)
     assert (attr.sum(1) - gap).abs().max() < 1e-4 * (1.0 + gap.abs().max())
+
+
+@SETTINGS
+@given(nets(acts=["elu"]))
+def test_integrated_gradients_complete_on_c1_nets(case):
+    """ELU is only C1 (its second derivative jumps at 0): the quadrature error
+    across the kink decays like 1/n^2, so 48 nodes give about 1e-3."""
+    model, x, bl, target = case
+    with torch.no_grad():
+        gap = model(x)[:, target] - model(_expand(bl, x))[:, target]
+    attr = cu.IntegratedGradients(model).attribute(x, baselines=bl, target=target, n_steps=48)
+    assert (attr.sum(1) - gap).abs().max() < 2e-3 * (1.0 + gap.abs().max())
 
 
 @SETTINGS

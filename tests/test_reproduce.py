@@ -85,7 +85,13 @@ def test_ancona_outputs_written(ancona):
     report = (ancona / "ancona_report.md").read_text()
     assert report.startswith("# Ancona") and "findings" in report
     checks = _rows(ancona / "ancona_checks.csv")
-    assert {r["method"] for r in checks} == {"gi", "ig", "lrp", "deeplift", "occlusion1"}
+    assert {r["method"] for r in checks} == {"gi", "ig", "lrp", "deeplift", "occlusion1", "deeplift_ancona"}
+    # Ancona's original DeepLIFT (ordinary product rule) runs on the LSTM only,
+    # and loses completeness there; the Shapley rule keeps it (issue 11)
+    orig = [r for r in checks if r["method"] == "deeplift_ancona"]
+    assert [r["model"] for r in orig] == ["ancona_lstm"]
+    assert float(orig[0]["median_rel_delta"]) > 1e-3
+    assert "Ancona et al.'s original DeepLIFT" in report
     for r in checks:  # DeepLIFT (Rescale) and IG are complete (IG up to its Riemann sum)
         if r["method"] == "deeplift":
             assert float(r["max_abs_delta"]) < 1e-3

@@ -1,6 +1,7 @@
 """Every tutorials/*.py script runs to the end (quick sizes) and prints what it
 demonstrates; the scripts themselves assert the facts they show, so a broken
 library fails here."""
+
 import ast
 import os
 import re
@@ -17,7 +18,9 @@ TUTORIALS = sorted((ROOT / "tutorials").glob("[0-9][0-9]_*.py"))
 #: What each tutorial must print (substrings; a run of spaces matches any
 #: whitespace, so column alignment is not pinned).
 EXPECTED_OUTPUT = {
-    "01_unified_backend.py": ["DeepLIFT completeness |delta| max:", "max |ours - Captum DeepLift|:"],
+    "01_unified_backend.py": ["DeepLIFT completeness |delta| max:", "max |ours - Captum DeepLift|:",
+                              "LSTM completeness |delta| max, Shapley product rule:",
+                              "with i0 in the op table, completeness |delta| max:"],
     "02_taylor_decomposition.py": [
         "relative error, second order",
         "log-log slopes near the input: first order",
@@ -40,15 +43,20 @@ EXPECTED_OUTPUT = {
 
 
 def _run(script: Path, tmp_path: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, CAPTUM_UNIFIED_QUICK="1", CAPTUM_UNIFIED_CACHE=str(tmp_path / "cache"),
-               MPLBACKEND="Agg",
-               # run against this checkout, whatever copy of the package is installed
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        CAPTUM_UNIFIED_QUICK="1",
+        CAPTUM_UNIFIED_CACHE=str(tmp_path / "cache"),
+        MPLBACKEND="Agg",
+        # run against this checkout, whatever copy of the package is installed
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    )
     # small models: one intra-op thread avoids OpenMP oversubscription when the
     # suite shares the machine (several times faster there); overridable
     env.setdefault("OMP_NUM_THREADS", "1")
-    return subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.mark.parametrize("script", TUTORIALS, ids=[p.name for p in TUTORIALS])
@@ -105,16 +113,29 @@ def test_tutorial_converts_for_sphinx_gallery(script, docs_conf):
     title, underline = doc.strip().splitlines()[:2]
     assert title and set(underline) == {"="} and len(underline) == len(title)
     original = ast.parse(text)
-    assert ast.dump(ast.Module(body=tree.body[1:], type_ignores=[])) == ast.dump(original), \
+    assert ast.dump(ast.Module(body=tree.body[1:], type_ignores=[])) == ast.dump(original), (
         "the conversion must not change the code"
+    )
     assert "# %% [markdown]" not in out and "\n# #" not in out
 
 
 def test_markdown_to_rst(docs_conf):
-    rst, title = docs_conf["markdown_to_rst"]([
-        "# A title", "", "## Section", "Use `x`s and $\\delta$ or :math:`a`, ``b``, [site](https://e.org).",
-        "", "$$", "a = b", "$$", "", "| h1 | h2 |", "|---|---|", "| `c` | $d$ |",
-    ])
+    rst, title = docs_conf["markdown_to_rst"](
+        [
+            "# A title",
+            "",
+            "## Section",
+            "Use `x`s and $\\delta$ or :math:`a`, ``b``, [site](https://e.org).",
+            "",
+            "$$",
+            "a = b",
+            "$$",
+            "",
+            "| h1 | h2 |",
+            "|---|---|",
+            "| `c` | $d$ |",
+        ]
+    )
     assert title == "A title"
     text = "\n".join(rst)
     assert "A title\n=======" in text and "Section\n-------" in text

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import email.parser
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -35,17 +36,56 @@ PACKAGE = ROOT / "captum_unified"
 pytestmark = pytest.mark.wheel
 
 
+def _clean_env(**extra):
+    """The environment without PYTHONPATH/PYTHONHOME: with this checkout on
+    PYTHONPATH (as the tests run), its ``captum_unified.egg-info`` would make
+    the venv's pip think the package is installed already."""
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
+    env.update(PYTHONNOUSERSITE="1", **extra)
+    return env
+
+
 def _run(cmd, timeout, **kw):
+    kw.setdefault("env", _clean_env())
     r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, **kw)
     assert r.returncode == 0, f"{cmd} failed:\n{r.stdout[-3000:]}\n{r.stderr[-4000:]}"
     return r
 
 
+def _clean_copy(dst: Path) -> Path:
+    """The checkout's files (tracked, and untracked ones git does not ignore)
+    copied to ``dst``: a build there cannot pick up a stale ``build/`` folder
+    or other ignored leftovers (setuptools reuses ``build/lib``, so a module
+    deleted from the source would still ship)."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
+        ).stdout.decode()
+        files = [f for f in listed.split("\0") if f and (ROOT / f).is_file()]
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout: copy all but build outputs
+        skip = {"build", "dist", "_build", ".git", "__pycache__", ".venv", ".pytest_cache", ".hypothesis"}
+        files = [
+            p.relative_to(ROOT).as_posix()
+            for p in ROOT.rglob("*")
+            if p.is_file() and not skip & set(p.relative_to(ROOT).parts) and not p.name.endswith(".egg-info")
+        ]
+    for f in files:
+        (dst / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / f, dst / f)
+    return dst
+
+
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    """``python -m build --wheel`` of this checkout. ``--no-isolation`` when the
-    build backend is installed (the dev extras install it): offline and fast;
-    otherwise build's isolated environment fetches setuptools."""
+def source(tmp_path_factory) -> Path:
+    return _clean_copy(tmp_path_factory.mktemp("src"))
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory, source) -> Path:
+    """``python -m build --wheel`` of a clean copy of this checkout.
+    ``--no-isolation`` when the build backend is installed (the dev extras
+    install it): offline and fast; otherwise build's isolated environment
+    fetches setuptools."""
     out = tmp_path_factory.mktemp("dist")
     try:
         import setuptools  # noqa: F401
@@ -53,7 +93,7 @@ def wheel(tmp_path_factory) -> Path:
         isolation = ["--no-isolation"]
     except ImportError:
         isolation = []
-    _run([sys.executable, "-m", "build", "--wheel", *isolation, "--outdir", out, ROOT], timeout=300, cwd=ROOT)
+    _run([sys.executable, "-m", "build", "--wheel", *isolation, "--outdir", out, source], timeout=300, cwd=source)
     wheels = list(out.glob("captum_unified-*.whl"))
     assert len(wheels) == 1, wheels
     return wheels[0]
@@ -67,7 +107,7 @@ def _source_version() -> str:
     return ns["__version__"]
 
 
-def test_wheel_holds_the_package_and_nothing_else(wheel):
+def test_wheel_holds_the_package_and_nothing_else(wheel, source):
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names}
     dist_info = {t for t in top if t.endswith(".dist-info")}
@@ -75,8 +115,8 @@ def test_wheel_holds_the_package_and_nothing_else(wheel):
     # every module and every data file of the source package is inside (package
     # data: anything loaded at run time); no caches
     in_tree = {
-        p.relative_to(ROOT).as_posix()
-        for p in PACKAGE.rglob("*")
+        p.relative_to(source).as_posix()
+        for p in (source / "captum_unified").rglob("*")
         if p.is_file() and "__pycache__" not in p.parts and p.suffix not in {".pyc", ".pyo"}
     }
     packaged = {n for n in names if n.startswith("captum_unified/")}
@@ -106,8 +146,7 @@ def _venv_python(path: Path) -> Path:
 def _check_installed(py: Path, wheel: Path, work: Path, timeout: int) -> str:
     """Import the installed package and run the main job's quick form from
     ``work`` (outside the source tree); return the command's output."""
-    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
-    env.update(CAPTUM_UNIFIED_CACHE=str(work / "cache"), MPLBACKEND="Agg", OMP_NUM_THREADS="1", PYTHONNOUSERSITE="1")
+    env = _clean_env(CAPTUM_UNIFIED_CACHE=str(work / "cache"), MPLBACKEND="Agg", OMP_NUM_THREADS="1")
     r = _run(
         [
             py,
@@ -159,13 +198,12 @@ def test_wheel_installs_into_fresh_venv_and_reproduces(wheel, tmp_path):
     venv.EnvBuilder(with_pip=True, system_site_packages=True).create(env_dir)
     py = _venv_python(env_dir)
     # the wheel, not the checkout: a plain (non-editable) install into the venv
-    # (an editable install on the machine stays where it is) ...
-    _run(
-        [py, "-m", "pip", "install", "--quiet", "--no-build-isolation", "--force-reinstall", "--no-deps", wheel],
-        timeout=300,
-    )
-    # its requirements resolved against what the machine has (``pip check``
-    # would also judge unrelated machine packages)
+    # (an editable install on the machine stays where it is, behind the venv's
+    # own site-packages), its requirements resolved against what the machine
+    # has (``pip check`` would also judge unrelated machine packages).
+    # --force-reinstall: the machine's own (editable) captum_unified would
+    # otherwise count as installed already.
+    _run([py, "-m", "pip", "install", "--quiet", "--force-reinstall", "--no-deps", wheel], timeout=300)
     _run([py, "-m", "pip", "install", "--quiet", f"{wheel}[data]"], timeout=300)
     work = tmp_path / "user"
     work.mkdir()

@@ -130,6 +130,66 @@ assert torch.allclose(mine, gi, atol=1e-10), "the gradient as a rule gives Gradi
 assert torch.allclose(custom, dl, atol=1e-8)
 
 # %% [markdown]
+# ## Beyond element-wise nonlinearities: LSTMs and attention
+#
+# Ancona et al.'s modified chain rule changes the derivative of element-wise
+# functions only; through *products* of two input-dependent values (LSTM gates,
+# attention weights) their DeepLIFT keeps the ordinary product rule and loses
+# completeness (§3.1). Here the backend classifies every op the model calls
+# (see the docs page "What the backend does with each op"): a fused `nn.LSTM` or
+# `F.scaled_dot_product_attention` is decomposed into linear ops, element-wise
+# functions and products, and DeepLIFT's default product rule is the two-player
+# Shapley split `(a - a')(b + b')/2 + (a + a')(b - b')/2 = ab - a'b'`, which
+# keeps it exactly complete. `products="gradient"` is Ancona et al.'s original.
+
+
+# %%
+class TinyLSTM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(3, 8, batch_first=True)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, seq):
+        return self.head(self.lstm(seq)[0][:, -1])
+
+
+lstm = TinyLSTM().double().eval()
+seq = torch.randn(4, 10, 3, dtype=torch.float64)
+seq_base = torch.zeros(1, 10, 3, dtype=torch.float64)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", cu.AttributionWarning)  # products='gradient' warns that it is incomplete
+    _, delta_ancona = cu.DeepLiftRescale(lstm, products="gradient").attribute(
+        seq, baselines=seq_base, target=1, return_convergence_delta=True)
+_, delta_shapley = cu.DeepLiftRescale(lstm).attribute(seq, baselines=seq_base, target=1,
+                                                      return_convergence_delta=True)
+print("LSTM completeness |delta| max, ordinary product rule:", float(delta_ancona.abs().max()))
+print("LSTM completeness |delta| max, Shapley product rule: ", float(delta_shapley.abs().max()))
+assert float(delta_shapley.abs().max()) < 1e-10 < float(delta_ancona.abs().max())
+
+# %% [markdown]
+# An op the backend has no rule for is never passed silently: it keeps its
+# gradient and the call warns, naming it. If such an op is element-wise, give
+# the method an op table that knows it (a value passed to the call; nothing
+# global changes):
+
+
+# %%
+def with_i0(x):
+    return model(torch.special.i0(x) - 1.0)
+
+
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always", cu.AttributionWarning)
+    cu.DeepLiftRescale(with_i0).attribute(x, baselines=baseline, target=target)
+message = str(caught[-1].message)
+print("warning:", message[: message.index(". ")])
+table = cu.default_op_table().with_elementwise("i0", torch.special.i0, torch.Tensor.i0)
+_, delta_i0 = cu.DeepLiftRescale(with_i0, op_table=table).attribute(
+    x, baselines=baseline, target=target, return_convergence_delta=True)
+print("with i0 in the op table, completeness |delta| max:", float(delta_i0.abs().max()))
+
+# %% [markdown]
 # ## Summary
 #
 # | method | rule `g(z)` |

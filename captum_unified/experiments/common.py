@@ -27,8 +27,14 @@ METHODS: Dict[str, tuple] = {
     "ig": ("Integrated Gradients", lambda m: cu.IntegratedGradients(m)),
     "lrp": ("epsilon-LRP", lambda m: cu.EpsilonLRP(m, epsilon=1e-4)),
     "deeplift": ("DeepLIFT (Rescale)", lambda m: cu.DeepLiftRescale(m)),
+    # Ancona et al.'s original DeepLIFT: the ordinary product rule at products
+    # (only the models with products run it: ModelSpec.extra_methods)
+    "deeplift_ancona": ("DeepLIFT (ordinary products)", lambda m: cu.DeepLiftRescale(m, products="gradient")),
     "occlusion1": ("Occlusion-1", lambda m: cu.Occlusion1(m)),
 }
+
+#: The five methods of Ancona et al.'s Figure 4 (the default of every run).
+PAPER_METHODS = ("gi", "ig", "lrp", "deeplift", "occlusion1")
 
 
 @dataclass
@@ -43,7 +49,7 @@ class ExperimentConfig:
     n_train: Optional[int] = None
     cache_dir: Optional[str] = None
     out: str = "results"
-    methods: List[str] = field(default_factory=lambda: list(METHODS))
+    methods: List[str] = field(default_factory=lambda: list(PAPER_METHODS))
     show_progress: bool = True
     ig_steps: int = 50
     baseline: float = -1.0  # each pipeline sets its own (DEFAULTS: ancona 0, deng 0)
@@ -88,6 +94,9 @@ class ModelSpec:
             :func:`captum_unified.models.load_or_train` (cached).
         roles: which parts of a pipeline use the model.
         quick: part of ``--quick`` runs.
+        extra_methods: methods run on this model in addition to the run's
+            (keys of :data:`METHODS`), e.g. Ancona et al.'s original DeepLIFT on
+            a model with products.
     """
 
     name: str
@@ -97,6 +106,7 @@ class ModelSpec:
     loader: Optional[Callable] = None
     roles: Tuple[str, ...] = ()
     quick: bool = True
+    extra_methods: Tuple[str, ...] = ()
 
     @property
     def key(self) -> Tuple[str, str]:
@@ -186,7 +196,7 @@ def compute_attributions(
         return method.attribute(x, baselines=baseline, target=target), None
     if name == "ig":
         attr = method.attribute(x, baselines=base, target=target, n_steps=ig_steps)
-    elif name in ("deeplift",):
+    elif name in ("deeplift", "deeplift_ancona"):
         attr = method.attribute(x, baselines=base, target=target)
     else:  # gi, lrp: baseline 0 by definition
         attr = method.attribute(x, target=target)

@@ -228,9 +228,12 @@ def ancona_sentences(checks: List[dict], sens: List[dict]) -> List[str]:
             _f(r["mean_pcc"]), _f(r["pooled_pcc"]))
     crow = {(r["model"], r["activation"], r["method"]): r for r in checks}
     nets = [k for k in curves if k[0] != "linear"]
-    methods = list(dict.fromkeys(r["method"] for r in checks))
-    label = {"gi": "GI", "ig": "IG", "lrp": "epsilon-LRP", "deeplift": "DeepLIFT", "occlusion1": "Occlusion-1"}
-    title = {k: f"{'MLP' if k[0] == 'ancona_mlp' else 'CNN'} {k[1].capitalize()}" for k in nets}
+    # methods every network ran (extra methods of one model get their own sentence)
+    methods = [m for m in dict.fromkeys(r["method"] for r in checks) if all(m in curves[k] for k in curves)]
+    label = {"gi": "GI", "ig": "IG", "lrp": "epsilon-LRP", "deeplift": "DeepLIFT", "occlusion1": "Occlusion-1",
+             "deeplift_ancona": "DeepLIFT with the ordinary product rule"}
+    family = {"ancona_mlp": "MLP", "ancona_cnn": "CNN", "ancona_lstm": "LSTM", "vit": "ViT"}
+    title = {k: family.get(k[0], k[0]) + ("" if k[1] == "none" else f" {k[1].capitalize()}") for k in nets}
     out = []
 
     def points(k, m):
@@ -268,7 +271,7 @@ def ancona_sentences(checks: List[dict], sens: List[dict]) -> List[str]:
                    f"{_count(len(mono), len(nets))}" + (", as the paper finds." if len(mono) == len(nets) else
                                                        f" (not on {_join(title[k] for k in nets if k not in mono)})."))
     # curve shapes per family
-    for fam, name in (("ancona_mlp", "MLPs"), ("ancona_cnn", "CNNs")):
+    for fam, name in (("ancona_mlp", "MLPs"), ("ancona_cnn", "CNNs"), ("ancona_lstm", "LSTM"), ("vit", "ViT")):
         keys = [k for k in nets if k[0] == fam]
         if not keys:
             continue
@@ -317,6 +320,29 @@ def ancona_sentences(checks: List[dict], sens: List[dict]) -> List[str]:
             out.append(f"On the Sigmoid/Softplus networks it differs from GI by {min(rels):.3g} to {max(rels):.3g} "
                        f"(relative) and its mean PCC lies between {lo:.2f} and {hi:.2f} for n < N"
                        + (", so it fails there, as the paper finds." if hi < 0.5 else "."))
+    # 4 on models with products (LSTM): Ancona's original DeepLIFT vs the Shapley product rule
+    for k in nets:
+        if "deeplift_ancona" not in curves[k] or "deeplift" not in curves[k] or "ig" not in curves[k]:
+            continue
+        orig, shap = crow[(k[0], k[1], "deeplift_ancona")], crow[(k[0], k[1], "deeplift")]
+        r_orig, r_shap = _f(orig["pcc_vs_ig"]), _f(shap["pcc_vs_ig"])
+        d_orig, d_shap = _f(orig.get("median_rel_delta", "nan")), _f(shap.get("max_rel_delta", "nan"))
+        c_orig = points(k, "deeplift_ancona")[0]
+        c_ig, c_shap = points(k, "ig")[0], points(k, "deeplift")[0]
+        gap_orig = max(abs(c_ig[n] - c_orig[n]) for n in c_ig)
+        gap_shap = max(abs(c_ig[n] - c_shap[n]) for n in c_ig)
+        closer = "closer to" if r_shap > r_orig else ("as close to" if r_shap == r_orig else "further from")
+        out.append(
+            f"On the {title[k]} (a fused nn.LSTM: its gates are products) Ancona et al.'s original DeepLIFT, with "
+            f"the ordinary product rule, misses completeness by {d_orig:.3g} of |S(x) - S(0)| (median over the "
+            f"samples) and its map "
+            f"correlates with IG's at {r_orig:.3f} (Sensitivity-n curves up to {gap_orig:.3f} apart); with the "
+            f"Shapley product rule DeepLIFT is complete (largest relative delta {d_shap:.2g}) and its map "
+            f"correlates with IG's at {r_shap:.3f} ({gap_shap:.3f} apart), {closer} IG. "
+            + ("Finding 4 (IG and DeepLIFT correlate highly) holds for the original rule here."
+               if r_orig >= 0.9 else "Finding 4 (IG and DeepLIFT correlate highly) does not hold for the original "
+               "rule here.")
+        )
     # 6: linear
     lin = [k for k in curves if k[0] == "linear"]
     if lin:

@@ -48,12 +48,22 @@ def default_op_table() -> OpTable:
         for f in fns:
             function = torch.mul if inplace else f
             entries[f] = OpEntry(name.rstrip("_"), OpKind.PRODUCT, function, inplace=inplace)
+    from captum_unified.ops.fused import (
+        fused_layer_norm,
+        fused_log_softmax,
+        fused_lstm,
+        fused_rms_norm,
+        fused_softmax,
+    )
+
+    fused = {"lstm": fused_lstm, "softmax": fused_softmax, "log_softmax": fused_log_softmax,
+             "layer_norm": fused_layer_norm, "rms_norm": fused_rms_norm}
     for name, decompose, fns, constants, applies, gate in COMPOSITES:
         for f in fns:
             inplace = getattr(f, "__name__", "").endswith("_") and not getattr(f, "__name__", "").endswith("__") \
                 or getattr(f, "__name__", "") in ("__itruediv__", "__ipow__", "__idiv__")
             entries[f] = OpEntry(name, OpKind.COMPOSITE, f, inplace=inplace, decompose=decompose,
-                                 constants=constants, applies=applies, gate=gate)
+                                 constants=constants, applies=applies, gate=gate, fused=fused.get(name))
     for f in TRANSPARENT:
         entries[f] = OpEntry(op_name(f), OpKind.TRANSPARENT, f)
     return OpTable(entries)

@@ -328,8 +328,13 @@ def _scale(ctx, var_plus_eps: Tensor) -> Tensor:
 
 
 def normalise(ctx, x: Tensor, dims: Tuple[int, ...], eps: float, centre: bool = True) -> Tensor:
-    """``(x - mean) * rsqrt(var + eps)`` over ``dims`` (biased variance)."""
+    """``(x - mean) * rsqrt(var + eps)`` over ``dims`` (biased variance).
+    Under ``norm="constant"`` the scale is computed from detached values: a
+    constant, so only the centring and one product with a constant remain."""
     c = x - x.mean(dims, keepdim=True) if centre else x
+    if getattr(ctx.rule, "norm", "") == "constant":
+        cd = c.detach()
+        return c * torch.rsqrt((cd * cd).mean(dims, keepdim=True) + eps)
     var = (c * c).mean(dims, keepdim=True)
     return c * _scale(ctx, var + eps)
 

@@ -26,7 +26,7 @@ __all__ = ["ELEMENTWISE", "elementwise_entries"]
 
 
 def _relu_d(z: Tensor, out: Tensor) -> Tensor:
-    return (z > 0).to(z.dtype)
+    return torch.sign(out)  # out = relu(z) >= 0: 1 where z > 0, else 0 (a float op; boolean masks are slow)
 
 
 def _tanh_d(z: Tensor, out: Tensor) -> Tensor:

@@ -93,6 +93,12 @@ class OpEntry:
         applies: COMPOSITE only, optional: ``applies(rule) -> bool``; when it
             returns ``False`` the op keeps its ordinary gradient for that rule
             (e.g. max-pooling for epsilon-LRP).
+        fused: COMPOSITE only, optional: ``fused(ctx, func, args, kwargs,
+            ref_args, ref_kwargs)`` computes the same as the decomposition in
+            closed form for the shipped rules, or returns ``NOT_DECOMPOSED``
+            (:mod:`captum_unified.ops.fused`). A composite with ``constants`` or
+            ``fused`` is *paired*: the baseline pass records its arguments and
+            the input pass computes the baseline side itself.
     """
 
     name: str
@@ -105,6 +111,11 @@ class OpEntry:
     decompose: Optional[Callable[..., Any]] = None
     constants: Optional[Callable[..., Dict[str, Any]]] = None
     applies: Optional[Callable[[Any], bool]] = None
+    fused: Optional[Callable[..., Any]] = None
+
+    @property
+    def paired(self) -> bool:
+        return self.constants is not None or self.fused is not None
 
 
 def op_name(func: Callable) -> str:
@@ -122,9 +133,9 @@ def op_name(func: Callable) -> str:
     if module.startswith("torch.nn.functional") or module == "torch._C._nn":
         return f"F.{name}"
     if module.startswith("torch.special") or module == "torch._C._special":
-        return f"torch.special.{name}"
+        return f"torch.special.{name.removeprefix('special_')}"
     if module.startswith("torch.linalg") or module == "torch._C._linalg":
-        return f"torch.linalg.{name}"
+        return f"torch.linalg.{name.removeprefix('linalg_')}"
     return f"torch.{name}"
 
 

@@ -6,7 +6,7 @@ from torch import Tensor
 
 from captum_unified.rules.base import Rule
 
-__all__ = ["EpsilonLRPRule"]
+__all__ = ["EpsilonLRPRule", "epsilon_multiplier"]
 
 _PRODUCTS = ("uniform", "gate", "gradient")
 _NORMS = ("constant", "decompose", "gradient")
@@ -79,4 +79,12 @@ class EpsilonLRPRule(Rule):
         return None
 
     def multiplier(self, f, z, out, ref_z=None, ref_out=None, op=None) -> Tensor:
-        return out / torch.where(z >= 0, z + self.epsilon, z - self.epsilon)
+        return epsilon_multiplier(z, out, self.epsilon)
+
+
+def epsilon_multiplier(z: Tensor, out: Tensor, epsilon: float) -> Tensor:
+    r""":math:`f(z) / (z + \epsilon\,\mathrm{sign}(z))` with :math:`\mathrm{sign}(0) = 1`,
+    in one buffer and with floating-point ops only (boolean masks are slow on
+    the CPU): ``sign(sign(z) + 1/2)`` is the sign with ``sign(0) = 1``."""
+    denom = torch.sign(z).add_(0.5).sign_().mul_(epsilon).add_(z)
+    return torch.div(out, denom, out=denom)

@@ -37,19 +37,6 @@ class DeepLiftRescale(ModifiedGradient):
     networks it supports (including max-pooling); unlike it, this also handles
     functional activations (``torch.tanh``, ``x.sigmoid()``), a module object
     used at several places and fused recurrent / attention ops.
-
-    Args:
-        forward_func (Callable): the model or any function built from torch ops.
-        multiply_by_inputs (bool, optional): if False return the multipliers
-            :math:`\partial^g S_c / \partial x` only. Default: True.
-        eps (float, optional): below this :math:`|z - \bar z|` the rule uses
-            :math:`f'(z)`. Default: 1e-10.
-        products (str, optional): ``"shapley"`` (default, complete) or
-            ``"gradient"`` (Ancona et al.'s original).
-        maxima (str, optional): ``"deeplift"`` (default: DeepLIFT's max rule,
-            complete, as Captum), ``"tree"`` (complete) or ``"gradient"``
-            (max-pooling keeps its gradient).
-        op_table (OpTable, optional): how the backend classifies ops.
     """
 
     def __init__(
@@ -61,5 +48,19 @@ class DeepLiftRescale(ModifiedGradient):
         maxima: str = "deeplift",
         op_table: Optional[OpTable] = None,
     ) -> None:
+        r"""
+        Args:
+            forward_func (Callable): the model or any function built from torch ops.
+            multiply_by_inputs (bool, optional): if False return the multipliers
+                :math:`\partial^g S_c / \partial x` only. Default: True.
+            eps (float, optional): below this :math:`|z - \bar z|` the rule uses
+                :math:`f'(z)`. Default: 1e-10.
+            products (str, optional): ``"shapley"`` (default, complete) or
+                ``"gradient"`` (Ancona et al.'s original).
+            maxima (str, optional): ``"deeplift"`` (default: DeepLIFT's max rule,
+                complete, as Captum), ``"tree"`` (complete) or ``"gradient"``
+                (max-pooling keeps its gradient).
+            op_table (OpTable, optional): how the backend classifies ops.
+        """
         super().__init__(forward_func, RescaleRule(eps, products=products, maxima=maxima),
                          multiply_by_inputs=multiply_by_inputs, op_table=op_table)

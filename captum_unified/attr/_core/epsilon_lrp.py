@@ -9,14 +9,14 @@ from torch import Tensor
 
 from captum_unified._utils.call import AttributionCall
 from captum_unified._utils.common import sum_per_sample
-from captum_unified.attr._core.modified_gradient import ModifiedGradient
+from captum_unified.attr._core.modified_gradient import ModifiedGradientBase
 from captum_unified.ops import OpTable
 from captum_unified.rules import EpsilonLRPRule
 
 __all__ = ["EpsilonLRP"]
 
 
-class EpsilonLRP(ModifiedGradient):
+class EpsilonLRP(ModifiedGradientBase):
     r"""epsilon-LRP (Bach et al. 2015) computed as Gradient*Input with each
     nonlinearity's derivative replaced by :math:`g(z) = f(z) / (z + \epsilon\,
     \mathrm{sign}(z))` (Ancona et al., Proposition 1):
@@ -39,15 +39,6 @@ class EpsilonLRP(ModifiedGradient):
     (Proposition 3i). For nonlinearities with :math:`f(0) \ne 0` (Sigmoid,
     Softplus) the method is unstable (Ancona §4 point 5) and a
     :class:`~captum_unified.AttributionWarning` says so.
-
-    Args:
-        forward_func (Callable): the model or any function built from torch ops.
-        epsilon (float, optional): stabiliser. Default: 1e-9 (Captum's).
-        products (str, optional): ``"uniform"`` (default), ``"gate"`` or
-            ``"gradient"`` (see :class:`~captum_unified.rules.EpsilonLRPRule`).
-        norm (str, optional): ``"constant"`` (default), ``"decompose"`` or
-            ``"gradient"``.
-        op_table (OpTable, optional): how the backend classifies ops.
     """
 
     def __init__(
@@ -58,6 +49,16 @@ class EpsilonLRP(ModifiedGradient):
         norm: str = "constant",
         op_table: Optional[OpTable] = None,
     ) -> None:
+        r"""
+        Args:
+            forward_func (Callable): the model or any function built from torch ops.
+            epsilon (float, optional): stabiliser. Default: 1e-9 (Captum's).
+            products (str, optional): ``"uniform"`` (default), ``"gate"`` or
+                ``"gradient"`` (see :class:`~captum_unified.rules.EpsilonLRPRule`).
+            norm (str, optional): ``"constant"`` (default), ``"decompose"`` or
+                ``"gradient"``.
+            op_table (OpTable, optional): how the backend classifies ops.
+        """
         super().__init__(forward_func, EpsilonLRPRule(epsilon, products=products, norm=norm),
                          multiply_by_inputs=True, op_table=op_table)
         self.epsilon = epsilon
@@ -82,7 +83,7 @@ class EpsilonLRP(ModifiedGradient):
     ) -> TensorOrTupleOfTensorsGeneric: ...
 
     @log_usage()
-    def attribute(  # type: ignore[override]
+    def attribute(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
         target: TargetType = None,

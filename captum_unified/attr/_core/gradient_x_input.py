@@ -7,14 +7,14 @@ from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from captum.log import log_usage
 
 from captum_unified._utils.call import AttributionCall
-from captum_unified.attr._core.modified_gradient import ModifiedGradient
+from captum_unified.attr._core.modified_gradient import ModifiedGradientBase
 from captum_unified.ops import OpTable
 from captum_unified.rules import GradientRule
 
 __all__ = ["GradientXInput", "InputXGradient"]
 
 
-class GradientXInput(ModifiedGradient):
+class GradientXInput(ModifiedGradientBase):
     r"""Gradient*Input (Shrikumar et al. 2016; Ancona et al. Table 1):
 
     .. math::
@@ -24,21 +24,22 @@ class GradientXInput(ModifiedGradient):
     The first-order Taylor attribution with baseline 0 (Deng et al. Theorem 1).
     Same results as Captum's :class:`~captum.attr.InputXGradient` (also
     importable under that name: ``captum_unified.InputXGradient``).
-
-    Args:
-        forward_func (Callable): the model or any function built from torch ops.
-        op_table (OpTable, optional): accepted for a uniform constructor; the
-            gradient rule intercepts nothing.
     """
 
     def __init__(self, forward_func: Callable, op_table: Optional[OpTable] = None) -> None:
+        r"""
+        Args:
+            forward_func (Callable): the model or any function built from torch ops.
+            op_table (OpTable, optional): accepted for a uniform constructor; the
+                gradient rule intercepts nothing.
+        """
         super().__init__(forward_func, GradientRule(), multiply_by_inputs=True, op_table=op_table)
 
     def has_convergence_delta(self) -> bool:
         return False
 
     @log_usage()
-    def attribute(  # type: ignore[override]
+    def attribute(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
         target: TargetType = None,

@@ -1,7 +1,7 @@
 r"""Integrated Gradients on the unified backend."""
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple, Union
+from typing import Any, Callable, Literal, Optional, Tuple, Union, overload
 
 import torch
 from captum._utils.typing import BaselineType, TargetType, TensorOrTupleOfTensorsGeneric
@@ -84,14 +84,15 @@ class IntegratedGradients(GradientAttribution):
     :class:`~captum.attr.IntegratedGradients`. In Taylor terms it is the first
     order term plus the independent terms plus half of every pairwise
     interactive term (Deng et al. Theorem 5).
-
-    Args:
-        forward_func (Callable): the model or any function built from torch ops.
-        multiply_by_inputs (bool, optional): multiply the path-averaged gradient
-            by :math:`x - \bar x`. Default: True.
     """
 
     def __init__(self, forward_func: Callable, multiply_by_inputs: bool = True) -> None:
+        r"""
+        Args:
+            forward_func (Callable): the model or any function built from torch ops.
+            multiply_by_inputs (bool, optional): multiply the path-averaged gradient
+                by :math:`x - \bar x`. Default: True.
+        """
         GradientAttribution.__init__(self, forward_func)
         self._multiply_by_inputs = multiply_by_inputs
 
@@ -101,6 +102,33 @@ class IntegratedGradients(GradientAttribution):
 
     def has_convergence_delta(self) -> bool:
         return True
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        n_steps: int = 50,
+        method: str = "gausslegendre",
+        internal_batch_size: Optional[int] = None,
+        *,
+        return_convergence_delta: Literal[True],
+    ) -> Tuple[TensorOrTupleOfTensorsGeneric, Tensor]: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        n_steps: int = 50,
+        method: str = "gausslegendre",
+        internal_batch_size: Optional[int] = None,
+        return_convergence_delta: Literal[False] = False,
+    ) -> TensorOrTupleOfTensorsGeneric: ...
 
     @log_usage()
     def attribute(

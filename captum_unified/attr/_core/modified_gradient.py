@@ -15,10 +15,72 @@ from captum_unified.backend import BackendResult, modified_gradients
 from captum_unified.ops import OpTable
 from captum_unified.rules import Rule
 
-__all__ = ["ModifiedGradient", "apply_custom_attribution"]
+__all__ = ["ModifiedGradient", "ModifiedGradientBase", "apply_custom_attribution"]
 
 
-class ModifiedGradient(GradientAttribution):
+class ModifiedGradientBase(GradientAttribution):
+    r"""What every modified-gradient method shares: the rule, the op table and
+    one backend run per call (:meth:`_compute`). The public classes add their
+    own ``attribute`` signature (:class:`ModifiedGradient` and
+    :class:`~captum_unified.DeepLiftRescale` take baselines;
+    :class:`~captum_unified.EpsilonLRP` and :class:`~captum_unified.GradientXInput`
+    do not).
+    """
+
+    def __init__(
+        self,
+        forward_func: Callable,
+        rule: Rule,
+        multiply_by_inputs: bool = True,
+        op_table: Optional[OpTable] = None,
+    ) -> None:
+        r"""
+        Args:
+            forward_func (Callable): the model, or any function built from torch ops.
+            rule (Rule): what replaces each op's derivative.
+            multiply_by_inputs (bool, optional): multiply the modified gradient by
+                :math:`x - \bar x`. Default: True.
+            op_table (OpTable, optional): how the backend classifies ops.
+        """
+        if not isinstance(rule, Rule):
+            raise TypeError(
+                f"rule must be a captum_unified.rules.Rule instance, got {type(rule).__name__}; "
+                "e.g. EpsilonLRPRule(1e-6) or a subclass of Rule."
+            )
+        GradientAttribution.__init__(self, forward_func)
+        self.rule = rule
+        self.op_table = op_table
+        self._multiply_by_inputs = multiply_by_inputs
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return self._multiply_by_inputs
+
+    def has_convergence_delta(self) -> bool:
+        return True
+
+    def _compute(
+        self,
+        call: AttributionCall,
+        reference_pass: bool = False,
+        custom_attribution_func: Optional[Callable] = None,
+    ) -> Tuple[Tuple[Tensor, ...], BackendResult]:
+        """Run the backend once and form the attributions."""
+        result = modified_gradients(
+            self.forward_func, call.inputs, self.rule, call.target, call.additional_args,
+            baselines=call.baselines, reference_pass=reference_pass, op_table=self.op_table,
+        )
+        grads = result.gradients
+        if custom_attribution_func is not None:
+            attrs = apply_custom_attribution(custom_attribution_func, grads, call.inputs, call.expanded_baselines)
+        elif self.multiplies_by_inputs:
+            attrs = tuple(g * d for g, d in zip(grads, call.deltas))
+        else:
+            attrs = grads
+        return attrs, result
+
+
+class ModifiedGradient(ModifiedGradientBase):
     r"""Attribution by the modified chain rule (Ancona et al., ICLR 2018, Eq. 5):
 
     .. math::
@@ -57,50 +119,6 @@ class ModifiedGradient(GradientAttribution):
         >>> attr, delta = mg.attribute(x, baselines=0.0, target=3,
         ...                            return_convergence_delta=True)
     """
-
-    def __init__(
-        self,
-        forward_func: Callable,
-        rule: Rule,
-        multiply_by_inputs: bool = True,
-        op_table: Optional[OpTable] = None,
-    ) -> None:
-        if not isinstance(rule, Rule):
-            raise TypeError(
-                f"rule must be a captum_unified.rules.Rule instance, got {type(rule).__name__}; "
-                "e.g. EpsilonLRPRule(1e-6) or a subclass of Rule."
-            )
-        GradientAttribution.__init__(self, forward_func)
-        self.rule = rule
-        self.op_table = op_table
-        self._multiply_by_inputs = multiply_by_inputs
-
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
-
-    def has_convergence_delta(self) -> bool:
-        return True
-
-    def _compute(
-        self,
-        call: AttributionCall,
-        reference_pass: bool = False,
-        custom_attribution_func: Optional[Callable] = None,
-    ) -> Tuple[Tuple[Tensor, ...], BackendResult]:
-        """Run the backend once and form the attributions."""
-        result = modified_gradients(
-            self.forward_func, call.inputs, self.rule, call.target, call.additional_args,
-            baselines=call.baselines, reference_pass=reference_pass, op_table=self.op_table,
-        )
-        grads = result.gradients
-        if custom_attribution_func is not None:
-            attrs = apply_custom_attribution(custom_attribution_func, grads, call.inputs, call.expanded_baselines)
-        elif self.multiplies_by_inputs:
-            attrs = tuple(g * d for g, d in zip(grads, call.deltas))
-        else:
-            attrs = grads
-        return attrs, result
 
     @overload
     def attribute(

@@ -15,38 +15,15 @@ from captum_unified.backend import BackendResult, modified_gradients
 from captum_unified.ops import OpTable
 from captum_unified.rules import EpsilonLRPRule, GradientRule, RescaleRule, Rule
 
-__all__ = ["LayerModifiedGradient", "LayerGradientXInput", "LayerGradientXActivation", "LayerEpsilonLRP",
+__all__ = ["LayerModifiedGradientBase", "LayerModifiedGradient", "LayerGradientXInput", "LayerGradientXActivation", "LayerEpsilonLRP",
            "LayerDeepLiftRescale"]
 
 LayerType = Union[nn.Module, Sequence[nn.Module]]
 
 
-class LayerModifiedGradient(LayerAttribution):
-    r"""Attribution to the neurons of a layer by the modified chain rule:
-
-    .. math::
-
-        R_j^c = (a_j - \bar a_j) \cdot \frac{\partial^g S_c(x)}{\partial a_j}
-
-    where :math:`a` is the layer's output (or input, with
-    ``attribute_to_layer_input=True``) and :math:`\bar a` its value at the
-    baseline (zero unless the rule needs a reference pass). Only the part of
-    the network above the layer matters for :math:`\partial^g`.
-
-    The model's inputs may be integer (token ids) when the layer's output is
-    floating (an embedding layer), as in Captum's layer methods.
-
-    Args:
-        forward_func (Callable): the model or any function built from torch ops.
-        layer (torch.nn.Module or list of torch.nn.Module): the layer(s); each
-            must be called once per forward pass. With a list the attributions
-            (and deltas) are lists, one entry per layer.
-        rule (Rule): what replaces each op's derivative.
-        multiply_by_inputs (bool, optional): multiply by :math:`a - \bar a`.
-            Default: True.
-        device_ids (list[int], optional): accepted for Captum compatibility
-            (DataParallel models are not split); must be None.
-        op_table (OpTable, optional): how the backend classifies ops.
+class LayerModifiedGradientBase(LayerAttribution):
+    r"""What the layer methods share: the layer(s), the rule, one backend run
+    per call. The public classes add their own ``attribute`` signature.
     """
 
     def __init__(
@@ -58,6 +35,15 @@ class LayerModifiedGradient(LayerAttribution):
         device_ids: Optional[List[int]] = None,
         op_table: Optional[OpTable] = None,
     ) -> None:
+        r"""
+        Args:
+            forward_func (Callable): the model or any function built from torch ops.
+            layer (torch.nn.Module or list of torch.nn.Module): the layer(s).
+            rule (Rule): what replaces each op's derivative.
+            multiply_by_inputs (bool, optional): Default: True.
+            device_ids (list[int], optional): must be None.
+            op_table (OpTable, optional): how the backend classifies ops.
+        """
         layers = [layer] if isinstance(layer, nn.Module) else list(layer) if isinstance(layer, (list, tuple)) else None
         if not layers or not all(isinstance(m, nn.Module) for m in layers):
             raise TypeError(
@@ -118,6 +104,35 @@ class LayerModifiedGradient(LayerAttribution):
         deltas = [sum_per_sample(attrs) - change for attrs in per_layer]
         return deltas if isinstance(self.layer, (list, tuple)) else deltas[0]
 
+
+class LayerModifiedGradient(LayerModifiedGradientBase):
+    r"""Attribution to the neurons of a layer by the modified chain rule:
+
+    .. math::
+
+        R_j^c = (a_j - \bar a_j) \cdot \frac{\partial^g S_c(x)}{\partial a_j}
+
+    where :math:`a` is the layer's output (or input, with
+    ``attribute_to_layer_input=True``) and :math:`\bar a` its value at the
+    baseline (zero unless the rule needs a reference pass). Only the part of
+    the network above the layer matters for :math:`\partial^g`.
+
+    The model's inputs may be integer (token ids) when the layer's output is
+    floating (an embedding layer), as in Captum's layer methods.
+
+    Args:
+        forward_func (Callable): the model or any function built from torch ops.
+        layer (torch.nn.Module or list of torch.nn.Module): the layer(s); each
+            must be called once per forward pass. With a list the attributions
+            (and deltas) are lists, one entry per layer.
+        rule (Rule): what replaces each op's derivative.
+        multiply_by_inputs (bool, optional): multiply by :math:`a - \bar a`.
+            Default: True.
+        device_ids (list[int], optional): accepted for Captum compatibility
+            (DataParallel models are not split); must be None.
+        op_table (OpTable, optional): how the backend classifies ops.
+    """
+
     @log_usage()
     def attribute(
         self,
@@ -164,26 +179,27 @@ class LayerModifiedGradient(LayerAttribution):
         return out, self._deltas(per_layer, result.outputs - result.baseline_outputs)
 
 
-class LayerGradientXInput(LayerModifiedGradient):
+class LayerGradientXInput(LayerModifiedGradientBase):
     r"""Layer Gradient*Activation: :math:`a_j \cdot \partial S_c / \partial a_j`
     (Captum's :class:`~captum.attr.LayerGradientXActivation`, also importable
     under that name).
-
-    Args:
-        forward_func (Callable): the model or any function built from torch ops.
-        layer (torch.nn.Module or list): the layer(s).
-        device_ids: must be None (Captum compatibility).
-        multiply_by_inputs (bool, optional): Default: True.
     """
 
     def __init__(self, forward_func: Callable, layer: LayerType, device_ids=None, multiply_by_inputs: bool = True) -> None:
+        r"""
+        Args:
+            forward_func (Callable): the model or any function built from torch ops.
+            layer (torch.nn.Module or list): the layer(s).
+            device_ids: must be None (Captum compatibility).
+            multiply_by_inputs (bool, optional): Default: True.
+        """
         super().__init__(forward_func, layer, GradientRule(), multiply_by_inputs, device_ids)
 
     def has_convergence_delta(self) -> bool:
         return False
 
     @log_usage()
-    def attribute(  # type: ignore[override]
+    def attribute(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
         target: TargetType = None,
@@ -212,29 +228,30 @@ class LayerGradientXInput(LayerModifiedGradient):
 LayerGradientXActivation = LayerGradientXInput
 
 
-class LayerEpsilonLRP(LayerModifiedGradient):
+class LayerEpsilonLRP(LayerModifiedGradientBase):
     r"""epsilon-LRP relevance of a layer's neurons:
     :math:`a_j \cdot \partial^{g} S_c / \partial a_j` with the epsilon rule
     (Ancona et al. Proposition 1 applied from the layer up; Captum's
     :class:`~captum.attr.LayerLRP` with epsilon rules).
-
-    Args:
-        forward_func (Callable): the model or any function built from torch ops.
-        layer (torch.nn.Module or list): the layer(s).
-        epsilon (float, optional): stabiliser. Default: 1e-9.
-        device_ids: must be None (Captum compatibility).
-        products (str, optional): product policy (see :class:`~captum_unified.rules.EpsilonLRPRule`).
-        norm (str, optional): LayerNorm treatment.
-        op_table (OpTable, optional): how the backend classifies ops.
     """
 
     def __init__(self, forward_func: Callable, layer: LayerType, epsilon: float = 1e-9, device_ids=None,
                  products: str = "uniform", norm: str = "constant", op_table: Optional[OpTable] = None) -> None:
+        r"""
+        Args:
+            forward_func (Callable): the model or any function built from torch ops.
+            layer (torch.nn.Module or list): the layer(s).
+            epsilon (float, optional): stabiliser. Default: 1e-9.
+            device_ids: must be None (Captum compatibility).
+            products (str, optional): product policy (see :class:`~captum_unified.rules.EpsilonLRPRule`).
+            norm (str, optional): LayerNorm treatment.
+            op_table (OpTable, optional): how the backend classifies ops.
+        """
         super().__init__(forward_func, layer, EpsilonLRPRule(epsilon, products=products, norm=norm), True,
                          device_ids, op_table)
 
     @log_usage()
-    def attribute(  # type: ignore[override]
+    def attribute(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
         target: TargetType = None,
@@ -269,19 +286,20 @@ class LayerDeepLiftRescale(LayerModifiedGradient):
     :math:`(a_j - \bar a_j) \cdot \partial^{g} S_c / \partial a_j`
     (Captum's :class:`~captum.attr.LayerDeepLift`), complete through products,
     max, normalisation and fused ops as :class:`~captum_unified.DeepLiftRescale`.
-
-    Args:
-        forward_func (Callable): the model or any function built from torch ops.
-        layer (torch.nn.Module or list): the layer(s).
-        multiply_by_inputs (bool, optional): Default: True.
-        eps (float, optional): Rescale threshold. Default: 1e-10.
-        products (str, optional): ``"shapley"`` (default) or ``"gradient"``.
-        maxima (str, optional): ``"deeplift"`` (default), ``"tree"`` or ``"gradient"``.
-        op_table (OpTable, optional): how the backend classifies ops.
     """
 
     def __init__(self, forward_func: Callable, layer: LayerType, multiply_by_inputs: bool = True,
                  eps: float = 1e-10, products: str = "shapley", maxima: str = "deeplift",
                  op_table: Optional[OpTable] = None) -> None:
+        r"""
+        Args:
+            forward_func (Callable): the model or any function built from torch ops.
+            layer (torch.nn.Module or list): the layer(s).
+            multiply_by_inputs (bool, optional): Default: True.
+            eps (float, optional): Rescale threshold. Default: 1e-10.
+            products (str, optional): ``"shapley"`` (default) or ``"gradient"``.
+            maxima (str, optional): ``"deeplift"`` (default), ``"tree"`` or ``"gradient"``.
+            op_table (OpTable, optional): how the backend classifies ops.
+        """
         super().__init__(forward_func, layer, RescaleRule(eps, products=products, maxima=maxima),
                          multiply_by_inputs, op_table=op_table)
