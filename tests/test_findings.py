@@ -150,3 +150,12 @@ def test_spearman_with_ties():
     assert findings.spearman([0, 0.5, 0.5, 1, 2, 3], [6, 5, 4, 3, 2, 1]) == pytest.approx(-0.9856, abs=1e-4)
     assert findings.spearman([1, 1, 1], [1, 2, 3]) != findings.spearman([1, 1, 1], [1, 2, 3])  # nan
     assert findings.to_rst(["a.", "b."]) == "* a.\n* b.\n"
+
+
+def test_ablation_no_retraining_check_flips():
+    rows = [{"setting": "reference", "cause": "-", "model": "C-sg", "metric": "eps_bar", "value": 0.6, "paper": 0.42},
+            {"setting": "rescaled", "cause": "input scale (no retraining)", "model": "C-sg", "metric": "eps_bar",
+             "value": 0.6000001, "paper": 0.42}]
+    assert "equals the reference's up to float32 rounding" in findings.ablation_sentences(rows)[0]
+    rows[1]["value"] = 0.7
+    assert "changes the numbers by up to 0.17" in findings.ablation_sentences(rows)[0]

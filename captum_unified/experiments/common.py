@@ -66,7 +66,16 @@ class ExperimentConfig:
         return cls(**base)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields, with ``out`` and ``cache_dir`` relative to the working
+        directory when inside it (reports do not show the machine's paths)."""
+        d = asdict(self)
+        for key in ("out", "cache_dir"):
+            if d[key]:
+                try:
+                    d[key] = str(Path(d[key]).resolve().relative_to(Path.cwd().resolve()))
+                except ValueError:
+                    d[key] = Path(d[key]).name
+        return d
 
 
 @dataclass(frozen=True)

@@ -60,8 +60,8 @@ def deng_table3_sentences(table3: List[dict], dl_layers: List[dict] = ()) -> Lis
     gi = [d[(m, "GI")] for m in models if (m, "GI") in d]
     if gi:
         if max(gi) < 1e-6:
-            out.append(f"Gradient*Input equals its first-order Taylor term on every model (d at most {max(gi):.1g}%), "
-                       "as Theorem 1 says.")
+            size = "d = 0" if max(gi) == 0 else f"d at most {max(gi):.1g}%"
+            out.append(f"Gradient*Input equals its first-order Taylor term on every model ({size}), as Theorem 1 says.")
         else:
             out.append(f"Gradient*Input differs from its first-order Taylor term by up to {max(gi):.3g}%.")
     if "Poly" in models:
@@ -253,8 +253,9 @@ def ancona_sentences(checks: List[dict], sens: List[dict]) -> List[str]:
     near = [label.get(m, m) for m in methods if peak[m] >= 0.9]
     far = [label.get(m, m) for m in methods if peak[m] < 0.9]
     out.append(("Every method correlates at 0.9 or more for some n on every network, as the paper finds."
-                if not far else f"{_join(near) or 'No method'} reach 0.9 for some n on every network; "
-                f"{_join(far)} do not on at least one network."))
+                if not far else f"{_join(near) or 'No method'} {'reaches' if len(near) <= 1 else 'reach'} 0.9 for "
+                f"some n on every network; {_join(far)} {'does' if len(far) == 1 else 'do'} not on at least one "
+                "network."))
     # 2: occlusion-1
     if "occlusion1" in methods:
         at1 = [points(k, "occlusion1")[0][1] for k in nets]
@@ -264,8 +265,8 @@ def ancona_sentences(checks: List[dict], sens: List[dict]) -> List[str]:
             vals = [v for _, v in sorted(points(k, "occlusion1")[0].items())]
             if all(b <= a + 0.02 for a, b in zip(vals, vals[1:])):
                 mono.append(k)
-        out.append(f"Occlusion-1's PCC at n = 1 is {min(at1):.3f} or higher on every network and it is the highest "
-                   "method there on "
+        level = "1 (to 4 decimals)" if min(at1) > 0.99995 else f"between {min(at1):.4f} and 1"
+        out.append(f"Occlusion-1's PCC at n = 1 is {level} on every network and it is the highest method there on "
                    f"{_count(len(top1), len(nets))} networks; its curve is non-increasing in n (tolerance 0.02) on "
                    f"{_count(len(mono), len(nets))}" + (", as the paper finds." if len(mono) == len(nets) else
                                                        f" (not on {_join(title[k] for k in nets if k not in mono)})."))
@@ -365,11 +366,27 @@ def _falls(curve: Dict[int, float]) -> bool:
 # ------------------------------------------------------------------ ablation
 def ablation_sentences(rows: List[dict]) -> List[str]:
     """What each varied cause did to d and eps_bar (``ablation.csv``): per gap,
-    the change from the reference setting, largest first."""
+    the change from the reference setting, largest first, and the setting
+    closest to the paper; settings marked "no retraining" are checked for
+    leaving the numbers unchanged."""
     ref = [r for r in rows if r["setting"] == "reference"]
     if not ref:
         return []
     out = []
+    base_val = {(r["model"], r["metric"]): _f(r["value"]) for r in ref}
+    for setting in dict.fromkeys(r["setting"] for r in rows if "no retraining" in str(r.get("cause", ""))):
+        rel = [abs(_f(r["value"]) - base_val[(r["model"], r["metric"])]) / max(abs(base_val[(r["model"], r["metric"])]),
+                                                                            1e-300)
+               for r in rows if r["setting"] == setting and (r["model"], r["metric"]) in base_val]
+        if rel and max(rel) < 1e-3:
+            out.append(f"{setting} (the trained models, inputs rescaled, nothing retrained): every d and eps_bar "
+                       f"equals the reference's up to float32 rounding (largest relative change {max(rel):.1g}), "
+                       "since Taylor terms do not "
+                       "depend on an affine change of the input coordinates; the pixel scale and baseline can act "
+                       "only through training.")
+        elif rel:
+            out.append(f"{setting} (nothing retrained) changes the numbers by up to {max(rel):.2g} relative to the "
+                       "reference.")
     gaps = list(dict.fromkeys((r["model"], r["metric"]) for r in rows))
     for model, metric in gaps:
         base = next((r for r in ref if r["model"] == model and r["metric"] == metric), None)
@@ -378,7 +395,8 @@ def ablation_sentences(rows: List[dict]) -> List[str]:
         b, paper = _f(base["value"]), _f(base["paper"])
         moves = []
         for r in rows:
-            if r["model"] == model and r["metric"] == metric and r["setting"] != "reference":
+            if (r["model"] == model and r["metric"] == metric and r["setting"] != "reference"
+                    and "no retraining" not in str(r.get("cause", ""))):
                 v = _f(r["value"])
                 moves.append((abs(math.log(max(v, 1e-12) / max(b, 1e-12))), r["setting"], v))
         moves.sort(reverse=True)
