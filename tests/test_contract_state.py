@@ -59,16 +59,8 @@ def _assert_untouched(model, before, training):
     assert all(p.grad is None for p in model.parameters())
 
 
-def _pending(entries):
-    """Perturbation methods get the state guard from the one perturbation
-    engine (issue 13)."""
-    return [pytest.param(e, marks=pytest.mark.xfail(reason="issue 13: the perturbation engine applies "
-                                                           "preserve_model_state", strict=False))
-            if e.perturbation else e for e in entries]
-
-
 @pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
-@pytest.mark.parametrize("entry", _pending(METHODS), ids=ids(METHODS))
+@pytest.mark.parametrize("entry", METHODS, ids=ids(METHODS))
 def test_no_state_change(entry, training):
     model = _make(training)
     before = _snapshot(model)
@@ -84,7 +76,7 @@ def test_no_state_change(entry, training):
     assert bool(train_warnings) is training
 
 
-@pytest.mark.parametrize("entry", _pending(METHODS), ids=ids(METHODS))
+@pytest.mark.parametrize("entry", METHODS, ids=ids(METHODS))
 def test_no_trace_when_the_model_raises(entry):
     for fail_after in (0, 1):
         model = _make(True, fail_after)
