@@ -3,11 +3,12 @@
 Benchmarks report *ratios* measured in one run (to a plain gradient and to
 Captum's twin), never absolute times, so they compare across machines.
 """
+
 from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable, Dict
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -41,7 +42,7 @@ def plain_gradient(model: nn.Module, x: torch.Tensor, target: int) -> torch.Tens
     return g
 
 
-def time_all(fns: Dict[str, Callable[[], object]], repeats: int = 7, warmup: int = 2) -> Dict[str, float]:
+def time_all(fns: dict[str, Callable[[], object]], repeats: int = 7, warmup: int = 2) -> dict[str, float]:
     """Median wall time of each function; runs are interleaved so that machine
     noise hits every arm alike."""
     for _ in range(warmup):

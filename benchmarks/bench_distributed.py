@@ -17,6 +17,7 @@ are checked to equal the 1-rank rows exactly.
 
 Run: cd benchmarks && python bench_distributed.py [repeats]
 """
+
 from __future__ import annotations
 
 import os
@@ -29,9 +30,28 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-ARGS = ["evaluate", "--model", "bench_distributed:workload", "--methods", "gi", "occlusion1",
-        "--metrics", "sensitivity_n", "infidelity", "--subsets", "20", "--perturbations", "10",
-        "--batch-size", "4", "--no-progress", "--device", "cpu", "--baseline", "0"]
+ARGS = [
+    "evaluate",
+    "--model",
+    "bench_distributed:workload",
+    "--methods",
+    "gi",
+    "occlusion1",
+    "--metrics",
+    "sensitivity_n",
+    "infidelity",
+    "--subsets",
+    "20",
+    "--perturbations",
+    "10",
+    "--batch-size",
+    "4",
+    "--no-progress",
+    "--device",
+    "cpu",
+    "--baseline",
+    "0",
+]
 
 
 def workload():
@@ -47,17 +67,29 @@ def workload():
 
 
 def _run(kind: str, out: Path) -> float:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(HERE)]), OMP_NUM_THREADS="1",
-               CAPTUM_UNIFIED_BACKEND="gloo")
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(HERE)]),
+        OMP_NUM_THREADS="1",
+        CAPTUM_UNIFIED_BACKEND="gloo",
+    )
     threads = "2" if kind == "1 rank x 2 threads" else "1"
     if kind == "2 ranks x 1 thread":
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
-               "captum_unified"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "captum_unified",
+        ]
     else:
         cmd = [sys.executable, "-m", "captum_unified"]
         env["OMP_NUM_THREADS"] = threads
-    r = subprocess.run(cmd + ARGS + ["--threads", threads, "--out", str(out)], env=env, capture_output=True,
-                       text=True, timeout=1800)
+    r = subprocess.run(
+        cmd + ARGS + ["--threads", threads, "--out", str(out)], env=env, capture_output=True, text=True, timeout=1800
+    )
     if r.returncode != 0:
         raise RuntimeError(r.stderr[-3000:])
     return float(re.search(r"evaluation ([0-9.]+) s", r.stdout).group(1))
@@ -82,7 +114,9 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"median of {repeats} interleaved runs (evaluation time, seconds)")
     for k in arms:
-        print(f"| {k} | {med[k]:.1f} s | speed-up {med[arms[0]] / med[k]:.2f}x | runs {[round(t, 1) for t in times[k]]} |")
+        print(
+            f"| {k} | {med[k]:.1f} s | speed-up {med[arms[0]] / med[k]:.2f}x | runs {[round(t, 1) for t in times[k]]} |"
+        )
     print(f"2-rank rows identical to 1-rank rows: {same}")
     print("load average (1, 5, 15 min) before: %.2f %.2f %.2f, after: %.2f %.2f %.2f" % (load_before + load_after))
 

@@ -13,16 +13,17 @@ Run: cd benchmarks && python bench_occlusion.py [repeats] [--noise-only] [--no-c
 shared CPU's speed drifts; the two flags keep only what the engine's 1.1x target needs
 when the machine is slow)
 """
+
 import os
 import sys
 
 import torch
+from _common import time_all
 from captum.attr import Occlusion
 from torch import nn
 
-from _common import time_all
-from captum_unified.attr._core.occlusion import Occlusion1
 from captum_unified._utils.call import AttributionCall
+from captum_unified.attr._core.occlusion import Occlusion1
 from captum_unified.perturbation import PerturbationEngine
 
 torch.set_num_threads(2)
@@ -39,11 +40,13 @@ def bench(model, x, label, repeats, captum_arms=True):
                 big = x.repeat(rows // 32, 1, 1, 1)
                 for _ in range(0, 784 * 32, rows):
                     model(big)
+
         return run
 
     def captum(ppe):
         return lambda: Occlusion(model).attribute(
-            x, sliding_window_shapes=(1, 1, 1), target=3, perturbations_per_eval=ppe)
+            x, sliding_window_shapes=(1, 1, 1), target=3, perturbations_per_eval=ppe
+        )
 
     arms = {f"bare forwards, {rows} rows per pass": bare(rows) for rows in sorted({32, ours_rows, 1024})}
     arms["captum_unified Occlusion1 (defaults)"] = lambda: Occlusion1(model).attribute(x, target=3)
@@ -55,27 +58,43 @@ def bench(model, x, label, repeats, captum_arms=True):
     ours = t["captum_unified Occlusion1 (defaults)"]
     bare_best = min(v for k, v in t.items() if k.startswith("bare"))
     captum_best = min((v for k, v in t.items() if k.startswith("Captum")), default=float("nan"))
-    print(f"== {label}: activations {act_bytes / 1024:.0f} KiB per row -> captum_unified runs "
-          f"{ours_rows} rows per pass; median of {repeats} interleaved runs")
+    print(
+        f"== {label}: activations {act_bytes / 1024:.0f} KiB per row -> captum_unified runs "
+        f"{ours_rows} rows per pass; median of {repeats} interleaved runs"
+    )
     for k, v in t.items():
         print(f"| {k} | {v:.2f} s |")
     print(f"speed-up vs Captum's best perturbations_per_eval: {captum_best / ours:.2f}x (target >= 1.5x)")
-    print(f"ratio to the fastest bare forwards: {ours / bare_best:.2f}x; to the bare forwards at the engine's "
-          f"{ours_rows} rows: {ours / t[f'bare forwards, {ours_rows} rows per pass']:.2f}x (target <= 1.1x)")
+    print(
+        f"ratio to the fastest bare forwards: {ours / bare_best:.2f}x; to the bare forwards at the engine's "
+        f"{ours_rows} rows: {ours / t[f'bare forwards, {ours_rows} rows per pass']:.2f}x (target <= 1.1x)"
+    )
     print("load average (1, 5, 15 min) before: %.2f %.2f %.2f, after: %.2f %.2f %.2f" % (load_before + load_after))
 
 
 def main():
     torch.manual_seed(0)
     model = nn.Sequential(
-        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 12 * 12, 128), nn.ReLU(), nn.Linear(128, 10),
+        nn.Conv2d(1, 32, 3),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64 * 12 * 12, 128),
+        nn.ReLU(),
+        nn.Linear(128, 10),
     ).eval()
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     repeats = int(args[0]) if args else 3
     captum_arms = "--no-captum" not in sys.argv
-    bench(model, torch.randn(32, 1, 28, 28), "Gaussian noise input (every occlusion changes the input)", repeats,
-          captum_arms)
+    bench(
+        model,
+        torch.randn(32, 1, 28, 28),
+        "Gaussian noise input (every occlusion changes the input)",
+        repeats,
+        captum_arms,
+    )
     if "--noise-only" in sys.argv:
         return
     from captum_unified.data import load_mnist

@@ -15,14 +15,15 @@ Run: cd benchmarks && python bench_sensitivity_n.py [repeats]  (2 threads in eve
 the load average before and after is printed: the ratio is only meaningful on
 a quiet-ish machine, since both arms are interleaved but share the cores)
 """
+
 import os
 import sys
 
 import torch
-
 from _common import MnistCNN, time_all
-from captum_unified.metrics import default_n_list, sensitivity_n
+
 from captum_unified._utils.call import AttributionCall
+from captum_unified.metrics import default_n_list, sensitivity_n
 from captum_unified.perturbation import PerturbationEngine
 
 torch.set_num_threads(2)
@@ -62,8 +63,7 @@ def main():
     print(f"bare forward passes: {t['bare']:.3f} s")
     print(f"sensitivity_n:       {t['sensitivity_n']:.3f} s")
     print(f"ratio: {t['sensitivity_n'] / t['bare']:.2f}x (target <= 1.1x)")
-    print("load average (1, 5, 15 min) before: %.2f %.2f %.2f, after: %.2f %.2f %.2f"
-          % (load_before + load_after))
+    print("load average (1, 5, 15 min) before: %.2f %.2f %.2f, after: %.2f %.2f %.2f" % (load_before + load_after))
 
 
 if __name__ == "__main__":

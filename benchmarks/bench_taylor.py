@@ -10,6 +10,7 @@ Measures, in one run, on a small sigmoid CNN over 1x28x28 inputs, batch 32:
 
 Run: ``python benchmarks/bench_taylor.py [--device cuda] [--repeats 5]``
 """
+
 import argparse
 import time
 
@@ -23,9 +24,14 @@ from captum_unified.taylor.terms import hessian_diagonal
 def make_model() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(1, 8, 5, stride=2), nn.Sigmoid(),      # 8x12x12
-        nn.Conv2d(8, 16, 5, stride=2), nn.Sigmoid(),     # 16x4x4
-        nn.Flatten(), nn.Linear(256, 64), nn.Sigmoid(), nn.Linear(64, 10),
+        nn.Conv2d(1, 8, 5, stride=2),
+        nn.Sigmoid(),  # 8x12x12
+        nn.Conv2d(8, 16, 5, stride=2),
+        nn.Sigmoid(),  # 16x4x4
+        nn.Flatten(),
+        nn.Linear(256, 64),
+        nn.Sigmoid(),
+        nn.Linear(64, 10),
     ).eval()
 
 
@@ -109,11 +115,25 @@ def main() -> None:
     print("| measurement | time (ms) | ratio | target |")
     print("|---|---|---|---|")
     print(f"| plain input gradient | {t_grad * 1e3:.2f} | 1.00x | |")
-    print(f"| second-order Taylor attribution (grad + HVP) | {t_t2 * 1e3:.2f} | {t_t2 / t_grad:.2f}x gradient | <= 4x |")
-    print(f"| Hessian diagonal, Python loop over 784 features (shared graph, 784 backward passes) | {t_loop * 1e3:.1f} | 1.00x | |")
-    print(f"| Hessian diagonal, Python loop of torch.autograd.functional.hvp | {t_naive * 1e3:.1f} | {t_loop / t_naive:.2f}x | |")
-    print(f"| Hessian diagonal, one vectorised pass (784 HVPs, vmap) | {t_vec * 1e3:.1f} | {t_loop / t_vec:.2f}x faster ({t_naive / t_vec:.2f}x vs hvp loop) | >= 5x |")
-    print(f"| Hessian diagonal, one vectorised pass (784 HVPs, replicated batch) | {t_rep * 1e3:.1f} | {t_loop / t_rep:.2f}x faster | |")
+    print(
+        f"| second-order Taylor attribution (grad + HVP) | {t_t2 * 1e3:.2f} | {t_t2 / t_grad:.2f}x gradient | <= 4x |"
+    )
+    print(
+        f"| Hessian diagonal, Python loop over 784 features (shared graph, 784 backward passes) "
+        f"| {t_loop * 1e3:.1f} | 1.00x | |"
+    )
+    print(
+        f"| Hessian diagonal, Python loop of torch.autograd.functional.hvp "
+        f"| {t_naive * 1e3:.1f} | {t_loop / t_naive:.2f}x | |"
+    )
+    print(
+        f"| Hessian diagonal, one vectorised pass (784 HVPs, vmap) | {t_vec * 1e3:.1f} "
+        f"| {t_loop / t_vec:.2f}x faster ({t_naive / t_vec:.2f}x vs hvp loop) | >= 5x |"
+    )
+    print(
+        f"| Hessian diagonal, one vectorised pass (784 HVPs, replicated batch) "
+        f"| {t_rep * 1e3:.1f} | {t_loop / t_rep:.2f}x faster | |"
+    )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ instead of 2x):
 
 Run: ``python benchmarks/bench_unified.py [--threads N] [--mode both|cold|warm]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,7 @@ import os
 import subprocess
 import sys
 import warnings
-from typing import Callable, Dict, Tuple
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -47,8 +48,11 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
         self.relu = nn.ReLU(inplace=True)
-        self.down = None if stride == 1 and cin == cout else nn.Sequential(
-            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        self.down = (
+            None
+            if stride == 1 and cin == cout
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        )
 
     def forward(self, x):
         out = self.relu(self.bn1(self.conv1(x)))
@@ -63,8 +67,9 @@ class SmallResNet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True),
-                                  nn.MaxPool2d(3, 2, 1))
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)
+        )
         self.layers = nn.Sequential(BasicBlock(16, 16, 1), BasicBlock(16, 16, 1), BasicBlock(16, 32, 2))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(32, 10)
@@ -73,7 +78,7 @@ class SmallResNet(nn.Module):
         return self.fc(self.pool(self.layers(self.stem(x))).flatten(1))
 
 
-def build(name: str, batch: int) -> Tuple[nn.Module, torch.Tensor]:
+def build(name: str, batch: int) -> tuple[nn.Module, torch.Tensor]:
     torch.manual_seed(0)
     if name == "mnist_cnn":
         return MnistCNN().eval(), torch.rand(batch, 1, 28, 28) * 2 - 1
@@ -96,7 +101,7 @@ MODELS = ("mnist_cnn", "resnet", "lstm", "vit")
 TARGET = 3
 
 
-def arms(model: nn.Module, x: torch.Tensor, name: str) -> Dict[str, Callable[[], object]]:
+def arms(model: nn.Module, x: torch.Tensor, name: str) -> dict[str, Callable[[], object]]:
     from captum.attr import LRP, DeepLift
     from captum.attr import IntegratedGradients as CaptumIG
 
@@ -112,7 +117,7 @@ def arms(model: nn.Module, x: torch.Tensor, name: str) -> Dict[str, Callable[[],
     return out
 
 
-def run_arms(name: str, wanted, batch: int, repeats: int) -> Dict[str, float]:
+def run_arms(name: str, wanted, batch: int, repeats: int) -> dict[str, float]:
     warnings.simplefilter("ignore")
     model, x = build(name, batch)
     fns = {k: f for k, f in arms(model, x, name).items() if k in wanted}
@@ -126,14 +131,25 @@ def run_arms(name: str, wanted, batch: int, repeats: int) -> Dict[str, float]:
     return time_all(runnable, repeats=repeats)
 
 
-def cold(args) -> Dict[Tuple[str, str], float]:
+def cold(args) -> dict[tuple[str, str], float]:
     out = {}
     for name in args.models:
         for arm in ("EpsilonLRP", "DeepLiftRescale", "captum DeepLift", "captum LRP"):
             if arm == "captum LRP" and name != "mnist_cnn":
                 continue
-            cmd = [sys.executable, __file__, "--pair", name, arm, "--threads", str(args.threads),
-                   "--batch", str(args.batch), "--repeats", str(args.repeats)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--pair",
+                name,
+                arm,
+                "--threads",
+                str(args.threads),
+                "--batch",
+                str(args.batch),
+                "--repeats",
+                str(args.repeats),
+            ]
             r = subprocess.run(cmd, capture_output=True, text=True, check=True)
             times = json.loads(r.stdout.strip().splitlines()[-1])
             if arm in times:
@@ -141,7 +157,7 @@ def cold(args) -> Dict[Tuple[str, str], float]:
     return out
 
 
-def warm(args) -> Dict[Tuple[str, str], float]:
+def warm(args) -> dict[tuple[str, str], float]:
     out = {}
     for name in args.models:
         times = run_arms(name, set(arms(*build(name, 1), name)), args.batch, args.repeats)
@@ -168,8 +184,10 @@ def main() -> None:
     load = os.getloadavg()
     c = cold(args) if args.mode in ("both", "cold") else {}
     w = warm(args) if args.mode in ("both", "warm") else {}
-    print(f"batch {args.batch}, {args.threads} thread(s), load average {load[0]:.1f}/{load[1]:.1f}; "
-          "ratios to a plain gradient of the same model (median of interleaved runs)")
+    print(
+        f"batch {args.batch}, {args.threads} thread(s), load average {load[0]:.1f}/{load[1]:.1f}; "
+        "ratios to a plain gradient of the same model (median of interleaved runs)"
+    )
     print("| model | method | cold x plain | warm x plain | Captum DeepLift cold / ours cold |")
     print("|---|---|---|---|---|")
     for name in args.models:

@@ -13,29 +13,29 @@ Where things are:
 * :mod:`captum_unified.data`, :mod:`captum_unified.models`,
   :mod:`captum_unified.experiments` — shipped data, model zoo, reproductions.
 """
+
+from captum_unified import metrics, ops, taylor
 from captum_unified._utils.common import AttributionWarning
 from captum_unified.attr import (
     DeepLiftRescale,
-    InputXGradient,
-    LayerGradientXActivation,
     EpsilonLRP,
     ExpectedGradients,
     GradientXInput,
+    InputXGradient,
     IntegratedGradients,
     LayerDeepLiftRescale,
     LayerEpsilonLRP,
+    LayerGradientXActivation,
     LayerGradientXInput,
     LayerModifiedGradient,
     ModifiedGradient,
     Occlusion1,
     OcclusionPatch,
 )
-from captum_unified import metrics, taylor
-from captum_unified.taylor import TaylorAttribution
-from captum_unified import ops
 from captum_unified.backend import RuleContext, modified_gradients
 from captum_unified.ops import OpTable, default_op_table
 from captum_unified.rules import EpsilonLRPRule, GradientRule, OpCall, RescaleRule, Rule, derivative
+from captum_unified.taylor import TaylorAttribution
 
 __version__ = "0.1.0"  # the one version source: pyproject.toml reads it (setuptools dynamic)
 

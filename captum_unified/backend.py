@@ -47,15 +47,17 @@ hook that layer methods need, removed in ``finally``), no patched functions,
 no changed flags; buffers a forward pass changes (BatchNorm running statistics
 in train mode) are restored (:func:`~captum_unified._utils.state.preserve_model_state`).
 """
+
 from __future__ import annotations
 
 import inspect
 import math
 import types
 import weakref
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -72,12 +74,42 @@ __all__ = ["RuleContext", "modified_gradients", "BackendResult"]
 
 #: Linear ops through which a gate (sigmoid / softmax output) stays a gate.
 _GATE_PRESERVING = {
-    "Tensor.__getitem__", "Tensor.view", "Tensor.reshape", "torch.reshape", "Tensor.transpose", "torch.transpose",
-    "Tensor.permute", "torch.permute", "Tensor.contiguous", "Tensor.clone", "torch.clone", "Tensor.expand",
-    "Tensor.expand_as", "Tensor.squeeze", "Tensor.unsqueeze", "torch.squeeze", "torch.unsqueeze", "F.dropout",
-    "Tensor.chunk", "torch.chunk", "Tensor.split", "torch.split", "Tensor.unbind", "torch.unbind",
-    "Tensor.flatten", "torch.flatten", "Tensor.unflatten", "Tensor.to", "Tensor.float", "Tensor.double",
-    "Tensor.narrow", "torch.narrow", "Tensor.select", "torch.select", "Tensor.T", "Tensor.mT",
+    "Tensor.__getitem__",
+    "Tensor.view",
+    "Tensor.reshape",
+    "torch.reshape",
+    "Tensor.transpose",
+    "torch.transpose",
+    "Tensor.permute",
+    "torch.permute",
+    "Tensor.contiguous",
+    "Tensor.clone",
+    "torch.clone",
+    "Tensor.expand",
+    "Tensor.expand_as",
+    "Tensor.squeeze",
+    "Tensor.unsqueeze",
+    "torch.squeeze",
+    "torch.unsqueeze",
+    "F.dropout",
+    "Tensor.chunk",
+    "torch.chunk",
+    "Tensor.split",
+    "torch.split",
+    "Tensor.unbind",
+    "torch.unbind",
+    "Tensor.flatten",
+    "torch.flatten",
+    "Tensor.unflatten",
+    "Tensor.to",
+    "Tensor.float",
+    "Tensor.double",
+    "Tensor.narrow",
+    "torch.narrow",
+    "Tensor.select",
+    "torch.select",
+    "Tensor.T",
+    "Tensor.mT",
 }
 
 
@@ -86,8 +118,8 @@ class _Record:
     """The inputs (and output) of one treated op in a pass, detached."""
 
     name: str
-    tensors: Tuple[Tensor, ...]
-    out: Optional[Tensor] = None
+    tensors: tuple[Tensor, ...]
+    out: Tensor | None = None
 
 
 @dataclass
@@ -96,7 +128,7 @@ class _Frame:
     a composite whose constants are shared between passes."""
 
     recording: bool
-    queue: List[_Record] = field(default_factory=list)
+    queue: list[_Record] = field(default_factory=list)
     index: int = 0
 
 
@@ -135,11 +167,17 @@ class _Bilinear(torch.autograd.Function):
         a_, b_ = ctx.saved_tensors
         ga = gb = None
         if ctx.needs_input_grad[0]:
-            ga = _partial(ctx, grad, b_, 0) if ctx.has[1] else torch.zeros(
-                ctx.a_meta[0], dtype=ctx.a_meta[1], device=ctx.a_meta[2])
+            ga = (
+                _partial(ctx, grad, b_, 0)
+                if ctx.has[1]
+                else torch.zeros(ctx.a_meta[0], dtype=ctx.a_meta[1], device=ctx.a_meta[2])
+            )
         if ctx.needs_input_grad[1]:
-            gb = _partial(ctx, grad, a_, 1) if ctx.has[0] else torch.zeros(
-                ctx.b_meta[0], dtype=ctx.b_meta[1], device=ctx.b_meta[2])
+            gb = (
+                _partial(ctx, grad, a_, 1)
+                if ctx.has[0]
+                else torch.zeros(ctx.b_meta[0], dtype=ctx.b_meta[1], device=ctx.b_meta[2])
+            )
         return ga, gb, None, None, None, None
 
 
@@ -227,10 +265,17 @@ class _MaxPoolRule(torch.autograd.Function):
 
 
 #: Products with matmul's semantics (closed-form backward when both are >= 2-d).
-_MATMULS = {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.mm, torch.Tensor.mm, torch.bmm,
-            torch.Tensor.bmm}
+_MATMULS = {
+    torch.matmul,
+    torch.Tensor.matmul,
+    torch.Tensor.__matmul__,
+    torch.mm,
+    torch.Tensor.mm,
+    torch.bmm,
+    torch.Tensor.bmm,
+}
 
-_UNWRAPPED: "weakref.WeakKeyDictionary[Callable, Callable]" = weakref.WeakKeyDictionary()
+_UNWRAPPED: weakref.WeakKeyDictionary[Callable, Callable] = weakref.WeakKeyDictionary()
 
 
 def _no_torch_function(*args: Any, **kwargs: Any) -> bool:
@@ -244,8 +289,11 @@ def _unwrapped(func: Callable) -> Callable:
     body = _UNWRAPPED.get(func)
     if body is None:
         scope = dict(func.__globals__)
-        scope.update(has_torch_function=_no_torch_function, has_torch_function_unary=_no_torch_function,
-                     has_torch_function_variadic=_no_torch_function)
+        scope.update(
+            has_torch_function=_no_torch_function,
+            has_torch_function_unary=_no_torch_function,
+            has_torch_function_variadic=_no_torch_function,
+        )
         body = types.FunctionType(func.__code__, scope, func.__name__, func.__defaults__, func.__closure__)
         body.__kwdefaults__ = func.__kwdefaults__
         _UNWRAPPED[func] = body
@@ -257,10 +305,10 @@ def _python_torch_function(func: Callable) -> bool:
     return isinstance(func, types.FunctionType) and module in ("torch.nn.functional", "torch.functional")
 
 
-_SIGNATURES: Dict[Callable, Optional[inspect.Signature]] = {}
+_SIGNATURES: dict[Callable, inspect.Signature | None] = {}
 
 
-def _signature(fn: Callable) -> Optional[inspect.Signature]:
+def _signature(fn: Callable) -> inspect.Signature | None:
     if fn not in _SIGNATURES:
         try:
             _SIGNATURES[fn] = inspect.signature(fn)
@@ -269,7 +317,7 @@ def _signature(fn: Callable) -> Optional[inspect.Signature]:
     return _SIGNATURES[fn]
 
 
-def _split_inplace(entry: OpEntry, func: Callable, args: tuple, kwargs: dict) -> Tuple[tuple, dict, bool]:
+def _split_inplace(entry: OpEntry, func: Callable, args: tuple, kwargs: dict) -> tuple[tuple, dict, bool]:
     """Normalise a call: ``input=`` keyword to the first position, an
     ``inplace`` flag off (returned separately)."""
     if not args and "input" in kwargs:
@@ -287,7 +335,7 @@ def _split_inplace(entry: OpEntry, func: Callable, args: tuple, kwargs: dict) ->
         pos = list(sig.parameters).index("inplace")
         if len(args) > pos:
             inplace = bool(args[pos]) or inplace
-            args = args[:pos] + args[pos + 1:]
+            args = args[:pos] + args[pos + 1 :]
     return args, kwargs, inplace
 
 
@@ -320,25 +368,25 @@ class RuleContext(TorchFunctionMode):
     def __init__(
         self,
         rule: Rule,
-        op_table: Optional[OpTable] = None,
-        references: Optional[List[_Record]] = None,
+        op_table: OpTable | None = None,
+        references: list[_Record] | None = None,
         recording: bool = False,
         leaves: Sequence[Tensor] = (),
     ) -> None:
         super().__init__()
         self.rule = rule
         self.table = op_table if op_table is not None else default_op_table()
-        self.frames: List[_Frame] = [_Frame(recording, [] if recording else list(references or []))]
+        self.frames: list[_Frame] = [_Frame(recording, [] if recording else list(references or []))]
         self.has_references = recording or references is not None
         # id -> tensor, holding the tensors for the duration of the pass (ids
         # stay unique; plain dicts are ~20x cheaper than weak ones); release()
         # drops them after the forward pass.
-        self._taint: Dict[int, Tensor] = {}
-        self._gates: Dict[int, Tensor] = {}
-        self._rule_outputs: Dict[int, Tensor] = {}
-        self.unknown: Dict[str, int] = {}
-        self.checked: Dict[str, Optional[str]] = {}
-        self.product_messages: Dict[str, str] = {}
+        self._taint: dict[int, Tensor] = {}
+        self._gates: dict[int, Tensor] = {}
+        self._rule_outputs: dict[int, Tensor] = {}
+        self.unknown: dict[str, int] = {}
+        self.checked: dict[str, str | None] = {}
+        self.product_messages: dict[str, str] = {}
         params = _signature(rule.multiplier)
         self._pass_op = params is not None and (
             "op" in params.parameters or any(p.kind is p.VAR_KEYWORD for p in params.parameters.values())
@@ -351,11 +399,11 @@ class RuleContext(TorchFunctionMode):
         return self.frames[-1].recording
 
     @property
-    def records(self) -> List[_Record]:
+    def records(self) -> list[_Record]:
         """What a recording context recorded (top level)."""
         return self.frames[0].queue
 
-    def _record(self, name: str, tensors: Sequence[Tensor], out: Optional[Tensor] = None, copy: bool = False) -> None:
+    def _record(self, name: str, tensors: Sequence[Tensor], out: Tensor | None = None, copy: bool = False) -> None:
         kept = tuple((t.detach().clone() if copy else t.detach()) if isinstance(t, Tensor) else t for t in tensors)
         self.frames[-1].queue.append(_Record(name, kept, None if out is None else out.detach()))
 
@@ -426,7 +474,7 @@ class RuleContext(TorchFunctionMode):
         return isinstance(t, Tensor) and self._gates.get(id(t)) is t
 
     def _mark_gate(self, result: Any) -> None:
-        for t in (result if isinstance(result, (list, tuple)) else (result,)):
+        for t in result if isinstance(result, (list, tuple)) else (result,):
             if isinstance(t, Tensor):
                 self._gates[id(t)] = t
 
@@ -507,8 +555,9 @@ class RuleContext(TorchFunctionMode):
                 return self._finish(result, args, inplace, entry)
             return self._unknown(func, call_args, call_kwargs)
         fn, rest = entry.function, args[1:]
-        out = self.elementwise(entry.name, lambda t: fn(t, *rest, **kwargs), z, entry.derivative, entry.gate,
-                               copy=inplace)
+        out = self.elementwise(
+            entry.name, lambda t: fn(t, *rest, **kwargs), z, entry.derivative, entry.gate, copy=inplace
+        )
         return self._finish(out, args, inplace, entry)
 
     def elementwise(
@@ -516,7 +565,7 @@ class RuleContext(TorchFunctionMode):
         name: str,
         f: Callable[[Tensor], Tensor],
         z: Tensor,
-        derivative: Optional[Callable[[Tensor, Tensor], Tensor]] = None,
+        derivative: Callable[[Tensor, Tensor], Tensor] | None = None,
         gate: bool = False,
         copy: bool = False,
     ) -> Tensor:
@@ -543,11 +592,14 @@ class RuleContext(TorchFunctionMode):
             if torch.is_grad_enabled() and z.requires_grad:
                 rule = self.rule
                 if self._pass_op:
+
                     def g_of(zz, out, _r=ref_z, _o=ref_out):
                         return rule.multiplier(f, zz, out, _r, _o, op=op)
                 else:
+
                     def g_of(zz, out, _r=ref_z, _o=ref_out):
                         return rule.multiplier(f, zz, out, _r, _o)
+
                 out = _Elementwise.apply(z, f, g_of)
                 self._rule_outputs[id(out)] = out
             else:
@@ -581,7 +633,7 @@ class RuleContext(TorchFunctionMode):
             self.taint(out)
         return out
 
-    def pooled_max(self, x: Tensor, pool: Callable[[Tensor], Tuple[Tensor, Tensor]]) -> Optional[Tensor]:
+    def pooled_max(self, x: Tensor, pool: Callable[[Tensor], tuple[Tensor, Tensor]]) -> Tensor | None:
         """Max-pooling of a batched ``x`` with DeepLIFT's max rule, or ``None``
         when the rule's max policy is another one (the caller then builds the
         windows and uses :meth:`kmax`). ``pool(t)`` returns the values and the
@@ -595,8 +647,9 @@ class RuleContext(TorchFunctionMode):
             else:
                 rec = self._next("max_pool", (x, None))
                 if torch.is_grad_enabled() and x.requires_grad:
-                    y = _MaxPoolRule.apply(x, rec.tensors[0], rec.out, rec.tensors[1], pool,
-                                           getattr(self.rule, "eps", 1e-10))
+                    y = _MaxPoolRule.apply(
+                        x, rec.tensors[0], rec.out, rec.tensors[1], pool, getattr(self.rule, "eps", 1e-10)
+                    )
                 else:
                     y = pool(x)[0]
             self.taint(y)
@@ -608,7 +661,7 @@ class RuleContext(TorchFunctionMode):
         if not self.recording and name not in self.checked:
             self.checked[name] = self.rule.check(OpCall(name), f, z.detach())
 
-    def note_product(self, name: str, gates: Tuple[bool, ...] = ()) -> None:
+    def note_product(self, name: str, gates: tuple[bool, ...] = ()) -> None:
         """Let the rule warn about a product a fused kernel applies."""
         if not self.recording and name not in self.product_messages:
             message = self.rule.product_warning(OpCall(name, gates=gates))
@@ -657,16 +710,19 @@ class RuleContext(TorchFunctionMode):
                 return self._linear_call(func, args, kwargs, inplace, entry)
             function = entry.function
             if name == "rmatmul":
+
                 def fn(u, v):
                     return torch.matmul(v, u)
             elif name in ("linear", "conv"):
+
                 def fn(u, v):
                     return function(u, v, None, *rest, **kw)
             else:
+
                 def fn(u, v):
                     return function(u, v, *rest, **kw)
-        closed = "mul" if name == "mul" else (
-            "matmul" if func in _MATMULS and a.dim() >= 2 and b.dim() >= 2 else "")
+
+        closed = "mul" if name == "mul" else ("matmul" if func in _MATMULS and a.dim() >= 2 and b.dim() >= 2 else "")
         out = self.product(name, fn, a, b, closed=closed)
         if bias is not None:
             out = out + (bias if name == "linear" else bias.reshape((-1,) + (1,) * (out.dim() - 2)))
@@ -675,8 +731,9 @@ class RuleContext(TorchFunctionMode):
             return self._finish(out, args, inplace, entry)
         return out
 
-    def product(self, name: str, fn: Callable[[Tensor, Tensor], Tensor], a: Tensor, b: Tensor,
-                closed: str = "") -> Tensor:
+    def product(
+        self, name: str, fn: Callable[[Tensor, Tensor], Tensor], a: Tensor, b: Tensor, closed: str = ""
+    ) -> Tensor:
         """``fn(a, b)`` for a bilinear ``fn`` of two input-dependent factors,
         differentiated by the rule's product policy."""
         if self.recording:
@@ -699,7 +756,7 @@ class RuleContext(TorchFunctionMode):
         self.taint(out)
         return out
 
-    def _linear_call(self, func, args, kwargs, inplace: bool = False, entry: Optional[OpEntry] = None):
+    def _linear_call(self, func, args, kwargs, inplace: bool = False, entry: OpEntry | None = None):
         if inplace and entry is not None:
             result = entry.function(*args, **kwargs)
             return self._finish(result, args, True, entry)
@@ -784,7 +841,7 @@ class RuleContext(TorchFunctionMode):
         return result
 
     # ------------------------------------------------------------- warnings
-    def warnings(self) -> List[str]:
+    def warnings(self) -> list[str]:
         """Messages about what this pass went through."""
         msgs = [m for m in self.checked.values() if m]
         msgs.extend(self.product_messages.values())
@@ -818,12 +875,12 @@ class BackendResult:
             and whether it returned (or took) a tuple.
     """
 
-    gradients: Tuple[Tensor, ...]
+    gradients: tuple[Tensor, ...]
     outputs: Tensor
-    baseline_outputs: Optional[Tensor] = None
-    activations: Optional[Tuple[Tensor, ...]] = None
-    baseline_activations: Optional[Tuple[Tensor, ...]] = None
-    layer_shapes: Tuple[Tuple[int, bool], ...] = ()
+    baseline_outputs: Tensor | None = None
+    activations: tuple[Tensor, ...] | None = None
+    baseline_activations: tuple[Tensor, ...] | None = None
+    layer_shapes: tuple[tuple[int, bool], ...] = ()
 
     @property
     def activations_are_tuple(self) -> bool:
@@ -835,9 +892,10 @@ class _LayerCapture:
     """Forward (pre-)hook that captures a layer's output (or input) and makes it
     a leaf of the gradient computation. Removed by :meth:`remove`."""
 
-    def __init__(self, layer: nn.Module, use_input: bool, make_leaf: bool,
-                 on_capture: Optional[Callable[..., None]] = None) -> None:
-        self.tensors: Optional[Tuple[Tensor, ...]] = None
+    def __init__(
+        self, layer: nn.Module, use_input: bool, make_leaf: bool, on_capture: Callable[..., None] | None = None
+    ) -> None:
+        self.tensors: tuple[Tensor, ...] | None = None
         self.calls = 0
         self.was_tuple = False
         self.make_leaf = make_leaf
@@ -881,7 +939,7 @@ class _LayerCapture:
     def remove(self) -> None:
         self.handle.remove()
 
-    def result(self) -> Tuple[Tensor, ...]:
+    def result(self) -> tuple[Tensor, ...]:
         if self.calls == 0 or self.tensors is None:
             raise RuntimeError(
                 f"The layer {type(self.layer).__name__} was not called during the forward "
@@ -903,7 +961,7 @@ class _LayerCapture:
         return self.tensors
 
 
-def _modules_of(forward_func: Callable) -> List[nn.Module]:
+def _modules_of(forward_func: Callable) -> list[nn.Module]:
     owner = forward_func if isinstance(forward_func, nn.Module) else getattr(forward_func, "__self__", None)
     return list(owner.modules()) if isinstance(owner, nn.Module) else []
 
@@ -914,16 +972,16 @@ def _train_sensitive(forward_func: Callable) -> bool:
 
 def modified_gradients(
     forward_func: Callable,
-    inputs: Tuple[Tensor, ...],
-    rule: Optional[Rule] = None,
+    inputs: tuple[Tensor, ...],
+    rule: Rule | None = None,
     target: Any = None,
-    additional_args: Tuple[Any, ...] = (),
-    baselines: Optional[Tuple[Tensor, ...]] = None,
-    layer: Union[None, nn.Module, Sequence[nn.Module]] = None,
+    additional_args: tuple[Any, ...] = (),
+    baselines: tuple[Tensor, ...] | None = None,
+    layer: None | nn.Module | Sequence[nn.Module] = None,
     attribute_to_layer_input: bool = False,
     reference_pass: bool = False,
-    op_table: Optional[OpTable] = None,
-    grad_kwargs: Optional[Dict[str, Any]] = None,
+    op_table: OpTable | None = None,
+    grad_kwargs: dict[str, Any] | None = None,
 ) -> BackendResult:
     r"""Compute :math:`\partial^g S_c(x) / \partial x` with the rule ``rule``.
 
@@ -955,7 +1013,7 @@ def modified_gradients(
     """
     rule = rule or GradientRule()
     table = op_table if op_table is not None else default_op_table()
-    layers: List[nn.Module] = [] if layer is None else ([layer] if isinstance(layer, nn.Module) else list(layer))
+    layers: list[nn.Module] = [] if layer is None else ([layer] if isinstance(layer, nn.Module) else list(layer))
     batch = inputs[0].shape[0]
     if not layers:
         for k, x in enumerate(inputs):
@@ -971,16 +1029,23 @@ def modified_gradients(
             if baselines is None:
                 raise ValueError(f"{type(rule).__name__} needs baselines.")
             shared = (
-                batch > 1 and all(b.shape[0] == 1 for b in baselines) and not _train_sensitive(forward_func)
+                batch > 1
+                and all(b.shape[0] == 1 for b in baselines)
+                and not _train_sensitive(forward_func)
                 and not any(isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == batch for a in additional_args)
             )
             ref_inputs = baselines if shared else tuple(b.expand(x.shape) for b, x in zip(baselines, inputs))
-            recorder = RuleContext(rule, table, recording=True, leaves=() if layers else ref_inputs) \
-                if rule.modifies_gradient else None
-            captures = [_LayerCapture(m, attribute_to_layer_input, False,
-                                      recorder.taint if recorder is not None else None) for m in layers]
+            recorder = (
+                RuleContext(rule, table, recording=True, leaves=() if layers else ref_inputs)
+                if rule.modifies_gradient
+                else None
+            )
+            captures = [
+                _LayerCapture(m, attribute_to_layer_input, False, recorder.taint if recorder is not None else None)
+                for m in layers
+            ]
             try:
-                with torch.no_grad(), (recorder if recorder is not None else nullcontext()):
+                with torch.no_grad(), recorder if recorder is not None else nullcontext():
                     raw = forward_func(*ref_inputs, *additional_args)
             finally:
                 for c in captures:
@@ -998,10 +1063,13 @@ def modified_gradients(
         leaves = tuple(x.detach().requires_grad_(True) if x.is_floating_point() and not layers else x for x in inputs)
         context = (
             RuleContext(rule, table, references=references, leaves=() if layers else leaves)
-            if rule.modifies_gradient else None
+            if rule.modifies_gradient
+            else None
         )
-        captures = [_LayerCapture(m, attribute_to_layer_input, True, context.taint if context is not None else None)
-                    for m in layers]
+        captures = [
+            _LayerCapture(m, attribute_to_layer_input, True, context.taint if context is not None else None)
+            for m in layers
+        ]
         try:
             with ExitStack() as stack:
                 stack.enter_context(torch.enable_grad())
@@ -1030,13 +1098,18 @@ def modified_gradients(
             seed = rule.multiplier(lambda t: t, outputs.detach(), outputs.detach(), baseline_outputs, baseline_outputs)
         differentiable = [w for w in wrt if w.requires_grad]
         if outputs.requires_grad and differentiable:
-            grads_d = torch.autograd.grad(outputs, differentiable, grad_outputs=seed, allow_unused=True,
-                                          **(grad_kwargs or {}))
+            grads_d = torch.autograd.grad(
+                outputs, differentiable, grad_outputs=seed, allow_unused=True, **(grad_kwargs or {})
+            )
             it = iter(grads_d)
             grads = tuple(next(it) if w.requires_grad else None for w in wrt)
         else:
             grads = (None,) * len(wrt)
-        grads = tuple(torch.zeros_like(w, dtype=w.dtype if w.is_floating_point() else torch.get_default_dtype())
-                      if g is None else g.detach() for g, w in zip(grads, wrt))
+        grads = tuple(
+            torch.zeros_like(w, dtype=w.dtype if w.is_floating_point() else torch.get_default_dtype())
+            if g is None
+            else g.detach()
+            for g, w in zip(grads, wrt)
+        )
         acts = tuple(t.detach() for t in wrt) if captures else None
         return BackendResult(grads, outputs.detach(), baseline_outputs, acts, baseline_acts, shapes)

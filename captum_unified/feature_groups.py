@@ -34,10 +34,12 @@ thing everywhere, and the same as in Captum's
 * ``None`` is Captum's default: every scalar of every input is its own group,
   numbered input after input.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -58,17 +60,17 @@ class FeatureGroups:
         batch (int): the number of samples (rows of ``inputs[0]``).
     """
 
-    def __init__(self, ids: Tuple[Tensor, ...], labels: Tensor, inputs: Sequence[Tensor]) -> None:
+    def __init__(self, ids: tuple[Tensor, ...], labels: Tensor, inputs: Sequence[Tensor]) -> None:
         self.ids = tuple(ids)
         self.labels = labels
         self.n_groups = int(labels.numel())
         self.batch = int(inputs[0].shape[0])
         self.shapes = tuple(tuple(x.shape) for x in inputs)
-        self._presence: Optional[Tensor] = None
+        self._presence: Tensor | None = None
 
     # ------------------------------------------------------------ building
     @classmethod
-    def from_mask(cls, feature_mask: Any, inputs: Sequence[Tensor]) -> "FeatureGroups":
+    def from_mask(cls, feature_mask: Any, inputs: Sequence[Tensor]) -> FeatureGroups:
         """Groups of a Captum ``feature_mask`` (``None``: one group per scalar).
 
         Args:
@@ -95,8 +97,7 @@ class FeatureGroups:
                 raise TypeError(f"feature_mask[{k}] is a {type(m).__name__}; give an integer tensor of group ids.")
             if m.is_floating_point() or m.is_complex():
                 raise TypeError(
-                    f"feature_mask[{k}] has dtype {m.dtype}; give integer group ids "
-                    "(e.g. mask.long()) or a bool mask."
+                    f"feature_mask[{k}] has dtype {m.dtype}; give integer group ids (e.g. mask.long()) or a bool mask."
                 )
             m = m.to(device=x.device, dtype=torch.long)
             if m.dim() > x.dim():
@@ -117,7 +118,7 @@ class FeatureGroups:
         return cls(ids, labels, inputs)
 
     @classmethod
-    def per_feature(cls, inputs: Sequence[Tensor]) -> "FeatureGroups":
+    def per_feature(cls, inputs: Sequence[Tensor]) -> FeatureGroups:
         """One group per scalar feature, numbered across the inputs (Captum's default)."""
         ids, offset = [], 0
         for x in inputs:
@@ -129,7 +130,7 @@ class FeatureGroups:
         return cls(tuple(ids), torch.arange(offset, device=device), inputs)
 
     @classmethod
-    def patches(cls, inputs: Sequence[Tensor], patch_shapes: Sequence[Tuple[int, ...]]) -> "FeatureGroups":
+    def patches(cls, inputs: Sequence[Tensor], patch_shapes: Sequence[tuple[int, ...]]) -> FeatureGroups:
         """Non-overlapping patches, numbered input after input (row-major grid).
 
         Patch ``(j_1, ..., j_d)`` of input ``k`` covers indices
@@ -210,7 +211,7 @@ class FeatureGroups:
             out.scatter_add_(1, idx, a.reshape(batch, -1).to(torch.float64))
         return out
 
-    def scatter(self, values: Tensor) -> Tuple[Tensor, ...]:
+    def scatter(self, values: Tensor) -> tuple[Tensor, ...]:
         """Give every feature the value of its group: ``values`` ``(rows, G)`` ->
         per input ``(rows, *x.shape[1:])`` (``rows`` = the batch, or the output
         count of Captum's aggregate mode)."""
@@ -227,7 +228,7 @@ class FeatureGroups:
         return tuple(out)
 
     # ------------------------------------------------------------- masks
-    def single_masks(self, start: int, stop: int) -> Tuple[Tensor, ...]:
+    def single_masks(self, start: int, stop: int) -> tuple[Tensor, ...]:
         """Masks removing one group each, groups ``start..stop-1``: per input a
         bool tensor ``(stop - start, 1 or rows, *s)`` (broadcastable)."""
         out = []
@@ -236,7 +237,7 @@ class FeatureGroups:
             out.append(g.unsqueeze(0) == ids)
         return tuple(out)
 
-    def member_masks(self, member: Tensor) -> Tuple[Tensor, ...]:
+    def member_masks(self, member: Tensor) -> tuple[Tensor, ...]:
         """Turn group membership ``(k, batch, G)`` (bool) into per-input feature
         masks ``(k, batch, *x.shape[1:])`` for the perturbation engine.
 

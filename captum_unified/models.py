@@ -10,14 +10,15 @@ r"""Model zoo of the two papers, training and a state_dict cache.
   localisation task of :func:`captum_unified.data.load_mnist_localization`
   (our stand-in for Deng's ImageNet models in Figure 3).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -69,7 +70,7 @@ class PolyModel(nn.Module):
         return (q * q).sum(-1) + self.linear(x)
 
 
-def _mlp(act: str, in_features: int, hidden: Tuple[int, ...]) -> nn.Sequential:
+def _mlp(act: str, in_features: int, hidden: tuple[int, ...]) -> nn.Sequential:
     layers, d = [nn.Flatten()], in_features
     for h in hidden:
         layers += [nn.Linear(d, h), _act(act)]
@@ -82,11 +83,14 @@ def _ancona_cnn(act: str, side: int, hidden: Sequence[int] = (32, 64, 128)) -> n
     s = (side - 4) // 2
     c1, c2, d = hidden
     return nn.Sequential(
-        nn.Conv2d(1, c1, 3), _act(act),
-        nn.Conv2d(c1, c2, 3), _act(act),
+        nn.Conv2d(1, c1, 3),
+        _act(act),
+        nn.Conv2d(c1, c2, 3),
+        _act(act),
         nn.MaxPool2d(2),
         nn.Flatten(),
-        nn.Linear(c2 * s * s, d), _act(act),
+        nn.Linear(c2 * s * s, d),
+        _act(act),
         nn.Linear(d, 10),
     )
 
@@ -96,8 +100,10 @@ def _deng_cnn(act: str, side: int, hidden: Sequence[int] = (16, 32)) -> nn.Seque
     s = (side - 4) // 2
     c1, c2 = hidden
     return nn.Sequential(
-        nn.Conv2d(1, c1, 3), _act(act),
-        nn.Conv2d(c1, c2, 3), _act(act),
+        nn.Conv2d(1, c1, 3),
+        _act(act),
+        nn.Conv2d(c1, c2, 3),
+        _act(act),
         nn.AvgPool2d(2),
         nn.Flatten(),
         nn.Linear(c2 * s * s, 10),
@@ -108,10 +114,16 @@ def _loc_cnn(act: str, side: int, hidden: Sequence[int] = (16, 32, 32)) -> nn.Se
     # the localisation task's CNN: three convolutions, max pooling, global average, dense output
     c1, c2, c3 = hidden
     return nn.Sequential(
-        nn.Conv2d(1, c1, 5, padding=2), _act(act), nn.MaxPool2d(2),
-        nn.Conv2d(c1, c2, 5, padding=2), _act(act), nn.MaxPool2d(2),
-        nn.Conv2d(c2, c3, 3, padding=1), _act(act),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Conv2d(1, c1, 5, padding=2),
+        _act(act),
+        nn.MaxPool2d(2),
+        nn.Conv2d(c1, c2, 5, padding=2),
+        _act(act),
+        nn.MaxPool2d(2),
+        nn.Conv2d(c2, c3, 3, padding=1),
+        _act(act),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
         nn.Linear(c3, 10),
     )
 
@@ -136,22 +148,23 @@ def has_activation(name: str) -> bool:
     return _BUILDERS[name][1] is not None
 
 
-def default_activation(name: str) -> Optional[str]:
+def default_activation(name: str) -> str | None:
     """The paper's activation of zoo model ``name`` (``None`` for ``deng_poly``)."""
     if name not in _BUILDERS:
         raise ValueError(f"Unknown model {name!r}; choose from {list(MODEL_NAMES)}.")
     return _BUILDERS[name][1]
 
 
-def default_hidden(name: str) -> Tuple[int, ...]:
+def default_hidden(name: str) -> tuple[int, ...]:
     """The hidden widths of zoo model ``name`` (units or channels per hidden layer; Poly: its rank)."""
     if name not in _BUILDERS:
         raise ValueError(f"Unknown model {name!r}; choose from {list(MODEL_NAMES)}.")
     return tuple(_BUILDERS[name][2])
 
 
-def build_model(name: str, activation: Optional[str] = None, image_side: int = 28,
-                hidden: Optional[Sequence[int]] = None) -> nn.Module:
+def build_model(
+    name: str, activation: str | None = None, image_side: int = 28, hidden: Sequence[int] | None = None
+) -> nn.Module:
     """Build a zoo model by name (see ``MODEL_NAMES``). ``activation`` defaults
     to the paper's (relu for Ancona, sigmoid/softplus for Deng); ``deng_poly``
     has none and rejects one. ``image_side`` is 28 for MNIST, 8 for sklearn
@@ -205,7 +218,7 @@ class TrainingRecipe:
     lr: float = 1e-3
     epochs: int = 5
     batch_size: int = 128
-    patience: Optional[int] = None
+    patience: int | None = None
     val_fraction: float = 0.1
     weight_decay: float = 0.0
     rho: float = 0.95
@@ -219,7 +232,7 @@ class TrainingRecipe:
         if self.patience is not None and (int(self.patience) < 0 or not 0 < self.val_fraction < 1):
             raise ValueError("patience must be >= 0 and val_fraction in (0, 1) for early stopping.")
 
-    def replace(self, **changes) -> "TrainingRecipe":
+    def replace(self, **changes) -> TrainingRecipe:
         return dataclasses.replace(self, **changes)
 
     def key(self) -> str:
@@ -237,15 +250,20 @@ class TrainingRecipe:
 
     def describe(self) -> str:
         """One line for reports."""
-        opt = (f"Adam (lr {self.lr:g})" if self.optimizer == "adam" else
-               f"Adadelta (lr {self.lr:g}, rho {self.rho:g}, eps {self.eps:g})")
+        opt = (
+            f"Adam (lr {self.lr:g})"
+            if self.optimizer == "adam"
+            else f"Adadelta (lr {self.lr:g}, rho {self.rho:g}, eps {self.eps:g})"
+        )
         text = f"{opt}, batch {self.batch_size}, "
         if self.patience is None:
             text += f"{self.epochs} epochs"
         else:
-            text += (f"early stopping on the validation loss (patience {self.patience}, at most "
-                     f"{self.epochs} epochs, best epoch kept; {self.val_fraction:.0%} of the training "
-                     "digits held out)")
+            text += (
+                f"early stopping on the validation loss (patience {self.patience}, at most "
+                f"{self.epochs} epochs, best epoch kept; {self.val_fraction:.0%} of the training "
+                "digits held out)"
+            )
         if self.weight_decay:
             text += f", weight decay {self.weight_decay:g}"
         return text
@@ -255,7 +273,7 @@ class TrainingRecipe:
 #: using Adadelta and early stopping"), with Keras' Adadelta defaults; the patience
 #: and validation share are not in the paper (ours: 10 epochs, 10%; Adadelta's validation
 #: loss at lr 1 is noisy, and a short patience stops the sigmoid nets early).
-RECIPES: Dict[str, TrainingRecipe] = {
+RECIPES: dict[str, TrainingRecipe] = {
     "adam": TrainingRecipe("adam", lr=1e-3, epochs=5, batch_size=128),
     "adadelta-es": TrainingRecipe("adadelta", lr=1.0, epochs=100, batch_size=128, patience=10),
 }
@@ -264,21 +282,20 @@ RECIPES: Dict[str, TrainingRecipe] = {
 def _make_optimizer(params, recipe: TrainingRecipe) -> torch.optim.Optimizer:
     if recipe.optimizer == "adam":
         return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-    return torch.optim.Adadelta(params, lr=recipe.lr, rho=recipe.rho, eps=recipe.eps,
-                                weight_decay=recipe.weight_decay)
+    return torch.optim.Adadelta(params, lr=recipe.lr, rho=recipe.rho, eps=recipe.eps, weight_decay=recipe.weight_decay)
 
 
 def train(
     model: nn.Module,
-    train_data: Tuple[Tensor, Tensor],
+    train_data: tuple[Tensor, Tensor],
     epochs: int = 5,
     batch_size: int = 128,
     lr: float = 1e-3,
     seed: int = 0,
     show_progress: bool = False,
     optimizer: str = "adam",
-    recipe: Optional[TrainingRecipe] = None,
-    val_data: Optional[Tuple[Tensor, Tensor]] = None,
+    recipe: TrainingRecipe | None = None,
+    val_data: tuple[Tensor, Tensor] | None = None,
 ) -> list:
     """Train with cross-entropy. Returns the mean training loss of each epoch run.
 
@@ -329,7 +346,7 @@ def train(
 
 
 @torch.no_grad()
-def _mean_loss(model: nn.Module, data: Tuple[Tensor, Tensor], loss_fn, batch_size: int = 512) -> float:
+def _mean_loss(model: nn.Module, data: tuple[Tensor, Tensor], loss_fn, batch_size: int = 512) -> float:
     model.eval()
     x, y = data
     total = 0.0
@@ -339,7 +356,7 @@ def _mean_loss(model: nn.Module, data: Tuple[Tensor, Tensor], loss_fn, batch_siz
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Tuple[Tensor, Tensor], batch_size: int = 512) -> float:
+def evaluate(model: nn.Module, data: tuple[Tensor, Tensor], batch_size: int = 512) -> float:
     """Accuracy of ``model`` on ``(x, y)``."""
     x, y = data
     model.eval()
@@ -364,20 +381,20 @@ def _data_digest(x: Tensor, y: Tensor) -> str:
 
 def load_or_train(
     name: str,
-    activation: Optional[str] = None,
-    cache_dir: Union[str, Path, None] = None,
+    activation: str | None = None,
+    cache_dir: str | Path | None = None,
     epochs: int = 5,
     seed: int = 0,
-    n_train: Optional[int] = None,
+    n_train: int | None = None,
     dataset: str = "mnist",
     batch_size: int = 128,
     lr: float = 1e-3,
     show_progress: bool = False,
-    data: Optional[tuple] = None,
+    data: tuple | None = None,
     optimizer: str = "adam",
-    recipe: Optional[TrainingRecipe] = None,
-    hidden: Optional[Sequence[int]] = None,
-) -> Tuple[nn.Module, float]:
+    recipe: TrainingRecipe | None = None,
+    hidden: Sequence[int] | None = None,
+) -> tuple[nn.Module, float]:
     """Train a zoo model once and cache its ``state_dict``.
 
     The cache file is keyed by name, activation, hidden widths, the training
@@ -468,8 +485,9 @@ class PatchViT(nn.Module):
         n_tokens = (side // patch) ** 2
         self.embed = nn.Linear(patch * patch, dim)
         self.pos = nn.Parameter(0.02 * torch.randn(1, n_tokens, dim))
-        layer = nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout=0.0, activation="gelu",
-                                           batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, 2 * dim, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+        )
         self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, 10)

@@ -32,9 +32,11 @@ shape ``(stop - start, 1 or rows, *s)`` broadcastable to
 Feature groups (:class:`~captum_unified.feature_groups.FeatureGroups`) make
 the masks of occlusion and of the metrics.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from captum._utils.common import _select_targets
@@ -49,11 +51,19 @@ from captum_unified._utils.common import (
 )
 from captum_unified._utils.state import preserve_model_state
 
-__all__ = ["PerturbationEngine", "MaskSource", "choose_chunk", "DEFAULT_MAX_BATCH", "DEFAULT_MAX_BATCH_CUDA",
-           "DEFAULT_MAX_MEMORY_MB", "DEFAULT_MAX_ACTIVATION_MB", "CUDA_MEMORY_FRACTION"]
+__all__ = [
+    "PerturbationEngine",
+    "MaskSource",
+    "choose_chunk",
+    "DEFAULT_MAX_BATCH",
+    "DEFAULT_MAX_BATCH_CUDA",
+    "DEFAULT_MAX_MEMORY_MB",
+    "DEFAULT_MAX_ACTIVATION_MB",
+    "CUDA_MEMORY_FRACTION",
+]
 
-MaskSource = Callable[[int, int], Tuple[Tensor, ...]]
-OnChunk = Callable[[int, int, Tuple[Tensor, ...], Tensor], None]
+MaskSource = Callable[[int, int], tuple[Tensor, ...]]
+OnChunk = Callable[[int, int, tuple[Tensor, ...], Tensor], None]
 
 #: Default bound on the rows (perturbed samples) of one forward pass on the CPU.
 DEFAULT_MAX_BATCH = 1024
@@ -90,12 +100,12 @@ class _ActivationBytes(TorchFunctionMode):
 
 def choose_chunk(
     n_masks: int,
-    inputs: Tuple[Tensor, ...],
-    perturbations_per_eval: Optional[int] = None,
-    max_batch_size: Optional[int] = None,
-    max_memory_mb: Optional[float] = None,
-    activation_bytes_per_row: Optional[int] = None,
-    free_memory_bytes: Optional[int] = None,
+    inputs: tuple[Tensor, ...],
+    perturbations_per_eval: int | None = None,
+    max_batch_size: int | None = None,
+    max_memory_mb: float | None = None,
+    activation_bytes_per_row: int | None = None,
+    free_memory_bytes: int | None = None,
 ) -> int:
     """How many masks (perturbed copies of the batch) to evaluate per forward pass.
 
@@ -133,8 +143,9 @@ def choose_chunk(
         else:
             max_batch_size = DEFAULT_MAX_BATCH
     if max_memory_mb is None:
-        max_memory_mb = (CUDA_MEMORY_FRACTION * free_memory_bytes / 2**20 if free_memory_bytes is not None
-                         else DEFAULT_MAX_MEMORY_MB)
+        max_memory_mb = (
+            CUDA_MEMORY_FRACTION * free_memory_bytes / 2**20 if free_memory_bytes is not None else DEFAULT_MAX_MEMORY_MB
+        )
     max_batch_size, max_memory_mb = int(max_batch_size), float(max_memory_mb)
     if max_batch_size < 1 or max_memory_mb <= 0:
         raise ValueError("max_batch_size must be >= 1 and max_memory_mb > 0.")
@@ -170,9 +181,9 @@ class PerturbationEngine:
         forward_func: Callable,
         call: AttributionCall,
         *,
-        perturbations_per_eval: Optional[int] = None,
-        max_batch_size: Optional[int] = None,
-        max_memory_mb: Optional[float] = None,
+        perturbations_per_eval: int | None = None,
+        max_batch_size: int | None = None,
+        max_memory_mb: float | None = None,
         show_progress: bool = False,
         skip_unchanged: bool = True,
     ) -> None:
@@ -192,14 +203,14 @@ class PerturbationEngine:
         self.show_progress = bool(show_progress)
         self.skip_unchanged = bool(skip_unchanged)
         self.ragged = len({int(x.shape[0]) for x in call.inputs}) > 1
-        self._original: Optional[Tensor] = None
+        self._original: Tensor | None = None
         self._aggregate = False
         self._act_bytes = 0
-        self._differs: Optional[Tuple[Tensor, ...]] = None
+        self._differs: tuple[Tensor, ...] | None = None
         self._guard = None
 
     # --------------------------------------------------------------- context
-    def __enter__(self) -> "PerturbationEngine":
+    def __enter__(self) -> PerturbationEngine:
         self._guard = preserve_model_state()
         self._guard.__enter__()
         return self
@@ -277,13 +288,19 @@ class PerturbationEngine:
         if device.type == "cuda" and self.max_batch_size is None:
             free = int(torch.cuda.mem_get_info(device)[0])
         return choose_chunk(
-            n_masks, self.call.inputs, self.perturbations_per_eval, self.max_batch_size, self.max_memory_mb,
-            self.activation_bytes_per_row, free,
+            n_masks,
+            self.call.inputs,
+            self.perturbations_per_eval,
+            self.max_batch_size,
+            self.max_memory_mb,
+            self.activation_bytes_per_row,
+            free,
         )
 
     # ----------------------------------------------------------------- loop
-    def outputs(self, masks: MaskSource, n_masks: int, desc: str = "Perturbations",
-                on_chunk: Optional[OnChunk] = None) -> Tensor:
+    def outputs(
+        self, masks: MaskSource, n_masks: int, desc: str = "Perturbations", on_chunk: OnChunk | None = None
+    ) -> Tensor:
         """Selected outputs with the features under each mask set to the
         baseline: ``(n_masks, n_outputs)``, in the output's dtype.
 
@@ -317,14 +334,15 @@ class PerturbationEngine:
                     bar.close()
             return result
 
-    def changes(self, masks: MaskSource, n_masks: int, desc: str = "Perturbations",
-                on_chunk: Optional[OnChunk] = None) -> Tensor:
+    def changes(
+        self, masks: MaskSource, n_masks: int, desc: str = "Perturbations", on_chunk: OnChunk | None = None
+    ) -> Tensor:
         r"""Output changes :math:`S_c(x) - S_c(x_{[x_{M_k} = \bar x_{M_k}]})`:
         ``(n_masks, n_outputs)`` in :attr:`dtype`."""
         out = self.outputs(masks, n_masks, desc, on_chunk)
         return self.original.to(self.dtype).unsqueeze(0) - out.to(self.dtype)
 
-    def occlude(self, groups: Any, desc: str = "Occlusion") -> Tuple[Tensor, ...]:
+    def occlude(self, groups: Any, desc: str = "Occlusion") -> tuple[Tensor, ...]:
         r"""Occlusion of a partition: every feature of group :math:`G_k` gets
         :math:`S_c(x) - S_c(x_{[x_{G_k} = \bar x_{G_k}]})` (Captum's
         :class:`~captum.attr.FeatureAblation`). A group whose features already
@@ -347,7 +365,7 @@ class PerturbationEngine:
         return groups.scatter(diffs.t())
 
     # ---------------------------------------------------------------- rows
-    def _forward_masks(self, masks: Tuple[Tensor, ...], k: int) -> Tensor:
+    def _forward_masks(self, masks: tuple[Tensor, ...], k: int) -> Tensor:
         call = self.call
         n = self.n_outputs
         if self.aggregate or self.ragged:  # whole copies, one per forward pass
@@ -365,8 +383,9 @@ class PerturbationEngine:
             out = self.original.unsqueeze(0).repeat(k, 1).reshape(-1)
             if rows.numel():
                 sub_args = tuple(_take_rows(a, rows, k * n) for a in args)
-                sub = self._rows_forward(tuple(p[rows] for p in perturbed), sub_args,
-                                         _take_target(tgt, rows, k * n), rows.numel())
+                sub = self._rows_forward(
+                    tuple(p[rows] for p in perturbed), sub_args, _take_target(tgt, rows, k * n), rows.numel()
+                )
                 out[rows] = sub.to(out.dtype)
             return out.reshape(k, n)
         except _AggregateOutput:
@@ -375,13 +394,13 @@ class PerturbationEngine:
             self._aggregate = True
             return self._forward_masks(masks, k)
 
-    def _rows_forward(self, perturbed: Tuple[Tensor, ...], args: Tuple[Any, ...], target: Any, rows: int) -> Tensor:
+    def _rows_forward(self, perturbed: tuple[Tensor, ...], args: tuple[Any, ...], target: Any, rows: int) -> Tensor:
         raw = self.forward_func(*perturbed, *args)
         if rows > 1 and self.call.batch == 1 and _is_aggregate(raw, rows):
             raise _AggregateOutput()
         return self._select(raw, target, rows)
 
-    def _forward_whole(self, masks: Tuple[Tensor, ...]) -> Tensor:
+    def _forward_whole(self, masks: tuple[Tensor, ...]) -> Tensor:
         """``(1, n_outputs)`` outputs of one perturbed copy of the whole batch."""
         call = self.call
         if self.skip_unchanged and not self._changes_anything(masks):
@@ -390,16 +409,16 @@ class PerturbationEngine:
         raw = self.forward_func(*perturbed, *call.additional_args)
         return self._select(raw, call.target, call.batch).reshape(1, self.n_outputs)
 
-    def _differ(self) -> Tuple[Tensor, ...]:
+    def _differ(self) -> tuple[Tensor, ...]:
         """Per input, where the input differs from its baseline."""
         if self._differs is None:
             self._differs = tuple(x != b for x, b in zip(self.call.inputs, self.call.baselines))
         return self._differs
 
-    def _changes_anything(self, masks: Tuple[Tensor, ...]) -> bool:
+    def _changes_anything(self, masks: tuple[Tensor, ...]) -> bool:
         return any(bool((mi & d.unsqueeze(0)).any()) for mi, d in zip(masks, self._differ()))
 
-    def _changed_rows(self, masks: Tuple[Tensor, ...], k: int) -> Optional[Tensor]:
+    def _changed_rows(self, masks: tuple[Tensor, ...], k: int) -> Tensor | None:
         """Indices of the ``k * batch`` perturbed rows that differ from their
         input, or ``None`` when all of them do (then the plain path is used)."""
         batch = self.call.batch

@@ -10,9 +10,11 @@ r"""Plots for attribution evaluations (matplotlib, safe under the ``Agg`` backen
 No function calls ``plt.show``; each returns ``(fig, ax)`` (``ax`` an array of
 axes for the grid) so the caller can save or further decorate the figure.
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +50,7 @@ def _new_axes(ax, figsize=(5, 3.6)):
     return fig, ax
 
 
-def _as_curve(value: Any) -> Tuple[np.ndarray, np.ndarray]:
+def _as_curve(value: Any) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` from a pair or a :class:`~captum_unified.metrics.SensitivityNResult`."""
     if hasattr(value, "n") and hasattr(value, "mean"):
         x, y = value.n, value.mean
@@ -74,7 +76,7 @@ def _style(label: str, i: int) -> dict:
     return style
 
 
-def legend_outside(fig, axes, ncol: Optional[int] = None, **kw):
+def legend_outside(fig, axes, ncol: int | None = None, **kw):
     """One legend for the whole figure, below the panels (off every curve);
     entries are the unique labels of ``axes``. Returns the legend."""
     handles, labels = [], []
@@ -83,15 +85,16 @@ def legend_outside(fig, axes, ncol: Optional[int] = None, **kw):
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    return fig.legend(handles, labels, loc="lower center", ncol=ncol or max(1, len(labels)),
-                      frameon=False, fontsize="small", **kw)
+    return fig.legend(
+        handles, labels, loc="lower center", ncol=ncol or max(1, len(labels)), frameon=False, fontsize="small", **kw
+    )
 
 
 def plot_sensitivity_n(
     results: Mapping[str, Any],
     ax=None,
-    title: Optional[str] = None,
-    ylim: Optional[Tuple[float, float]] = (-0.05, 1.02),
+    title: str | None = None,
+    ylim: tuple[float, float] | None = (-0.05, 1.02),
     legend: bool = True,
 ):
     """Sensitivity-n curves as in Ancona et al. (2018), Figure 4.
@@ -142,7 +145,7 @@ def plot_sensitivity_n(
 def plot_region_perturbation(
     curves: Mapping[str, Any],
     ax=None,
-    title: Optional[str] = None,
+    title: str | None = None,
     xlabel: str = "features removed",
     ylabel: str = "target output",
     legend: bool = True,
@@ -197,13 +200,13 @@ def plot_attribution_grid(
     attributions: Mapping[str, Any],
     method: str = "heat_map",
     sign: str = "all",
-    image_range: Optional[Tuple[float, float]] = (-1.0, 1.0),
+    image_range: tuple[float, float] | None = (-1.0, 1.0),
     show_colorbar: bool = False,
-    titles: Optional[Sequence[str]] = None,
+    titles: Sequence[str] | None = None,
     cell_size: float = 1.8,
     outlier_perc: float = 2,
     shared_colorbar: bool = False,
-    caption: Optional[str] = None,
+    caption: str | None = None,
 ):
     """Attribution maps: rows are samples, columns methods.
 
@@ -258,8 +261,9 @@ def plot_attribution_grid(
             lo, hi = image_range
             img = np.clip((img - lo) / (hi - lo), 0.0, 1.0)
         ax = axes[r, 0]
-        ax.imshow(img[:, :, 0] if img.shape[2] == 1 else img, cmap="gray" if img.shape[2] == 1 else None,
-                  vmin=0, vmax=1)
+        ax.imshow(
+            img[:, :, 0] if img.shape[2] == 1 else img, cmap="gray" if img.shape[2] == 1 else None, vmin=0, vmax=1
+        )
         ax.set_xticks([])
         ax.set_yticks([])
         if r == 0:
@@ -277,15 +281,23 @@ def plot_attribution_grid(
             else:
                 try:
                     viz.visualize_image_attr(
-                        a, original_image=img, method=method, sign=sign, plt_fig_axis=(fig, ax),
-                        show_colorbar=show_colorbar, outlier_perc=outlier_perc, use_pyplot=False)
+                        a,
+                        original_image=img,
+                        method=method,
+                        sign=sign,
+                        plt_fig_axis=(fig, ax),
+                        show_colorbar=show_colorbar,
+                        outlier_perc=outlier_perc,
+                        use_pyplot=False,
+                    )
                 except AssertionError:  # e.g. sign="positive" on an all-negative map
                     ax.clear()
                     note = f"no {sign} values"
             if note is not None:
                 ax.imshow(np.zeros(a.shape[:2]), cmap="gray", vmin=-1, vmax=1)
-                ax.text(0.5, 0.5, note, ha="center", va="center", transform=ax.transAxes,
-                        fontsize="x-small", color="white")
+                ax.text(
+                    0.5, 0.5, note, ha="center", va="center", transform=ax.transAxes, fontsize="x-small", color="white"
+                )
                 ax.set_xticks([])
                 ax.set_yticks([])
             if r == 0:

@@ -18,6 +18,7 @@ writes ``ablation.csv`` (one row per setting, model and metric), ``ablation.md``
 :func:`captum_unified.experiments.findings.ablation_sentences`) and
 ``ablation_findings.rst`` for the docs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,9 +33,16 @@ from captum_unified.experiments import deng, findings
 from captum_unified.experiments.common import select_targets, write_csv
 from captum_unified.models import RECIPES, TrainingRecipe, default_hidden, load_or_train
 
-REFERENCE = dict(pixel_range=(-1.0, 1.0), baseline=-1.0, recipe=TrainingRecipe("adam", lr=1e-3, epochs=5,
-                                                                                 batch_size=128),
-                 hidden_scale=1.0, n_train=None, samples="stratified", target="true", reparam=False)
+REFERENCE = dict(
+    pixel_range=(-1.0, 1.0),
+    baseline=-1.0,
+    recipe=TrainingRecipe("adam", lr=1e-3, epochs=5, batch_size=128),
+    hidden_scale=1.0,
+    n_train=None,
+    samples="stratified",
+    target="true",
+    reparam=False,
+)
 
 #: (setting, cause, changes from REFERENCE)
 SETTINGS = [
@@ -49,8 +57,11 @@ SETTINGS = [
     ("2,000 training digits", "training data", dict(n_train=2000)),
     ("samples: class 0 only", "sample classes", dict(samples="zeros")),
     ("target: predicted class", "target", dict(target="predicted")),
-    ("pipeline default ([0, 1], Adadelta + early stopping)", "combined",
-     dict(pixel_range=(0.0, 1.0), baseline=0.0, recipe=RECIPES["adadelta-es"])),
+    (
+        "pipeline default ([0, 1], Adadelta + early stopping)",
+        "combined",
+        dict(pixel_range=(0.0, 1.0), baseline=0.0, recipe=RECIPES["adadelta-es"]),
+    ),
 ]
 MODELS = [("deng_mlp", "sigmoid", "M-sg"), ("deng_cnn", "sigmoid", "C-sg")]
 METHODS = ("Occ-1", "DL", "IG")
@@ -62,8 +73,13 @@ def reparametrised(model: nn.Sequential) -> nn.Sequential:
     layers = [m for m in model]
     k = next(i for i, m in enumerate(layers) if isinstance(m, (nn.Linear, nn.Conv2d)))
     old = layers[k]
-    new = type(old)(*((old.in_features, old.out_features) if isinstance(old, nn.Linear) else
-                      (old.in_channels, old.out_channels, old.kernel_size)))
+    new = type(old)(
+        *(
+            (old.in_features, old.out_features)
+            if isinstance(old, nn.Linear)
+            else (old.in_channels, old.out_channels, old.kernel_size)
+        )
+    )
     with torch.no_grad():
         new.weight.copy_(2 * old.weight)
         dims = tuple(range(1, old.weight.dim()))
@@ -97,8 +113,9 @@ def run_setting(name, cause, changes, args, data_cache):
         hidden = None
         if s["hidden_scale"] != 1.0:
             hidden = tuple(max(1, int(round(h * s["hidden_scale"]))) for h in default_hidden(name_m))
-        model, acc = load_or_train(name_m, act, cache_dir=args.cache_dir, seed=args.seed, data=data,
-                                   recipe=s["recipe"], hidden=hidden)
+        model, acc = load_or_train(
+            name_m, act, cache_dir=args.cache_dir, seed=args.seed, data=data, recipe=s["recipe"], hidden=hidden
+        )
         if s["reparam"]:
             model = reparametrised(model)
         for p in model.parameters():
@@ -107,16 +124,28 @@ def run_setting(name, cause, changes, args, data_cache):
         maps = deng.method_maps(model, x, target, baseline, list(METHODS), args.ig_steps)
         t3, _ = deng.table3_rows(model, short, x, target, baseline, args.ig_steps, maps, methods=METHODS)
         seconds = time.perf_counter() - t0
-        common = {"setting": name, "cause": cause, "model": short, "test_accuracy": round(acc, 4),
-                  "samples": len(x), "classes": len(set(labels.tolist())), "seconds": round(seconds, 1)}
+        common = {
+            "setting": name,
+            "cause": cause,
+            "model": short,
+            "test_accuracy": round(acc, 4),
+            "samples": len(x),
+            "classes": len(set(labels.tolist())),
+            "seconds": round(seconds, 1),
+        }
         for r in t3:
-            rows.append({**common, "metric": f"d {r['method']} (%)", "value": r["d_percent"],
-                         "paper": r["paper_d_percent"]})
-        rows.append({**common, "metric": "eps_bar", "value": t3[0]["approx_error"],
-                     "paper": deng.PAPER_APPROX_ERROR[short]})
-        print(f"{name:55s} {short}: acc {acc:.3f} "
-              + " ".join(f"{r['method']} {float(r['d_percent']):.3g}" for r in t3)
-              + f" eps {t3[0]['approx_error']:.3g} ({seconds:.0f} s)", flush=True)
+            rows.append(
+                {**common, "metric": f"d {r['method']} (%)", "value": r["d_percent"], "paper": r["paper_d_percent"]}
+            )
+        rows.append(
+            {**common, "metric": "eps_bar", "value": t3[0]["approx_error"], "paper": deng.PAPER_APPROX_ERROR[short]}
+        )
+        print(
+            f"{name:55s} {short}: acc {acc:.3f} "
+            + " ".join(f"{r['method']} {float(r['d_percent']):.3g}" for r in t3)
+            + f" eps {t3[0]['approx_error']:.3g} ({seconds:.0f} s)",
+            flush=True,
+        )
     return rows
 
 
@@ -140,8 +169,12 @@ def main(argv=None) -> int:
             continue
         rows += run_setting(name, cause, changes, args, data_cache)
         write_csv(out / "ablation.csv", rows)  # after every setting: a partial run keeps what it has
-    write_report(out, rows, f"IG {args.ig_steps} steps, {args.threads} torch thread(s), seed {args.seed}; "
-                            f"{(time.perf_counter() - t0) / 60:.0f} minutes in all.")
+    write_report(
+        out,
+        rows,
+        f"IG {args.ig_steps} steps, {args.threads} torch thread(s), seed {args.seed}; "
+        f"{(time.perf_counter() - t0) / 60:.0f} minutes in all.",
+    )
     return 0
 
 
@@ -150,14 +183,22 @@ def summary_rows(rows):
     metrics = list(dict.fromkeys((r["model"], r["metric"]) for r in rows))
     paper = {(r["model"], r["metric"]): r["paper"] for r in rows}
     val = {(r["setting"], r["model"], r["metric"]): r for r in rows}
-    out = [{"setting": "paper", **{f"{m} {k}": f"{float(paper[(m, k)]):g}" for m, k in metrics},
-            "test accuracy M-sg / C-sg": ""}]
+    out = [
+        {
+            "setting": "paper",
+            **{f"{m} {k}": f"{float(paper[(m, k)]):g}" for m, k in metrics},
+            "test accuracy M-sg / C-sg": "",
+        }
+    ]
     for s in dict.fromkeys(r["setting"] for r in rows):
         row = {"setting": s}
         for m, k in metrics:
             row[f"{m} {k}"] = findings._g(val[(s, m, k)]["value"]) if (s, m, k) in val else ""
         row["test accuracy M-sg / C-sg"] = " / ".join(
-            f"{float(val[(s, m, 'eps_bar')]['test_accuracy']):.3f}" for m in ("M-sg", "C-sg") if (s, m, "eps_bar") in val)
+            f"{float(val[(s, m, 'eps_bar')]['test_accuracy']):.3f}"
+            for m in ("M-sg", "C-sg")
+            if (s, m, "eps_bar") in val
+        )
         out.append(row)
     return out
 
@@ -168,9 +209,14 @@ def write_report(out: Path, rows, note: str = "") -> None:
     summary = summary_rows(rows)
     write_csv(out / "ablation_summary.csv", summary)
     samples = rows[0]["samples"] if rows else "?"
-    lines = ["# Ablation of the Table 3 gaps (Deng et al. 2021)", "",
-             f"{samples} class-stratified test digits, target the true class unless stated; {note}", "",
-             "| " + " | ".join(summary[0]) + " |", "|" + "---|" * len(summary[0])]
+    lines = [
+        "# Ablation of the Table 3 gaps (Deng et al. 2021)",
+        "",
+        f"{samples} class-stratified test digits, target the true class unless stated; {note}",
+        "",
+        "| " + " | ".join(summary[0]) + " |",
+        "|" + "---|" * len(summary[0]),
+    ]
     lines += ["| " + " | ".join(str(v) for v in r.values()) + " |" for r in summary]
     lines += ["", *sentences, ""]
     (out / "ablation.md").write_text("\n".join(lines) + "\n")

@@ -14,6 +14,7 @@ trends follow the numbers beside them. Models are cached in ``--cache-dir``
 (first run: about an hour on one thread, most of it Adadelta training of
 Ancona's CNNs; later runs reuse them).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,18 +62,36 @@ def write_fragments(results: Path = RESULTS) -> list:
         for r in table3:
             eps[r["model"]] = f"{findings._g(r['approx_error'])} / {float(r['paper_approx_error']):g}"
         written.append(write_csv(d / "deng_table3_summary.csv", rows + [eps]))
-        rows = [{"model": r["model"], "layer": r["layer"],
-                 "d (%), the layer's step": findings._g(r["d_percent"]),
-                 "d (%), every layer above too": findings._g(next(
-                     q["d_percent"] for q in layers if q["model"] == r["model"] and q["layer"] == r["layer"]
-                     and q["upstream"] == "taylor"))}
-                for r in layers if r["upstream"] == "deeplift"]
+        rows = [
+            {
+                "model": r["model"],
+                "layer": r["layer"],
+                "d (%), the layer's step": findings._g(r["d_percent"]),
+                "d (%), every layer above too": findings._g(
+                    next(
+                        q["d_percent"]
+                        for q in layers
+                        if q["model"] == r["model"] and q["layer"] == r["layer"] and q["upstream"] == "taylor"
+                    )
+                ),
+            }
+            for r in layers
+            if r["upstream"] == "deeplift"
+        ]
         written.append(write_csv(d / "deng_dl_layers_summary.csv", rows))
     if (d / "deng_infidelity.csv").exists():
         infid = read_csv(d / "deng_infidelity.csv")
         put(d / "deng_infidelity_findings.rst", findings.deng_infidelity_sentences(infid))
-        rows = [{"model": r["model"], "order": r["order"], "scaled (Yeh's code)": findings._g(r["infidelity_scaled"]),
-                 "unscaled": findings._g(r["infidelity_unscaled"]), "paper": r["paper_infidelity"]} for r in infid]
+        rows = [
+            {
+                "model": r["model"],
+                "order": r["order"],
+                "scaled (Yeh's code)": findings._g(r["infidelity_scaled"]),
+                "unscaled": findings._g(r["infidelity_unscaled"]),
+                "paper": r["paper_infidelity"],
+            }
+            for r in infid
+        ]
         written.append(write_csv(d / "deng_infidelity_summary.csv", rows))
     if (d / "deng_figure2.csv").exists():
         fig2 = read_csv(d / "deng_figure2.csv")
@@ -89,11 +108,23 @@ def write_fragments(results: Path = RESULTS) -> list:
     if (d / "deng_figure3.csv").exists():
         fig3 = read_csv(d / "deng_figure3.csv")
         put(d / "deng_figure3_findings.rst", findings.deng_figure3_sentences(fig3))
-        rows = [{"method": r["method"], "principles": r["principles"],
-                 "bounding-box accuracy": f"{float(r['bbox_accuracy']):.3f}",
-                 "ranked by magnitude": f"{float(r['bbox_accuracy_abs']):.3f}"} for r in fig3]
-        rows.append({"method": "chance (constant map)", "principles": "",
-                     "bounding-box accuracy": f"{float(fig3[0]['chance']):.3f}", "ranked by magnitude": ""})
+        rows = [
+            {
+                "method": r["method"],
+                "principles": r["principles"],
+                "bounding-box accuracy": f"{float(r['bbox_accuracy']):.3f}",
+                "ranked by magnitude": f"{float(r['bbox_accuracy_abs']):.3f}",
+            }
+            for r in fig3
+        ]
+        rows.append(
+            {
+                "method": "chance (constant map)",
+                "principles": "",
+                "bounding-box accuracy": f"{float(fig3[0]['chance']):.3f}",
+                "ranked by magnitude": "",
+            }
+        )
         written.append(write_csv(d / "deng_figure3_summary.csv", rows))
     ab = results / "ablation"
     if (ab / "ablation.csv").exists():
@@ -109,21 +140,44 @@ def write_fragments(results: Path = RESULTS) -> list:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--cache-dir", default=".cache/results-models",
-                   help="model cache (relative to the checkout; default .cache/results-models)")
+    p.add_argument(
+        "--cache-dir",
+        default=".cache/results-models",
+        help="model cache (relative to the checkout; default .cache/results-models)",
+    )
     p.add_argument("--ablation", action="store_true", help="also run scripts/ablation_deng.py")
     p.add_argument("--text-only", action="store_true", help="only rewrite the generated sentences")
     p.add_argument("--only", choices=["ancona", "deng"], nargs="*", default=["ancona", "deng"])
     args = p.parse_args(argv)
     if not args.text_only:
         for paper in args.only:
-            cmd = [sys.executable, "-m", "captum_unified", "reproduce", paper, "--threads", "1", "--no-progress",
-                   "--cache-dir", args.cache_dir, "--out", str((RESULTS / paper).relative_to(ROOT))]
+            cmd = [
+                sys.executable,
+                "-m",
+                "captum_unified",
+                "reproduce",
+                paper,
+                "--threads",
+                "1",
+                "--no-progress",
+                "--cache-dir",
+                args.cache_dir,
+                "--out",
+                str((RESULTS / paper).relative_to(ROOT)),
+            ]
             print("+", " ".join(cmd), flush=True)
             subprocess.run(cmd, check=True, cwd=ROOT)
         if args.ablation:
-            cmd = [sys.executable, str(ROOT / "scripts" / "ablation_deng.py"), "--threads", "1",
-                   "--cache-dir", args.cache_dir, "--out", str(RESULTS / "ablation")]
+            cmd = [
+                sys.executable,
+                str(ROOT / "scripts" / "ablation_deng.py"),
+                "--threads",
+                "1",
+                "--cache-dir",
+                args.cache_dir,
+                "--out",
+                str(RESULTS / "ablation"),
+            ]
             print("+", " ".join(cmd), flush=True)
             subprocess.run(cmd, check=True, cwd=ROOT)
     for path in write_fragments():

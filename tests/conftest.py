@@ -4,10 +4,11 @@ Every model is tiny and float64 so that exact identities can be checked to
 tight tolerances. Models are built from an explicit seed so tests are
 reproducible; nothing here depends on results of ``captum_unified``.
 """
+
 from __future__ import annotations
 
 import warnings
-from typing import Dict, List, Sequence
+from collections.abc import Sequence
 
 import pytest
 import torch
@@ -22,7 +23,7 @@ RTOL = 1e-7
 
 # name -> (module factory, functional form). The functional forms cover the
 # different ways a model can reach a nonlinearity (F.*, torch.*, tensor method).
-ACTIVATIONS: Dict[str, tuple] = {
+ACTIVATIONS: dict[str, tuple] = {
     "relu": (nn.ReLU, F.relu),
     "tanh": (nn.Tanh, torch.tanh),
     "sigmoid": (nn.Sigmoid, lambda t: t.sigmoid()),
@@ -58,9 +59,7 @@ class MLP(nn.Module):
 
     def __init__(self, widths: Sequence[int], act: str = "relu", bias: bool = True) -> None:
         super().__init__()
-        self.linears = nn.ModuleList(
-            nn.Linear(widths[i], widths[i + 1], bias=bias) for i in range(len(widths) - 1)
-        )
+        self.linears = nn.ModuleList(nn.Linear(widths[i], widths[i + 1], bias=bias) for i in range(len(widths) - 1))
         self.acts = nn.ModuleList(ACTIVATIONS[act][0]() for _ in range(len(widths) - 2))
 
     def forward(self, x):
@@ -76,7 +75,7 @@ class SequentialMLP(nn.Sequential):
 def make_sequential_mlp(widths, act="relu", bias=True, seed=0):
     """An ``nn.Sequential`` MLP (what Captum's LRP needs)."""
     seeded(seed)
-    layers: List[nn.Module] = []
+    layers: list[nn.Module] = []
     for i in range(len(widths) - 1):
         layers.append(nn.Linear(widths[i], widths[i + 1], bias=bias))
         if i < len(widths) - 2:

@@ -4,6 +4,7 @@
 ``CU_TEST_KILL_RANK`` / ``CU_TEST_KILL_AFTER``: the process of that rank kills
 itself (SIGKILL) at its first forward pass once the file ``CU_TEST_KILL_AFTER``
 exists (a finished batch), i.e. in the middle of its next batch."""
+
 from __future__ import annotations
 
 import os

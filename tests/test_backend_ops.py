@@ -7,6 +7,7 @@ against their out-of-place positional twins; fused ops against the same model
 written with primitive ops; Captum's DeepLift / LRP / IntegratedGradients on
 Captum's own test models.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,9 +17,9 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from conftest import DTYPE, assert_close, randn
 
 import captum_unified as cu
-from conftest import DTYPE, assert_close, randn
 
 REL = 1e-5  # issue 11: delta <= 1e-5 relative to |S(x) - S(x_bar)| in float64
 
@@ -62,7 +63,7 @@ class ResidualCNN(nn.Module):
     def forward(self, x):
         h = self.relu(self.bn(self.stem(x)))
         r = self.c1(h)
-        self.relu(r)                      # in place, not reassigned
+        self.relu(r)  # in place, not reassigned
         r = self.c2(r)
         r += h
         F.relu(r, inplace=True)
@@ -91,8 +92,9 @@ class RecurrentClassifier(nn.Module):
 class Transformer(nn.Module):
     def __init__(self, norm_first: bool) -> None:
         super().__init__()
-        layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True, norm_first=norm_first,
-                                           activation="gelu")
+        layer = nn.TransformerEncoderLayer(
+            8, 2, 16, dropout=0.0, batch_first=True, norm_first=norm_first, activation="gelu"
+        )
         self.enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
         self.fc = nn.Linear(8, 3)
 
@@ -177,8 +179,9 @@ def test_residual_cnn_with_maxpool_and_inplace_relus_is_complete():
 @pytest.mark.parametrize("bidirectional,batch_first", [(True, True), (False, False)])
 def test_recurrent_classifiers_are_complete_at_float_inputs(kind, bidirectional, batch_first):
     torch.manual_seed(1)
-    model = RecurrentClassifier(kind, embed=False, bidirectional=bidirectional,
-                                batch_first=batch_first).to(DTYPE).eval()
+    model = (
+        RecurrentClassifier(kind, embed=False, bidirectional=bidirectional, batch_first=batch_first).to(DTYPE).eval()
+    )
     _assert_complete(model, randn(3, 7, 6, seed=4), randn(3, 7, 6, seed=5))
 
 
@@ -223,8 +226,11 @@ def test_fused_lstm_equals_the_same_lstm_written_with_primitive_ops():
     x, base = randn(3, 6, 4, seed=10), randn(1, 6, 4, seed=11)
     with torch.no_grad():
         assert_close(fused(x), hand(x), atol=1e-12)
-    for make in (cu.DeepLiftRescale, lambda m: cu.EpsilonLRP(m, 1e-6),
-                 lambda m: cu.DeepLiftRescale(m, products="gradient")):
+    for make in (
+        cu.DeepLiftRescale,
+        lambda m: cu.EpsilonLRP(m, 1e-6),
+        lambda m: cu.DeepLiftRescale(m, products="gradient"),
+    ):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", cu.AttributionWarning)
             kw = {} if isinstance(make(fused), cu.EpsilonLRP) else {"baselines": base}
@@ -240,7 +246,8 @@ def test_ancona_original_products_report_the_true_gap_on_an_lstm():
     x, base = randn(4, 6, 4, seed=12), randn(4, 6, 4, seed=13)
     with pytest.warns(cu.AttributionWarning, match="products='gradient'"):
         attr, delta = cu.DeepLiftRescale(model, products="gradient").attribute(
-            x, baselines=base, target=1, return_convergence_delta=True)
+            x, baselines=base, target=1, return_convergence_delta=True
+        )
     gap = _gap(model, x, base, 1)
     assert_close(delta, attr.sum((1, 2)) - gap, atol=1e-12, rtol=1e-9)
     assert (delta.abs() > 1e-3 * gap.abs()).any()
@@ -249,8 +256,11 @@ def test_ancona_original_products_report_the_true_gap_on_an_lstm():
 # ---------------------------------------------------------- call styles
 def _mlp_weights(seed=7):
     g = torch.Generator().manual_seed(seed)
-    return [torch.randn(6, 4, generator=g, dtype=DTYPE), torch.randn(6, generator=g, dtype=DTYPE),
-            torch.randn(3, 6, generator=g, dtype=DTYPE)]
+    return [
+        torch.randn(6, 4, generator=g, dtype=DTYPE),
+        torch.randn(6, generator=g, dtype=DTYPE),
+        torch.randn(3, 6, generator=g, dtype=DTYPE),
+    ]
 
 
 CALLS = {
@@ -276,7 +286,7 @@ class CallNet(nn.Module):
     def forward(self, x):
         h = x @ self.w1.T + self.b1
         if self.unassigned:
-            self.call(h)          # the result is not reassigned
+            self.call(h)  # the result is not reassigned
         else:
             h = self.call(h)
         return h @ self.w2.T
@@ -290,12 +300,20 @@ def test_inplace_and_keyword_calls_equal_their_out_of_place_twins(name):
     x, base = randn(4, 4, seed=20), randn(1, 4, seed=21)
     with torch.no_grad():
         assert_close(model(x), ref(x), atol=1e-12)
-    for make, kw in [(cu.DeepLiftRescale, {"baselines": base}), (lambda m: cu.EpsilonLRP(m, 1e-3), {}),
-                     (lambda m: cu.ModifiedGradient(m, cu.RescaleRule()), {"baselines": base})]:
+    for make, kw in [
+        (cu.DeepLiftRescale, {"baselines": base}),
+        (lambda m: cu.EpsilonLRP(m, 1e-3), {}),
+        (lambda m: cu.ModifiedGradient(m, cu.RescaleRule()), {"baselines": base}),
+    ]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", cu.AttributionWarning)
-            assert_close(make(model).attribute(x, target=2, **kw), make(ref).attribute(x, target=2, **kw),
-                         atol=1e-12, rtol=1e-9, msg=name)
+            assert_close(
+                make(model).attribute(x, target=2, **kw),
+                make(ref).attribute(x, target=2, **kw),
+                atol=1e-12,
+                rtol=1e-9,
+                msg=name,
+            )
     _assert_complete(model, x, base, target=2)
 
 
@@ -319,6 +337,7 @@ def test_unknown_op_warns_naming_it():
 
 def test_ops_on_constants_are_not_products():
     """``h * torch.ones_like(h)`` multiplies by a constant: no product warning."""
+
     def f(x):
         h = torch.tanh(x)
         return (h * torch.ones_like(h) * h.detach()).sum(1, keepdim=True)
@@ -341,20 +360,23 @@ def test_op_table_is_a_value_extended_per_method():
     with pytest.warns(cu.AttributionWarning, match="i0"):
         cu.DeepLiftRescale(f).attribute(x, baselines=0.2, target=0)
     extended = table.with_elementwise("i0", torch.special.i0, torch.Tensor.i0)
-    _assert_complete(f, x, torch.full((1, 4), 0.2, dtype=DTYPE), target=0,
-                     method=cu.DeepLiftRescale(f, op_table=extended))
+    _assert_complete(
+        f, x, torch.full((1, 4), 0.2, dtype=DTYPE), target=0, method=cu.DeepLiftRescale(f, op_table=extended)
+    )
     assert cu.default_op_table().lookup(torch.special.i0) is None  # nothing global changed
 
 
 def test_square_is_elementwise_in_every_call_no_global_registration():
     """Epsilon-LRP through ``h.square()`` does not depend on what ran before
     (the old backend's global registry changed it at run time)."""
+
     def f(x):
-        return (x.square() @ torch.ones(4, 2, dtype=x.dtype))
+        return x.square() @ torch.ones(4, 2, dtype=x.dtype)
 
     x = randn(3, 4, seed=4)
     first = cu.EpsilonLRP(f, 1e-12).attribute(x, target=1)
     from captum_unified.experiments import deng  # noqa: F401  (used to register square globally)
+
     again = cu.EpsilonLRP(f, 1e-12).attribute(x, target=1)
     assert_close(first, again, atol=0, rtol=0)
     assert_close(first, x * x, atol=1e-9)  # g(z) = z^2 / z = z, times x
@@ -365,8 +387,9 @@ def test_uniform_and_gate_product_policies_by_hand():
     """y = sigmoid(a) * b with a = x1, b = x2: ε-LRP's uniform rule gives each
     factor half of the ordinary gradient; the gate rule gives the gate nothing
     (Arras et al. 2017)."""
+
     def f(x):
-        return (torch.sigmoid(x[:, :1]) * x[:, 1:2])
+        return torch.sigmoid(x[:, :1]) * x[:, 1:2]
 
     x = torch.tensor([[0.7, 2.0], [-1.2, 0.5]], dtype=DTYPE)
     s, b = torch.sigmoid(x[:, 0]), x[:, 1]
@@ -377,8 +400,7 @@ def test_uniform_and_gate_product_policies_by_hand():
         gate = cu.EpsilonLRP(f, 1e-9, products="gate").attribute(x, target=0)
     stab = lambda y: y / (y + 1e-9)  # noqa: E731  output stabiliser
     y = s * b
-    assert_close(uni, torch.stack([x[:, 0] * g_sig * 0.5 * b, x[:, 1] * 0.5 * s], 1) * stab(y)[:, None],
-                 atol=1e-8)
+    assert_close(uni, torch.stack([x[:, 0] * g_sig * 0.5 * b, x[:, 1] * 0.5 * s], 1) * stab(y)[:, None], atol=1e-8)
     assert_close(gate, torch.stack([torch.zeros_like(b), x[:, 1] * s], 1) * stab(y)[:, None], atol=1e-8)
 
 
@@ -516,11 +538,15 @@ def test_layer_methods_accept_token_ids_like_captum():
     model = Bag().to(DTYPE).eval()
     ids = torch.tensor([[1, 2, 3], [4, 5, 6]])
     base = torch.zeros_like(ids)
-    ours, delta = cu.LayerDeepLiftRescale(model, model.emb).attribute(ids, base, target=1,
-                                                                     return_convergence_delta=True)
+    ours, delta = cu.LayerDeepLiftRescale(model, model.emb).attribute(
+        ids, base, target=1, return_convergence_delta=True
+    )
     with torch.no_grad():
         e, e_base = model.emb(ids), model.emb(base)
     assert_close(ours, cu.DeepLiftRescale(model.tail).attribute(e, e_base, target=1), atol=1e-12)
     assert delta.abs().max() < 1e-12
-    assert_close(cu.LayerGradientXActivation(model, model.emb).attribute(ids, target=0),
-                 LayerGradientXActivation(model, model.emb).attribute(ids, target=0), atol=1e-12)
+    assert_close(
+        cu.LayerGradientXActivation(model, model.emb).attribute(ids, target=0),
+        LayerGradientXActivation(model, model.emb).attribute(ids, target=0),
+        atol=1e-12,
+    )

@@ -2,6 +2,7 @@
 an nn.Module per call site, a function (F.relu, torch.tanh, x.sigmoid(), ...),
 one module object reused at several places, or a module created in forward.
 Also custom rules (subclassing Rule) and in-place ReLU."""
+
 from __future__ import annotations
 
 import warnings
@@ -11,9 +12,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from captum.attr import DeepLift as CDeepLift
+from conftest import ACTIVATIONS, DTYPE, STYLES, assert_close, make_mlp, make_styled, randn
 
 import captum_unified as cu
-from conftest import ACTIVATIONS, DTYPE, STYLES, assert_close, make_mlp, make_styled, randn
 
 
 class DerivativeRule(cu.Rule):

@@ -1,20 +1,19 @@
 """Agreement with Captum's own implementations on the networks Captum supports
 (SPEC §1, last fact). Captum is the independent oracle here."""
+
 from __future__ import annotations
 
 import pytest
 import torch
+from captum.attr import LRP as CLRP
 from captum.attr import DeepLift as CDeepLift
 from captum.attr import InputXGradient as CInputXGradient
 from captum.attr import IntegratedGradients as CIG
 from captum.attr import LayerDeepLift as CLayerDeepLift
 from captum.attr import LayerGradientXActivation as CLayerGxA
 from captum.attr import LayerLRP as CLayerLRP
-from captum.attr import LRP as CLRP
 from captum.attr import Occlusion as COcclusion
 from captum.attr._utils.lrp_rules import IdentityRule
-
-import captum_unified as cu
 from conftest import (
     DTYPE,
     assert_close,
@@ -24,6 +23,8 @@ from conftest import (
     make_two_input,
     randn,
 )
+
+import captum_unified as cu
 
 ACTS = ["relu", "tanh", "sigmoid"]
 
@@ -46,8 +47,8 @@ def _baselines(x):
     return [
         0.0,
         0.3,
-        randn(*x.shape, seed=99) * 0.5,          # full batch
-        randn(1, *x.shape[1:], seed=98) * 0.5,   # batch 1
+        randn(*x.shape, seed=99) * 0.5,  # full batch
+        randn(1, *x.shape[1:], seed=98) * 0.5,  # batch 1
     ]
 
 
@@ -80,9 +81,7 @@ def test_deeplift_matches_captum(act):
                 ours, d1 = cu.DeepLiftRescale(model).attribute(
                     x, baselines=bl, target=target, return_convergence_delta=True
                 )
-                theirs, d2 = CDeepLift(model).attribute(
-                    x, baselines=bl, target=target, return_convergence_delta=True
-                )
+                theirs, d2 = CDeepLift(model).attribute(x, baselines=bl, target=target, return_convergence_delta=True)
                 assert_close(ours, theirs, atol=1e-8, msg=f"{name}/{act}/{target}")
                 assert_close(d1, d2.to(DTYPE), atol=1e-8)
 
@@ -112,9 +111,7 @@ def test_epsilon_lrp_matches_captum_lrp_relu_mlp():
     model = make_sequential_mlp((5, 7, 6, 3), "relu", seed=5)
     x = randn(4, 5, seed=7)
     for target in _targets(4):
-        ours, d1 = cu.EpsilonLRP(model, epsilon=1e-9).attribute(
-            x, target=target, return_convergence_delta=True
-        )
+        ours, d1 = cu.EpsilonLRP(model, epsilon=1e-9).attribute(x, target=target, return_convergence_delta=True)
         theirs, d2 = CLRP(model).attribute(x, target=target, return_convergence_delta=True)
         assert_close(ours, theirs, atol=1e-8)
         # Both report S_c(x) - sum(R), the relevance absorbed by biases.
@@ -165,11 +162,19 @@ def test_integrated_gradients_matches_captum(act, method):
         for bl in _baselines(x)[::2] + [_baselines(x)[3]]:
             target = _targets(x.shape[0])[hash(method) % 3]
             ours, d1 = cu.IntegratedGradients(model).attribute(
-                x, baselines=bl, target=target, n_steps=20, method=method,
+                x,
+                baselines=bl,
+                target=target,
+                n_steps=20,
+                method=method,
                 return_convergence_delta=True,
             )
             theirs, d2 = CIG(model).attribute(
-                x, baselines=bl, target=target, n_steps=20, method=method,
+                x,
+                baselines=bl,
+                target=target,
+                n_steps=20,
+                method=method,
                 return_convergence_delta=True,
             )
             assert_close(ours, theirs, atol=1e-8, msg=f"{name}/{act}/{method}")
@@ -195,9 +200,7 @@ def test_occlusion1_matches_captum_occlusion(act):
         for bl in [0.0, 0.3, randn(1, *x.shape[1:], seed=5)]:
             for target in _targets(x.shape[0]):
                 ours = cu.Occlusion1(model).attribute(x, baselines=bl, target=target)
-                theirs = COcclusion(model).attribute(
-                    x, sliding_window_shapes=window, baselines=bl, target=target
-                )
+                theirs = COcclusion(model).attribute(x, sliding_window_shapes=window, baselines=bl, target=target)
                 assert_close(ours, theirs, atol=1e-9, msg=f"{name}/{act}")
 
 
@@ -217,12 +220,8 @@ def test_layer_gradient_x_input_matches_captum(act, to_input):
     x = randn(4, 5, seed=1)
     for layer in (model.linears[1], model.acts[0]):
         for target in _targets(4):
-            ours = cu.LayerGradientXInput(model, layer).attribute(
-                x, target=target, attribute_to_layer_input=to_input
-            )
-            theirs = CLayerGxA(model, layer).attribute(
-                x, target=target, attribute_to_layer_input=to_input
-            )
+            ours = cu.LayerGradientXInput(model, layer).attribute(x, target=target, attribute_to_layer_input=to_input)
+            theirs = CLayerGxA(model, layer).attribute(x, target=target, attribute_to_layer_input=to_input)
             assert_close(ours, theirs, atol=1e-9)
 
 
@@ -234,11 +233,17 @@ def test_layer_deeplift_matches_captum(act, to_input):
     for layer in (model.linears[1], model.linears[0]):
         for bl in (0.0, randn(1, 5, seed=2), randn(4, 5, seed=3)):
             ours, d1 = cu.LayerDeepLiftRescale(model, layer).attribute(
-                x, baselines=bl, target=[0, 1, 2, 0], attribute_to_layer_input=to_input,
+                x,
+                baselines=bl,
+                target=[0, 1, 2, 0],
+                attribute_to_layer_input=to_input,
                 return_convergence_delta=True,
             )
             theirs, d2 = CLayerDeepLift(model, layer).attribute(
-                x, baselines=bl, target=[0, 1, 2, 0], attribute_to_layer_input=to_input,
+                x,
+                baselines=bl,
+                target=[0, 1, 2, 0],
+                attribute_to_layer_input=to_input,
                 return_convergence_delta=True,
             )
             assert_close(ours, theirs, atol=1e-8)
@@ -251,12 +256,8 @@ def test_layer_epsilon_lrp_matches_captum_relu_mlp(to_input):
     x = randn(4, 5, seed=1)
     for layer in (model[2], model[4]):
         for target in _targets(4):
-            ours = cu.LayerEpsilonLRP(model, layer).attribute(
-                x, target=target, attribute_to_layer_input=to_input
-            )
-            theirs = CLayerLRP(model, layer).attribute(
-                x, target=target, attribute_to_layer_input=to_input
-            )
+            ours = cu.LayerEpsilonLRP(model, layer).attribute(x, target=target, attribute_to_layer_input=to_input)
+            theirs = CLayerLRP(model, layer).attribute(x, target=target, attribute_to_layer_input=to_input)
             assert_close(ours, theirs, atol=1e-8)
 
 
@@ -283,16 +284,26 @@ def test_additional_forward_args_per_sample_match_captum(bl_batch):
     bl = randn(bl_batch, 4, seed=3)
     args = (shift, 2.0)
     pairs = [
-        (cu.DeepLiftRescale(model).attribute(x, bl, target=[0, 1, 2], additional_forward_args=args,
-                                             return_convergence_delta=True),
-         CDeepLift(model).attribute(x, bl, target=[0, 1, 2], additional_forward_args=args,
-                                    return_convergence_delta=True)),
-        (cu.IntegratedGradients(model).attribute(x, bl, target=1, additional_forward_args=args, n_steps=9),
-         CIG(model).attribute(x, bl, target=1, additional_forward_args=args, n_steps=9)),
-        (cu.GradientXInput(model).attribute(x, target=2, additional_forward_args=args),
-         CInputXGradient(model).attribute(x, target=2, additional_forward_args=args)),
-        (cu.Occlusion1(model).attribute(x, bl, target=0, additional_forward_args=args),
-         COcclusion(model).attribute(x, (1,), baselines=bl, target=0, additional_forward_args=args)),
+        (
+            cu.DeepLiftRescale(model).attribute(
+                x, bl, target=[0, 1, 2], additional_forward_args=args, return_convergence_delta=True
+            ),
+            CDeepLift(model).attribute(
+                x, bl, target=[0, 1, 2], additional_forward_args=args, return_convergence_delta=True
+            ),
+        ),
+        (
+            cu.IntegratedGradients(model).attribute(x, bl, target=1, additional_forward_args=args, n_steps=9),
+            CIG(model).attribute(x, bl, target=1, additional_forward_args=args, n_steps=9),
+        ),
+        (
+            cu.GradientXInput(model).attribute(x, target=2, additional_forward_args=args),
+            CInputXGradient(model).attribute(x, target=2, additional_forward_args=args),
+        ),
+        (
+            cu.Occlusion1(model).attribute(x, bl, target=0, additional_forward_args=args),
+            COcclusion(model).attribute(x, (1,), baselines=bl, target=0, additional_forward_args=args),
+        ),
     ]
     for ours, theirs in pairs:
         if isinstance(ours, tuple):
@@ -310,10 +321,11 @@ def test_float32_models_match_captum_at_float32_tolerance():
     pairs = [
         (cu.GradientXInput(model).attribute(x, target=1), CInputXGradient(model).attribute(x, target=1)),
         (cu.DeepLiftRescale(model).attribute(x, bl, target=1), CDeepLift(model).attribute(x, bl, target=1)),
-        (cu.IntegratedGradients(model).attribute(x, bl, target=1, n_steps=10),
-         CIG(model).attribute(x, bl, target=1, n_steps=10)),
-        (cu.Occlusion1(model).attribute(x, bl, target=1),
-         COcclusion(model).attribute(x, (1,), baselines=bl, target=1)),
+        (
+            cu.IntegratedGradients(model).attribute(x, bl, target=1, n_steps=10),
+            CIG(model).attribute(x, bl, target=1, n_steps=10),
+        ),
+        (cu.Occlusion1(model).attribute(x, bl, target=1), COcclusion(model).attribute(x, (1,), baselines=bl, target=1)),
     ]
     for ours, theirs in pairs:
         assert ours.dtype == torch.float32

@@ -1,5 +1,6 @@
 """Occlusion1 / OcclusionPatch on Captum's own FeatureAblation / Occlusion test
 models and configurations (captum.testing): the same numbers, floating."""
+
 from __future__ import annotations
 
 import pytest
@@ -53,8 +54,10 @@ def test_integer_token_ids_equal_feature_ablation(device):
     mask = torch.tensor([[0, 0, 1, 2, 2]], device=device)
     ref = FeatureAblation(model).attribute(ids, target=2, feature_mask=mask, baselines=1)
     _close(cu.OcclusionPatch(model).attribute(ids, target=2, feature_mask=mask, baselines=1), ref)
-    _close(cu.OcclusionPatch(model).attribute(ids, target=2, patch_shapes=(2,), baselines=1),
-           Occlusion(model).attribute(ids, target=2, sliding_window_shapes=(2,), strides=2, baselines=1))
+    _close(
+        cu.OcclusionPatch(model).attribute(ids, target=2, patch_shapes=(2,), baselines=1),
+        Occlusion(model).attribute(ids, target=2, sliding_window_shapes=(2,), strides=2, baselines=1),
+    )
 
 
 def test_integer_inputs_with_float_baselines():
@@ -65,13 +68,17 @@ def test_integer_inputs_with_float_baselines():
     inp1 = torch.tensor([[0, 1], [3, 4]])
     inp2 = torch.tensor([[[0.1, 0.2], [0.3, 0.2]], [[0.4, 0.5], [0.3, 0.2]]])
     inp3 = torch.tensor([[0], [1]])
-    expected = (torch.tensor([[-0.2, 0.8], [2.8, 3.8]]),
-                torch.tensor([[[-3.0, -2.9], [-2.8, -2.9]], [[-2.7, -2.6], [-2.8, -2.9]]]),
-                torch.tensor([[-0.4], [0.6]]))
+    expected = (
+        torch.tensor([[-0.2, 0.8], [2.8, 3.8]]),
+        torch.tensor([[[-3.0, -2.9], [-2.8, -2.9]], [[-2.7, -2.6], [-2.8, -2.9]]]),
+        torch.tensor([[-0.4], [0.6]]),
+    )
     _close(cu.Occlusion1(sum_forward).attribute((inp1, inp2, inp3), baselines=(0.2, 3.1, 0.4)), expected)
     masks = (torch.tensor([[0, 1]]), torch.tensor([[[2, 3], [4, 5]]]), torch.tensor([[6]]))
-    _close(cu.OcclusionPatch(sum_forward).attribute((inp1, inp2, inp3), feature_mask=masks,
-                                                    baselines=(0.2, 3.1, 0.4)), expected)
+    _close(
+        cu.OcclusionPatch(sum_forward).attribute((inp1, inp2, inp3), feature_mask=masks, baselines=(0.2, 3.1, 0.4)),
+        expected,
+    )
 
 
 def test_int_model_output_gives_float_attributions():
@@ -86,10 +93,16 @@ def test_bool_inputs(ppe):
     model = BasicModelBoolInput()
     inp = torch.tensor([[True, False, True]])
     mask = torch.tensor([[0, 0, 1]])
-    _close(cu.OcclusionPatch(model).attribute(inp, feature_mask=mask, target=0, perturbations_per_eval=ppe),
-           [[40.0, 40.0, 40.0]])
-    _close(cu.OcclusionPatch(model).attribute(inp, feature_mask=mask, target=0, baselines=True,
-                                              perturbations_per_eval=ppe), [[-40.0, -40.0, 0.0]])
+    _close(
+        cu.OcclusionPatch(model).attribute(inp, feature_mask=mask, target=0, perturbations_per_eval=ppe),
+        [[40.0, 40.0, 40.0]],
+    )
+    _close(
+        cu.OcclusionPatch(model).attribute(
+            inp, feature_mask=mask, target=0, baselines=True, perturbations_per_eval=ppe
+        ),
+        [[-40.0, -40.0, 0.0]],
+    )
     ref = FeatureAblation(model).attribute(inp, target=0)
     _close(cu.Occlusion1(model).attribute(inp, target=0, perturbations_per_eval=ppe), ref)
 
@@ -100,18 +113,24 @@ def test_multi_input_masks_with_shared_ids_and_per_sample_masks():
     inp2 = torch.tensor([[20.0, 50.0, 30.0], [0.0, 100.0, 0.0]])
     inp3 = torch.tensor([[0.0, 100.0, 10.0], [2.0, 10.0, 3.0]])
     masks = (torch.tensor([[1, 1, 1], [0, 1, 0]]), torch.tensor([[3, 4, 2]]), torch.tensor([[5, 6, 7], [5, 5, 5]]))
-    expected = ([[492.0, 492.0, 492.0], [200.0, 200.0, 200.0]],
-                [[80.0, 200.0, 120.0], [0.0, 400.0, 0.0]],
-                [[0.0, 400.0, 40.0], [60.0, 60.0, 60.0]])
+    expected = (
+        [[492.0, 492.0, 492.0], [200.0, 200.0, 200.0]],
+        [[80.0, 200.0, 120.0], [0.0, 400.0, 0.0]],
+        [[0.0, 400.0, 40.0], [60.0, 60.0, 60.0]],
+    )
     for ppe in (1, 2, 3):
-        out = algo.attribute((inp1, inp2, inp3), feature_mask=masks, additional_forward_args=(1,), target=0,
-                             perturbations_per_eval=ppe)
+        out = algo.attribute(
+            (inp1, inp2, inp3), feature_mask=masks, additional_forward_args=(1,), target=0, perturbations_per_eval=ppe
+        )
         _close(out, tuple(torch.tensor(e) for e in expected))
-    with_baselines = ([[468.0, 468.0, 468.0], [184.0, 192.0, 184.0]],
-                      [[68.0, 188.0, 108.0], [-12.0, 388.0, -12.0]],
-                      [[-16.0, 384.0, 24.0], [12.0, 12.0, 12.0]])
-    out = algo.attribute((inp1, inp2, inp3), feature_mask=masks, additional_forward_args=(1,), target=0,
-                         baselines=(2, 3.0, 4))
+    with_baselines = (
+        [[468.0, 468.0, 468.0], [184.0, 192.0, 184.0]],
+        [[68.0, 188.0, 108.0], [-12.0, 388.0, -12.0]],
+        [[-16.0, 384.0, 24.0], [12.0, 12.0, 12.0]],
+    )
+    out = algo.attribute(
+        (inp1, inp2, inp3), feature_mask=masks, additional_forward_args=(1,), target=0, baselines=(2, 3.0, 4)
+    )
     _close(out, tuple(torch.tensor(e) for e in with_baselines))
 
 
@@ -120,8 +139,9 @@ def test_zero_dim_masks_and_conv_model():
     inp = torch.arange(16, dtype=torch.float).view(1, 1, 4, 4)
     inp2 = torch.ones((1, 1, 4, 4))
     for ppe in (1, 2, 4):
-        out = algo.attribute((inp, inp2), feature_mask=(torch.tensor(0), torch.tensor(1)), target=0,
-                             perturbations_per_eval=ppe)
+        out = algo.attribute(
+            (inp, inp2), feature_mask=(torch.tensor(0), torch.tensor(1)), target=0, perturbations_per_eval=ppe
+        )
         _close(out, (67 * torch.ones_like(inp), 13 * torch.ones_like(inp2)))
 
 
@@ -176,28 +196,40 @@ def test_aggregate_multi_input_and_multi_output():
     inp3 = torch.tensor([[0.0, 100.0, 10.0], [2.0, 10.0, 3.0]])
     masks = (torch.tensor([[1, 1, 1]]), torch.tensor([[0, 3, 2]]), torch.tensor([[4, 5, 6]]))
     out = cu.OcclusionPatch(lambda *i: torch.sum(net(*i))).attribute(
-        (inp1, inp2, inp3), feature_mask=masks, additional_forward_args=(1,))
-    _close(out, (torch.tensor([[1784.0, 1784, 1784]]), torch.tensor([[160.0, 1200, 240]]),
-                 torch.tensor([[16.0, 880, 104]])))
+        (inp1, inp2, inp3), feature_mask=masks, additional_forward_args=(1,)
+    )
+    _close(
+        out,
+        (torch.tensor([[1784.0, 1784, 1784]]), torch.tensor([[160.0, 1200, 240]]), torch.tensor([[16.0, 880, 104]])),
+    )
     # one output row for a batch of 2, three values: attributions (3, 3)
     inp = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
-    _close(cu.Occlusion1(lambda i: i[0].unsqueeze(0)).attribute(inp),
-           [[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 3.0]])
-    _close(cu.OcclusionPatch(lambda i: i[0].unsqueeze(0)).attribute(inp, feature_mask=torch.tensor([[0, 0, 1]])),
-           [[1.0, 1.0, 0.0], [2.0, 2.0, 0.0], [0.0, 0.0, 3.0]])
+    _close(
+        cu.Occlusion1(lambda i: i[0].unsqueeze(0)).attribute(inp), [[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 3.0]]
+    )
+    _close(
+        cu.OcclusionPatch(lambda i: i[0].unsqueeze(0)).attribute(inp, feature_mask=torch.tensor([[0, 0, 1]])),
+        [[1.0, 1.0, 0.0], [2.0, 2.0, 0.0], [0.0, 0.0, 3.0]],
+    )
     # an output that does not depend on the input
     x = torch.randn(10, 5)
-    _close(cu.OcclusionPatch(lambda i: torch.ones(1, 5, 3, 2)).attribute(x, feature_mask=torch.arange(5).unsqueeze(0)),
-           torch.zeros(30, 5))
+    _close(
+        cu.OcclusionPatch(lambda i: torch.ones(1, 5, 3, 2)).attribute(x, feature_mask=torch.arange(5).unsqueeze(0)),
+        torch.zeros(30, 5),
+    )
 
 
 def test_inputs_whose_first_dimensions_differ():
     model = BasicModelWithSparseInputs()
     inp1 = torch.tensor([[1.0, -2.0, 3.0], [2.0, -1.0, 3.0]])
-    _close(cu.Occlusion1(model).attribute((inp1, torch.tensor([1, 7, 2, 4, 5, 3, 6]))),
-           (torch.tensor([[9.0, -3.0, 12.0]]), torch.tensor([2.0])))
-    _close(cu.Occlusion1(model).attribute((inp1, torch.tensor([]))),
-           (torch.tensor([[9.0, -3.0, 12.0]]), torch.tensor([0.0])))
+    _close(
+        cu.Occlusion1(model).attribute((inp1, torch.tensor([1, 7, 2, 4, 5, 3, 6]))),
+        (torch.tensor([[9.0, -3.0, 12.0]]), torch.tensor([2.0])),
+    )
+    _close(
+        cu.Occlusion1(model).attribute((inp1, torch.tensor([]))),
+        (torch.tensor([[9.0, -3.0, 12.0]]), torch.tensor([0.0])),
+    )
 
 
 def test_noise_tunnel_with_occlusion_patch_and_feature_ablation_semantics():

@@ -1,4 +1,5 @@
 """Command line: --help of every subcommand, attribute PNGs, reproduce --quick."""
+
 import subprocess
 import sys
 
@@ -21,8 +22,7 @@ def test_help(argv, capsys):
 
 
 def test_python_m_help():
-    r = subprocess.run([sys.executable, "-m", "captum_unified", "--help"], capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run([sys.executable, "-m", "captum_unified", "--help"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "reproduce" in r.stdout
 
 
@@ -33,41 +33,73 @@ def test_bad_choice_exits_nonzero(capsys):
 
 
 def test_train_caches(tmp_path, capsys):
-    assert cli.main(["train", "--model", "deng_mlp", "--quick", "--no-progress",
-                     "--cache-dir", str(tmp_path)]) == 0
+    assert cli.main(["train", "--model", "deng_mlp", "--quick", "--no-progress", "--cache-dir", str(tmp_path)]) == 0
     assert list(tmp_path.glob("deng_mlp-*.pt"))
     assert "test accuracy" in capsys.readouterr().out
 
 
 def test_attribute_writes_pngs(tmp_path):
     out = tmp_path / "png"
-    rc = cli.main(["attribute", "--quick", "--no-progress", "--cache-dir", str(tmp_path / "c"),
-                   "--method", "gi", "lrp", "deeplift", "--samples", "2", "--out", str(out)])
+    rc = cli.main(
+        [
+            "attribute",
+            "--quick",
+            "--no-progress",
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--method",
+            "gi",
+            "lrp",
+            "deeplift",
+            "--samples",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     pngs = sorted(out.glob("*.png"))
     assert len(pngs) == 6
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     assert all(p.name.startswith("ancona_mlp_relu_") for p in pngs)  # the activation is in the name
-    rc = cli.main(["attribute", "--quick", "--no-progress", "--cache-dir", str(tmp_path / "c"), "--model",
-                   "ancona_mlp", "--activation", "tanh", "--samples", "1", "--out", str(out)])
+    rc = cli.main(
+        [
+            "attribute",
+            "--quick",
+            "--no-progress",
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--model",
+            "ancona_mlp",
+            "--activation",
+            "tanh",
+            "--samples",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0 and (out / "ancona_mlp_tanh_gi_0.png").exists() and (out / "ancona_mlp_relu_gi_0.png").exists()
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["reproduce", "ancona", "--samples", "0"], "--samples: must be 1 or more, got 0"),
-    (["reproduce", "deng", "--samples", "-4"], "--samples: must be 1 or more"),
-    (["reproduce", "deng", "--samples", "two"], "expected a positive integer"),
-    (["reproduce", "ancona", "--subsets", "0"], "--subsets: must be 1 or more"),
-    (["attribute", "--samples", "0"], "--samples: must be 1 or more"),
-    (["train", "--epochs", "0"], "--epochs: must be 1 or more"),
-    (["train", "--n-train", "0"], "--n-train: must be 1 or more"),
-    (["reproduce", "deng", "--threads", "0"], "--threads: must be 1 or more"),
-    (["reproduce", "deng", "--pixel-range", "0,255"], "--pixel-range: expected one of -1,1, 0,1"),
-    (["train", "--model", "deng_poly", "--activation", "relu"], "model deng_poly has no activation"),
-    (["attribute", "--model", "deng_poly", "--activation", "tanh"], "drop --activation"),
-    (["reproduce", "deng", "--quick", "--samples", "500"], "500 is more than the 150 test digits"),
-    (["attribute", "--samples", "1001"], "1001 is more than the 1000 test digits"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["reproduce", "ancona", "--samples", "0"], "--samples: must be 1 or more, got 0"),
+        (["reproduce", "deng", "--samples", "-4"], "--samples: must be 1 or more"),
+        (["reproduce", "deng", "--samples", "two"], "expected a positive integer"),
+        (["reproduce", "ancona", "--subsets", "0"], "--subsets: must be 1 or more"),
+        (["attribute", "--samples", "0"], "--samples: must be 1 or more"),
+        (["train", "--epochs", "0"], "--epochs: must be 1 or more"),
+        (["train", "--n-train", "0"], "--n-train: must be 1 or more"),
+        (["reproduce", "deng", "--threads", "0"], "--threads: must be 1 or more"),
+        (["reproduce", "deng", "--pixel-range", "0,255"], "--pixel-range: expected one of -1,1, 0,1"),
+        (["train", "--model", "deng_poly", "--activation", "relu"], "model deng_poly has no activation"),
+        (["attribute", "--model", "deng_poly", "--activation", "tanh"], "drop --activation"),
+        (["reproduce", "deng", "--quick", "--samples", "500"], "500 is more than the 150 test digits"),
+        (["attribute", "--samples", "1001"], "1001 is more than the 1000 test digits"),
+    ],
+)
 def test_bad_sizes_and_options_give_clear_errors(argv, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as e:
         cli.main(argv + ["--no-progress", "--cache-dir", str(tmp_path)])
@@ -100,15 +132,38 @@ def test_reproduce_options_reach_the_pipeline(monkeypatch, paper, tmp_path):
         return {}
 
     monkeypatch.setattr(module, "run", fake_run)
-    assert cli.main(["reproduce", paper, "--quick", "--no-progress", "--out", str(tmp_path),
-                     "--baseline", "0.25", "--samples", "3", "--target", "predicted", "--threads", "1"]) == 0
+    assert (
+        cli.main(
+            [
+                "reproduce",
+                paper,
+                "--quick",
+                "--no-progress",
+                "--out",
+                str(tmp_path),
+                "--baseline",
+                "0.25",
+                "--samples",
+                "3",
+                "--target",
+                "predicted",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     cfg = seen["cfg"]
     assert cfg.baseline == 0.25 and cfg.samples == 3 and cfg.target == "predicted" and cfg.threads == 1
     assert cfg.small and cfg.recipe == module.QUICK_DEFAULTS["recipe"]
     if "subsets" in module.QUICK_DEFAULTS:
         assert cfg.subsets == module.QUICK_DEFAULTS["subsets"]  # the pipeline's own quick size
-    assert cli.main(["reproduce", paper, "--no-progress", "--out", str(tmp_path), "--recipe", "adam",
-                     "--pixel-range", "0,1"]) == 0
+    assert (
+        cli.main(
+            ["reproduce", paper, "--no-progress", "--out", str(tmp_path), "--recipe", "adam", "--pixel-range", "0,1"]
+        )
+        == 0
+    )
     cfg = seen["cfg"]
     assert cfg.recipe == "adam" and cfg.pixel_range == (0.0, 1.0) and not cfg.small
     assert cli.main(["reproduce", paper, "--no-progress", "--out", str(tmp_path)]) == 0
@@ -131,9 +186,29 @@ def test_evaluate_default_zoo_run_and_resume(tmp_path, capsys):
     from captum_unified.metrics import read_rows
 
     out = tmp_path / "eval.csv"
-    args = ["evaluate", "--quick", "--no-progress", "--cache-dir", str(tmp_path / "c"), "--out", str(out),
-            "--samples", "4", "--methods", "gi", "occlusion1", "--subsets", "4", "--n-list", "1", "8",
-            "--region-steps", "3", "--perturbations", "2"]
+    args = [
+        "evaluate",
+        "--quick",
+        "--no-progress",
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--out",
+        str(out),
+        "--samples",
+        "4",
+        "--methods",
+        "gi",
+        "occlusion1",
+        "--subsets",
+        "4",
+        "--n-list",
+        "1",
+        "8",
+        "--region-steps",
+        "3",
+        "--perturbations",
+        "2",
+    ]
     assert cli.main(args) == 0
     printed = capsys.readouterr().out
     assert "class-stratified" in printed and "per class" in printed and "Occlusion-1" in printed
@@ -144,8 +219,9 @@ def test_evaluate_default_zoo_run_and_resume(tmp_path, capsys):
     assert {r["sample_index"] for r in rows} == {0, 1, 2, 3, "pooled"}
     # Occlusion-1 satisfies Sensitivity-1 exactly (Ancona et al. §4); NaN where the 4 drawn
     # pixels are all background (nothing changes)
-    occ1 = [r["value"] for r in rows if r["method"] == "Occlusion-1" and r["metric"] == "sensitivity_n"
-            and r["param"] == 1]
+    occ1 = [
+        r["value"] for r in rows if r["method"] == "Occlusion-1" and r["metric"] == "sensitivity_n" and r["param"] == 1
+    ]
     defined = [v for v in occ1 if v == v]
     assert defined and all(abs(v - 1) < 1e-5 for v in defined)
     out.unlink()

@@ -3,6 +3,7 @@ in train and in eval mode, parameters and buffers are bit-identical after the
 call, no hook, torch-function mode, grad-mode or training flag is left, also
 when the model raises; a model in train mode gets a warning that says why the
 answers may vary."""
+
 from __future__ import annotations
 
 import warnings
@@ -10,12 +11,12 @@ import warnings
 import pytest
 import torch
 import torch.nn as nn
+from conftest import DTYPE, hook_count, randn
+from registry import METHODS, ids
 from torch.nn.modules import module as _module
 from torch.overrides import _get_current_function_mode_stack
 
 import captum_unified as cu
-from conftest import DTYPE, hook_count, randn
-from registry import METHODS, ids
 
 
 class BNNet(nn.Module):
@@ -71,8 +72,9 @@ def test_no_state_change(entry, training):
         entry.make(model).attribute(x, target=1, **entry.kwargs)
     _assert_untouched(model, before, training)
     assert torch.equal(x, x_before) and not x.requires_grad
-    train_warnings = [w for w in caught if issubclass(w.category, cu.AttributionWarning)
-                      and "train mode" in str(w.message)]
+    train_warnings = [
+        w for w in caught if issubclass(w.category, cu.AttributionWarning) and "train mode" in str(w.message)
+    ]
     assert bool(train_warnings) is training
 
 

@@ -2,6 +2,7 @@
 tests/registry.py (a new method or metric is covered by adding one line there):
 an empty batch is a clear error, NaN inputs are a clear error, integer inputs
 give a correct floating result (or a clear error), NoiseTunnel works."""
+
 from __future__ import annotations
 
 import pytest
@@ -66,8 +67,7 @@ def test_noise_tunnel_works(entry):
     model = _model()
     x = torch.randn(3, 4, dtype=DTYPE)
     method = entry.make(model)
-    nt = NoiseTunnel(method).attribute(x, nt_type="smoothgrad", nt_samples=2, stdevs=0.0, target=1,
-                                       **entry.kwargs)
+    nt = NoiseTunnel(method).attribute(x, nt_type="smoothgrad", nt_samples=2, stdevs=0.0, target=1, **entry.kwargs)
     plain = method.attribute(x, target=1, **entry.kwargs)
     assert nt.shape == plain.shape and torch.isfinite(nt).all()
     if not entry.random:  # zero noise: the mean of identical attributions
@@ -81,8 +81,9 @@ def test_noise_tunnel_expected_gradients_with_a_reference_set():
     x = torch.randn(3, 4, dtype=DTYPE)
     refs = torch.randn(10, 4, dtype=DTYPE)
     nt = NoiseTunnel(cu.ExpectedGradients(model))
-    out = nt.attribute(x, nt_samples=2, stdevs=0.1, target=1, baselines=refs, draw_baseline_from_distrib=True,
-                       n_samples=3, seed=0)
+    out = nt.attribute(
+        x, nt_samples=2, stdevs=0.1, target=1, baselines=refs, draw_baseline_from_distrib=True, n_samples=3, seed=0
+    )
     assert out.shape == x.shape and torch.isfinite(out).all()
     out = nt.attribute(x, nt_samples=2, stdevs=0.1, target=1, baseline_stdevs=0.2, n_samples=3, seed=0)
     assert out.shape == x.shape and torch.isfinite(out).all()

@@ -7,6 +7,7 @@
   with the same squares, scaled and unscaled; Yeh's square count.
 * Table 2 as SPEC §6 states it.
 """
+
 import pytest
 import torch
 from torch import nn
@@ -14,7 +15,10 @@ from torch import nn
 import captum_unified as cu
 from captum_unified.experiments import deng
 from captum_unified.experiments.yeh_infidelity import (
-    square_infidelity, square_masks, square_sums, square_table,
+    square_infidelity,
+    square_masks,
+    square_sums,
+    square_table,
 )
 from captum_unified.taylor import deeplift_layer_reformulation, deeplift_reformulation
 
@@ -56,14 +60,14 @@ def _hand(model, x, b, t):
         d1_2, d2_2 = s2 * (1 - s2), s2 * (1 - s2) * (1 - 2 * s2)
         # Theorem 4: sigma'(y_j) (z_ji - zb_ji) + (z_ji - zb_ji) / dy_j * T_j, T_j = -1/2 sigma''(y_j) dy_j^2
         per_unit = w_top  # a_j^(l+1) / Delta x_j^(l+1)
-        rf_1 = ((d1_2[:, None] * dz2 + dz2 / dy2[:, None] * (-0.5 * d2_2 * dy2 ** 2)[:, None]) * per_unit[:, None]).sum(0)
+        rf_1 = ((d1_2[:, None] * dz2 + dz2 / dy2[:, None] * (-0.5 * d2_2 * dy2**2)[:, None]) * per_unit[:, None]).sum(0)
         # layer 0 (x -> h1 through sigma_1), with DeepLIFT's relevance of h1 (local) or the reformulated one
         dz1 = W1 * (h0 - g0)[None, :]
         dy1 = y1 - yb1
         s1 = _sig(y1)
         d1_1, d2_1 = s1 * (1 - s1), s1 * (1 - s1) * (1 - 2 * s1)
         dl_0 = (dz1 / dy1[:, None] * dl_1[:, None]).sum(0)
-        step = d1_1[:, None] * dz1 + dz1 / dy1[:, None] * (-0.5 * d2_1 * dy1 ** 2)[:, None]
+        step = d1_1[:, None] * dz1 + dz1 / dy1[:, None] * (-0.5 * d2_1 * dy1**2)[:, None]
         local_0 = (step * (dl_1 / (h1 - g1))[:, None]).sum(0)
         prop_0 = (step * (rf_1 / (h1 - g1))[:, None]).sum(0)
         for layer, vals in ((0, (dl_0, local_0, prop_0)), (1, (dl_1, rf_1, rf_1))):
@@ -74,7 +78,7 @@ def _hand(model, x, b, t):
 
 
 def _d(o, r):
-    return float(((o - r) ** 2).sum(1).div((o ** 2).sum(1)).mean() * 100)
+    return float(((o - r) ** 2).sum(1).div((o**2).sum(1)).mean() * 100)
 
 
 @pytest.fixture
@@ -124,8 +128,9 @@ def test_per_layer_d_equals_hand_computation(case, upstream, which):
 
 def test_exact_remainder_reproduces_deeplift_at_every_layer(case):
     model, x, b, t = case
-    for (module, a), ref_module in zip(deeplift_layer_reformulation(model, x, b, t, remainder="exact"),
-                                       (model[0], model[2])):
+    for (module, a), ref_module in zip(
+        deeplift_layer_reformulation(model, x, b, t, remainder="exact"), (model[0], model[2])
+    ):
         assert module is ref_module
         ref = cu.LayerDeepLiftRescale(model, module).attribute(x, baselines=b, target=t, attribute_to_layer_input=True)
         torch.testing.assert_close(a, ref, atol=1e-10, rtol=1e-8)

@@ -1,6 +1,7 @@
 """The perturbation engine, occlusion and the metrics on every available device
 (CUDA where present, skipped otherwise) give the CPU numbers; the CUDA memory
 budget of choose_chunk."""
+
 from __future__ import annotations
 
 import pytest
@@ -24,7 +25,8 @@ from captum_unified.perturbation import (
 )
 
 DEVICES = [pytest.param("cpu")] + [
-    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))
+]
 PIX = torch.arange(36).reshape(1, 1, 6, 6)
 
 
@@ -47,30 +49,45 @@ def test_occlusion_and_metrics_on_device_equal_cpu(device):
     assert occ.device.type == device
     torch.testing.assert_close(occ.cpu(), ref, rtol=1e-9, atol=1e-10)
     patch = cu.OcclusionPatch(model).attribute(x, feature_mask=PIX.to(device), target=y)
-    torch.testing.assert_close(patch.cpu(), cu.OcclusionPatch(cpu_model).attribute(cpu_x, feature_mask=PIX, target=cpu_y),
-                               rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(
+        patch.cpu(),
+        cu.OcclusionPatch(cpu_model).attribute(cpu_x, feature_mask=PIX, target=cpu_y),
+        rtol=1e-9,
+        atol=1e-10,
+    )
     sn = sensitivity_n(model, x, occ, n=[1, 5], target=y, feature_mask=PIX.to(device), n_subsets=5)
     sn_ref = sensitivity_n(cpu_model, cpu_x, ref, n=[1, 5], target=cpu_y, feature_mask=PIX, n_subsets=5)
     torch.testing.assert_close(sn.output_changes.cpu(), sn_ref.output_changes, rtol=1e-9, atol=1e-10)
     inf = infidelity(model, x, occ, patch_size=2, n_perturb_samples=3, target=y)
-    torch.testing.assert_close(inf.cpu(), infidelity(cpu_model, cpu_x, ref, patch_size=2, n_perturb_samples=3,
-                                                     target=cpu_y), rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(
+        inf.cpu(),
+        infidelity(cpu_model, cpu_x, ref, patch_size=2, n_perturb_samples=3, target=cpu_y),
+        rtol=1e-9,
+        atol=1e-12,
+    )
     rp = region_perturbation(model, x, occ, target=y, feature_mask=PIX.to(device), n_steps=4)
-    torch.testing.assert_close(rp.curves.cpu(), region_perturbation(cpu_model, cpu_x, ref, target=cpu_y,
-                                                                   feature_mask=PIX, n_steps=4).curves,
-                               rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(
+        rp.curves.cpu(),
+        region_perturbation(cpu_model, cpu_x, ref, target=cpu_y, feature_mask=PIX, n_steps=4).curves,
+        rtol=1e-9,
+        atol=1e-10,
+    )
 
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_evaluate_on_device_equals_cpu(device):
     model, x, y = _setup("cpu")
-    metrics = [SensitivityN(n=[1, 5], n_subsets=4), Infidelity(patch_size=2, n_perturb_samples=3),
-               RegionPerturbation(n_steps=3)]
+    metrics = [
+        SensitivityN(n=[1, 5], n_subsets=4),
+        Infidelity(patch_size=2, n_perturb_samples=3),
+        RegionPerturbation(n_steps=3),
+    ]
     methods = {"gi": cu.GradientXInput(model)}
     ref = evaluate(model, methods, (x, y), metrics, batch_size=2)
     rows = evaluate(model.to(device), methods, (x, y), metrics, batch_size=2)  # batches go to the model's device
-    assert [(r["method"], r["metric"], r["param"], r["sample_index"]) for r in rows] == \
-        [(r["method"], r["metric"], r["param"], r["sample_index"]) for r in ref]
+    assert [(r["method"], r["metric"], r["param"], r["sample_index"]) for r in rows] == [
+        (r["method"], r["metric"], r["param"], r["sample_index"]) for r in ref
+    ]
     for a, b in zip(rows, ref):
         assert a["value"] == pytest.approx(b["value"], abs=1e-9, nan_ok=True)
 

@@ -1,6 +1,7 @@
 """evaluate() on several processes: ``torchrun --nproc_per_node=2 -m captum_unified
 evaluate`` (gloo, CPU) gives exactly the rows of a one-process run, and a rerun
 after one rank was killed mid-run resumes from the finished batches."""
+
 from __future__ import annotations
 
 import os
@@ -14,10 +15,39 @@ from captum_unified.metrics import read_rows
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-ARGS = ["evaluate", "--model", "eval_helpers:tiny", "--methods", "gi", "occlusion1", "ig",
-        "--metrics", "sensitivity_n", "infidelity", "region_perturbation", "--batch-size", "3",
-        "--subsets", "5", "--n-list", "1", "4", "20", "--perturbations", "3", "--region-steps", "4",
-        "--quick", "--no-progress", "--threads", "1", "--device", "cpu", "--baseline", "0"]
+ARGS = [
+    "evaluate",
+    "--model",
+    "eval_helpers:tiny",
+    "--methods",
+    "gi",
+    "occlusion1",
+    "ig",
+    "--metrics",
+    "sensitivity_n",
+    "infidelity",
+    "region_perturbation",
+    "--batch-size",
+    "3",
+    "--subsets",
+    "5",
+    "--n-list",
+    "1",
+    "4",
+    "20",
+    "--perturbations",
+    "3",
+    "--region-steps",
+    "4",
+    "--quick",
+    "--no-progress",
+    "--threads",
+    "1",
+    "--device",
+    "cpu",
+    "--baseline",
+    "0",
+]
 
 
 def _env(**extra):
@@ -30,8 +60,11 @@ def _env(**extra):
 
 
 def _torchrun(out, n=2, **env):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
-           "-m", "captum_unified"] + ARGS + ["--out", str(out)]
+    cmd = (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m", "captum_unified"]
+        + ARGS
+        + ["--out", str(out)]
+    )
     return subprocess.run(cmd, env=_env(**env), capture_output=True, text=True, timeout=180)
 
 
@@ -91,8 +124,13 @@ def test_evaluate_distributed_initialises_and_closes_its_own_group(tmp_path, mon
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    for k, v in {"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-                 "CAPTUM_UNIFIED_BACKEND": "gloo"}.items():
+    for k, v in {
+        "RANK": "0",
+        "WORLD_SIZE": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+        "CAPTUM_UNIFIED_BACKEND": "gloo",
+    }.items():
         monkeypatch.setenv(k, v)
     model = Tiny().eval()
     methods = {"input": lambda i, t: i.clone()}

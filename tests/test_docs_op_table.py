@@ -1,4 +1,5 @@
 """The op-table listing in the docs is generated from the shipped table and current."""
+
 from __future__ import annotations
 
 import subprocess

@@ -1,4 +1,5 @@
 """ExpectedGradients: IG with one baseline, linear model, seed, convergence, errors."""
+
 import pytest
 import torch
 from torch import nn
@@ -32,8 +33,9 @@ def test_linear_model_equals_gradient_x_input():
     lin = nn.Linear(6, 3).double()
     x = _x()
     eg = ExpectedGradients(lin)
-    torch.testing.assert_close(eg.attribute(x, baselines=0.0, target=2, n_samples=5, seed=0),
-                               GradientXInput(lin).attribute(x, target=2))
+    torch.testing.assert_close(
+        eg.attribute(x, baselines=0.0, target=2, n_samples=5, seed=0), GradientXInput(lin).attribute(x, target=2)
+    )
     b = _x(1, seed=3)
     expected = (x - b) * lin.weight[2].detach()
     torch.testing.assert_close(eg.attribute(x, baselines=b, target=2, n_samples=4, seed=1), expected)
@@ -55,8 +57,14 @@ def test_tuple_inputs_and_additional_args():
     scale = torch.arange(1.0, 6.0, dtype=torch.double).unsqueeze(1)
     tgt = [0, 1, 0, 1, 1]
     out, d = ExpectedGradients(f).attribute(
-        (a, b), baselines=(ra, rb), target=tgt, additional_forward_args=(scale,), n_samples=400,
-        seed=0, internal_batch_size=64, return_convergence_delta=True,
+        (a, b),
+        baselines=(ra, rb),
+        target=tgt,
+        additional_forward_args=(scale,),
+        n_samples=400,
+        seed=0,
+        internal_batch_size=64,
+        return_convergence_delta=True,
     )
     assert isinstance(out, tuple) and out[0].shape == a.shape and out[1].shape == b.shape
     assert d.shape == (5,) and d.abs().mean() < 0.05

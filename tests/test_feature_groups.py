@@ -1,6 +1,7 @@
 """FeatureGroups, the one reader of Captum's feature_mask: every accepted form of a
 mask gives the same groups, counts and masks (hypothesis), and every method and
 metric that takes a mask agrees with Captum's FeatureAblation on it."""
+
 from __future__ import annotations
 
 import warnings
@@ -38,8 +39,14 @@ def masks(draw):
 
 def _forms(m):
     """Every accepted spelling of the partition ``m`` (with how its ids relate)."""
-    forms = [m, (m,), m.clone().expand(1 if m.shape[0] == 1 else B, C, H, W).contiguous(),
-             m.expand(B, C, H, W).clone(), m * 3 - 7, (m + 100).to(torch.int32)]
+    forms = [
+        m,
+        (m,),
+        m.clone().expand(1 if m.shape[0] == 1 else B, C, H, W).contiguous(),
+        m.expand(B, C, H, W).clone(),
+        m * 3 - 7,
+        (m + 100).to(torch.int32),
+    ]
     if m.shape[0] == 1 and m.shape[1] == 1:
         forms += [m[0], m[0, 0]]  # (1, H, W) and (H, W): right-aligned broadcasting
     if int(m.min()) >= 0 and int(m.max()) <= 1:

@@ -1,5 +1,6 @@
 """The report sentences follow the numbers: synthetic CSVs in, and the claim flips
 when the numbers flip (captum_unified.experiments.findings)."""
+
 import pytest
 
 from captum_unified.experiments import findings
@@ -14,13 +15,27 @@ def _roundtrip(tmp_path, name, rows):
 def _table3(occ, ig_eps_corr=0.8, eps=(0.0, 0.09, 0.4)):
     rows = []
     for model, e, pe in zip(("Poly", "M-sg", "C-sg"), eps, (0.0, 0.084, 0.42)):
-        for m, d, paper in (("GI", 0.0, 0.0), ("Occ-1", occ[0], 13.17), ("Occ-2x2", occ[1], 21.22),
-                            ("Occ-4x4", occ[2], 35.93), ("DL", 30.0, 32.76), ("IG", 1e-9 if model == "Poly" else 41.0,
-                                                                               40.29)):
+        for m, d, paper in (
+            ("GI", 0.0, 0.0),
+            ("Occ-1", occ[0], 13.17),
+            ("Occ-2x2", occ[1], 21.22),
+            ("Occ-4x4", occ[2], 35.93),
+            ("DL", 30.0, 32.76),
+            ("IG", 1e-9 if model == "Poly" else 41.0, 40.29),
+        ):
             if model == "Poly":
                 d = 1e-9
-            rows.append({"model": model, "method": m, "d_percent": d, "paper_d_percent": paper, "approx_error": e,
-                         "paper_approx_error": pe, "corr_d_ig_eps": ig_eps_corr})
+            rows.append(
+                {
+                    "model": model,
+                    "method": m,
+                    "d_percent": d,
+                    "paper_d_percent": paper,
+                    "approx_error": e,
+                    "paper_approx_error": pe,
+                    "corr_d_ig_eps": ig_eps_corr,
+                }
+            )
     return rows
 
 
@@ -49,9 +64,17 @@ def test_table3_eps_order_and_correlation_flip():
 
 
 def _infid(first, second):
-    return [{"model": m, "order": o, "infidelity_scaled": v[0], "infidelity_unscaled": v[1],
-             "paper_infidelity": {1: 0.48, 2: 0.27}[o]}
-            for m in ("C-sg", "C-sp") for o, v in ((1, first), (2, second))]
+    return [
+        {
+            "model": m,
+            "order": o,
+            "infidelity_scaled": v[0],
+            "infidelity_unscaled": v[1],
+            "paper_infidelity": {1: 0.48, 2: 0.27}[o],
+        }
+        for m in ("C-sg", "C-sp")
+        for o, v in ((1, first), (2, second))
+    ]
 
 
 def test_infidelity_conclusion_flips(tmp_path):
@@ -69,11 +92,20 @@ def _fig(values, key="infidelity_scaled", extra=None):
     rows = []
     for model in ("M-sg", "C-sg", "C-sp"):
         for (m, p), v in zip((("GI", 0), ("Occ-1", 0.5), ("Occ-p", 0.5), ("DL", 1), ("IG", 2), ("EG", 3)), values):
-            rows.append({"model": model, "method": m, "principles": p, key: v, "infidelity_unscaled": v,
-                         "bbox_accuracy": v})
+            rows.append(
+                {"model": model, "method": m, "principles": p, key: v, "infidelity_unscaled": v, "bbox_accuracy": v}
+            )
         if extra is not None:
-            rows.append({"model": model, "method": "EG (data)", "principles": 3, key: extra,
-                         "infidelity_unscaled": extra, "bbox_accuracy": extra})
+            rows.append(
+                {
+                    "model": model,
+                    "method": "EG (data)",
+                    "principles": 3,
+                    key: extra,
+                    "infidelity_unscaled": extra,
+                    "bbox_accuracy": extra,
+                }
+            )
     return rows
 
 
@@ -102,9 +134,17 @@ def _ancona(lrp_rel, lrp_pcc, ig_curve):
     for model, act in (("ancona_mlp", "relu"), ("ancona_cnn", "sigmoid"), ("linear", "none")):
         for m in ("gi", "ig", "lrp", "deeplift", "occlusion1"):
             rel = 0.001 if act == "relu" else lrp_rel
-            checks.append({"model": model, "activation": act, "method": m, "test_accuracy": 0.9,
-                           "rel_diff_vs_gi": rel if m == "lrp" else 0.0, "pcc_vs_occlusion1": 0.9 if m == "gi" else 0.8,
-                           "pcc_vs_ig": 0.99})
+            checks.append(
+                {
+                    "model": model,
+                    "activation": act,
+                    "method": m,
+                    "test_accuracy": 0.9,
+                    "rel_diff_vs_gi": rel if m == "lrp" else 0.0,
+                    "pcc_vs_occlusion1": 0.9 if m == "gi" else 0.8,
+                    "pcc_vs_ig": 0.99,
+                }
+            )
             for i, n in enumerate((1, 10, 100, 784)):
                 if m == "occlusion1":
                     v = 1.0 - 0.1 * i
@@ -116,8 +156,7 @@ def _ancona(lrp_rel, lrp_pcc, ig_curve):
                     v = 0.95
                 if model == "linear":
                     v = 1.0
-                sens.append({"model": model, "activation": act, "method": m, "n": n, "mean_pcc": v,
-                             "pooled_pcc": 1.0})
+                sens.append({"model": model, "activation": act, "method": m, "n": n, "mean_pcc": v, "pooled_pcc": 1.0})
     return checks, sens
 
 
@@ -129,15 +168,18 @@ def test_ancona_sentences_flip(tmp_path):
     assert any("so it fails there, as the paper finds" in x for x in good)
     assert not any("fails there" in x for x in bad)
     assert any("IG's curve ends higher than it starts" in x and "2 of 2 networks" in x for x in good)
-    assert any("IG's curve ends higher than it starts" in x and "0 of 2 networks" in x and "ends lower on" in x
-               for x in bad)
+    assert any(
+        "IG's curve ends higher than it starts" in x and "0 of 2 networks" in x and "ends lower on" in x for x in bad
+    )
     assert any("all methods agree, as Proposition 4 says" in x for x in good)
 
 
 def test_ablation_sentences_follow_numbers(tmp_path):
-    rows = [{"setting": "reference", "model": "M-sg", "metric": "d IG (%)", "value": 30.0, "paper": 3.5},
-            {"setting": "pixels", "model": "M-sg", "metric": "d IG (%)", "value": 4.0, "paper": 3.5},
-            {"setting": "width", "model": "M-sg", "metric": "d IG (%)", "value": 25.0, "paper": 3.5}]
+    rows = [
+        {"setting": "reference", "model": "M-sg", "metric": "d IG (%)", "value": 30.0, "paper": 3.5},
+        {"setting": "pixels", "model": "M-sg", "metric": "d IG (%)", "value": 4.0, "paper": 3.5},
+        {"setting": "width", "model": "M-sg", "metric": "d IG (%)", "value": 25.0, "paper": 3.5},
+    ]
     s = findings.ablation_sentences(_roundtrip(tmp_path, "a.csv", rows))
     assert "Closest to the paper: pixels (4), within a factor 2." in s[0]
     assert s[0].index("pixels 4") < s[0].index("width 25")  # largest move first
@@ -153,9 +195,17 @@ def test_spearman_with_ties():
 
 
 def test_ablation_no_retraining_check_flips():
-    rows = [{"setting": "reference", "cause": "-", "model": "C-sg", "metric": "eps_bar", "value": 0.6, "paper": 0.42},
-            {"setting": "rescaled", "cause": "input scale (no retraining)", "model": "C-sg", "metric": "eps_bar",
-             "value": 0.6000001, "paper": 0.42}]
+    rows = [
+        {"setting": "reference", "cause": "-", "model": "C-sg", "metric": "eps_bar", "value": 0.6, "paper": 0.42},
+        {
+            "setting": "rescaled",
+            "cause": "input scale (no retraining)",
+            "model": "C-sg",
+            "metric": "eps_bar",
+            "value": 0.6000001,
+            "paper": 0.42,
+        },
+    ]
     assert "equals the reference's up to float32 rounding" in findings.ablation_sentences(rows)[0]
     rows[1]["value"] = 0.7
     assert "changes the numbers by up to 0.17" in findings.ablation_sentences(rows)[0]

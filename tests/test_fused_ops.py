@@ -1,6 +1,7 @@
 """The fused kernels (captum_unified.ops.fused) give the same attributions as
 the decompositions they replace (forced by a subclass of the rule, which the
 fused kernels do not take)."""
+
 from __future__ import annotations
 
 import warnings
@@ -8,9 +9,9 @@ import warnings
 import pytest
 import torch
 import torch.nn as nn
+from conftest import DTYPE, assert_close, randn
 
 import captum_unified as cu
-from conftest import DTYPE, assert_close, randn
 
 
 class Rescale(cu.RescaleRule):
@@ -24,8 +25,9 @@ class Epsilon(cu.EpsilonLRPRule):
 class LSTMNet(nn.Module):
     def __init__(self, bidirectional=True, layers=2, proj=0, batch_first=True) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(4, 5, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first,
-                            proj_size=proj)
+        self.lstm = nn.LSTM(
+            4, 5, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first, proj_size=proj
+        )
         self.batch_first = batch_first
         out = (proj or 5) * (2 if bidirectional else 1)
         self.fc = nn.Linear(out, 3)
@@ -58,8 +60,9 @@ def _pairs(model, x, base):
         assert_close(a, b, atol=1e-12, rtol=1e-9, msg=repr(fast))
 
 
-@pytest.mark.parametrize("bidirectional,layers,proj,batch_first",
-                         [(True, 2, 0, True), (False, 1, 0, False), (False, 2, 3, True)])
+@pytest.mark.parametrize(
+    "bidirectional,layers,proj,batch_first", [(True, 2, 0, True), (False, 1, 0, False), (False, 2, 3, True)]
+)
 def test_fused_lstm_equals_decomposition(bidirectional, layers, proj, batch_first):
     torch.manual_seed(0)
     model = LSTMNet(bidirectional, layers, proj, batch_first).to(DTYPE).eval()

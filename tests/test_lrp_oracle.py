@@ -8,6 +8,7 @@ from Ancona et al. Eq. 1-2 (Bach et al.'s epsilon rule):
 and every element-wise nonlinearity passes relevance through unchanged
 (relevance of x_j = f(z_j) is the relevance of z_j). The oracle never calls
 autograd and knows nothing about the modified chain rule."""
+
 from __future__ import annotations
 
 import warnings
@@ -15,9 +16,9 @@ import warnings
 import pytest
 import torch
 from captum.attr import LRP as CLRP
+from conftest import ACT_FN, DTYPE, assert_close, make_mlp, make_sequential_mlp, randn
 
 import captum_unified as cu
-from conftest import ACT_FN, DTYPE, assert_close, make_mlp, make_sequential_mlp, randn
 
 
 def _sign(z):
@@ -39,12 +40,12 @@ def lrp_oracle(linears, act, x, target, eps):
         r[torch.arange(batch), targets] = out[torch.arange(batch), targets]  # Eq. 1
         for k in reversed(range(len(linears))):
             lin, a = linears[k], acts[k]
-            W = lin.weight                                    # (out, in)
+            W = lin.weight  # (out, in)
             b = lin.bias if lin.bias is not None else torch.zeros(W.shape[0], dtype=DTYPE)
-            z_ji = a[:, None, :] * W[None, :, :]              # (B, out, in)
-            z_j = z_ji.sum(-1) + b                           # (B, out)
+            z_ji = a[:, None, :] * W[None, :, :]  # (B, out, in)
+            z_j = z_ji.sum(-1) + b  # (B, out)
             denom = z_j + eps * _sign(z_j)
-            r = (z_ji / denom[:, :, None] * r[:, :, None]).sum(1)   # Eq. 2
+            r = (z_ji / denom[:, :, None] * r[:, :, None]).sum(1)  # Eq. 2
             # the nonlinearity below passes r through unchanged
     return r
 
@@ -158,7 +159,7 @@ def deeplift_oracle(linears, act, x, xbar, target):
         r[rows, target] = acts[-1][rows, target] - refs[-1][rows, target]  # Eq. 3
         for k in reversed(range(len(linears))):
             W = linears[k].weight
-            dz_ji = (acts[k] - refs[k])[:, None, :] * W[None]     # z_ji - zbar_ji
+            dz_ji = (acts[k] - refs[k])[:, None, :] * W[None]  # z_ji - zbar_ji
             r = (dz_ji / dz_ji.sum(-1, keepdim=True) * r[:, :, None]).sum(1)  # Eq. 4
     return r
 

@@ -1,5 +1,6 @@
 """Bounding-box accuracy (Schulz et al. 2020) on constructed maps with hand-computed values,
 ties checked against brute force over every order of the tied pixels."""
+
 from __future__ import annotations
 
 import itertools
@@ -41,7 +42,7 @@ def test_channels_are_summed_and_reduce_channels_false():
     a = torch.zeros(1, 2, 3, 3)
     a[0, 0, 0, 0] = 2.0
     a[0, 1, 0, 0] = -1.5  # pixel (0,0): 0.5
-    a[0, 0, 2, 2] = 1.0   # pixel (2,2): 1.0
+    a[0, 0, 2, 2] = 1.0  # pixel (2,2): 1.0
     box = [[0, 0, 1, 1]]  # one pixel
     assert bounding_box_accuracy(a, box).item() == 0.0
     assert bounding_box_accuracy(a[:, 0], box, reduce_channels=False).item() == 1.0
@@ -99,9 +100,9 @@ def test_ties_first_takes_row_major_order():
     assert acc.tolist() == [0.0, 1.0]
     # a tie at the threshold: values 2 (inside), 1 (inside), 1 (outside, earlier in row-major order)
     a = torch.zeros(1, 1, 2, 2)
-    a[0, 0, 0, 0] = 1.0   # outside, earlier
-    a[0, 0, 1, 0] = 2.0   # inside
-    a[0, 0, 1, 1] = 1.0   # inside, later
+    a[0, 0, 0, 0] = 1.0  # outside, earlier
+    a[0, 0, 1, 0] = 2.0  # inside
+    a[0, 0, 1, 1] = 1.0  # inside, later
     box = [[1, 0, 2, 2]]  # bottom row: 2 pixels
     assert bounding_box_accuracy(a, box, ties="first").item() == 0.5
     assert bounding_box_accuracy(a, box).item() == 0.75  # 1 + (1 slot) * (1 of 2 tied inside) = 1.5 / 2

@@ -9,9 +9,7 @@ from captum_unified.metrics import infidelity, square_masks, square_removal_pert
 
 def _cnn():
     torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 6 * 6, 4)
-    ).double()
+    return nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 6 * 6, 4)).double()
 
 
 def _linear_img():
@@ -43,11 +41,22 @@ def test_equals_captum_for_the_same_squares():
     assert squares.shape == (7, 3, 1, 6, 6)
     for normalize in (False, True):
         for mbi in (True, False):
-            ref = captum_infidelity(model, _replay(squares, mbi), x, a, target=1, n_perturb_samples=7,
-                                    normalize=normalize)
+            ref = captum_infidelity(
+                model, _replay(squares, mbi), x, a, target=1, n_perturb_samples=7, normalize=normalize
+            )
             for mepb in (None, 6):
-                ours = infidelity(model, x, a, patch_size=3, n_perturb_samples=7, target=1, seed=5,
-                                  normalize=normalize, max_examples_per_batch=mepb, multiply_by_inputs=mbi)
+                ours = infidelity(
+                    model,
+                    x,
+                    a,
+                    patch_size=3,
+                    n_perturb_samples=7,
+                    target=1,
+                    seed=5,
+                    normalize=normalize,
+                    max_examples_per_batch=mepb,
+                    multiply_by_inputs=mbi,
+                )
                 torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
     # another seed gives other squares
     other = infidelity(model, x, a, patch_size=3, n_perturb_samples=7, target=1, seed=6)
@@ -63,8 +72,12 @@ def test_squares_depend_on_the_sample_index_not_the_batch():
     x = torch.randn(6, 2, 6, 6, dtype=torch.float64)
     a = torch.randn_like(x)
     whole = infidelity(model, x, a, patch_size=3, target=0, seed=1)
-    halves = torch.cat([infidelity(model, x[:3], a[:3], patch_size=3, target=0, seed=1),
-                        infidelity(model, x[3:], a[3:], patch_size=3, target=0, seed=1, sample_ids=[3, 4, 5])])
+    halves = torch.cat(
+        [
+            infidelity(model, x[:3], a[:3], patch_size=3, target=0, seed=1),
+            infidelity(model, x[3:], a[3:], patch_size=3, target=0, seed=1, sample_ids=[3, 4, 5]),
+        ]
+    )
     torch.testing.assert_close(whole, halves, rtol=1e-12, atol=1e-12)
 
 
@@ -83,8 +96,9 @@ def test_complete_attribution_on_linear_model_is_zero():
     inf_b = infidelity(model, x, a_b, patch_size=4, n_perturb_samples=20, target=target, baselines=base)
     assert torch.all(inf_b.abs() < 1e-20)
     # gradient-like attributions with Yeh et al.'s perturbation I = x - x~ (multiply_by_inputs=False)
-    inf_g = infidelity(model, x, grads, patch_size=4, n_perturb_samples=20, target=target, baselines=base,
-                       multiply_by_inputs=False)
+    inf_g = infidelity(
+        model, x, grads, patch_size=4, n_perturb_samples=20, target=target, baselines=base, multiply_by_inputs=False
+    )
     assert torch.all(inf_g.abs() < 1e-20)
     # and a wrong attribution is not
     assert torch.all(infidelity(model, x, 2 * a, patch_size=4, n_perturb_samples=20, target=target) > 1e-6)

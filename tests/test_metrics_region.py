@@ -42,8 +42,7 @@ def test_equals_slow_loop_per_feature(order):
     x = torch.randn(3, 2, 4, 4, dtype=torch.float64, generator=g)
     a = torch.randn(3, 2, 4, 4, dtype=torch.float64, generator=g)
     target = torch.tensor([0, 2, 1])
-    res = region_perturbation(model, x, a, target=target, order=order, baselines=0.5,
-                              perturbations_per_eval=7)
+    res = region_perturbation(model, x, a, target=target, order=order, baselines=0.5, perturbations_per_eval=7)
     ref = _slow(model, x, a, target.tolist(), order, 0.5)
     assert res.k == list(range(33))
     assert res.curves.shape == (3, 33)

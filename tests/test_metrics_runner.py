@@ -1,6 +1,7 @@
 """evaluate(): methods x metrics over a data set as tidy rows; rows equal the metric
 functions on the same samples; per-sample seeds (batching does not matter);
 resume at batch level; shared forwards; CSV / Parquet round trip."""
+
 import json
 import math
 import os
@@ -48,13 +49,19 @@ class Counting:
 
 
 def _three(model):
-    return {"gxi": lambda i, t: cu.GradientXInput(model).attribute(i, target=t),
-            "occ": lambda i, t: cu.Occlusion1(model).attribute(i, target=t), "input": lambda i, t: i.clone()}
+    return {
+        "gxi": lambda i, t: cu.GradientXInput(model).attribute(i, target=t),
+        "occ": lambda i, t: cu.Occlusion1(model).attribute(i, target=t),
+        "input": lambda i, t: i.clone(),
+    }
 
 
 def _metrics():
-    return [SensitivityN(n=[1, 4, 20], n_subsets=6), Infidelity(patch_size=2, n_perturb_samples=4),
-            RegionPerturbation(n_steps=5)]
+    return [
+        SensitivityN(n=[1, 4, 20], n_subsets=6),
+        Infidelity(patch_size=2, n_perturb_samples=4),
+        RegionPerturbation(n_steps=5),
+    ]
 
 
 def _key(rows):
@@ -103,7 +110,8 @@ def test_batching_and_data_forms_do_not_change_rows():
         _close(evaluate(model, methods, data, _metrics(), batch_size=bs), ref)
     # the same batches give bitwise the same rows
     assert _key(evaluate(model, methods, TensorDataset(x, y), _metrics(), batch_size=3)) == _key(
-        evaluate(model, methods, (x, y), _metrics(), batch_size=3))
+        evaluate(model, methods, (x, y), _metrics(), batch_size=3)
+    )
 
 
 def test_methods_share_the_perturbed_forwards_and_rows_do_not_depend_on_the_others():
@@ -155,7 +163,10 @@ def test_resume_computes_only_what_is_missing(tmp_path):
     with pytest.raises(Dies):
         evaluate(model, {"gxi": dying}, (x, y), **{**kw, "out": out2})
     assert not out2.exists() and sorted(os.listdir(str(out2) + ".parts")) == [
-        "batch_0000000.json", "batch_0000001.json", "manifest.json"]
+        "batch_0000000.json",
+        "batch_0000001.json",
+        "manifest.json",
+    ]
     again = Counting(fns["gxi"].fn)
     resumed = evaluate(model, {"gxi": again}, (x, y), **{**kw, "out": out2})
     assert again.calls == 2  # batches 2 and 3 only
@@ -165,13 +176,16 @@ def test_resume_computes_only_what_is_missing(tmp_path):
     more = evaluate(model, {"gxi": again, "neg": extra}, (x, y), **{**kw, "out": out2})
     assert again.calls == 2 and extra.calls == 4
     box = torch.tensor([[0, 0, 3, 3]] * 7)
-    bba = evaluate(model, {"gxi": again, "neg": extra}, (x, y, box),
-                   **{**kw, "out": out2, "metrics": _metrics() + [BoundingBoxAccuracy()]})
+    bba = evaluate(
+        model,
+        {"gxi": again, "neg": extra},
+        (x, y, box),
+        **{**kw, "out": out2, "metrics": _metrics() + [BoundingBoxAccuracy()]},
+    )
     assert again.calls == 6 and extra.calls == 8  # attributions for the new metric only
     assert _key([r for r in bba if r["metric"] != "bounding_box_accuracy"]) == _key(more)
     acc = [r["value"] for r in bba if r["method"] == "gxi" and r["metric"] == "bounding_box_accuracy"]
-    torch.testing.assert_close(torch.tensor(acc, dtype=torch.float64),
-                               bounding_box_accuracy(fns["gxi"].fn(x, y), box))
+    torch.testing.assert_close(torch.tensor(acc, dtype=torch.float64), bounding_box_accuracy(fns["gxi"].fn(x, y), box))
 
 
 def test_resume_with_other_settings_raises(tmp_path):
@@ -179,30 +193,51 @@ def test_resume_with_other_settings_raises(tmp_path):
     out = tmp_path / "rows.csv"
     evaluate(model, {"input": lambda i, t: i}, (x, y), [SensitivityN(n=[2], n_subsets=4)], out=out, batch_size=4)
     with pytest.raises(ValueError, match="seed"):
-        evaluate(model, {"input": lambda i, t: i}, (x, y), [SensitivityN(n=[2], n_subsets=4)], out=out,
-                 batch_size=4, seed=1)
+        evaluate(
+            model, {"input": lambda i, t: i}, (x, y), [SensitivityN(n=[2], n_subsets=4)], out=out, batch_size=4, seed=1
+        )
     with pytest.raises(ValueError, match="sensitivity_n"):
         evaluate(model, {"input": lambda i, t: i}, (x, y), [SensitivityN(n=[3], n_subsets=4)], out=out, batch_size=4)
     with pytest.raises(ValueError, match="baselines"):
-        evaluate(model, {"input": lambda i, t: i}, (x, y), [SensitivityN(n=[2], n_subsets=4)], out=out,
-                 batch_size=4, baselines=0.5)
+        evaluate(
+            model,
+            {"input": lambda i, t: i},
+            (x, y),
+            [SensitivityN(n=[2], n_subsets=4)],
+            out=out,
+            batch_size=4,
+            baselines=0.5,
+        )
 
 
 def test_nan_and_round_trip_csv_and_parquet(tmp_path):
     model, x, y = _setup()
     x[0] = 0.0  # equal to the baseline: correlations undefined
-    rows = evaluate(model, {"zero": lambda i, t: torch.zeros_like(i), "gxi": cu.GradientXInput(model)}, (x, y),
-                    [SensitivityN(n=[2, 25], n_subsets=4)], out=tmp_path / "r.csv", batch_size=3)
+    rows = evaluate(
+        model,
+        {"zero": lambda i, t: torch.zeros_like(i), "gxi": cu.GradientXInput(model)},
+        (x, y),
+        [SensitivityN(n=[2, 25], n_subsets=4)],
+        out=tmp_path / "r.csv",
+        batch_size=3,
+    )
     assert any(math.isnan(r["value"]) for r in rows)
     back = read_rows(tmp_path / "r.csv")
     assert _key(back) == _key(rows)
     with open(tmp_path / "r.csv") as fh:
         assert fh.readline().strip() == ",".join(FIELDS)
     pytest.importorskip("pyarrow")
-    evaluate(model, {"gxi": cu.GradientXInput(model)}, (x, y), [SensitivityN(n=[2], n_subsets=4)],
-             out=tmp_path / "r.parquet", batch_size=3)
-    assert _key(read_rows(tmp_path / "r.parquet")) == _key([r for r in back if r["method"] == "gxi"
-                                                            and r["param"] == 2])
+    evaluate(
+        model,
+        {"gxi": cu.GradientXInput(model)},
+        (x, y),
+        [SensitivityN(n=[2], n_subsets=4)],
+        out=tmp_path / "r.parquet",
+        batch_size=3,
+    )
+    assert _key(read_rows(tmp_path / "r.parquet")) == _key(
+        [r for r in back if r["method"] == "gxi" and r["param"] == 2]
+    )
 
 
 def test_errors():
@@ -227,8 +262,15 @@ def test_errors():
 
 def test_manifest_records_the_settings(tmp_path):
     model, x, y = _setup()
-    evaluate(model, {"a": lambda i, t: i}, (x, y), [SensitivityN(n=[2], n_subsets=4), "infidelity"],
-             out=tmp_path / "r.csv", batch_size=4, seed=9)
+    evaluate(
+        model,
+        {"a": lambda i, t: i},
+        (x, y),
+        [SensitivityN(n=[2], n_subsets=4), "infidelity"],
+        out=tmp_path / "r.csv",
+        batch_size=4,
+        seed=9,
+    )
     with open(tmp_path / "r.csv.parts" / "manifest.json") as fh:
         man = json.load(fh)
     assert man["seed"] == 9 and man["batch_size"] == 4
@@ -242,15 +284,15 @@ def test_percentage_change_metric_against_a_reference():
 
     model, x, y = _setup()
     methods = {"gxi": cu.GradientXInput(model), "input": lambda i, t: i.clone()}
-    refs = {"gxi": lambda i, t: gradient_x_input_reformulation(model, i, target=t),
-            "input": lambda i, t: 2 * i}
+    refs = {"gxi": lambda i, t: gradient_x_input_reformulation(model, i, target=t), "input": lambda i, t: 2 * i}
     rows = evaluate(model, methods, (x, y), [PercentageChange(refs)], batch_size=3)
     by = {(r["method"], r["sample_index"]): r["value"] for r in rows}
     assert all(by[("input", i)] == pytest.approx(100.0) for i in range(7))  # |a - 2a|^2 / |a|^2
     gxi = [by[("gxi", i)] for i in range(7)]
     assert max(gxi) < 1e-10  # GI is its own first-order reformulation (Deng Table 3: d = 0)
     a = cu.GradientXInput(model).attribute(x, target=y)
-    assert sum(gxi) / 7 == pytest.approx(percentage_change(a, gradient_x_input_reformulation(model, x, target=y)),
-                                         abs=1e-10)
+    assert sum(gxi) / 7 == pytest.approx(
+        percentage_change(a, gradient_x_input_reformulation(model, x, target=y)), abs=1e-10
+    )
     with pytest.raises(ValueError, match="references"):
         PercentageChange({})

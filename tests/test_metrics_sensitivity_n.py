@@ -209,8 +209,7 @@ def test_dict_of_attributions_one_pass_of_forwards_identical_results():
         assert res[name].n == single.n and res[name].n_features == single.n_features
     # the NaN warning names the method
     with pytest.warns(AttributionWarning, match="'zero'"):
-        sensitivity_n(model, x, {"gxi": attrs["gxi"], "zero": torch.zeros_like(x)}, n=[2], target=1,
-                      n_subsets=5)
+        sensitivity_n(model, x, {"gxi": attrs["gxi"], "zero": torch.zeros_like(x)}, n=[2], target=1, n_subsets=5)
     with pytest.raises(ValueError, match="empty"):
         sensitivity_n(model, x, {}, n=[2], target=1)
 

@@ -1,4 +1,5 @@
 """Data loaders and the model zoo: shapes, ranges, determinism, training, cache."""
+
 import pytest
 import torch
 
@@ -102,8 +103,7 @@ def test_training_reduces_loss(mnist_small):
 
 
 def test_cache_round_trip(tmp_path, mnist_small, monkeypatch):
-    m1, acc1 = models.load_or_train("deng_mlp", cache_dir=tmp_path, epochs=1, n_train=200,
-                                    data=mnist_small)
+    m1, acc1 = models.load_or_train("deng_mlp", cache_dir=tmp_path, epochs=1, n_train=200, data=mnist_small)
     files = list(tmp_path.glob("*.pt"))
     assert len(files) == 1 and "deng_mlp" in files[0].name and "e1" in files[0].name
 
@@ -111,8 +111,7 @@ def test_cache_round_trip(tmp_path, mnist_small, monkeypatch):
         raise AssertionError("should load from cache, not train")
 
     monkeypatch.setattr(models, "train", boom)
-    m2, acc2 = models.load_or_train("deng_mlp", cache_dir=tmp_path, epochs=1, n_train=200,
-                                    data=mnist_small)
+    m2, acc2 = models.load_or_train("deng_mlp", cache_dir=tmp_path, epochs=1, n_train=200, data=mnist_small)
     assert acc1 == acc2 and not m2.training
     for p1, p2 in zip(m1.parameters(), m2.parameters()):
         assert torch.equal(p1, p2)
@@ -126,8 +125,9 @@ def test_cache_dir_env(tmp_path, monkeypatch):
 
 
 def test_adadelta_option(tmp_path, mnist_small):
-    m, acc = models.load_or_train("ancona_mlp", cache_dir=tmp_path, epochs=1, lr=1.0,
-                                  optimizer="adadelta", data=mnist_small)
+    m, acc = models.load_or_train(
+        "ancona_mlp", cache_dir=tmp_path, epochs=1, lr=1.0, optimizer="adadelta", data=mnist_small
+    )
     assert any("adadelta" in p.name for p in tmp_path.glob("*.pt"))
     with pytest.raises(ValueError, match="optimizer"):
         models.train(models.build_model("deng_mlp"), mnist_small[0], epochs=1, optimizer="sgd")
@@ -181,7 +181,7 @@ def test_pixel_ranges():
 
 def test_localization_task():
     task = data.load_mnist_localization(n=200, seed=0)
-    (x, y), (xt, yt) = task.train, task.test
+    (x, y), (_xt, _yt) = task.train, task.test
     assert x.shape[1:] == (1, 56, 56) and len(x) == len(task.train_boxes) == len(y)
     assert float(x.min()) == 0.0 and float(x.max()) <= 1.0
     (digits, labels), _ = data.load_mnist(n=200, seed=0, pixel_range=(0, 1))
@@ -193,10 +193,12 @@ def test_localization_task():
     for i in range(0, 200, 37):  # the box holds the digit: the same tight-box size and the same strokes
         d = digits[i, 0]
         rows, cols = torch.nonzero(d.max(1).values > 0).flatten(), torch.nonzero(d.max(0).values > 0).flatten()
-        assert (int(b[i, 2] - b[i, 0]), int(b[i, 3] - b[i, 1])) == (len(range(rows[0], rows[-1] + 1)),
-                                                                    len(range(cols[0], cols[-1] + 1)))
-        crop = x[i, 0, b[i, 0]:b[i, 2], b[i, 1]:b[i, 3]]
-        torch.testing.assert_close(crop, d[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
+        assert (int(b[i, 2] - b[i, 0]), int(b[i, 3] - b[i, 1])) == (
+            len(range(rows[0], rows[-1] + 1)),
+            len(range(cols[0], cols[-1] + 1)),
+        )
+        crop = x[i, 0, b[i, 0] : b[i, 2], b[i, 1] : b[i, 3]]
+        torch.testing.assert_close(crop, d[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
     again = data.load_mnist_localization(n=200, seed=0)
     assert torch.equal(again.train[0], x) and torch.equal(again.test_boxes, task.test_boxes)
 
@@ -208,8 +210,7 @@ def test_recipes_and_cache_key(tmp_path, mnist_small):
     m, _ = models.load_or_train("deng_mlp", cache_dir=tmp_path, data=mnist_small, recipe=rec.replace(epochs=2))
     (f,) = tmp_path.glob("*.pt")
     assert "adadelta" in f.name and "es10" in f.name and f"-t{torch.get_num_threads()}-" in f.name
-    models.load_or_train("deng_mlp", cache_dir=tmp_path, data=mnist_small, recipe=rec.replace(epochs=2),
-                         hidden=(8, 4))
+    models.load_or_train("deng_mlp", cache_dir=tmp_path, data=mnist_small, recipe=rec.replace(epochs=2), hidden=(8, 4))
     assert len(list(tmp_path.glob("*-h8x4-*.pt"))) == 1
     with pytest.raises(ValueError, match="optimizer"):
         models.TrainingRecipe("sgd")

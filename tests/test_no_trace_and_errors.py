@@ -1,6 +1,7 @@
 """SPEC conventions: never leave a trace on the user's model (also when the
 model raises), and turn bad input into a clear error; epsilon-LRP warns where
 Ancona §4 point 5 says it is unreliable."""
+
 from __future__ import annotations
 
 import warnings
@@ -8,11 +9,11 @@ import warnings
 import pytest
 import torch
 import torch.nn as nn
+from conftest import DTYPE, hook_count, make_cnn, make_mlp, make_styled, randn
 from torch.nn.modules import module as _module
 from torch.overrides import _get_current_function_mode_stack
 
 import captum_unified as cu
-from conftest import DTYPE, hook_count, make_cnn, make_mlp, make_styled, randn
 
 
 def _calls(model):
@@ -20,21 +21,37 @@ def _calls(model):
     layer = model.linears[1]
     return [
         ("gi", lambda x, **k: cu.GradientXInput(model).attribute(x, target=1)),
-        ("ig", lambda x, **k: cu.IntegratedGradients(model).attribute(x, baselines=0.2, target=1, n_steps=4,
-                                                                    return_convergence_delta=True)),
+        (
+            "ig",
+            lambda x, **k: cu.IntegratedGradients(model).attribute(
+                x, baselines=0.2, target=1, n_steps=4, return_convergence_delta=True
+            ),
+        ),
         ("lrp", lambda x, **k: cu.EpsilonLRP(model, 1e-3).attribute(x, target=1, return_convergence_delta=True)),
-        ("dl", lambda x, **k: cu.DeepLiftRescale(model).attribute(x, baselines=0.2, target=1,
-                                                                return_convergence_delta=True)),
+        (
+            "dl",
+            lambda x, **k: cu.DeepLiftRescale(model).attribute(
+                x, baselines=0.2, target=1, return_convergence_delta=True
+            ),
+        ),
         ("mg", lambda x, **k: cu.ModifiedGradient(model, cu.EpsilonLRPRule(0.1)).attribute(x, target=1)),
         ("occ", lambda x, **k: cu.Occlusion1(model).attribute(x, target=1)),
         ("lgi", lambda x, **k: cu.LayerGradientXInput(model, layer).attribute(x, target=1)),
-        ("lgi_in", lambda x, **k: cu.LayerGradientXInput(model, layer).attribute(
-            x, target=1, attribute_to_layer_input=True)),
+        (
+            "lgi_in",
+            lambda x, **k: cu.LayerGradientXInput(model, layer).attribute(x, target=1, attribute_to_layer_input=True),
+        ),
         ("llrp", lambda x, **k: cu.LayerEpsilonLRP(model, layer).attribute(x, target=1)),
-        ("ldl", lambda x, **k: cu.LayerDeepLiftRescale(model, layer).attribute(
-            x, baselines=0.1, target=1, return_convergence_delta=True)),
-        ("ldl_in", lambda x, **k: cu.LayerDeepLiftRescale(model, layer).attribute(
-            x, target=1, attribute_to_layer_input=True)),
+        (
+            "ldl",
+            lambda x, **k: cu.LayerDeepLiftRescale(model, layer).attribute(
+                x, baselines=0.1, target=1, return_convergence_delta=True
+            ),
+        ),
+        (
+            "ldl_in",
+            lambda x, **k: cu.LayerDeepLiftRescale(model, layer).attribute(x, target=1, attribute_to_layer_input=True),
+        ),
     ]
 
 

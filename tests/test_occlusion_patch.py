@@ -1,5 +1,6 @@
 """OcclusionPatch: equal to Captum's Occlusion / FeatureAblation, linear-model
 identities, error messages."""
+
 import pytest
 import torch
 from captum.attr import FeatureAblation, Occlusion
@@ -12,9 +13,7 @@ from captum_unified.attr._core.occlusion_patch import OcclusionPatch
 
 def _cnn():
     torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(2, 4, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(4 * 7 * 6, 3)
-    ).double()
+    return nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(4 * 7 * 6, 3)).double()
 
 
 def _x(b=5):
@@ -129,7 +128,9 @@ def test_divide_by_patch_size_feature_mask_and_windows():
     torch.testing.assert_close(div[:, :, :3], plain[:, :, :3] / (2 * 3 * 6))
     torch.testing.assert_close(div[:, :, 3:], plain[:, :, 3:] / (2 * 4 * 6))
     w_plain = OcclusionPatch(m).attribute(x, patch_shapes=(2, 2, 2), strides=(1, 2, 2), target=0)
-    w_div = OcclusionPatch(m).attribute(x, patch_shapes=(2, 2, 2), strides=(1, 2, 2), target=0, divide_by_patch_size=True)
+    w_div = OcclusionPatch(m).attribute(
+        x, patch_shapes=(2, 2, 2), strides=(1, 2, 2), target=0, divide_by_patch_size=True
+    )
     # 7 rows, windows of 2 rows at 0, 2, 4, 6: the last one is cut to 1 row (4 features)
     torch.testing.assert_close(w_div[:, :, :6], w_plain[:, :, :6] / 8)
     torch.testing.assert_close(w_div[:, :, 6:], w_plain[:, :, 6:] / 4)

@@ -1,4 +1,5 @@
 """The perturbation engine skips occluded copies that equal their input."""
+
 import torch
 from captum.attr import Occlusion
 from torch import nn
@@ -33,12 +34,12 @@ def test_skipped_rows_give_captum_results_with_fewer_forward_rows():
     scale = torch.arange(1, 6, dtype=torch.float64)
     target = [0, 1, 2, 3, 1]
     model = CountingModel()
-    ours = cu.Occlusion1(model).attribute(x, target=target, additional_forward_args=(scale,),
-                                          perturbations_per_eval=7)
+    ours = cu.Occlusion1(model).attribute(x, target=target, additional_forward_args=(scale,), perturbations_per_eval=7)
     rows_ours = model.rows
     model.rows = 0
-    theirs = Occlusion(model).attribute(x, sliding_window_shapes=(1, 1, 1), target=target,
-                                        additional_forward_args=(scale,), perturbations_per_eval=7)
+    theirs = Occlusion(model).attribute(
+        x, sliding_window_shapes=(1, 1, 1), target=target, additional_forward_args=(scale,), perturbations_per_eval=7
+    )
     torch.testing.assert_close(ours.double(), theirs.double(), atol=1e-6, rtol=1e-5)
     changed = int((x != 0).sum())
     assert rows_ours == x.shape[0] + changed  # one unperturbed pass + one row per changed pixel
@@ -79,7 +80,7 @@ def test_engine_measures_activation_bytes_and_leaves_no_mode():
         raise RuntimeError("model failed")
 
     try:
-        PerturbationEngine(broken, AttributionCall.format(x, target=0)).original
+        _ = PerturbationEngine(broken, AttributionCall.format(x, target=0)).original
     except RuntimeError:
         pass
     assert torch._C._len_torch_function_stack() == 0

@@ -92,8 +92,13 @@ def test_ig_under_deeplift_stays_visible_and_legend_outside(tmp_path):
 
 def test_attribution_grid_shared_colorbar_and_caption(tmp_path):
     x = torch.rand(2, 1, 8, 8) * 2 - 1
-    fig, axes = plots.plot_attribution_grid(x, {"GI": torch.randn(2, 1, 8, 8)}, titles=["true class 3", "true class 7"],
-                                            shared_colorbar=True, caption="MNIST CNN")
+    fig, axes = plots.plot_attribution_grid(
+        x,
+        {"GI": torch.randn(2, 1, 8, 8)},
+        titles=["true class 3", "true class 7"],
+        shared_colorbar=True,
+        caption="MNIST CNN",
+    )
     assert axes.shape == (2, 2) and len(fig.axes) == 5  # one colour bar for the figure
     assert [t.get_text() for t in fig.texts] == ["MNIST CNN"] and not fig._suptitle
     assert axes[1, 0].get_ylabel() == "true class 7"

@@ -2,21 +2,19 @@
 layers, widths 1-6, six activations, module vs functional style), random
 inputs and baselines. Oracles: completeness computed from two forward passes,
 Captum's IntegratedGradients and InputXGradient, and Gradient*Input (Prop. 3i)."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import torch
 from captum.attr import InputXGradient as CInputXGradient
 from captum.attr import IntegratedGradients as CIG
+from conftest import DTYPE, MLP, FunctionalMLP, assert_close
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import captum_unified as cu
-from conftest import DTYPE, FunctionalMLP, MLP, assert_close
 
-SETTINGS = settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 ACTS = ["relu", "tanh", "sigmoid", "softplus", "elu", "gelu"]
 
 
@@ -57,9 +55,7 @@ def _expand(bl, x):
 @given(nets())
 def test_deeplift_is_complete(case):
     model, x, bl, target = case
-    attr, delta = cu.DeepLiftRescale(model).attribute(
-        x, baselines=bl, target=target, return_convergence_delta=True
-    )
+    attr, delta = cu.DeepLiftRescale(model).attribute(x, baselines=bl, target=target, return_convergence_delta=True)
     with torch.no_grad():
         gap = model(x)[:, target] - model(_expand(bl, x))[:, target]
     scale = 1.0 + gap.abs().max()

@@ -2,6 +2,7 @@
 DeepLIFT and Integrated Gradients, and the §3.1 multiplicative counterexample.
 Expected values come from brute-force math written here or from the other
 method the proposition relates to, never from stored numbers."""
+
 from __future__ import annotations
 
 import warnings
@@ -10,11 +11,9 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-import captum_unified as cu
 from conftest import DTYPE, assert_close, make_cnn, make_mlp, randn, seeded
 
-
+import captum_unified as cu
 
 
 # ------------------------------------------------------------------ Prop. 3 (i)
@@ -157,9 +156,7 @@ def test_deeplift_completeness(name, factory, shape):
     model = factory()
     x = randn(*shape, seed=30)
     for bl in (0.0, randn(1, *shape[1:], seed=31), randn(*shape, seed=32)):
-        attr, delta = cu.DeepLiftRescale(model).attribute(
-            x, baselines=bl, target=2, return_convergence_delta=True
-        )
+        attr, delta = cu.DeepLiftRescale(model).attribute(x, baselines=bl, target=2, return_convergence_delta=True)
         xb = torch.as_tensor(bl, dtype=DTYPE).expand_as(x) if not torch.is_tensor(bl) else bl.expand_as(x)
         with torch.no_grad():
             expected = model(x)[:, 2] - model(xb)[:, 2]
@@ -168,7 +165,11 @@ def test_deeplift_completeness(name, factory, shape):
         assert_close(delta, attr.reshape(shape[0], -1).sum(1) - expected, atol=1e-12)
 
 
-@pytest.mark.parametrize("name,factory,shape", COMPLETE_MODELS[:3] + COMPLETE_MODELS[4:], ids=[c[0] for c in COMPLETE_MODELS[:3] + COMPLETE_MODELS[4:]])
+@pytest.mark.parametrize(
+    "name,factory,shape",
+    COMPLETE_MODELS[:3] + COMPLETE_MODELS[4:],
+    ids=[c[0] for c in COMPLETE_MODELS[:3] + COMPLETE_MODELS[4:]],
+)
 def test_integrated_gradients_completeness(name, factory, shape):
     model = factory()
     x = randn(*shape, seed=33)
@@ -215,7 +216,8 @@ def test_multiplicative_counterexample_ig_complete_deeplift_not():
     dl_expected = torch.stack([x1 * g1 * F.relu(x2), x2 * g2 * F.relu(x1 - 1)], 1)
     with pytest.warns(cu.AttributionWarning, match="product"):
         dl, dl_delta = cu.DeepLiftRescale(h, products="gradient").attribute(
-            x, baselines=0.0, return_convergence_delta=True)
+            x, baselines=0.0, return_convergence_delta=True
+        )
     assert_close(dl, dl_expected, atol=1e-12)
     assert (dl.sum(1) - expected_total).abs().min() > 0.1  # not complete
     assert_close(dl_delta, dl.sum(1) - expected_total, atol=1e-12)

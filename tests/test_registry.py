@@ -1,18 +1,20 @@
 """The method registry (tests/registry.py) lists every public attribution class."""
+
 from __future__ import annotations
 
 import inspect
 
 from captum.attr._utils.attribution import Attribution
+from registry import METHODS
 
 import captum_unified as cu
-from registry import METHODS
 
 
 def test_every_public_attribution_class_is_registered():
     # aliases (InputXGradient = GradientXInput) are the same class
     public = {
-        getattr(cu, name) for name in cu.__all__
+        getattr(cu, name)
+        for name in cu.__all__
         if inspect.isclass(getattr(cu, name)) and issubclass(getattr(cu, name), Attribution)
     }
     registered = {e.cls for e in METHODS}

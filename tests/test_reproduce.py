@@ -11,6 +11,7 @@ lower infidelity than first-order; Table 2, Figures 2 and 3 are written.
 Both: the explained digits come from every class, and a rerun with the same
 thread count gives the same numbers.
 """
+
 import csv
 import re
 from collections import defaultdict
@@ -53,8 +54,7 @@ def _curves(out):
     """(model, activation) -> method -> {n: (mean_pcc, pooled_pcc)}"""
     c = defaultdict(lambda: defaultdict(dict))
     for r in _rows(out / "ancona_sensitivity_n.csv"):
-        c[(r["model"], r["activation"])][r["method"]][int(r["n"])] = (float(r["mean_pcc"]),
-                                                                       float(r["pooled_pcc"]))
+        c[(r["model"], r["activation"])][r["method"]][int(r["n"])] = (float(r["mean_pcc"]), float(r["pooled_pcc"]))
     return c
 
 
@@ -78,8 +78,13 @@ def test_deng_report_lists_class_counts_of_every_class(deng):
 
 
 def test_ancona_outputs_written(ancona):
-    for name in ("ancona_checks.csv", "ancona_sensitivity_n.csv", "ancona_figure4.png",
-                 "ancona_attributions.png", "ancona_report.md"):
+    for name in (
+        "ancona_checks.csv",
+        "ancona_sensitivity_n.csv",
+        "ancona_figure4.png",
+        "ancona_attributions.png",
+        "ancona_report.md",
+    ):
         assert (ancona / name).stat().st_size > 0, name
     assert (ancona / "ancona_figure4.png").read_bytes()[:4] == b"\x89PNG"
     report = (ancona / "ancona_report.md").read_text()
@@ -267,8 +272,9 @@ def test_rerun_gives_identical_numbers(paper, tmp_path):
     threads = torch.get_num_threads()
     outs = []
     for k in range(2):
-        cfg = ExperimentConfig.quick(out=str(tmp_path / f"out{k}"), cache_dir=str(tmp_path / f"cache{k}"),
-                                     show_progress=False, threads=1)
+        cfg = ExperimentConfig.quick(
+            out=str(tmp_path / f"out{k}"), cache_dir=str(tmp_path / f"cache{k}"), show_progress=False, threads=1
+        )
         for key, v in module.QUICK_DEFAULTS.items():
             setattr(cfg, key, v)
         cfg.samples = 10

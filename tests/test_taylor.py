@@ -1,4 +1,5 @@
 """Tests of captum_unified.taylor (Deng et al. 2021 second-order Taylor terms)."""
+
 import warnings
 
 import pytest
@@ -64,8 +65,10 @@ def brute_terms(f, x, xb, target):
     xs, bs = list(x), list(xb)
     firsts, indeps, inters = [], [], []
     for xi, bi in zip(xs, bs):
+
         def s(v):
             return f(v.unsqueeze(0))[0, target]
+
         xi = xi.clone()
         g = torch.autograd.functional.jacobian(s, xi)
         H = torch.autograd.functional.hessian(s, xi)
@@ -101,11 +104,16 @@ def test_terms_tuple_inputs_match_brute_force():
     dec = taylor_decomposition(model, (x1, x2), (b1, b2), target=[0, 1, 0], max_chunk=3)
     flat = torch.cat([x1, x2.flatten(1)], 1)
     bflat = torch.cat([b1.expand(3, 4), torch.full((3, 6), 0.2, dtype=DT)], 1)
-    f = lambda v: model(v[:, :4], v[:, 4:].reshape(-1, 2, 3))
+
+    def f(v):
+        return model(v[:, :4], v[:, 4:].reshape(-1, 2, 3))
+
     for k, t in enumerate([0, 1, 0]):
-        f1, f2, f3 = brute_terms(f, flat[k:k + 1], bflat[k:k + 1], t)
-        got = [torch.cat([a[k:k + 1], bb[k:k + 1].flatten(1)], 1) for a, bb in
-               (dec.first_order, dec.independent, dec.interactive)]
+        f1, f2, f3 = brute_terms(f, flat[k : k + 1], bflat[k : k + 1], t)
+        got = [
+            torch.cat([a[k : k + 1], bb[k : k + 1].flatten(1)], 1)
+            for a, bb in (dec.first_order, dec.independent, dec.interactive)
+        ]
         torch.testing.assert_close(got[0], f1)
         torch.testing.assert_close(got[1], f2)
         torch.testing.assert_close(got[2], f3)
@@ -166,8 +174,9 @@ def test_quadratic_occlusion_reformulations_exact():
     torch.testing.assert_close(occ, ref)
     assert percentage_change(occ, ref) < 1e-10
     mask = torch.tensor([[[0, 0, 1, 1], [2, 2, 3, 3]]])
-    occ_p = OcclusionPatch(model).attribute(x, feature_mask=mask, baselines=torch.full((1, 2, 4), 0.3, dtype=DT),
-                                            target=0)
+    occ_p = OcclusionPatch(model).attribute(
+        x, feature_mask=mask, baselines=torch.full((1, 2, 4), 0.3, dtype=DT), target=0
+    )
     ref_p = occlusion_patch_reformulation(model, x, mask, baselines=0.3, target=0)
     torch.testing.assert_close(occ_p, ref_p)
     assert percentage_change(occ_p, ref_p) < 1e-10
@@ -178,7 +187,7 @@ def test_quadratic_expected_gradients_reformulation():
     x = torch.randn(2, 5, dtype=DT)
     bls = torch.randn(4, 5, dtype=DT)
     ig = IntegratedGradients(model)
-    eg = sum(ig.attribute(x, bls[k:k + 1], target=0, n_steps=10) for k in range(4)) / 4
+    eg = sum(ig.attribute(x, bls[k : k + 1], target=0, n_steps=10) for k in range(4)) / 4
     ref = expected_gradients_reformulation(model, x, bls, target=0)
     assert percentage_change(eg, ref) < 1e-10
 
@@ -309,7 +318,9 @@ def test_conv_model_batched_paths():
     torch.testing.assert_close(d_vmap, d_rep)
     mask = (torch.arange(6)[:, None] // 3 * 2 + torch.arange(6)[None, :] // 3).reshape(1, 1, 6, 6)
     m = group_interactions(model, x, mask, target=1)
-    hv_total = TaylorAttribution(model).attribute(x, target=1) - TaylorAttribution(model, order=1).attribute(x, target=1)
+    hv_total = TaylorAttribution(model).attribute(x, target=1) - TaylorAttribution(model, order=1).attribute(
+        x, target=1
+    )
     # sum of M is delta^T H delta = -2 * (sum of second-order attributions)
     torch.testing.assert_close(m.sum((1, 2)), -2 * hv_total.flatten(1).sum(1))
 

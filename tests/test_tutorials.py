@@ -18,9 +18,12 @@ TUTORIALS = sorted((ROOT / "tutorials").glob("[0-9][0-9]_*.py"))
 #: What each tutorial must print (substrings; a run of spaces matches any
 #: whitespace, so column alignment is not pinned).
 EXPECTED_OUTPUT = {
-    "01_unified_backend.py": ["DeepLIFT completeness |delta| max:", "max |ours - Captum DeepLift|:",
-                              "LSTM completeness |delta| max, Shapley product rule:",
-                              "with i0 in the op table, completeness |delta| max:"],
+    "01_unified_backend.py": [
+        "DeepLIFT completeness |delta| max:",
+        "max |ours - Captum DeepLift|:",
+        "LSTM completeness |delta| max, Shapley product rule:",
+        "with i0 in the op table, completeness |delta| max:",
+    ],
     "02_taylor_decomposition.py": [
         "relative error, second order",
         "log-log slopes near the input: first order",

@@ -11,12 +11,11 @@
 
 # %%
 import os
-
 import warnings
 
 import torch
-from torch import nn
 from captum.attr import DeepLift
+from torch import nn
 
 import captum_unified as cu
 
@@ -44,9 +43,9 @@ class MyNet(nn.Module):
 
     def forward(self, x):
         h = self.act(self.fc1(x))
-        h = torch.tanh(self.fc2(h))       # functional activation
-        h = self.act(self.fc3(h))         # the same module again
-        return self.fc4(h).sigmoid()      # tensor method as the output nonlinearity
+        h = torch.tanh(self.fc2(h))  # functional activation
+        h = self.act(self.fc3(h))  # the same module again
+        return self.fc4(h).sigmoid()  # tensor method as the output nonlinearity
 
 
 model = MyNet().double().eval()  # float64, so that methods can be compared to 1e-10
@@ -60,11 +59,10 @@ target = 0
 # %%
 gi = cu.GradientXInput(model).attribute(x, target=target)
 lrp = cu.EpsilonLRP(model, epsilon=1e-6).attribute(x, target=target)
-dl, dl_delta = cu.DeepLiftRescale(model).attribute(
-    x, baselines=baseline, target=target, return_convergence_delta=True)
+dl, dl_delta = cu.DeepLiftRescale(model).attribute(x, baselines=baseline, target=target, return_convergence_delta=True)
 ig, ig_delta = cu.IntegratedGradients(model).attribute(
-    x, baselines=baseline, target=target, n_steps=32 if QUICK else 128,
-    return_convergence_delta=True)
+    x, baselines=baseline, target=target, n_steps=32 if QUICK else 128, return_convergence_delta=True
+)
 occ = cu.Occlusion1(model).attribute(x, baselines=0.0, target=target)
 
 print("DeepLIFT completeness |delta| max:", float(dl_delta.abs().max()))
@@ -160,9 +158,9 @@ seq_base = torch.zeros(1, 10, 3, dtype=torch.float64)
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", cu.AttributionWarning)  # products='gradient' warns that it is incomplete
     _, delta_ancona = cu.DeepLiftRescale(lstm, products="gradient").attribute(
-        seq, baselines=seq_base, target=1, return_convergence_delta=True)
-_, delta_shapley = cu.DeepLiftRescale(lstm).attribute(seq, baselines=seq_base, target=1,
-                                                      return_convergence_delta=True)
+        seq, baselines=seq_base, target=1, return_convergence_delta=True
+    )
+_, delta_shapley = cu.DeepLiftRescale(lstm).attribute(seq, baselines=seq_base, target=1, return_convergence_delta=True)
 print("LSTM completeness |delta| max, ordinary product rule:", float(delta_ancona.abs().max()))
 print("LSTM completeness |delta| max, Shapley product rule: ", float(delta_shapley.abs().max()))
 assert float(delta_shapley.abs().max()) < 1e-10 < float(delta_ancona.abs().max())
@@ -186,7 +184,8 @@ message = str(caught[-1].message)
 print("warning:", message[: message.index(". ")])
 table = cu.default_op_table().with_elementwise("i0", torch.special.i0, torch.Tensor.i0)
 _, delta_i0 = cu.DeepLiftRescale(with_i0, op_table=table).attribute(
-    x, baselines=baseline, target=target, return_convergence_delta=True)
+    x, baselines=baseline, target=target, return_convergence_delta=True
+)
 print("with i0 in the op table, completeness |delta| max:", float(delta_i0.abs().max()))
 
 # %% [markdown]

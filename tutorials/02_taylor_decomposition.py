@@ -52,10 +52,10 @@ from captum_unified.taylor import (
 )
 
 QUICK = os.environ.get("CAPTUM_UNIFIED_QUICK") == "1"
-N_TRAIN = 1000 if QUICK else None      # None: all 4,000 training digits
+N_TRAIN = 1000 if QUICK else None  # None: all 4,000 training digits
 EPOCHS = 3 if QUICK else 6
-N_SHOW = 2 if QUICK else 5             # digits for the (exact) decomposition and maps
-N_EVAL = 6 if QUICK else 32            # digits for the error study and Table 3
+N_SHOW = 2 if QUICK else 5  # digits for the (exact) decomposition and maps
+N_EVAL = 6 if QUICK else 32  # digits for the error study and Table 3
 IG_STEPS = 32 if QUICK else 128
 torch.manual_seed(0)
 warnings.filterwarnings("ignore", message="Setting forward, backward hooks")
@@ -69,8 +69,7 @@ warnings.filterwarnings("ignore", message="Setting forward, backward hooks")
 
 # %%
 data = load_mnist(n=N_TRAIN)
-model, acc = load_or_train("deng_cnn", "sigmoid", epochs=EPOCHS, n_train=N_TRAIN, data=data,
-                           batch_size=16, lr=2e-3)
+model, acc = load_or_train("deng_cnn", "sigmoid", epochs=EPOCHS, n_train=N_TRAIN, data=data, batch_size=16, lr=2e-3)
 for p in model.parameters():
     p.requires_grad_(False)
 print(f"test accuracy: {acc:.3f}")
@@ -96,10 +95,8 @@ print("explained classes:", target.tolist())
 # The baseline is Captum's default, zeros (a gray image in our pixel scale).
 
 # %%
-a1, delta1 = cu.TaylorAttribution(model, order=1).attribute(
-    x_all, target=target_all, return_convergence_delta=True)
-a2, delta2 = cu.TaylorAttribution(model, order=2).attribute(
-    x_all, target=target_all, return_convergence_delta=True)
+a1, delta1 = cu.TaylorAttribution(model, order=1).attribute(x_all, target=target_all, return_convergence_delta=True)
+a2, delta2 = cu.TaylorAttribution(model, order=2).attribute(x_all, target=target_all, return_convergence_delta=True)
 with torch.no_grad():
     idx = torch.arange(len(x_all))
     diff_all = model(x_all)[idx, target_all] - model(torch.zeros_like(x_all))[idx, target_all]
@@ -130,9 +127,11 @@ def per_sample(t):
 
 print(" digit  S(x)-S(0)  first-order  independent  interactive     error")
 for k in range(N_SHOW):
-    print(f"{int(target[k]):6d} {float(dec.output_difference[k]):10.4f} "
-          f"{float(per_sample(dec.first_order)[k]):12.4f} {float(per_sample(dec.independent)[k]):12.4f} "
-          f"{float(per_sample(dec.interactive)[k]):12.4f} {float(dec.error[k]):9.4f}")
+    print(
+        f"{int(target[k]):6d} {float(dec.output_difference[k]):10.4f} "
+        f"{float(per_sample(dec.first_order)[k]):12.4f} {float(per_sample(dec.independent)[k]):12.4f} "
+        f"{float(per_sample(dec.interactive)[k]):12.4f} {float(dec.error[k]):9.4f}"
+    )
 
 total = per_sample(dec.first_order) + per_sample(dec.independent) + per_sample(dec.interactive)
 assert torch.allclose(total + dec.error, dec.output_difference, atol=1e-4), "terms + error = output change"
@@ -148,8 +147,13 @@ assert torch.allclose(dec.error, -delta2[:N_SHOW], atol=1e-4)
 # reinforce or cancel each other.
 
 # %%
-cols = [("input", x), ("first order", dec.first_order), ("independent", dec.independent),
-        ("interactive", dec.interactive), ("sum (order 2)", dec.attribution)]
+cols = [
+    ("input", x),
+    ("first order", dec.first_order),
+    ("independent", dec.independent),
+    ("interactive", dec.interactive),
+    ("sum (order 2)", dec.attribution),
+]
 fig, axes = plt.subplots(N_SHOW, len(cols), figsize=(2.1 * len(cols), 2.1 * N_SHOW), squeeze=False)
 for r in range(N_SHOW):
     vmax = max(float(t[r].abs().max()) for _, t in cols[1:])
@@ -186,7 +190,8 @@ for t in ts:
     base_t = x64 * (1.0 - t)
     for order_ in (1, 2):
         _, d_ = cu.TaylorAttribution(model64, order=order_).attribute(
-            x64, baselines=base_t, target=target_all, return_convergence_delta=True)
+            x64, baselines=base_t, target=target_all, return_convergence_delta=True
+        )
         errs[order_].append(float(d_.abs().mean()))
 errs = {k: np.array(v) for k, v in errs.items()}
 slope1 = np.polyfit(np.log(ts[:3]), np.log(errs[1][:3]), 1)[0]
@@ -199,8 +204,15 @@ assert 1.7 < slope1 < 2.3 and 2.7 < slope2 < 3.3, "errors scale as t^2 and t^3"
 assert (errs[2][ts <= 0.1] < errs[1][ts <= 0.1]).all(), "second order is more accurate near the input"
 
 black = -torch.ones_like(x64)
-far = [float(cu.TaylorAttribution(model64, order=o).attribute(
-    x64, baselines=black, target=target_all, return_convergence_delta=True)[1].abs().mean()) for o in (1, 2)]
+far = [
+    float(
+        cu.TaylorAttribution(model64, order=o)
+        .attribute(x64, baselines=black, target=target_all, return_convergence_delta=True)[1]
+        .abs()
+        .mean()
+    )
+    for o in (1, 2)
+]
 print(f"black baseline: |error| first order {far[0]:.3f}, second order {far[1]:.3f}")
 
 fig, ax = plt.subplots(figsize=(5, 3.6))
@@ -260,8 +272,14 @@ ax2.imshow(x[k, 0].numpy(), cmap="gray", vmin=-1, vmax=1)
 for j in top.tolist():
     (ra, ca), (rb, cb) = divmod(int(pairs[0, j]), 7), divmod(int(pairs[1, j]), 7)
     s = float(strength[j])
-    ax2.plot([4 * ca + 1.5, 4 * cb + 1.5], [4 * ra + 1.5, 4 * rb + 1.5], "-o",
-             color="red" if s > 0 else "blue", lw=1 + 4 * abs(s) / vmax, ms=3)
+    ax2.plot(
+        [4 * ca + 1.5, 4 * cb + 1.5],
+        [4 * ra + 1.5, 4 * rb + 1.5],
+        "-o",
+        color="red" if s > 0 else "blue",
+        lw=1 + 4 * abs(s) / vmax,
+        ms=3,
+    )
 ax2.set_title("8 strongest pairs (red +, blue -)", fontsize="small")
 ax2.set_xticks([])
 ax2.set_yticks([])
@@ -278,8 +296,9 @@ fig.tight_layout()
 # inside a `with` block, without touching the model.
 
 # %%
-relu_model, relu_acc = load_or_train("deng_cnn", "relu", epochs=EPOCHS, n_train=N_TRAIN, data=data,
-                                     batch_size=16, lr=2e-3)
+relu_model, relu_acc = load_or_train(
+    "deng_cnn", "relu", epochs=EPOCHS, n_train=N_TRAIN, data=data, batch_size=16, lr=2e-3
+)
 for p in relu_model.parameters():
     p.requires_grad_(False)
 print(f"ReLU CNN test accuracy: {relu_acc:.3f}")
@@ -302,15 +321,19 @@ for beta in (2.0, 5.0, 10.0, 20.0):
         with torch.no_grad():
             sp_out = relu_model(x_all)
         s1, d1 = cu.TaylorAttribution(relu_model, order=1).attribute(
-            x_all, target=relu_target, return_convergence_delta=True)
+            x_all, target=relu_target, return_convergence_delta=True
+        )
         s2, d2 = cu.TaylorAttribution(relu_model, order=2).attribute(
-            x_all, target=relu_target, return_convergence_delta=True)
+            x_all, target=relu_target, return_convergence_delta=True
+        )
         with torch.no_grad():
             sp_diff = (relu_model(x_all) - relu_model(torch.zeros_like(x_all)))[idx, relu_target]
     share = float((s2 - s1).flatten(1).sum(1).abs().mean() / sp_diff.abs().mean())
-    print(f"{beta:6.1f} {float((sp_out - relu_out).abs().max()):24.4f} "
-          f"{float(d1.abs().mean() / sp_diff.abs().mean()):20.4f} "
-          f"{float(d2.abs().mean() / sp_diff.abs().mean()):6.4f} {share:12.4f}")
+    print(
+        f"{beta:6.1f} {float((sp_out - relu_out).abs().max()):24.4f} "
+        f"{float(d1.abs().mean() / sp_diff.abs().mean()):20.4f} "
+        f"{float(d2.abs().mean() / sp_diff.abs().mean()):6.4f} {share:12.4f}"
+    )
     assert mode.swapped > 0 and not torch.equal(s1, s2)
 with torch.no_grad():
     assert torch.equal(relu_model(x_all), relu_out), "ReLU is ReLU again after the block"
@@ -325,8 +348,7 @@ with softplus_swap(beta=10.0):
     s2 = cu.TaylorAttribution(relu_model, order=2).attribute(x, target=relu_target[:N_SHOW])
 fig, axes = plt.subplots(N_SHOW, 3, figsize=(6.3, 2.1 * N_SHOW), squeeze=False)
 for r in range(N_SHOW):
-    for c, (name, img) in enumerate([("input", x[r]), ("first order", s1[r]),
-                                     ("second-order terms", s2[r] - s1[r])]):
+    for c, (name, img) in enumerate([("input", x[r]), ("first order", s1[r]), ("second-order terms", s2[r] - s1[r])]):
         ax = axes[r, c]
         if c == 0:
             ax.imshow(img[0].numpy(), cmap="gray", vmin=-1, vmax=1)
@@ -372,8 +394,9 @@ reform = {
     "GI": gradient_x_input_reformulation(model, xe, target=te),
     # Occlusion-1 needs the Hessian diagonal (784 HVPs per digit): estimated
     # here (Hutchinson) for the many digits; the decomposition above is exact.
-    "Occ-1": occlusion1_reformulation(model, xe, target=te, hessian_diagonal="hutchinson",
-                                      n_samples=64 if QUICK else 256, seed=0),
+    "Occ-1": occlusion1_reformulation(
+        model, xe, target=te, hessian_diagonal="hutchinson", n_samples=64 if QUICK else 256, seed=0
+    ),
     "Occ-4x4": occlusion_patch_reformulation(model, xe, mask, target=te),
     "DL": deeplift_reformulation(model, xe, target=te),
     "IG": integrated_gradients_reformulation(model, xe, target=te),
@@ -385,8 +408,9 @@ assert d["GI"] < 1e-10, "Gradient*Input is the first-order Taylor attribution (T
 
 # Exact Occlusion-1 reformulation on the decomposed digits, from the decomposition
 occ1_exact = dec.first_order + dec.independent
-print(f"Occ-1, exact Hessian diagonal, {N_SHOW} digits: "
-      f"d = {percentage_change(orig['Occ-1'][:N_SHOW], occ1_exact):.3f} %")
+print(
+    f"Occ-1, exact Hessian diagonal, {N_SHOW} digits: d = {percentage_change(orig['Occ-1'][:N_SHOW], occ1_exact):.3f} %"
+)
 # With the exact layer remainders the DeepLIFT reformulation is DeepLIFT itself
 dl_exact = deeplift_reformulation(model, xe, target=te, remainder="exact")
 print(f"DL with exact remainders: d = {percentage_change(orig['DL'], dl_exact):.2e} %")
@@ -412,8 +436,10 @@ fig.tight_layout()
 # * `*_reformulation` and `percentage_change` — Deng's Table 3.
 
 # %%
-print(f"Summary: test accuracy {acc:.3f}; relative error first order {err1:.4f}, "
-      f"second order {err2:.4f}; d(GI) = {d['GI']:.1e} %")
+print(
+    f"Summary: test accuracy {acc:.3f}; relative error first order {err1:.4f}, "
+    f"second order {err2:.4f}; d(GI) = {d['GI']:.1e} %"
+)
 # The figures: in a window where there is a display; as PNG files in
 # `tutorial02_figures/` on a headless machine (a non-interactive backend such
 # as Agg); inline in the docs, where sphinx-gallery collects them.

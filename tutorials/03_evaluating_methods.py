@@ -48,12 +48,12 @@ from captum_unified.metrics import (
 from captum_unified.models import load_or_train
 
 QUICK = os.environ.get("CAPTUM_UNIFIED_QUICK") == "1"
-N_TRAIN = 1000 if QUICK else None      # None: all 4,000 training digits
+N_TRAIN = 1000 if QUICK else None  # None: all 4,000 training digits
 EPOCHS = 3 if QUICK else 6
-N_SAMPLES = 8 if QUICK else 32         # test digits evaluated
-N_SUBSETS = 20 if QUICK else 100       # random subsets per sample and n (paper: 100)
-N_SIZES = 6 if QUICK else 12           # subset sizes n, log-spaced
-N_SQUARES = 16 if QUICK else 100       # squares per sample for infidelity
+N_SAMPLES = 8 if QUICK else 32  # test digits evaluated
+N_SUBSETS = 20 if QUICK else 100  # random subsets per sample and n (paper: 100)
+N_SIZES = 6 if QUICK else 12  # subset sizes n, log-spaced
+N_SQUARES = 16 if QUICK else 100  # squares per sample for infidelity
 IG_STEPS = 32 if QUICK else 64
 torch.manual_seed(0)
 warnings.filterwarnings("ignore", message="Setting forward, backward hooks")
@@ -81,8 +81,7 @@ def show(fig):
 
 # %%
 data = load_mnist(n=N_TRAIN)
-model, acc = load_or_train("deng_cnn", "sigmoid", epochs=EPOCHS, n_train=N_TRAIN, data=data,
-                           batch_size=16, lr=2e-3)
+model, acc = load_or_train("deng_cnn", "sigmoid", epochs=EPOCHS, n_train=N_TRAIN, data=data, batch_size=16, lr=2e-3)
 for p in model.parameters():
     p.requires_grad_(False)
 print(f"test accuracy: {acc:.3f}")
@@ -124,8 +123,10 @@ for w in caught:
 
 # %%
 attrs["Captum DeepLift"] = DeepLift(model).attribute(x.clone().requires_grad_(), target=target).detach()
-print("max |Captum DeepLift - DeepLiftRescale|:",
-      float((attrs["Captum DeepLift"] - attrs["DeepLIFT (Rescale)"]).abs().max()))
+print(
+    "max |Captum DeepLift - DeepLiftRescale|:",
+    float((attrs["Captum DeepLift"] - attrs["DeepLIFT (Rescale)"]).abs().max()),
+)
 assert torch.allclose(attrs["Captum DeepLift"], attrs["DeepLIFT (Rescale)"], atol=1e-4)
 
 # %% [markdown]
@@ -145,8 +146,9 @@ assert torch.allclose(attrs["Captum DeepLift"], attrs["DeepLIFT (Rescale)"], ato
 n_list = default_n_list(28 * 28, num=N_SIZES)
 sens = {}
 for name, a in attrs.items():
-    sens[name] = sensitivity_n(model, x, a, n=n_list, target=target, feature_mask=pixel_mask,
-                               n_subsets=N_SUBSETS, seed=0)
+    sens[name] = sensitivity_n(
+        model, x, a, n=n_list, target=target, feature_mask=pixel_mask, n_subsets=N_SUBSETS, seed=0
+    )
 print("n:" + "".join(f"{n:>7d}" for n in n_list))
 for name, r in sens.items():
     print(f"{name:22s}" + "".join(f"{v:7.3f}" for v in r.mean.tolist()))
@@ -155,8 +157,12 @@ assert abs(float(sens["Occlusion-1"].mean[0]) - 1.0) < 1e-6, "Occlusion-1 satisf
 assert torch.allclose(sens["Captum DeepLift"].mean, sens["DeepLIFT (Rescale)"].mean, atol=1e-3)
 
 fig, ax = plt.subplots(figsize=(6, 4))
-plots.plot_sensitivity_n({k: v for k, v in sens.items() if k != "Captum DeepLift"}, ax=ax,
-                         title=f"Sensitivity-n, sigmoid CNN, {N_SAMPLES} digits", ylim=None)
+plots.plot_sensitivity_n(
+    {k: v for k, v in sens.items() if k != "Captum DeepLift"},
+    ax=ax,
+    title=f"Sensitivity-n, sigmoid CNN, {N_SAMPLES} digits",
+    ylim=None,
+)
 fig.tight_layout()
 
 # %% [markdown]
@@ -170,12 +176,12 @@ fig.tight_layout()
 # curvature and the interactions inside the square.
 
 # %%
-taylor = {f"Taylor order {o}": cu.TaylorAttribution(model, order=o).attribute(x, target=target)
-          for o in (1, 2)}
+taylor = {f"Taylor order {o}": cu.TaylorAttribution(model, order=o).attribute(x, target=target) for o in (1, 2)}
 infid = {}
 for name, a in {**taylor, **attrs}.items():
-    infid[name] = float(infidelity(model, x, a, patch_size=4, n_perturb_samples=N_SQUARES,
-                                   target=target, seed=0).mean())
+    infid[name] = float(
+        infidelity(model, x, a, patch_size=4, n_perturb_samples=N_SQUARES, target=target, seed=0).mean()
+    )
 for name, v in infid.items():
     print(f"{name:22s} infidelity {v:.5f}")
 assert infid["Taylor order 2"] < infid["Taylor order 1"], "second order is more faithful"
@@ -190,8 +196,11 @@ assert infid["Taylor order 2"] < infid["Taylor order 1"], "second order is more 
 
 # %%
 grad = Saliency(model).attribute(x, target=target, abs=False)
-infid_saliency = float(infidelity(model, x, grad, patch_size=4, n_perturb_samples=N_SQUARES,
-                                  target=target, seed=0, multiply_by_inputs=False).mean())
+infid_saliency = float(
+    infidelity(
+        model, x, grad, patch_size=4, n_perturb_samples=N_SQUARES, target=target, seed=0, multiply_by_inputs=False
+    ).mean()
+)
 print(f"Captum Saliency (gradient), multiply_by_inputs=False: {infid_saliency:.5f}")
 assert abs(infid_saliency - infid["Gradient*Input"]) <= 1e-4 * max(infid_saliency, 1e-12) + 1e-9
 
@@ -219,8 +228,7 @@ compared = {k: attrs[k] for k in ("Gradient*Input", "Integrated Gradients", "eps
 compared["random"] = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
 for name, a in compared.items():
     for order, tag in (("most_relevant_first", "+"), ("least_relevant_first", "-")):
-        r = region_perturbation(model, x, a, target=target, feature_mask=pixel_mask, order=order,
-                                n_steps=steps)
+        r = region_perturbation(model, x, a, target=target, feature_mask=pixel_mask, order=order, n_steps=steps)
         curves[f"{name} ({tag})"] = (r.k, r.curves.mean(0))
         aopc[(name, tag)] = float(r.aopc.mean())
 print(f"{'method':22s} AOPC most relevant first   least relevant first")
@@ -232,7 +240,10 @@ for name in ("Integrated Gradients", "Occlusion-1"):
 fig, ax = plt.subplots(figsize=(6, 4))
 plots.plot_region_perturbation(
     {k: v for k, v in curves.items() if k.split(" (")[0] in ("Integrated Gradients", "Occlusion-1", "random")},
-    ax=ax, title="region perturbation (+: most relevant first)", xlabel="pixels removed")
+    ax=ax,
+    title="region perturbation (+: most relevant first)",
+    xlabel="pixels removed",
+)
 ax.legend(fontsize="small", loc="center right")
 fig.tight_layout()
 
@@ -272,8 +283,11 @@ rows1 = evaluate(model, first_methods, (x, labels), [runner_metric], out=csv_pat
 print(f"first run: {len(rows1)} rows, calls", {k: m.calls for k, m in first_methods.items()})
 
 # resume with one more method: GI and Occlusion-1 are read back from the finished batches
-more = {"GI": Counted(cu.GradientXInput(model)), "Occlusion-1": Counted(cu.Occlusion1(model)),
-        "IG": Counted(cu.IntegratedGradients(model), n_steps=IG_STEPS)}
+more = {
+    "GI": Counted(cu.GradientXInput(model)),
+    "Occlusion-1": Counted(cu.Occlusion1(model)),
+    "IG": Counted(cu.IntegratedGradients(model), n_steps=IG_STEPS),
+}
 rows2 = evaluate(model, more, (x, labels), [runner_metric], out=csv_path, batch_size=4)
 calls = {k: m.calls for k, m in more.items()}
 print(f"resumed run: {len(rows2)} rows, calls {calls}")
@@ -287,12 +301,18 @@ assert n_lines - 1 == len(rows2)
 # mean curve per method from the per-sample rows
 curves_runner = {}
 for name in more:
-    per_n = {n: [r["value"] for r in rows2 if r["method"] == name and r["param"] == n
-                 and r["sample_index"] != "pooled"] for n in run_n}
+    per_n = {
+        n: [r["value"] for r in rows2 if r["method"] == name and r["param"] == n and r["sample_index"] != "pooled"]
+        for n in run_n
+    }
     curves_runner[name] = (run_n, [float(np.nanmean(v)) for v in per_n.values()])
     pooled = [r["value"] for r in rows2 if r["method"] == name and r["sample_index"] == "pooled"]
-    print(f"{name:12s} mean " + " ".join(f"{v:6.3f}" for v in curves_runner[name][1])
-          + "   pooled " + " ".join(f"{v:6.3f}" for v in pooled))
+    print(
+        f"{name:12s} mean "
+        + " ".join(f"{v:6.3f}" for v in curves_runner[name][1])
+        + "   pooled "
+        + " ".join(f"{v:6.3f}" for v in pooled)
+    )
 fig, ax = plt.subplots(figsize=(5, 3.6))
 plots.plot_sensitivity_n(curves_runner, ax=ax, title="evaluate(): labels as targets", ylim=None)
 fig.tight_layout()
@@ -307,12 +327,18 @@ shutil.rmtree(workdir)
 
 # %%
 k = min(4, N_SAMPLES)
-grid = {name: attrs[name][:k] for name in ("Gradient*Input", "Integrated Gradients", "epsilon-LRP",
-                                           "DeepLIFT (Rescale)", "Occlusion-1")}
+grid = {
+    name: attrs[name][:k]
+    for name in ("Gradient*Input", "Integrated Gradients", "epsilon-LRP", "DeepLIFT (Rescale)", "Occlusion-1")
+}
 grid["Taylor order 2"] = taylor["Taylor order 2"][:k]
-fig, axes = plots.plot_attribution_grid(x[:k], grid, method="heat_map", sign="all",
-                                        titles=[f"label {int(l)}, pred. {int(c)}"
-                                                for l, c in zip(labels[:k], target[:k])])
+fig, axes = plots.plot_attribution_grid(
+    x[:k],
+    grid,
+    method="heat_map",
+    sign="all",
+    titles=[f"label {int(l)}, pred. {int(c)}" for l, c in zip(labels[:k], target[:k])],
+)
 show(fig)
 
 # %% [markdown]
@@ -326,9 +352,11 @@ show(fig)
 # | all methods, a data set | `evaluate` | Sensitivity-n rows in a resumable CSV |
 
 # %%
-print("Summary: Sensitivity-1 of Occlusion-1 = "
-      f"{float(sens['Occlusion-1'].mean[0]):.3f}; infidelity Taylor order 1 "
-      f"{infid['Taylor order 1']:.5f} > order 2 {infid['Taylor order 2']:.5f}")
+print(
+    "Summary: Sensitivity-1 of Occlusion-1 = "
+    f"{float(sens['Occlusion-1'].mean[0]):.3f}; infidelity Taylor order 1 "
+    f"{infid['Taylor order 1']:.5f} > order 2 {infid['Taylor order 2']:.5f}"
+)
 # The figures: in a window where there is a display; as PNG files in
 # `tutorial03_figures/` on a headless machine (a non-interactive backend such
 # as Agg); inline in the docs, where sphinx-gallery collects them.

@@ -7,10 +7,12 @@ baselines as numbers / per-sample tensors / batch-1 tensors / tuples,
 to the backend, the perturbation engine, the convergence delta and the output
 formatting. Nothing below ``attribute`` formats inputs again.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any
 
 import torch
 from captum._utils.typing import TargetType
@@ -43,12 +45,12 @@ class AttributionCall:
             attributions are returned with the same tuple-ness).
     """
 
-    inputs: Tuple[Tensor, ...]
-    baselines: Tuple[Tensor, ...]
-    additional_args: Tuple[Any, ...]
+    inputs: tuple[Tensor, ...]
+    baselines: tuple[Tensor, ...]
+    additional_args: tuple[Any, ...]
     target: TargetType
     is_tuple: bool
-    _cache: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def format(
@@ -60,7 +62,7 @@ class AttributionCall:
         *,
         allow_empty: bool = False,
         same_batch: bool = True,
-    ) -> "AttributionCall":
+    ) -> AttributionCall:
         """Validate and format Captum-style arguments (see
         :func:`~captum_unified._utils.common.format_inputs` and
         :func:`~captum_unified._utils.common.format_baselines` for the accepted
@@ -77,21 +79,23 @@ class AttributionCall:
         fmt = format_inputs(inputs, same_batch=same_batch)
         if not allow_empty and fmt[0].shape[0] == 0:
             raise ValueError(
-                "The inputs hold 0 samples (batch dimension of size 0); pass at least "
-                "one sample, batch first."
+                "The inputs hold 0 samples (batch dimension of size 0); pass at least one sample, batch first."
             )
         base = format_baselines(baselines, fmt)
         args = format_additional_args(additional_forward_args)
         return cls(fmt, base, args, target, is_tuple)
 
-    def floating(self) -> "AttributionCall":
+    def floating(self) -> AttributionCall:
         """The same call with integer / bool inputs and baselines as the default
         float dtype (gradient methods evaluate the model between the points)."""
         if all(x.is_floating_point() for x in self.inputs + self.baselines):
             return self
         return AttributionCall(
-            tuple(_as_float(x) for x in self.inputs), tuple(_as_float(b) for b in self.baselines),
-            self.additional_args, self.target, self.is_tuple,
+            tuple(_as_float(x) for x in self.inputs),
+            tuple(_as_float(b) for b in self.baselines),
+            self.additional_args,
+            self.target,
+            self.is_tuple,
         )
 
     # ------------------------------------------------------------------ shape
@@ -105,9 +109,7 @@ class AttributionCall:
         additional argument is per-sample (a batch-1 reference pass suffices)."""
         if self.batch == 1 or any(b.shape[0] != 1 for b in self.baselines):
             return False
-        return not any(
-            isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == self.batch for a in self.additional_args
-        )
+        return not any(isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == self.batch for a in self.additional_args)
 
     def _cached(self, key: str, make: Callable[[], Any]) -> Any:
         if key not in self._cache:
@@ -115,25 +117,25 @@ class AttributionCall:
         return self._cache[key]
 
     @property
-    def expanded_baselines(self) -> Tuple[Tensor, ...]:
+    def expanded_baselines(self) -> tuple[Tensor, ...]:
         """Baselines expanded to the inputs' shapes (views, no copy)."""
-        return self._cached(
-            "expanded", lambda: tuple(b.expand(x.shape) for b, x in zip(self.baselines, self.inputs))
-        )
+        return self._cached("expanded", lambda: tuple(b.expand(x.shape) for b, x in zip(self.baselines, self.inputs)))
 
     @property
-    def deltas(self) -> Tuple[Tensor, ...]:
+    def deltas(self) -> tuple[Tensor, ...]:
         r""":math:`x - \bar x` per input (floating)."""
         return self._cached(
             "deltas", lambda: tuple(_as_float(x) - _as_float(b) for x, b in zip(self.inputs, self.baselines))
         )
 
     # ------------------------------------------------------------------ model
-    def forward(self, forward_func: Callable, inputs: Optional[Tuple[Tensor, ...]] = None) -> Tensor:
+    def forward(self, forward_func: Callable, inputs: tuple[Tensor, ...] | None = None) -> Tensor:
         """Selected model outputs ``S_c`` of ``inputs`` (default: the call's
         inputs), shape ``(batch,)``, without gradients."""
         with torch.no_grad():
-            return run_forward(forward_func, self.inputs if inputs is None else inputs, self.target, self.additional_args)
+            return run_forward(
+                forward_func, self.inputs if inputs is None else inputs, self.target, self.additional_args
+            )
 
     def baseline_forward(self, forward_func: Callable) -> Tensor:
         r""":math:`S_c(\bar x)` per sample, shape ``(batch,)``."""
@@ -142,9 +144,9 @@ class AttributionCall:
     def convergence_delta(
         self,
         forward_func: Callable,
-        attributions: Tuple[Tensor, ...],
-        outputs: Optional[Tensor] = None,
-        baseline_outputs: Optional[Tensor] = None,
+        attributions: tuple[Tensor, ...],
+        outputs: Tensor | None = None,
+        baseline_outputs: Tensor | None = None,
     ) -> Tensor:
         r"""Captum's delta :math:`\sum_i R_i - (S_c(x) - S_c(\bar x))` per sample.
 
@@ -158,7 +160,7 @@ class AttributionCall:
         return sum_per_sample(attributions) - (outputs - baseline_outputs)
 
     # ----------------------------------------------------------------- output
-    def output(self, attributions: Tuple[Tensor, ...]) -> Any:
+    def output(self, attributions: tuple[Tensor, ...]) -> Any:
         """The attributions with the tuple-ness the user passed."""
         return _format_output(self.is_tuple, attributions)
 

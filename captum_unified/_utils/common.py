@@ -5,10 +5,12 @@ Everything here follows Captum's conventions (``inputs`` is a tensor or a tuple
 of tensors with the batch first, ``baselines`` a number, a tensor broadcastable
 per sample or a tuple of those, ``target`` as in :func:`captum._utils.common._select_targets`).
 """
+
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Tuple, Union
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from captum._utils.common import (
@@ -48,7 +50,7 @@ class AttributionWarning(UserWarning):
     """
 
 
-def check_finite(tensors: Tuple[Tensor, ...], name: str = "inputs") -> None:
+def check_finite(tensors: tuple[Tensor, ...], name: str = "inputs") -> None:
     """Raise ``ValueError`` if any tensor holds NaN or inf values."""
     for k, t in enumerate(tensors):
         if not isinstance(t, Tensor) or not t.is_floating_point():
@@ -63,7 +65,7 @@ def check_finite(tensors: Tuple[Tensor, ...], name: str = "inputs") -> None:
             )
 
 
-def format_inputs(inputs: Union[Tensor, Tuple[Tensor, ...]], same_batch: bool = True) -> Tuple[Tensor, ...]:
+def format_inputs(inputs: Tensor | tuple[Tensor, ...], same_batch: bool = True) -> tuple[Tensor, ...]:
     """Turn ``inputs`` into a tuple of tensors and check that they are usable.
 
     ``same_batch=False`` accepts input tensors whose first dimensions differ
@@ -99,9 +101,7 @@ def format_inputs(inputs: Union[Tensor, Tuple[Tensor, ...]], same_batch: bool = 
     return inputs
 
 
-def format_baselines(
-    baselines: Any, inputs: Tuple[Tensor, ...], name: str = "baselines"
-) -> Tuple[Tensor, ...]:
+def format_baselines(baselines: Any, inputs: tuple[Tensor, ...], name: str = "baselines") -> tuple[Tensor, ...]:
     """Return one baseline tensor per input, each broadcastable to its input.
 
     Accepted per input (Captum's forms): a number, a tensor of the input's full
@@ -136,10 +136,7 @@ def format_baselines(
             out.append(torch.full(per_sample, b, dtype=dtype, device=x.device))
             continue
         if not isinstance(b, Tensor):
-            raise TypeError(
-                f"{name}[{k}] is a {type(b).__name__}; a baseline must be a number "
-                "or a torch.Tensor."
-            )
+            raise TypeError(f"{name}[{k}] is a {type(b).__name__}; a baseline must be a number or a torch.Tensor.")
         b = b.to(device=x.device, dtype=x.dtype if x.is_floating_point() else b.dtype)
         if b.dim() == 0:
             b = b.expand(per_sample)
@@ -163,7 +160,7 @@ def format_baselines(
     return tuple(out)
 
 
-def format_additional_args(additional_forward_args: Any) -> Tuple[Any, ...]:
+def format_additional_args(additional_forward_args: Any) -> tuple[Any, ...]:
     args = _format_additional_forward_args(additional_forward_args)
     return () if args is None else tuple(args)
 
@@ -183,8 +180,7 @@ def _check_target(output: Tensor, target: TargetType) -> None:
     def check_index(t: int, axis: int) -> None:
         if output.dim() <= axis:
             raise ValueError(
-                f"target {t!r} indexes output dimension {axis}, but the model output "
-                f"has shape {tuple(output.shape)}."
+                f"target {t!r} indexes output dimension {axis}, but the model output has shape {tuple(output.shape)}."
             )
         size = output.shape[axis]
         if not -size <= int(t) < size:
@@ -212,10 +208,7 @@ def _check_target(output: Tensor, target: TargetType) -> None:
                 check_index(t, 1)
     elif isinstance(target, list):
         if len(target) != num:
-            raise ValueError(
-                f"target list has {len(target)} entries for a batch of {num}; give one "
-                "target per sample."
-            )
+            raise ValueError(f"target list has {len(target)} entries for a batch of {num}; give one target per sample.")
         for t in target:
             if isinstance(t, int):
                 check_index(t, 1)
@@ -254,8 +247,7 @@ def select_target(output: Tensor, target: TargetType, batch_size: int) -> Tensor
     if selected.dim() > 1:
         if selected[0].numel() != 1:
             raise ValueError(
-                f"target {target!r} selects {selected[0].numel()} output values per "
-                "sample; it must select exactly one."
+                f"target {target!r} selects {selected[0].numel()} output values per sample; it must select exactly one."
             )
         selected = selected.reshape(batch_size)
     return selected
@@ -263,9 +255,9 @@ def select_target(output: Tensor, target: TargetType, batch_size: int) -> Tensor
 
 def run_forward(
     forward_func: Callable,
-    inputs: Tuple[Tensor, ...],
+    inputs: tuple[Tensor, ...],
     target: TargetType,
-    additional_args: Tuple[Any, ...],
+    additional_args: tuple[Any, ...],
 ) -> Tensor:
     """Call the model and return the selected outputs, shape ``(batch,)``."""
     output = forward_func(*inputs, *additional_args)
@@ -277,14 +269,14 @@ def expand_target(target: TargetType, n: int) -> TargetType:
     return _expand_target(target, n)
 
 
-def expand_additional_args(args: Tuple[Any, ...], n: int) -> Tuple[Any, ...]:
+def expand_additional_args(args: tuple[Any, ...], n: int) -> tuple[Any, ...]:
     """Repeat per-sample tensors in ``additional_forward_args`` ``n`` times."""
     if not args:
         return args
     return tuple(_expand_additional_forward_args(args, n))
 
 
-def sum_per_sample(tensors: Tuple[Tensor, ...]) -> Tensor:
+def sum_per_sample(tensors: tuple[Tensor, ...]) -> Tensor:
     """Sum each sample's values over every input tensor: shape ``(batch,)``."""
     return sum(_sum_rows(t) for t in tensors)
 
@@ -308,11 +300,11 @@ def warn(message: str) -> None:
 
 def convergence_delta(
     forward_func: Callable,
-    attrs: Tuple[Tensor, ...],
-    inputs: Tuple[Tensor, ...],
-    baselines: Tuple[Tensor, ...],
+    attrs: tuple[Tensor, ...],
+    inputs: tuple[Tensor, ...],
+    baselines: tuple[Tensor, ...],
     target: TargetType,
-    additional_args: Tuple[Any, ...],
+    additional_args: tuple[Any, ...],
 ) -> Tensor:
     r""":math:`\sum_i R_i - (S_c(x) - S_c(\bar x))` per sample (two forward passes)."""
     with torch.no_grad():

@@ -12,12 +12,14 @@ It also collects the modules whose output is random or batch-dependent in
 train mode (Dropout, BatchNorm, ...) and warns once per call: the answer of an
 attribution method then depends on the random masks and on the batch.
 """
+
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-import functools
-from typing import Any, Callable, Dict, Iterator, Tuple, TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -28,7 +30,7 @@ from captum_unified._utils.common import warn
 __all__ = ["preserve_model_state", "preserves_model_state", "TRAIN_SENSITIVE"]
 
 #: Module types whose forward pass is random or uses batch statistics in train mode.
-TRAIN_SENSITIVE: Tuple[type, ...] = (
+TRAIN_SENSITIVE: tuple[type, ...] = (
     nn.modules.dropout._DropoutNd,
     nn.modules.batchnorm._BatchNorm,
     nn.modules.instancenorm._InstanceNorm,
@@ -53,8 +55,8 @@ def preserve_model_state(warn_train_mode: bool = True) -> Iterator[None]:
     if _ACTIVE.get():
         yield
         return
-    saved: Dict[int, Tuple[nn.Module, Dict[str, Tensor]]] = {}
-    training: Dict[str, None] = {}
+    saved: dict[int, tuple[nn.Module, dict[str, Tensor]]] = {}
+    training: dict[str, None] = {}
 
     def hook(module: nn.Module, args) -> None:
         key = id(module)

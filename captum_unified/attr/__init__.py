@@ -1,4 +1,5 @@
 """Attribution methods (Captum-compatible classes), one per file in ``_core``."""
+
 from captum_unified.attr._core.deeplift_rescale import DeepLiftRescale
 from captum_unified.attr._core.epsilon_lrp import EpsilonLRP
 from captum_unified.attr._core.expected_gradients import ExpectedGradients

@@ -1,28 +1,44 @@
 """Shared pieces of the experiment pipelines: configuration, method table,
 attribution computation, CSV/markdown writing, and the Sensitivity-n hook."""
+
 from __future__ import annotations
 
 import csv
 import warnings
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 import captum_unified as cu
 
-__all__ = ["METHODS", "TARGETS", "ExperimentConfig", "make_method", "compute_attributions",
-           "write_csv", "read_csv", "collect_attribution_warnings", "warnings_section", "draw_samples",
-           "select_targets", "samples_line", "set_threads", "ModelSpec", "load_model", "recipe_for"]
+__all__ = [
+    "METHODS",
+    "TARGETS",
+    "ExperimentConfig",
+    "make_method",
+    "compute_attributions",
+    "write_csv",
+    "read_csv",
+    "collect_attribution_warnings",
+    "warnings_section",
+    "draw_samples",
+    "select_targets",
+    "samples_line",
+    "set_threads",
+    "ModelSpec",
+    "load_model",
+    "recipe_for",
+]
 
 #: ``--target`` choices: which output each explained sample's attribution explains.
 TARGETS = {"true": "the true class (the papers' choice)", "predicted": "the predicted class"}
 
 #: CLI name -> (label, builder(model))
-METHODS: Dict[str, tuple] = {
+METHODS: dict[str, tuple] = {
     "gi": ("Gradient*Input", lambda m: cu.GradientXInput(m)),
     "ig": ("Integrated Gradients", lambda m: cu.IntegratedGradients(m)),
     "lrp": ("epsilon-LRP", lambda m: cu.EpsilonLRP(m, epsilon=1e-4)),
@@ -43,24 +59,24 @@ class ExperimentConfig:
 
     samples: int = 100
     subsets: int = 100
-    epochs: Optional[int] = None  # None: the training recipe's
-    batch_size: Optional[int] = None  # None: the training recipe's
+    epochs: int | None = None  # None: the training recipe's
+    batch_size: int | None = None  # None: the training recipe's
     seed: int = 0
-    n_train: Optional[int] = None
-    cache_dir: Optional[str] = None
+    n_train: int | None = None
+    cache_dir: str | None = None
     out: str = "results"
-    methods: List[str] = field(default_factory=lambda: list(PAPER_METHODS))
+    methods: list[str] = field(default_factory=lambda: list(PAPER_METHODS))
     show_progress: bool = True
     ig_steps: int = 50
     baseline: float = -1.0  # each pipeline sets its own (DEFAULTS: ancona 0, deng 0)
     target: str = "true"
-    threads: Optional[int] = None  # torch threads; None: leave torch's setting
-    pixel_range: Optional[tuple] = None  # each pipeline sets its own
-    recipe: Optional[str] = None  # a models.RECIPES name; each pipeline sets its own
+    threads: int | None = None  # torch threads; None: leave torch's setting
+    pixel_range: tuple | None = None  # each pipeline sets its own
+    recipe: str | None = None  # a models.RECIPES name; each pipeline sets its own
     small: bool = False  # set by quick(): small sizes (--quick)
 
     @classmethod
-    def quick(cls, **kw) -> "ExperimentConfig":
+    def quick(cls, **kw) -> ExperimentConfig:
         base = dict(samples=10, subsets=8, epochs=1, n_train=300, ig_steps=16, batch_size=32, recipe="adam", small=True)
         base.update({k: v for k, v in kw.items() if v is not None})
         return cls(**base)
@@ -100,20 +116,20 @@ class ModelSpec:
     """
 
     name: str
-    activation: Optional[str] = None
+    activation: str | None = None
     label: str = ""
     training: Mapping = field(default_factory=dict)
-    loader: Optional[Callable] = None
-    roles: Tuple[str, ...] = ()
+    loader: Callable | None = None
+    roles: tuple[str, ...] = ()
     quick: bool = True
-    extra_methods: Tuple[str, ...] = ()
+    extra_methods: tuple[str, ...] = ()
 
     @property
-    def key(self) -> Tuple[str, str]:
+    def key(self) -> tuple[str, str]:
         return (self.name, self.activation or "none")
 
 
-def recipe_for(cfg: "ExperimentConfig", spec: Optional[ModelSpec] = None):
+def recipe_for(cfg: ExperimentConfig, spec: ModelSpec | None = None):
     """The :class:`~captum_unified.models.TrainingRecipe` of ``cfg.recipe`` with the
     model's own overrides and ``cfg.epochs`` / ``cfg.batch_size`` where given."""
     from captum_unified.models import RECIPES
@@ -128,15 +144,22 @@ def recipe_for(cfg: "ExperimentConfig", spec: Optional[ModelSpec] = None):
     return RECIPES[cfg.recipe].replace(**changes)
 
 
-def load_model(spec: ModelSpec, cfg: "ExperimentConfig", data: tuple):
+def load_model(spec: ModelSpec, cfg: ExperimentConfig, data: tuple):
     """Train (or load from the cache) the model of ``spec``; ``(model, test accuracy)``."""
     if spec.loader is not None:
         return spec.loader(spec, cfg, data)
     from captum_unified.models import load_or_train
 
-    return load_or_train(spec.name, spec.activation, cache_dir=cfg.cache_dir, seed=cfg.seed,
-                         n_train=cfg.n_train, data=data, show_progress=cfg.show_progress,
-                         recipe=recipe_for(cfg, spec))
+    return load_or_train(
+        spec.name,
+        spec.activation,
+        cache_dir=cfg.cache_dir,
+        seed=cfg.seed,
+        n_train=cfg.n_train,
+        data=data,
+        show_progress=cfg.show_progress,
+        recipe=recipe_for(cfg, spec),
+    )
 
 
 def set_threads(cfg: ExperimentConfig) -> int:
@@ -175,8 +198,11 @@ def samples_line(labels: Tensor, seed: int, target: str, what: str = "test digit
     from captum_unified.data import class_counts
 
     counts = class_counts(labels)
-    return (f"Samples: {len(labels)} {what} drawn class-stratified (seed {seed}); count per class "
-            + ", ".join(f"{c}: {k}" for c, k in counts.items()) + f". Target: {TARGETS[target]}.")
+    return (
+        f"Samples: {len(labels)} {what} drawn class-stratified (seed {seed}); count per class "
+        + ", ".join(f"{c}: {k}" for c, k in counts.items())
+        + f". Target: {TARGETS[target]}."
+    )
 
 
 def make_method(name: str, model: nn.Module):
@@ -209,7 +235,7 @@ def compute_attributions(
 
 
 @contextmanager
-def collect_attribution_warnings(sink: Dict[str, List[str]], where: str):
+def collect_attribution_warnings(sink: dict[str, list[str]], where: str):
     """Record the :class:`~captum_unified.AttributionWarning` messages raised in the
     block into ``sink`` (message -> list of ``where``) for the report, instead of
     printing the same expected warning once per model; other warnings pass on."""
@@ -225,7 +251,7 @@ def collect_attribution_warnings(sink: Dict[str, List[str]], where: str):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-def warnings_section(sink: Dict[str, List[str]]) -> List[str]:
+def warnings_section(sink: dict[str, list[str]]) -> list[str]:
     """Markdown lines listing the recorded attribution warnings (empty if none)."""
     if not sink:
         return []
@@ -235,9 +261,9 @@ def warnings_section(sink: Dict[str, List[str]]) -> List[str]:
     return lines
 
 
-def write_csv(path: Path, rows: List[dict]) -> Path:
+def write_csv(path: Path, rows: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    keys: List[str] = []
+    keys: list[str] = []
     for r in rows:
         keys += [k for k in r if k not in keys]
     with open(path, "w", newline="") as f:
@@ -247,7 +273,7 @@ def write_csv(path: Path, rows: List[dict]) -> Path:
     return path
 
 
-def read_csv(path) -> List[dict]:
+def read_csv(path) -> list[dict]:
     """Rows of a CSV written by :func:`write_csv` (values as strings)."""
     with open(path, newline="") as f:
         return list(csv.DictReader(f))

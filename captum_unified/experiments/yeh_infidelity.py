@@ -28,9 +28,10 @@ skipping squares that change nothing) and scores any number of attribution
 maps against the same output changes; the result equals
 :func:`captum.metrics.infidelity` with the same squares (tested).
 """
+
 from __future__ import annotations
 
-from typing import Dict, Mapping, Sequence, Tuple
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -39,13 +40,23 @@ from torch import Tensor
 from captum_unified._utils.call import AttributionCall
 from captum_unified.perturbation import PerturbationEngine
 
-__all__ = ["YEH_SOURCE", "YEH_SQUARE_SIZES", "square_table", "square_masks", "square_sums",
-           "output_changes", "infidelity_from_sums", "square_infidelity"]
+__all__ = [
+    "YEH_SOURCE",
+    "YEH_SQUARE_SIZES",
+    "square_table",
+    "square_masks",
+    "square_sums",
+    "output_changes",
+    "infidelity_from_sums",
+    "square_infidelity",
+]
 
-YEH_SOURCE = ("Yeh et al.'s reference code, github.com/chihkuanyeh/saliency_evaluation, "
-              "infid_sen_utils.py (get_exp_infid, get_imageset), commit 5edce6e")
+YEH_SOURCE = (
+    "Yeh et al.'s reference code, github.com/chihkuanyeh/saliency_evaluation, "
+    "infid_sen_utils.py (get_exp_infid, get_imageset), commit 5edce6e"
+)
 #: Square sides of Yeh et al.'s code (``rads = np.arange(10) + 1``).
-YEH_SQUARE_SIZES: Tuple[int, ...] = tuple(range(1, 11))
+YEH_SQUARE_SIZES: tuple[int, ...] = tuple(range(1, 11))
 
 
 def square_table(height: int, width: int, sizes: Sequence[int] = YEH_SQUARE_SIZES) -> Tensor:
@@ -61,12 +72,12 @@ def square_table(height: int, width: int, sizes: Sequence[int] = YEH_SQUARE_SIZE
     return torch.cat(rows)
 
 
-def square_masks(table: Tensor, shape: Tuple[int, ...]):
+def square_masks(table: Tensor, shape: tuple[int, ...]):
     """Mask source for the engine: mask ``k`` is square ``table[k]`` over all channels
     of a ``(C, H, W)`` sample."""
     _, height, width = shape
 
-    def masks(start: int, stop: int) -> Tuple[Tensor, ...]:
+    def masks(start: int, stop: int) -> tuple[Tensor, ...]:
         side, top, left = table[start:stop].unbind(1)
         rows = torch.arange(height).view(1, -1)
         cols = torch.arange(width).view(1, -1)
@@ -86,8 +97,9 @@ def square_sums(attributions: Tensor, sizes: Sequence[int] = YEH_SQUARE_SIZES) -
     return torch.cat(out, 1)
 
 
-def output_changes(model, x: Tensor, target: Tensor, baseline: float,
-                   sizes: Sequence[int] = YEH_SQUARE_SIZES) -> Tensor:
+def output_changes(
+    model, x: Tensor, target: Tensor, baseline: float, sizes: Sequence[int] = YEH_SQUARE_SIZES
+) -> Tensor:
     """``(B, K)`` float64: :math:`f_c(x) - f_c(x \\text{ with square } k \\text{ at the baseline})`."""
     x = x.detach()
     table = square_table(x.shape[-2], x.shape[-1], sizes)
@@ -108,8 +120,14 @@ def infidelity_from_sums(changes: Tensor, sums: Tensor, scaled: bool) -> Tensor:
     return ((changes - sums) ** 2).mean(1)
 
 
-def square_infidelity(model, x: Tensor, attributions: Mapping[str, Tensor], target: Tensor, baseline: float,
-                      sizes: Sequence[int] = YEH_SQUARE_SIZES) -> Dict[str, Dict[str, Tensor]]:
+def square_infidelity(
+    model,
+    x: Tensor,
+    attributions: Mapping[str, Tensor],
+    target: Tensor,
+    baseline: float,
+    sizes: Sequence[int] = YEH_SQUARE_SIZES,
+) -> dict[str, dict[str, Tensor]]:
     """Infidelity of several attribution maps of ``x`` (``(B, C, H, W)``) under
     Yeh et al.'s squares, sharing the model's forward passes.
 
@@ -120,6 +138,8 @@ def square_infidelity(model, x: Tensor, attributions: Mapping[str, Tensor], targ
     result = {}
     for name, a in attributions.items():
         sums = square_sums(a, sizes)
-        result[name] = {"scaled": infidelity_from_sums(changes, sums, True),
-                        "unscaled": infidelity_from_sums(changes, sums, False)}
+        result[name] = {
+            "scaled": infidelity_from_sums(changes, sums, True),
+            "unscaled": infidelity_from_sums(changes, sums, False),
+        }
     return result

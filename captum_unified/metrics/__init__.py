@@ -8,6 +8,7 @@ Each metric is a function (``sensitivity_n(model, x, attributions, ...)``) and
 a :class:`~captum_unified.metrics.base.Metric` class for
 :func:`evaluate`; :mod:`captum_unified.metrics.registry` lists them by name.
 """
+
 from captum_unified.metrics.base import EvalBatch, Metric, MetricScores, sample_seed
 from captum_unified.metrics.bounding_box import (
     BoundingBoxAccuracy,

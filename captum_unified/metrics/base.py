@@ -26,12 +26,14 @@ sample, seeded from ``(seed, global sample index, ...)``, so a sample's
 subsets or squares do not depend on the batch it is in, the batch size or the
 number of processes that share the data.
 """
+
 from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -43,7 +45,7 @@ from captum_unified.perturbation import PerturbationEngine
 
 __all__ = ["Metric", "MetricScores", "EvalBatch", "sample_seed", "sample_generator", "format_attributions"]
 
-Key = Tuple[str, Optional[int]]
+Key = tuple[str, int | None]
 
 
 def sample_seed(seed: int, index: int, *salt: int) -> int:
@@ -64,7 +66,9 @@ def sample_generator(seed: int, index: int, *salt: int) -> torch.Generator:
     return gen
 
 
-def format_attributions(attributions: Any, inputs: Tuple[Tensor, ...], name: str = "attributions") -> Tuple[Tensor, ...]:
+def format_attributions(
+    attributions: Any, inputs: tuple[Tensor, ...], name: str = "attributions"
+) -> tuple[Tensor, ...]:
     """Attributions as a tuple of finite tensors with the shapes of ``inputs``
     (on their devices, detached)."""
     if isinstance(attributions, Tensor):
@@ -111,10 +115,10 @@ class EvalBatch:
     sample_ids: Tensor
     seed: int = 0
     feature_mask: Any = None
-    extras: Tuple[Any, ...] = ()
-    engine_options: Dict[str, Any] = field(default_factory=dict)
-    _groups: Optional[FeatureGroups] = field(default=None, repr=False)
-    _engine: Optional[PerturbationEngine] = field(default=None, repr=False)
+    extras: tuple[Any, ...] = ()
+    engine_options: dict[str, Any] = field(default_factory=dict)
+    _groups: FeatureGroups | None = field(default=None, repr=False)
+    _engine: PerturbationEngine | None = field(default=None, repr=False)
 
     @classmethod
     def make(
@@ -127,9 +131,9 @@ class EvalBatch:
         feature_mask: Any = None,
         sample_ids: Any = None,
         seed: int = 0,
-        extras: Tuple[Any, ...] = (),
+        extras: tuple[Any, ...] = (),
         **engine_options: Any,
-    ) -> "EvalBatch":
+    ) -> EvalBatch:
         """Format Captum-style arguments once (``sample_ids`` default ``0..batch-1``).
 
         Raises:
@@ -146,7 +150,7 @@ class EvalBatch:
         return cls(forward_func, call, ids, int(seed), feature_mask, tuple(extras), dict(engine_options))
 
     @property
-    def inputs(self) -> Tuple[Tensor, ...]:
+    def inputs(self) -> tuple[Tensor, ...]:
         return self.call.inputs
 
     @property
@@ -171,7 +175,7 @@ class EvalBatch:
         """The private generator of sample ``i`` of the batch (see :func:`sample_generator`)."""
         return sample_generator(self.seed, int(self.sample_ids[i]), *salt)
 
-    def attributions(self, attributions: Any, name: str = "attributions") -> Tuple[Tensor, ...]:
+    def attributions(self, attributions: Any, name: str = "attributions") -> tuple[Tensor, ...]:
         return format_attributions(attributions, self.call.inputs, name)
 
 
@@ -187,7 +191,7 @@ class MetricScores:
             (``None`` when the metric has no data-set-level value).
     """
 
-    values: Dict[Key, Tensor]
+    values: dict[Key, Tensor]
     stats: Any = None
 
 
@@ -205,7 +209,7 @@ class Metric(ABC):
     random: ClassVar[bool] = False
 
     @abstractmethod
-    def evaluate(self, batch: EvalBatch, attributions: Mapping[str, Tuple[Tensor, ...]]) -> Dict[str, MetricScores]:
+    def evaluate(self, batch: EvalBatch, attributions: Mapping[str, tuple[Tensor, ...]]) -> dict[str, MetricScores]:
         """Score the attributions of every method on one batch.
 
         Args:
@@ -217,12 +221,12 @@ class Metric(ABC):
             ``method name -> MetricScores``, same keys.
         """
 
-    def pool(self, stats: Sequence[Any]) -> Dict[Key, float]:
+    def pool(self, stats: Sequence[Any]) -> dict[Key, float]:
         """Data-set-level values from the per-batch ``stats`` of one method (in
         batch order). Default: none."""
         return {}
 
-    def config(self) -> Dict[str, Any]:
+    def config(self) -> dict[str, Any]:
         """The settings of this metric (JSON-able)."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 

@@ -40,9 +40,11 @@ Conventions (fixed here, tested in ``tests/test_metrics_bounding_box.py``):
   :func:`~captum_unified.metrics.evaluate`) writes these rows with ``value``
   NaN.
 """
+
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -51,10 +53,10 @@ from captum_unified.metrics.base import EvalBatch, Metric, MetricScores
 
 __all__ = ["BoundingBoxAccuracy", "bounding_box_accuracy", "boxes_to_mask"]
 
-BoxesType = Union[Tensor, Sequence[Sequence[int]]]
+BoxesType = Tensor | Sequence[Sequence[int]]
 
 
-def boxes_to_mask(boxes: BoxesType, height: int, width: int, batch: Optional[int] = None) -> Tensor:
+def boxes_to_mask(boxes: BoxesType, height: int, width: int, batch: int | None = None) -> Tensor:
     """Boolean masks ``(batch, height, width)`` of boxes ``(top, left, bottom, right)``
     (exclusive ``bottom``/``right``, like Python slices).
 
@@ -115,8 +117,11 @@ def _pixel_map(attributions: Any, reduce_channels: bool) -> Tensor:
     if attributions.dim() != want:
         raise ValueError(
             f"attributions of shape {tuple(attributions.shape)}: expected "
-            + ("(batch, channels, height, width) (summed over channels)" if reduce_channels
-               else "(batch, height, width) with reduce_channels=False")
+            + (
+                "(batch, channels, height, width) (summed over channels)"
+                if reduce_channels
+                else "(batch, height, width) with reduce_channels=False"
+            )
             + "."
         )
     if attributions.shape[0] == 0:
@@ -153,10 +158,10 @@ def _box_mask(boxes: BoxesType, batch: int, height: int, width: int, device: tor
 
 
 def bounding_box_accuracy(
-    attributions: Union[Tensor, Tuple[Tensor]],
+    attributions: Tensor | tuple[Tensor],
     boxes: BoxesType,
     *,
-    max_box_fraction: Optional[float] = None,
+    max_box_fraction: float | None = None,
     reduce_channels: bool = True,
     ties: str = "expected",
 ) -> Tensor:
@@ -234,8 +239,13 @@ class BoundingBoxAccuracy(Metric):
 
     name = "bounding_box_accuracy"
 
-    def __init__(self, max_box_fraction: Optional[float] = None, reduce_channels: bool = True,
-                 ties: str = "expected", extra: int = 0) -> None:
+    def __init__(
+        self,
+        max_box_fraction: float | None = None,
+        reduce_channels: bool = True,
+        ties: str = "expected",
+        extra: int = 0,
+    ) -> None:
         if ties not in ("expected", "first"):
             raise ValueError(f"ties must be 'expected' or 'first', got {ties!r}.")
         self.max_box_fraction = max_box_fraction
@@ -243,7 +253,7 @@ class BoundingBoxAccuracy(Metric):
         self.ties = ties
         self.extra = int(extra)
 
-    def evaluate(self, batch: EvalBatch, attributions: Mapping[str, Tuple[Tensor, ...]]) -> Dict[str, MetricScores]:
+    def evaluate(self, batch: EvalBatch, attributions: Mapping[str, tuple[Tensor, ...]]) -> dict[str, MetricScores]:
         if len(batch.extras) <= self.extra:
             raise ValueError(
                 "bounding_box_accuracy needs the boxes with the data: batches (inputs, labels, boxes), "
@@ -251,8 +261,16 @@ class BoundingBoxAccuracy(Metric):
             )
         boxes = batch.extras[self.extra]
         return {
-            name: MetricScores({(self.name, None): bounding_box_accuracy(
-                a, boxes, max_box_fraction=self.max_box_fraction, reduce_channels=self.reduce_channels,
-                ties=self.ties)})
+            name: MetricScores(
+                {
+                    (self.name, None): bounding_box_accuracy(
+                        a,
+                        boxes,
+                        max_box_fraction=self.max_box_fraction,
+                        reduce_channels=self.reduce_channels,
+                        ties=self.ties,
+                    )
+                }
+            )
             for name, a in attributions.items()
         }

@@ -37,9 +37,11 @@ inputs through the perturbation engine; the value is Captum's
 :func:`square_removal_perturbation` is the same perturbation as a
 ``perturb_func`` for Captum's own ``infidelity``.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -59,15 +61,18 @@ __all__ = ["Infidelity", "infidelity", "square_masks", "square_removal_perturbat
 _SALT = -1
 
 
-def _spatial(x: Tensor) -> Tuple[int, ...]:
+def _spatial(x: Tensor) -> tuple[int, ...]:
     """The spatial dims of an input: the last two for ``dim >= 3``, else the last."""
     return tuple(range(x.dim() - 2, x.dim())) if x.dim() >= 3 else (x.dim() - 1,)
 
 
 def square_masks(
-    inputs: Sequence[Tensor], patch_size: int, n_perturb_samples: int, seed: int = 0,
-    sample_ids: Optional[Sequence[int]] = None,
-) -> Tuple[Tensor, ...]:
+    inputs: Sequence[Tensor],
+    patch_size: int,
+    n_perturb_samples: int,
+    seed: int = 0,
+    sample_ids: Sequence[int] | None = None,
+) -> tuple[Tensor, ...]:
     """The random squares of :func:`infidelity`: per input a bool tensor
     ``(T, batch, 1, ..., *spatial)`` (``True`` inside the square).
 
@@ -131,9 +136,9 @@ def square_removal_perturbation(
     patch_size: int,
     baselines: Any = 0.0,
     seed: int = 0,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
     multiply_by_inputs: bool = True,
-) -> Callable[..., Tuple[Any, Any]]:
+) -> Callable[..., tuple[Any, Any]]:
     r"""Square-removal perturbation function for :func:`captum.metrics.infidelity`.
 
     The returned ``perturb_func(inputs, baselines=None)`` follows Captum's
@@ -192,7 +197,7 @@ def square_removal_perturbation(
         gen.manual_seed(int(seed))
     default_baselines = baselines
 
-    def perturb_func(inputs: Union[Tensor, Tuple[Tensor, ...]], baselines: Any = None):
+    def perturb_func(inputs: Tensor | tuple[Tensor, ...], baselines: Any = None):
         is_tensor = isinstance(inputs, Tensor)
         xs = format_inputs(inputs)
         base = default_baselines if baselines is None else baselines
@@ -231,12 +236,12 @@ def infidelity(
     baselines: Any = 0.0,
     target: Any = None,
     additional_forward_args: Any = None,
-    max_examples_per_batch: Optional[int] = None,
+    max_examples_per_batch: int | None = None,
     normalize: bool = False,
     seed: int = 0,
     multiply_by_inputs: bool = True,
     show_progress: bool = False,
-    sample_ids: Optional[Sequence[int]] = None,
+    sample_ids: Sequence[int] | None = None,
 ) -> Tensor:
     r"""Infidelity of attributions under random square removal (Yeh et al. 2019).
 
@@ -287,8 +292,16 @@ def infidelity(
     """
     metric = Infidelity(patch_size, n_perturb_samples, normalize, multiply_by_inputs)
     batch = EvalBatch.make(
-        forward_func, inputs, baselines, target, additional_forward_args, None, sample_ids, seed,
-        max_batch_size=max_examples_per_batch, show_progress=show_progress,
+        forward_func,
+        inputs,
+        baselines,
+        target,
+        additional_forward_args,
+        None,
+        sample_ids,
+        seed,
+        max_batch_size=max_examples_per_batch,
+        show_progress=show_progress,
     )
     return metric.compute(batch, {None: batch.attributions(attributions)})[None]
 
@@ -304,8 +317,9 @@ class Infidelity(Metric):
     name = "infidelity"
     random = True
 
-    def __init__(self, patch_size: int = 4, n_perturb_samples: int = 10, normalize: bool = False,
-                 multiply_by_inputs: bool = True) -> None:
+    def __init__(
+        self, patch_size: int = 4, n_perturb_samples: int = 10, normalize: bool = False, multiply_by_inputs: bool = True
+    ) -> None:
         if int(patch_size) < 1:
             raise ValueError(f"patch_size must be >= 1, got {patch_size}.")
         if int(n_perturb_samples) < 1:
@@ -315,7 +329,7 @@ class Infidelity(Metric):
         self.normalize = bool(normalize)
         self.multiply_by_inputs = bool(multiply_by_inputs)
 
-    def compute(self, batch: EvalBatch, attributions: Mapping[Any, Tuple[Tensor, ...]]) -> Dict[Any, Tensor]:
+    def compute(self, batch: EvalBatch, attributions: Mapping[Any, tuple[Tensor, ...]]) -> dict[Any, Tensor]:
         """Infidelity ``(batch,)`` per method (one pass of forwards)."""
         call = batch.call
         T = self.n_perturb_samples
@@ -339,5 +353,5 @@ class Infidelity(Metric):
                 out[name] = (s - changes).pow(2).mean(0)
         return out
 
-    def evaluate(self, batch: EvalBatch, attributions: Mapping[str, Tuple[Tensor, ...]]) -> Dict[str, MetricScores]:
+    def evaluate(self, batch: EvalBatch, attributions: Mapping[str, tuple[Tensor, ...]]) -> dict[str, MetricScores]:
         return {name: MetricScores({("infidelity", None): v}) for name, v in self.compute(batch, attributions).items()}

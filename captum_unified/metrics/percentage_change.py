@@ -9,9 +9,11 @@ attributions and a reference, usually the method's Taylor reformulation
 the norm over all features of the sample (all inputs of a tuple). Table 3
 reports the mean over samples (:func:`captum_unified.taylor.percentage_change`).
 """
+
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Tuple
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -47,9 +49,12 @@ def percentage_change_per_sample(original: Any, reformulated: Any) -> Tensor:
     a = torch.cat([t.reshape(batch, -1).to(torch.float64) for t in o], dim=1)
     b = torch.cat([t.reshape(batch, -1).to(torch.float64).to(a.device) for t in r], dim=1)
     num = ((a - b) ** 2).sum(dim=1)
-    den = (a ** 2).sum(dim=1)
-    ratio = torch.where(den > 0, num / torch.where(den > 0, den, torch.ones_like(den)),
-                        torch.where(num > 0, torch.full_like(num, float("inf")), torch.zeros_like(num)))
+    den = (a**2).sum(dim=1)
+    ratio = torch.where(
+        den > 0,
+        num / torch.where(den > 0, den, torch.ones_like(den)),
+        torch.where(num > 0, torch.full_like(num, float("inf")), torch.zeros_like(num)),
+    )
     return ratio * 100.0
 
 
@@ -71,12 +76,12 @@ class PercentageChange(Metric):
     def __init__(self, references: Mapping[str, Any]) -> None:
         if not references:
             raise ValueError("percentage_change needs references: method name -> reformulation.")
-        self.references: Dict[str, Any] = dict(references)
+        self.references: dict[str, Any] = dict(references)
 
-    def config(self) -> Dict[str, Any]:
+    def config(self) -> dict[str, Any]:
         return {"references": sorted(self.references)}
 
-    def evaluate(self, batch: EvalBatch, attributions: Mapping[str, Tuple[Tensor, ...]]) -> Dict[str, MetricScores]:
+    def evaluate(self, batch: EvalBatch, attributions: Mapping[str, tuple[Tensor, ...]]) -> dict[str, MetricScores]:
         from captum_unified.metrics.runner import attribute_with
 
         call = batch.call
@@ -88,4 +93,3 @@ class PercentageChange(Metric):
             ref = attribute_with(self.references[name], inputs, call.target)
             out[name] = MetricScores({(self.name, None): percentage_change_per_sample(a, ref)})
         return out
-

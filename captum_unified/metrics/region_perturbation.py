@@ -19,10 +19,12 @@ perturbation curve* summarises it (Samek et al.):
 
     \operatorname{AOPC} = \frac{1}{L + 1} \sum_{l=0}^{L} \big(c_0 - c_{k_l}\big).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -55,15 +57,15 @@ class RegionPerturbationResult:
         n_features_per_sample: ``(batch,)`` number of groups of each sample.
     """
 
-    k: List[int]
+    k: list[int]
     curves: Tensor
     order: str
     n_features: int
     aopc: Tensor
     ranking: Tensor
-    n_features_per_sample: Optional[Tensor] = field(default=None, repr=False)
+    n_features_per_sample: Tensor | None = field(default=None, repr=False)
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """Plain-Python summary (lists, JSON-ready).
 
         Returns:
@@ -81,7 +83,7 @@ class RegionPerturbationResult:
         return getattr(self, key)
 
 
-def _steps(n_steps: Union[None, int, Sequence[int]], n_groups: int) -> List[int]:
+def _steps(n_steps: None | int | Sequence[int], n_groups: int) -> list[int]:
     if n_steps is None:
         return list(range(n_groups + 1))
     if isinstance(n_steps, int):
@@ -109,10 +111,10 @@ def region_perturbation(
     additional_forward_args: Any = None,
     feature_mask: Any = None,
     order: str = "most_relevant_first",
-    n_steps: Union[None, int, Sequence[int]] = None,
-    perturbations_per_eval: Optional[int] = None,
-    max_batch_size: Optional[int] = None,
-    max_memory_mb: Optional[float] = None,
+    n_steps: None | int | Sequence[int] = None,
+    perturbations_per_eval: int | None = None,
+    max_batch_size: int | None = None,
+    max_memory_mb: float | None = None,
     show_progress: bool = False,
 ) -> RegionPerturbationResult:
     r"""Trace the target output while removing features in attribution order.
@@ -164,9 +166,16 @@ def region_perturbation(
     """
     metric = RegionPerturbation(order, n_steps)
     batch = EvalBatch.make(
-        forward_func, inputs, baselines, target, additional_forward_args, feature_mask,
-        perturbations_per_eval=perturbations_per_eval, max_batch_size=max_batch_size,
-        max_memory_mb=max_memory_mb, show_progress=show_progress,
+        forward_func,
+        inputs,
+        baselines,
+        target,
+        additional_forward_args,
+        feature_mask,
+        perturbations_per_eval=perturbations_per_eval,
+        max_batch_size=max_batch_size,
+        max_memory_mb=max_memory_mb,
+        show_progress=show_progress,
     )
     return metric.compute(batch, batch.attributions(attributions))
 
@@ -188,13 +197,13 @@ class RegionPerturbation(Metric):
 
     name = "region_perturbation"
 
-    def __init__(self, order: str = "most_relevant_first", n_steps: Union[None, int, Sequence[int]] = None) -> None:
+    def __init__(self, order: str = "most_relevant_first", n_steps: None | int | Sequence[int] = None) -> None:
         if order not in _ORDERS:
             raise ValueError(f"order must be one of {_ORDERS}, got {order!r}.")
         self.order = order
         self.n_steps = n_steps if n_steps is None or isinstance(n_steps, int) else [int(v) for v in n_steps]
 
-    def compute(self, batch: EvalBatch, attrs: Tuple[Tensor, ...]) -> RegionPerturbationResult:
+    def compute(self, batch: EvalBatch, attrs: tuple[Tensor, ...]) -> RegionPerturbationResult:
         groups = batch.groups
         present, counts = groups.presence, groups.counts
         n_ids = groups.n_groups
@@ -224,11 +233,16 @@ class RegionPerturbation(Metric):
             curves[:, 1:] = engine.outputs(masks, int(k_removed.numel()), "Region perturbation").t()
         aopc = (curves[:, :1] - curves).to(torch.float64).mean(dim=1)
         return RegionPerturbationResult(
-            k=ks, curves=curves, order=self.order, n_features=n_groups, aopc=aopc, ranking=ranking,
+            k=ks,
+            curves=curves,
+            order=self.order,
+            n_features=n_groups,
+            aopc=aopc,
+            ranking=ranking,
             n_features_per_sample=counts.cpu(),
         )
 
-    def evaluate(self, batch: EvalBatch, attributions: Mapping[str, Tuple[Tensor, ...]]) -> Dict[str, MetricScores]:
+    def evaluate(self, batch: EvalBatch, attributions: Mapping[str, tuple[Tensor, ...]]) -> dict[str, MetricScores]:
         out = {}
         for name, a in attributions.items():
             r = self.compute(batch, a)

@@ -3,17 +3,18 @@
 
 :func:`~captum_unified.metrics.evaluate` and ``captum-unified evaluate
 --metrics`` accept these names (or metric objects)."""
+
 from __future__ import annotations
 
 import importlib
-from typing import Any, Dict, Type
+from typing import Any
 
 from captum_unified.metrics.base import Metric
 
 __all__ = ["METRICS", "metric_class", "make_metric"]
 
 #: name -> "module:Class"
-METRICS: Dict[str, str] = {
+METRICS: dict[str, str] = {
     "sensitivity_n": "captum_unified.metrics.sensitivity_n:SensitivityN",
     "infidelity": "captum_unified.metrics.infidelity:Infidelity",
     "region_perturbation": "captum_unified.metrics.region_perturbation:RegionPerturbation",
@@ -22,7 +23,7 @@ METRICS: Dict[str, str] = {
 }
 
 
-def metric_class(name: str) -> Type[Metric]:
+def metric_class(name: str) -> type[Metric]:
     """The metric class registered as ``name``."""
     if name not in METRICS:
         raise ValueError(f"unknown metric {name!r}; choose from {sorted(METRICS)} or pass a Metric object.")

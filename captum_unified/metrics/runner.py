@@ -30,23 +30,16 @@ evaluated by rank ``b % world_size``. Random draws are seeded per sample
 whatever the number of processes, so the rows are identical to a one-process
 run. Rank 0 writes ``out``; every rank returns the rows.
 """
+
 from __future__ import annotations
 
 import csv
 import hashlib
 import json
 import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import (
     Any,
-    Callable,
-    Dict,
-    Iterator,
-    List,
-    Mapping,
-    Optional,
-    Sequence,
-    Tuple,
-    Union,
 )
 
 import torch
@@ -60,7 +53,7 @@ __all__ = ["evaluate", "FIELDS", "attribute_with", "read_rows"]
 #: Columns of the rows and of the output file, in order.
 FIELDS = ("method", "metric", "param", "sample_index", "value")
 
-Row = Dict[str, Any]
+Row = dict[str, Any]
 _MANIFEST_VERSION = 1
 
 
@@ -70,11 +63,14 @@ def _is_tensor_data(data: Any) -> bool:
 
 
 def _is_map_dataset(data: Any) -> bool:
-    return (hasattr(data, "__getitem__") and hasattr(data, "__len__")
-            and not isinstance(data, (tuple, list, Tensor, torch.utils.data.DataLoader)))
+    return (
+        hasattr(data, "__getitem__")
+        and hasattr(data, "__len__")
+        and not isinstance(data, (tuple, list, Tensor, torch.utils.data.DataLoader))
+    )
 
 
-def _batches(data: Any, batch_size: int) -> Iterator[Tuple[int, int, Any]]:
+def _batches(data: Any, batch_size: int) -> Iterator[tuple[int, int, Any]]:
     """``(batch index, offset, batch)`` for every batch; a batch is a tuple
     ``(inputs, labels, *extras)``. Tensor tuples and map-style datasets are cut
     into ``batch_size`` batches (lazily: ``_take`` loads one), anything else is
@@ -94,7 +90,7 @@ def _batches(data: Any, batch_size: int) -> Iterator[Tuple[int, int, Any]]:
         offset += int((item[0][0] if isinstance(item[0], (tuple, list)) else item[0]).shape[0])
 
 
-def _take(item: Any) -> Tuple[Any, ...]:
+def _take(item: Any) -> tuple[Any, ...]:
     """Load a lazily described batch."""
     if isinstance(item, tuple) and len(item) == 3 and isinstance(item[1], int) and isinstance(item[2], int):
         data, start, stop = item
@@ -105,7 +101,7 @@ def _take(item: Any) -> Tuple[Any, ...]:
     return item
 
 
-def _to(value: Any, device: Optional[torch.device]) -> Any:
+def _to(value: Any, device: torch.device | None) -> Any:
     if device is None:
         return value
     if isinstance(value, Tensor):
@@ -115,7 +111,7 @@ def _to(value: Any, device: Optional[torch.device]) -> Any:
     return value
 
 
-def _model_device(forward_func: Any) -> Optional[torch.device]:
+def _model_device(forward_func: Any) -> torch.device | None:
     if isinstance(forward_func, nn.Module):
         for p in forward_func.parameters():
             return p.device
@@ -167,10 +163,10 @@ class _Group:
             else:
                 self.dist.barrier()
 
-    def all_gather(self, obj: Any) -> List[Any]:
+    def all_gather(self, obj: Any) -> list[Any]:
         if not self.on:
             return [obj]
-        out: List[Any] = [None] * self.world
+        out: list[Any] = [None] * self.world
         self.dist.all_gather_object(out, obj)
         return out
 
@@ -193,7 +189,7 @@ def _part_path(parts: str, b: int) -> str:
     return os.path.join(parts, f"batch_{b:07d}.json")
 
 
-def _read_part(path: str) -> Optional[Dict[str, Any]]:
+def _read_part(path: str) -> dict[str, Any] | None:
     """A finished batch, or ``None`` when the file is missing or unreadable
     (a file is complete or absent: parts are written atomically)."""
     try:
@@ -207,8 +203,9 @@ def _fingerprint(value: Any) -> Any:
     """A JSON-able stand-in of a setting (tensors by shape, dtype and a hash of their bytes)."""
     if isinstance(value, Tensor):
         t = value.detach().cpu().contiguous()
-        digest = hashlib.blake2b(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes(),
-                                 digest_size=8).hexdigest()
+        digest = hashlib.blake2b(
+            t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes(), digest_size=8
+        ).hexdigest()
         return {"tensor": list(t.shape), "dtype": str(t.dtype), "hash": digest}
     if isinstance(value, (tuple, list)):
         return [_fingerprint(v) for v in value]
@@ -217,18 +214,25 @@ def _fingerprint(value: Any) -> Any:
     return repr(value)
 
 
-def _manifest(metrics: Sequence[Metric], seed: int, batch_size: int, baselines: Any, feature_mask: Any,
-              target: str) -> Dict[str, Any]:
-    return {"version": _MANIFEST_VERSION, "seed": int(seed), "batch_size": int(batch_size),
-            "baselines": _fingerprint(baselines), "feature_mask": _fingerprint(feature_mask), "target": target,
-            "metrics": {m.name: _jsonable(m.config()) for m in metrics}}
+def _manifest(
+    metrics: Sequence[Metric], seed: int, batch_size: int, baselines: Any, feature_mask: Any, target: str
+) -> dict[str, Any]:
+    return {
+        "version": _MANIFEST_VERSION,
+        "seed": int(seed),
+        "batch_size": int(batch_size),
+        "baselines": _fingerprint(baselines),
+        "feature_mask": _fingerprint(feature_mask),
+        "target": target,
+        "metrics": {m.name: _jsonable(m.config()) for m in metrics},
+    }
 
 
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=repr))
 
 
-def _check_manifest(parts: str, manifest: Dict[str, Any]) -> Dict[str, Any]:
+def _check_manifest(parts: str, manifest: dict[str, Any]) -> dict[str, Any]:
     """Merge ``manifest`` into the stored one; raise if a stored setting differs."""
     path = os.path.join(parts, "manifest.json")
     stored = _read_part(path)
@@ -256,7 +260,7 @@ def _format_param(param: Any) -> str:
     return "" if param is None else str(int(param))
 
 
-def _write_rows(path: str, rows: List[Row]) -> None:
+def _write_rows(path: str, rows: list[Row]) -> None:
     """Write the rows: Parquet for a ``.parquet`` path (needs pyarrow), else CSV."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -268,13 +272,15 @@ def _write_rows(path: str, rows: List[Row]) -> None:
             raise ImportError(
                 "writing Parquet needs pyarrow (pip install pyarrow); or give `out` a .csv name."
             ) from err
-        table = pa.table({
-            "method": [r["method"] for r in rows],
-            "metric": [r["metric"] for r in rows],
-            "param": pa.array([r["param"] for r in rows], type=pa.int64()),
-            "sample_index": [str(r["sample_index"]) for r in rows],
-            "value": pa.array([r["value"] for r in rows], type=pa.float64()),
-        })
+        table = pa.table(
+            {
+                "method": [r["method"] for r in rows],
+                "metric": [r["metric"] for r in rows],
+                "param": pa.array([r["param"] for r in rows], type=pa.int64()),
+                "sample_index": [str(r["sample_index"]) for r in rows],
+                "value": pa.array([r["value"] for r in rows], type=pa.float64()),
+            }
+        )
         tmp = f"{path}.tmp{os.getpid()}"
         pq.write_table(table, tmp)
         os.replace(tmp, path)
@@ -289,7 +295,7 @@ def _write_rows(path: str, rows: List[Row]) -> None:
     _atomic_write_text(path, buf.getvalue())
 
 
-def read_rows(path: Union[str, "os.PathLike[str]"]) -> List[Row]:
+def read_rows(path: str | os.PathLike[str]) -> list[Row]:
     """Read rows written by :func:`evaluate` (CSV or Parquet) back, with the
     types :func:`evaluate` returns (``param`` int or None, ``sample_index`` int
     or ``"pooled"``, ``value`` float; floats round-trip exactly)."""
@@ -305,12 +311,15 @@ def read_rows(path: Union[str, "os.PathLike[str]"]) -> List[Row]:
     for r in records:
         si = r["sample_index"]
         param = r["param"]
-        out.append({
-            "method": r["method"], "metric": r["metric"],
-            "param": None if param in (None, "") else int(param),
-            "sample_index": si if si == "pooled" else int(si),
-            "value": float(r["value"]),
-        })
+        out.append(
+            {
+                "method": r["method"],
+                "metric": r["metric"],
+                "param": None if param in (None, "") else int(param),
+                "sample_index": si if si == "pooled" else int(si),
+                "value": float(r["value"]),
+            }
+        )
     return out
 
 
@@ -321,7 +330,7 @@ def evaluate(
     data: Any,
     metrics: Sequence[Any] = ("sensitivity_n",),
     *,
-    out: Optional[Union[str, "os.PathLike[str]"]] = None,
+    out: str | os.PathLike[str] | None = None,
     seed: int = 0,
     batch_size: int = 32,
     baselines: Any = None,
@@ -330,10 +339,10 @@ def evaluate(
     device: Any = None,
     distributed: bool = False,
     show_progress: bool = False,
-    perturbations_per_eval: Optional[int] = None,
-    max_batch_size: Optional[int] = None,
-    max_memory_mb: Optional[float] = None,
-) -> List[Row]:
+    perturbations_per_eval: int | None = None,
+    max_batch_size: int | None = None,
+    max_memory_mb: float | None = None,
+) -> list[Row]:
     r"""Evaluate attribution methods with any metrics on a data set, as tidy rows.
 
     For every batch: the attributions of every method (``target`` = the
@@ -414,8 +423,9 @@ def evaluate(
     if target not in ("labels", "predicted"):
         raise ValueError(f"target must be 'labels' or 'predicted', got {target!r}.")
     device = torch.device(device) if device is not None else _model_device(forward_func)
-    engine_options = dict(perturbations_per_eval=perturbations_per_eval, max_batch_size=max_batch_size,
-                          max_memory_mb=max_memory_mb)
+    engine_options = dict(
+        perturbations_per_eval=perturbations_per_eval, max_batch_size=max_batch_size, max_memory_mb=max_memory_mb
+    )
     group = _Group(distributed)
     try:
         path = None if out is None else os.fspath(out)
@@ -429,8 +439,22 @@ def evaluate(
             group.barrier()
             if group.rank != 0:
                 _check_manifest(parts, manifest)
-        records = _run(forward_func, methods, data, metric_objs, parts, group, seed, batch_size, baselines,
-                       feature_mask, target, device, show_progress, engine_options)
+        records = _run(
+            forward_func,
+            methods,
+            data,
+            metric_objs,
+            parts,
+            group,
+            seed,
+            batch_size,
+            baselines,
+            feature_mask,
+            target,
+            device,
+            show_progress,
+            engine_options,
+        )
         rows = _assemble(records, list(methods), metric_objs)
         if path is not None and group.rank == 0:
             _write_rows(path, rows)
@@ -450,8 +474,22 @@ def _mask_of(feature_mask: Any, x: Any) -> Any:
     return feature_mask
 
 
-def _run(forward_func, methods, data, metrics, parts, group, seed, batch_size, baselines, feature_mask,
-         target, device, show_progress, engine_options) -> List[Dict[str, Any]]:
+def _run(
+    forward_func,
+    methods,
+    data,
+    metrics,
+    parts,
+    group,
+    seed,
+    batch_size,
+    baselines,
+    feature_mask,
+    target,
+    device,
+    show_progress,
+    engine_options,
+) -> list[dict[str, Any]]:
     """Evaluate this rank's batches (resuming from ``parts``) and return every
     batch's record, in batch order, from all ranks."""
     bar = None
@@ -459,7 +497,7 @@ def _run(forward_func, methods, data, metrics, parts, group, seed, batch_size, b
         from tqdm.auto import tqdm
 
         bar = tqdm(desc="Evaluation", unit="batch")
-    mine: List[Dict[str, Any]] = []
+    mine: list[dict[str, Any]] = []
     n_batches = 0
     try:
         for b, offset, item in _batches(data, int(batch_size)):
@@ -469,8 +507,22 @@ def _run(forward_func, methods, data, metrics, parts, group, seed, batch_size, b
             record = None if parts is None else _read_part(_part_path(parts, b))
             todo = _missing(record, methods, metrics)
             if todo:
-                record = _evaluate_batch(forward_func, methods, metrics, todo, record, b, offset, _take(item),
-                                         seed, baselines, feature_mask, target, device, engine_options)
+                record = _evaluate_batch(
+                    forward_func,
+                    methods,
+                    metrics,
+                    todo,
+                    record,
+                    b,
+                    offset,
+                    _take(item),
+                    seed,
+                    baselines,
+                    feature_mask,
+                    target,
+                    device,
+                    engine_options,
+                )
                 if parts is not None:
                     _atomic_write_text(_part_path(parts, b), json.dumps(record))
             mine.append(record)
@@ -494,8 +546,9 @@ def _run(forward_func, methods, data, metrics, parts, group, seed, batch_size, b
     return sorted((r for part in gathered for r in part), key=lambda r: r["batch"])
 
 
-def _missing(record: Optional[Dict[str, Any]], methods: Mapping[str, Any], metrics: Sequence[Metric]
-             ) -> Dict[str, List[str]]:
+def _missing(
+    record: dict[str, Any] | None, methods: Mapping[str, Any], metrics: Sequence[Metric]
+) -> dict[str, list[str]]:
     """``metric name -> methods still to score`` for one batch."""
     done = set() if record is None else {tuple(p) for p in record["done"]}
     todo = {}
@@ -506,8 +559,22 @@ def _missing(record: Optional[Dict[str, Any]], methods: Mapping[str, Any], metri
     return todo
 
 
-def _evaluate_batch(forward_func, methods, metrics, todo, record, b, offset, item, seed, baselines,
-                    feature_mask, target, device, engine_options) -> Dict[str, Any]:
+def _evaluate_batch(
+    forward_func,
+    methods,
+    metrics,
+    todo,
+    record,
+    b,
+    offset,
+    item,
+    seed,
+    baselines,
+    feature_mask,
+    target,
+    device,
+    engine_options,
+) -> dict[str, Any]:
     x, y, extras = _to(item[0], device), _to(item[1], device), tuple(_to(e, device) for e in item[2:])
     if isinstance(x, list):
         x = tuple(x)
@@ -516,18 +583,27 @@ def _evaluate_batch(forward_func, methods, metrics, todo, record, b, offset, ite
         with torch.no_grad():
             y = forward_func(*(x if isinstance(x, tuple) else (x,))).argmax(1)
     batch = EvalBatch.make(
-        forward_func, x, baselines, y, None, _mask_of(feature_mask, x),
-        torch.arange(offset, offset + rows_in_batch), seed, extras, **engine_options,
+        forward_func,
+        x,
+        baselines,
+        y,
+        None,
+        _mask_of(feature_mask, x),
+        torch.arange(offset, offset + rows_in_batch),
+        seed,
+        extras,
+        **engine_options,
     )
     needed = [name for name in methods if any(name in v for v in todo.values())]
-    attrs = {name: batch.attributions(attribute_with(methods[name], x, y), f"attributions of {name!r}")
-             for name in needed}
+    attrs = {
+        name: batch.attributions(attribute_with(methods[name], x, y), f"attributions of {name!r}") for name in needed
+    }
     if record is None:
         record = {"batch": b, "offset": offset, "size": rows_in_batch, "done": [], "values": [], "stats": []}
     for metric in metrics:
         if metric.name not in todo:
             continue
-        scores: Dict[str, MetricScores] = metric.evaluate(batch, {name: attrs[name] for name in todo[metric.name]})
+        scores: dict[str, MetricScores] = metric.evaluate(batch, {name: attrs[name] for name in todo[metric.name]})
         for name in todo[metric.name]:
             s = scores.get(name)
             if s is not None:
@@ -539,24 +615,27 @@ def _evaluate_batch(forward_func, methods, metrics, todo, record, b, offset, ite
     return record
 
 
-def _assemble(records: List[Dict[str, Any]], methods: List[str], metrics: Sequence[Metric]) -> List[Row]:
+def _assemble(records: list[dict[str, Any]], methods: list[str], metrics: Sequence[Metric]) -> list[Row]:
     """The rows of all batches: method, metric, quantity order; samples in data order; pooled last."""
-    series: Dict[Tuple[str, str], Dict[Tuple[str, Any], List[Tuple[int, float]]]] = {}
-    stats: Dict[Tuple[str, str], List[Any]] = {}
+    series: dict[tuple[str, str], dict[tuple[str, Any], list[tuple[int, float]]]] = {}
+    stats: dict[tuple[str, str], list[Any]] = {}
     for rec in records:
         for name, metric, quantity, param, values in rec["values"]:
             per = series.setdefault((name, metric), {}).setdefault((quantity, param), [])
             per.extend((rec["offset"] + i, float(v)) for i, v in enumerate(values))
         for name, metric, st in rec["stats"]:
             stats.setdefault((name, metric), []).append(st)
-    rows: List[Row] = []
+    rows: list[Row] = []
     for name in methods:
         for metric in metrics:
             for (quantity, param), values in series.get((name, metric.name), {}).items():
-                rows.extend({"method": name, "metric": quantity, "param": param, "sample_index": i, "value": v}
-                            for i, v in values)
+                rows.extend(
+                    {"method": name, "metric": quantity, "param": param, "sample_index": i, "value": v}
+                    for i, v in values
+                )
             pooled = metric.pool(stats.get((name, metric.name), []))
-            rows.extend({"method": name, "metric": quantity, "param": param, "sample_index": "pooled",
-                         "value": float(v)} for (quantity, param), v in pooled.items())
+            rows.extend(
+                {"method": name, "metric": quantity, "param": param, "sample_index": "pooled", "value": float(v)}
+                for (quantity, param), v in pooled.items()
+            )
     return rows
-

@@ -17,13 +17,15 @@ without replacement within a subset) and report the Pearson correlation
     \rho_n(x) = \operatorname{PCC}_{t=1..T}\Big(\sum_{i \in S_t} R_i^c(x),\;
     S_c(x) - S_c(x_{[x_{S_t} = \bar x_{S_t}]})\Big).
 """
+
 from __future__ import annotations
 
 import bisect
 import math
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -77,7 +79,7 @@ class SensitivityNResult:
             model output's dtype).
     """
 
-    n: List[int]
+    n: list[int]
     correlations: Tensor
     mean: Tensor
     n_nan: Tensor
@@ -85,10 +87,10 @@ class SensitivityNResult:
     pooled: Tensor
     attribution_sums: Tensor = field(repr=False)
     output_changes: Tensor = field(repr=False)
-    n_features_per_sample: Optional[Tensor] = field(default=None, repr=False)
+    n_features_per_sample: Tensor | None = field(default=None, repr=False)
     rtol: float = field(default=100 * torch.finfo(torch.float32).eps, repr=False)
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """Plain-Python summary (lists, JSON-ready).
 
         Returns:
@@ -107,7 +109,7 @@ class SensitivityNResult:
         return getattr(self, key)
 
 
-def default_n_list(n_features: int, num: int = 16, max_fraction: float = 0.8) -> List[int]:
+def default_n_list(n_features: int, num: int = 16, max_fraction: float = 0.8) -> list[int]:
     r"""Log-spaced subset sizes from 1 to ``max_fraction * n_features`` (unique ints).
 
     ``num`` values are spaced evenly on a log scale between 1 and
@@ -156,7 +158,7 @@ class _Subsets:
     in. The attribution sums of every method are gathered when a block is drawn.
     """
 
-    def __init__(self, batch: EvalBatch, n_list: List[int], n_subsets: int, R: Dict[Any, Tensor]) -> None:
+    def __init__(self, batch: EvalBatch, n_list: list[int], n_subsets: int, R: dict[Any, Tensor]) -> None:
         groups = batch.groups
         self.batch = batch
         self.n_list = n_list
@@ -176,9 +178,9 @@ class _Subsets:
         self.R = {k: r.cpu() for k, r in R.items()}
         self.R_total = {k: r.sum(1) for k, r in self.R.items()}
         self.sums = {k: torch.empty(len(n_list), n_subsets, self.B, dtype=torch.float64) for k in R}
-        self.gens: Dict[Tuple[int, int], torch.Generator] = {}
+        self.gens: dict[tuple[int, int], torch.Generator] = {}
         self.drawn = [0] * len(n_list)  # blocks drawn per size
-        self.cache: Dict[Tuple[int, int], Tensor] = {}
+        self.cache: dict[tuple[int, int], Tensor] = {}
 
     def _generator(self, j: int, i: int) -> torch.Generator:
         gen = self.gens.get((j, i))
@@ -265,8 +267,9 @@ def _pooled_correlation(sums: Tensor, changes: Tensor, rtol: float) -> Tensor:
     return pearson(sums.reshape(J, -1), changes.reshape(J, -1), dim=1, rtol=rtol)
 
 
-def _result(n_list: List[int], sums: Tensor, changes: Tensor, rtol: float, counts: Tensor,
-            name: Any) -> SensitivityNResult:
+def _result(
+    n_list: list[int], sums: Tensor, changes: Tensor, rtol: float, counts: Tensor, name: Any
+) -> SensitivityNResult:
     corr = pearson(sums, changes, dim=1, rtol=rtol).t().contiguous()
     nan = torch.isnan(corr)
     if bool(nan.any()):
@@ -313,7 +316,7 @@ class SensitivityN(Metric):
     name = "sensitivity_n"
     random = True
 
-    def __init__(self, n: Union[int, Sequence[int], None] = None, n_subsets: int = 100) -> None:
+    def __init__(self, n: int | Sequence[int] | None = None, n_subsets: int = 100) -> None:
         if isinstance(n, int):
             n = [n]
         self.n = None if n is None else [int(v) for v in n]
@@ -321,7 +324,7 @@ class SensitivityN(Metric):
             raise ValueError("n_subsets must be >= 2 to compute a correlation.")
         self.n_subsets = int(n_subsets)
 
-    def n_list(self, counts: Tensor) -> List[int]:
+    def n_list(self, counts: Tensor) -> list[int]:
         """The subset sizes for samples with ``counts`` groups (checked)."""
         n_groups = int(counts.min())
         n_list = default_n_list(n_groups) if self.n is None else list(self.n)
@@ -337,8 +340,9 @@ class SensitivityN(Metric):
                 raise ValueError(f"subset size n={v} is outside 1..{n_groups} (the number of features).")
         return n_list
 
-    def compute(self, batch: EvalBatch, attributions: Mapping[Any, Tuple[Tensor, ...]],
-                warn_names: bool = True) -> Dict[Any, SensitivityNResult]:
+    def compute(
+        self, batch: EvalBatch, attributions: Mapping[Any, tuple[Tensor, ...]], warn_names: bool = True
+    ) -> dict[Any, SensitivityNResult]:
         """Full :class:`SensitivityNResult` per method (one pass of forwards)."""
         groups = batch.groups
         counts = groups.counts
@@ -351,7 +355,8 @@ class SensitivityN(Metric):
         engine = batch.engine
         with engine:
             evaluated = engine.changes(
-                lambda start, stop: groups.member_masks(subsets.member(start, stop)), subsets.total,
+                lambda start, stop: groups.member_masks(subsets.member(start, stop)),
+                subsets.total,
                 "Sensitivity-n",
             ).to(torch.float64)
             rtol = constant_rtol(engine.original.dtype)
@@ -362,23 +367,25 @@ class SensitivityN(Metric):
             results[k] = _result(n_list, sums, changes, rtol, counts, k if warn_names else None)
         return results
 
-    def evaluate(self, batch: EvalBatch, attributions: Mapping[str, Tuple[Tensor, ...]]) -> Dict[str, MetricScores]:
+    def evaluate(self, batch: EvalBatch, attributions: Mapping[str, tuple[Tensor, ...]]) -> dict[str, MetricScores]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AttributionWarning)  # NaN rows say it
             results = self.compute(batch, attributions)
         out = {}
         for name, r in results.items():
             values = {("sensitivity_n", n): r.correlations[:, j] for j, n in enumerate(r.n)}
-            stats = {"rtol": r.rtol, "moments": [[n] + moments(r.attribution_sums[j], r.output_changes[j])
-                                                 for j, n in enumerate(r.n)]}
+            stats = {
+                "rtol": r.rtol,
+                "moments": [[n] + moments(r.attribution_sums[j], r.output_changes[j]) for j, n in enumerate(r.n)],
+            }
             out[name] = MetricScores(values, stats)
         return out
 
-    def pool(self, stats: Sequence[Any]) -> Dict[Tuple[str, Optional[int]], float]:
+    def pool(self, stats: Sequence[Any]) -> dict[tuple[str, int | None], float]:
         """The pooled correlation per ``n`` over all ``(sample, subset)`` pairs of the data."""
         if not stats:
             return {}
-        by_n: Dict[int, List[List[float]]] = {}
+        by_n: dict[int, list[list[float]]] = {}
         for s in stats:
             for row in s["moments"]:
                 by_n.setdefault(int(row[0]), []).append(row[1:])
@@ -390,19 +397,19 @@ def sensitivity_n(
     forward_func: Callable,
     inputs: Any,
     attributions: Any,
-    n: Union[int, Sequence[int], None] = None,
+    n: int | Sequence[int] | None = None,
     baselines: Any = None,
     target: Any = None,
     additional_forward_args: Any = None,
     feature_mask: Any = None,
     n_subsets: int = 100,
     seed: int = 0,
-    perturbations_per_eval: Optional[int] = None,
-    max_batch_size: Optional[int] = None,
-    max_memory_mb: Optional[float] = None,
+    perturbations_per_eval: int | None = None,
+    max_batch_size: int | None = None,
+    max_memory_mb: float | None = None,
     show_progress: bool = False,
-    sample_ids: Optional[Sequence[int]] = None,
-) -> Union[SensitivityNResult, Dict[Any, SensitivityNResult]]:
+    sample_ids: Sequence[int] | None = None,
+) -> SensitivityNResult | dict[Any, SensitivityNResult]:
     r"""Sensitivity-n of any attribution (Ancona et al. 2018, §4.1).
 
     For each sample :math:`x` and each subset size :math:`n`, draws
@@ -501,9 +508,18 @@ def sensitivity_n(
     """
     metric = SensitivityN(n, n_subsets)
     batch = EvalBatch.make(
-        forward_func, inputs, baselines, target, additional_forward_args, feature_mask, sample_ids, seed,
-        perturbations_per_eval=perturbations_per_eval, max_batch_size=max_batch_size,
-        max_memory_mb=max_memory_mb, show_progress=show_progress,
+        forward_func,
+        inputs,
+        baselines,
+        target,
+        additional_forward_args,
+        feature_mask,
+        sample_ids,
+        seed,
+        perturbations_per_eval=perturbations_per_eval,
+        max_batch_size=max_batch_size,
+        max_memory_mb=max_memory_mb,
+        show_progress=show_progress,
     )
     multi = isinstance(attributions, Mapping)
     if multi:

@@ -1,9 +1,10 @@
 r"""Statistics shared by the metrics: Pearson correlation, and the mergeable
 moments from which a correlation over a whole data set is computed batch by
 batch (or process by process) without keeping the pairs."""
+
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -18,7 +19,7 @@ def constant_rtol(dtype: torch.dtype) -> float:
     return 100 * torch.finfo(dtype if dtype.is_floating_point else torch.float32).eps
 
 
-def pearson(a: Tensor, b: Tensor, dim: int = 0, rtol: Optional[float] = None) -> Tensor:
+def pearson(a: Tensor, b: Tensor, dim: int = 0, rtol: float | None = None) -> Tensor:
     r"""Pearson correlation along ``dim``, NaN where either side is constant.
 
     A side counts as constant when its standard deviation is at most ``rtol``
@@ -52,7 +53,7 @@ def pearson(a: Tensor, b: Tensor, dim: int = 0, rtol: Optional[float] = None) ->
     return torch.where(const, torch.full_like(r, float("nan")), r)
 
 
-def moments(a: Tensor, b: Tensor) -> List[float]:
+def moments(a: Tensor, b: Tensor) -> list[float]:
     """Mergeable moments of the pairs ``(a_k, b_k)`` (flattened), float64:
     ``[count, mean_a, mean_b, M2_a, M2_b, C_ab, mean|a|, mean|b|]`` with
     ``M2`` and ``C`` the centred sums of squares and of products."""
@@ -63,11 +64,19 @@ def moments(a: Tensor, b: Tensor) -> List[float]:
         return [0.0] * 8
     ma, mb = a.mean(), b.mean()
     ac, bc = a - ma, b - mb
-    return [float(n), float(ma), float(mb), float((ac * ac).sum()), float((bc * bc).sum()),
-            float((ac * bc).sum()), float(a.abs().mean()), float(b.abs().mean())]
+    return [
+        float(n),
+        float(ma),
+        float(mb),
+        float((ac * ac).sum()),
+        float((bc * bc).sum()),
+        float((ac * bc).sum()),
+        float(a.abs().mean()),
+        float(b.abs().mean()),
+    ]
 
 
-def merge_moments(parts: Sequence[Sequence[float]]) -> List[float]:
+def merge_moments(parts: Sequence[Sequence[float]]) -> list[float]:
     """Merge :func:`moments` of disjoint sets of pairs (Chan et al.'s parallel
     update), in the given order."""
     n, ma, mb, m2a, m2b, c, aa, ab = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0

@@ -6,6 +6,7 @@ See :mod:`captum_unified.ops.table` for the classes and the
 for what the default table holds. :func:`default_op_table` returns it; it is
 built once and never changes.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -22,13 +23,47 @@ __all__ = ["OpKind", "OpEntry", "OpTable", "default_op_table", "op_name", "NOT_D
 
 #: Bilinear ops: (name, function names, has_bias). Factors are arguments 0 and 1.
 PRODUCT_OPS = [
-    ("mul", (torch.mul, torch.multiply, torch.Tensor.mul, torch.Tensor.multiply, torch.Tensor.__mul__,
-             torch.Tensor.__rmul__), False),
+    (
+        "mul",
+        (
+            torch.mul,
+            torch.multiply,
+            torch.Tensor.mul,
+            torch.Tensor.multiply,
+            torch.Tensor.__mul__,
+            torch.Tensor.__rmul__,
+        ),
+        False,
+    ),
     ("mul_", (torch.Tensor.mul_, torch.Tensor.multiply_, torch.Tensor.__imul__), False),
-    ("matmul", (torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.mm, torch.Tensor.mm,
-                torch.bmm, torch.Tensor.bmm, torch.mv, torch.Tensor.mv, torch.dot, torch.Tensor.dot,
-                torch.inner, torch.Tensor.inner, torch.outer, torch.Tensor.outer, torch.ger, torch.Tensor.ger,
-                torch.vdot, torch.Tensor.vdot, torch.kron, torch.Tensor.kron, torch.tensordot), False),
+    (
+        "matmul",
+        (
+            torch.matmul,
+            torch.Tensor.matmul,
+            torch.Tensor.__matmul__,
+            torch.mm,
+            torch.Tensor.mm,
+            torch.bmm,
+            torch.Tensor.bmm,
+            torch.mv,
+            torch.Tensor.mv,
+            torch.dot,
+            torch.Tensor.dot,
+            torch.inner,
+            torch.Tensor.inner,
+            torch.outer,
+            torch.Tensor.outer,
+            torch.ger,
+            torch.Tensor.ger,
+            torch.vdot,
+            torch.Tensor.vdot,
+            torch.kron,
+            torch.Tensor.kron,
+            torch.tensordot,
+        ),
+        False,
+    ),
     ("rmatmul", (torch.Tensor.__rmatmul__,), False),
     ("einsum", (torch.einsum,), False),
     ("linear", (F.linear,), True),
@@ -56,14 +91,31 @@ def default_op_table() -> OpTable:
         fused_softmax,
     )
 
-    fused = {"lstm": fused_lstm, "softmax": fused_softmax, "log_softmax": fused_log_softmax,
-             "layer_norm": fused_layer_norm, "rms_norm": fused_rms_norm}
+    fused = {
+        "lstm": fused_lstm,
+        "softmax": fused_softmax,
+        "log_softmax": fused_log_softmax,
+        "layer_norm": fused_layer_norm,
+        "rms_norm": fused_rms_norm,
+    }
     for name, decompose, fns, constants, applies, gate in COMPOSITES:
         for f in fns:
-            inplace = getattr(f, "__name__", "").endswith("_") and not getattr(f, "__name__", "").endswith("__") \
+            inplace = (
+                getattr(f, "__name__", "").endswith("_")
+                and not getattr(f, "__name__", "").endswith("__")
                 or getattr(f, "__name__", "") in ("__itruediv__", "__ipow__", "__idiv__")
-            entries[f] = OpEntry(name, OpKind.COMPOSITE, f, inplace=inplace, decompose=decompose,
-                                 constants=constants, applies=applies, gate=gate, fused=fused.get(name))
+            )
+            entries[f] = OpEntry(
+                name,
+                OpKind.COMPOSITE,
+                f,
+                inplace=inplace,
+                decompose=decompose,
+                constants=constants,
+                applies=applies,
+                gate=gate,
+                fused=fused.get(name),
+            )
     for f in TRANSPARENT:
         entries[f] = OpEntry(op_name(f), OpKind.TRANSPARENT, f)
     return OpTable(entries)

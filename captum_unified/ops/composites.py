@@ -25,11 +25,13 @@ One trap (SPEC §5): a value the decomposition treats as a constant must be the
 same in both passes. Softmax's stabilising shift is therefore computed once
 from both passes (``constants``) and passed to both.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -58,7 +60,7 @@ class _AsLinear:
 AS_LINEAR: Any = _AsLinear()
 
 
-def _arg(args: Sequence[Any], kwargs: Dict[str, Any], i: int, name: str, default: Any = None) -> Any:
+def _arg(args: Sequence[Any], kwargs: dict[str, Any], i: int, name: str, default: Any = None) -> Any:
     if len(args) > i:
         return args[i]
     return kwargs.get(name, default)
@@ -117,8 +119,8 @@ def max_tree(candidates: Tensor, combine: Callable[[Tensor, Tensor], Tensor] = m
     while v.shape[-1] > 1:
         k = v.shape[-1]
         half = k // 2
-        m = combine(v[..., :half], v[..., half:2 * half])
-        v = torch.cat([m, v[..., 2 * half:]], dim=-1) if k % 2 else m
+        m = combine(v[..., :half], v[..., half : 2 * half])
+        v = torch.cat([m, v[..., 2 * half :]], dim=-1) if k % 2 else m
     return v[..., 0]
 
 
@@ -188,7 +190,7 @@ def _clamp_tensor(ctx, func, args, kwargs, consts):
     return out
 
 
-def _tuple(v: Any, n: int) -> Tuple[int, ...]:
+def _tuple(v: Any, n: int) -> tuple[int, ...]:
     if isinstance(v, int):
         return (v,) * n
     v = tuple(int(t) for t in v)
@@ -205,8 +207,14 @@ def _pool_out(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
 
 
 @lru_cache(maxsize=256)
-def _pool_index(spatial: Tuple[int, ...], kernel: Tuple[int, ...], stride: Tuple[int, ...],
-                padding: Tuple[int, ...], dilation: Tuple[int, ...], ceil: bool) -> Tuple[Tensor, Tuple[int, ...]]:
+def _pool_index(
+    spatial: tuple[int, ...],
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+    ceil: bool,
+) -> tuple[Tensor, tuple[int, ...]]:
     """Flat input indices of every window of a max-pool, shape ``(out, k)``.
 
     Positions outside the input (padding, ceil_mode overhang) repeat a valid
@@ -242,8 +250,11 @@ def _max_pool(ctx, func, args, kwargs, consts):
     n = 1 if "1d" in name else 3 if "3d" in name else 2
     kernel = _tuple(_arg(args, kwargs, 1, "kernel_size"), n)
     stride_arg = _arg(args, kwargs, 2, "stride")
-    stride = kernel if stride_arg is None or (not isinstance(stride_arg, int) and len(stride_arg) == 0) \
+    stride = (
+        kernel
+        if stride_arg is None or (not isinstance(stride_arg, int) and len(stride_arg) == 0)
         else _tuple(stride_arg, n)
+    )
     padding = _tuple(_arg(args, kwargs, 3, "padding", 0), n)
     dilation = _tuple(_arg(args, kwargs, 4, "dilation", 1), n)
     ceil = bool(_arg(args, kwargs, 5, "ceil_mode", False))
@@ -270,7 +281,7 @@ def _max_pool(ctx, func, args, kwargs, consts):
     return out
 
 
-def _adaptive_index(spatial: Tuple[int, ...], outs: Tuple[int, ...]) -> Tensor:
+def _adaptive_index(spatial: tuple[int, ...], outs: tuple[int, ...]) -> Tensor:
     """Windows of adaptive max-pooling (torch's start/end rule), padded by
     repeating a valid position."""
     per_axis = []
@@ -327,7 +338,7 @@ def _scale(ctx, var_plus_eps: Tensor) -> Tensor:
     return r.detach() if getattr(ctx.rule, "norm", "") == "constant" else r
 
 
-def normalise(ctx, x: Tensor, dims: Tuple[int, ...], eps: float, centre: bool = True) -> Tensor:
+def normalise(ctx, x: Tensor, dims: tuple[int, ...], eps: float, centre: bool = True) -> Tensor:
     """``(x - mean) * rsqrt(var + eps)`` over ``dims`` (biased variance).
     Under ``norm="constant"`` the scale is computed from detached values: a
     constant, so only the centring and one product with a constant remain."""
@@ -364,7 +375,7 @@ def _rms_norm(ctx, func, args, kwargs, consts):
     return y * weight if weight is not None else y
 
 
-def _channel_affine(y: Tensor, weight: Optional[Tensor], bias: Optional[Tensor]) -> Tensor:
+def _channel_affine(y: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
     view = (1, -1) + (1,) * (y.dim() - 2)
     if weight is not None:
         y = y * weight.reshape(view)
@@ -400,7 +411,7 @@ def _batch_norm(ctx, func, args, kwargs, consts):
 
 def _instance_norm(ctx, func, args, kwargs, consts):
     x = args[0]
-    running_mean, running_var = _arg(args, kwargs, 1, "running_mean"), _arg(args, kwargs, 2, "running_var")
+    _running_mean, _running_var = _arg(args, kwargs, 1, "running_mean"), _arg(args, kwargs, 2, "running_var")
     weight, bias = _arg(args, kwargs, 3, "weight"), _arg(args, kwargs, 4, "bias")
     use_input_stats = bool(_arg(args, kwargs, 5, "use_input_stats", True))
     eps = float(_arg(args, kwargs, 7, "eps", 1e-5))
@@ -469,7 +480,7 @@ def _softmax_dim(args, kwargs, x: Tensor) -> int:
     return int(dim) % max(x.dim(), 1)
 
 
-def _softmax_constants(args, kwargs, ref_args, ref_kwargs) -> Dict[str, Any]:
+def _softmax_constants(args, kwargs, ref_args, ref_kwargs) -> dict[str, Any]:
     """The shift: the larger of the two passes' maxima (one constant)."""
     x = args[0].detach()
     dim = _softmax_dim(args, kwargs, x)
@@ -503,7 +514,7 @@ def _log_softmax(ctx, func, args, kwargs, consts):
     return shifted - torch.log(torch.exp(shifted).sum(dim, keepdim=True))
 
 
-def _logsumexp_constants(args, kwargs, ref_args, ref_kwargs) -> Dict[str, Any]:
+def _logsumexp_constants(args, kwargs, ref_args, ref_kwargs) -> dict[str, Any]:
     x = args[0].detach()
     dim = _arg(args, kwargs, 1, "dim")
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
@@ -597,8 +608,9 @@ def _bilinear(ctx, func, args, kwargs, consts):
 # ---------------------------------------------------------------------------
 # recurrent networks (torch.lstm / gru / rnn_tanh / rnn_relu and the cells)
 # ---------------------------------------------------------------------------
-def lstm_cell(x_proj: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh: Optional[Tensor],
-              w_hr: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+def lstm_cell(
+    x_proj: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh: Tensor | None, w_hr: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """One LSTM step from the input projection ``x W_ih^T + b_ih``."""
     gates = x_proj + F.linear(h, w_hh, b_hh)
     i, f, g, o = gates.chunk(4, -1)
@@ -610,7 +622,7 @@ def lstm_cell(x_proj: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh: Optional
     return h, c
 
 
-def gru_cell(x_proj: Tensor, h: Tensor, w_hh: Tensor, b_hh: Optional[Tensor]) -> Tensor:
+def gru_cell(x_proj: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None) -> Tensor:
     """One GRU step (torch's formulation: ``n = tanh(x_n + r * (W_hn h + b_hn))``)."""
     hp = F.linear(h, w_hh, b_hh)
     xr, xz, xn = x_proj.chunk(3, -1)
@@ -621,7 +633,7 @@ def gru_cell(x_proj: Tensor, h: Tensor, w_hh: Tensor, b_hh: Optional[Tensor]) ->
     return (1 - z) * n + z * h
 
 
-def rnn_cell(x_proj: Tensor, h: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], act: Callable) -> Tensor:
+def rnn_cell(x_proj: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None, act: Callable) -> Tensor:
     return act(x_proj + F.linear(h, w_hh, b_hh))
 
 
@@ -630,8 +642,14 @@ def _rnn(kind: str):
     ``rnn_relu`` (multi-layer, bidirectional, batch_first, projections)."""
 
     def decompose(ctx, func, args, kwargs, consts):
-        if len(args) < 2 or isinstance(args[1], Tensor) and args[1].dtype == torch.int64 and kind != "lstm" \
-                or kind == "lstm" and isinstance(args[1], Tensor):
+        if (
+            len(args) < 2
+            or isinstance(args[1], Tensor)
+            and args[1].dtype == torch.int64
+            and kind != "lstm"
+            or kind == "lstm"
+            and isinstance(args[1], Tensor)
+        ):
             return NOT_DECOMPOSED  # packed sequences
         x, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first = args[:9]
         if kind == "lstm":
@@ -643,13 +661,13 @@ def _rnn(kind: str):
         n_per = len(params) // (num_layers * dirs)
         act = torch.tanh if kind == "rnn_tanh" else torch.relu
         layer_input = seq
-        h_out: List[Tensor] = []
-        c_out: List[Tensor] = []
+        h_out: list[Tensor] = []
+        c_out: list[Tensor] = []
         for layer in range(num_layers):
             outs = []
             for d in range(dirs):
                 k = layer * dirs + d
-                p = params[k * n_per:(k + 1) * n_per]
+                p = params[k * n_per : (k + 1) * n_per]
                 w_ih, w_hh = p[0], p[1]
                 b_ih, b_hh = (p[2], p[3]) if has_biases else (None, None)
                 w_hr = p[4 if has_biases else 2] if kind == "lstm" and len(p) in (3, 5) else None
@@ -732,7 +750,7 @@ def _sdpa(ctx, func, args, kwargs, consts):
 # ---------------------------------------------------------------------------
 # the table rows: (name, decompose, function objects, constants, applies, gate)
 # ---------------------------------------------------------------------------
-def _fns(*pairs) -> List[Callable]:
+def _fns(*pairs) -> list[Callable]:
     out = []
     for ns, names in pairs:
         for n in names.split():
@@ -744,26 +762,73 @@ def _fns(*pairs) -> List[Callable]:
 
 T, TT, FF, SP, LA = torch, torch.Tensor, F, torch.special, torch.linalg
 
-COMPOSITES: List[Tuple[str, Callable, List[Callable], Optional[Callable], Optional[Callable], bool]] = [
-    ("div", _div, _fns((T, "div divide true_divide"), (TT, "div divide true_divide __truediv__ __rtruediv__ "
-                                                        "__itruediv__ __div__ __rdiv__ __idiv__ div_ divide_ "
-                                                        "true_divide_")), None, None, False),
-    ("pow", _pow, _fns((T, "pow float_power"), (TT, "pow float_power __pow__ __rpow__ __ipow__ pow_ "
-                                                    "float_power_")), None, None, False),
-    ("maximum", _binary_max, _fns((T, "maximum minimum fmax fmin"), (TT, "maximum minimum fmax fmin")),
-     None, _maxima_apply, False),
+COMPOSITES: list[tuple[str, Callable, list[Callable], Callable | None, Callable | None, bool]] = [
+    (
+        "div",
+        _div,
+        _fns(
+            (T, "div divide true_divide"),
+            (
+                TT,
+                "div divide true_divide __truediv__ __rtruediv__ "
+                "__itruediv__ __div__ __rdiv__ __idiv__ div_ divide_ "
+                "true_divide_",
+            ),
+        ),
+        None,
+        None,
+        False,
+    ),
+    (
+        "pow",
+        _pow,
+        _fns((T, "pow float_power"), (TT, "pow float_power __pow__ __rpow__ __ipow__ pow_ float_power_")),
+        None,
+        None,
+        False,
+    ),
+    (
+        "maximum",
+        _binary_max,
+        _fns((T, "maximum minimum fmax fmin"), (TT, "maximum minimum fmax fmin")),
+        None,
+        _maxima_apply,
+        False,
+    ),
     ("max", _reduce_max, _fns((T, "max min amax amin"), (TT, "max min amax amin")), None, _maxima_apply, False),
     ("clamp_tensor", _clamp_tensor, [], None, None, False),
-    ("max_pool", _max_pool, _fns((FF, "max_pool1d max_pool2d max_pool3d max_pool1d_with_indices "
-                                      "max_pool2d_with_indices max_pool3d_with_indices"),
-                                 (T, "max_pool1d max_pool2d max_pool3d max_pool1d_with_indices"),
-                                 (torch._C._nn, "max_pool2d_with_indices max_pool3d_with_indices")),
-     None, _maxima_apply, False),
-    ("adaptive_max_pool", _adaptive_max_pool,
-     _fns((FF, "adaptive_max_pool1d adaptive_max_pool2d adaptive_max_pool3d adaptive_max_pool1d_with_indices "
-               "adaptive_max_pool2d_with_indices adaptive_max_pool3d_with_indices"),
-          (T, "adaptive_max_pool1d"), (torch._C._nn, "adaptive_max_pool2d adaptive_max_pool3d")),
-     None, _maxima_apply, False),
+    (
+        "max_pool",
+        _max_pool,
+        _fns(
+            (
+                FF,
+                "max_pool1d max_pool2d max_pool3d max_pool1d_with_indices "
+                "max_pool2d_with_indices max_pool3d_with_indices",
+            ),
+            (T, "max_pool1d max_pool2d max_pool3d max_pool1d_with_indices"),
+            (torch._C._nn, "max_pool2d_with_indices max_pool3d_with_indices"),
+        ),
+        None,
+        _maxima_apply,
+        False,
+    ),
+    (
+        "adaptive_max_pool",
+        _adaptive_max_pool,
+        _fns(
+            (
+                FF,
+                "adaptive_max_pool1d adaptive_max_pool2d adaptive_max_pool3d adaptive_max_pool1d_with_indices "
+                "adaptive_max_pool2d_with_indices adaptive_max_pool3d_with_indices",
+            ),
+            (T, "adaptive_max_pool1d"),
+            (torch._C._nn, "adaptive_max_pool2d adaptive_max_pool3d"),
+        ),
+        None,
+        _maxima_apply,
+        False,
+    ),
     ("layer_norm", _layer_norm, _fns((FF, "layer_norm"), (T, "layer_norm")), None, _norm_apply, False),
     ("rms_norm", _rms_norm, _fns((FF, "rms_norm"), (T, "rms_norm")), None, _norm_apply, False),
     ("group_norm", _group_norm, _fns((FF, "group_norm"), (T, "group_norm")), None, _norm_apply, False),
@@ -771,15 +836,45 @@ COMPOSITES: List[Tuple[str, Callable, List[Callable], Optional[Callable], Option
     ("instance_norm", _instance_norm, _fns((FF, "instance_norm"), (T, "instance_norm")), None, _norm_apply, False),
     ("norm", _norm_p, _fns((T, "norm"), (TT, "norm"), (LA, "vector_norm")), None, None, False),
     ("var", _var_std, _fns((T, "var std var_mean std_mean"), (TT, "var std")), None, None, False),
-    ("softmax", _softmax, _fns((FF, "softmax"), (T, "softmax"), (TT, "softmax"), (SP, "softmax")),
-     _softmax_constants, _softmax_apply, True),
-    ("log_softmax", _log_softmax, _fns((FF, "log_softmax"), (T, "log_softmax"), (TT, "log_softmax"),
-                                       (SP, "log_softmax")), _softmax_constants, _softmax_apply, False),
-    ("logsumexp", _logsumexp, _fns((T, "logsumexp"), (TT, "logsumexp"), (SP, "logsumexp")),
-     _logsumexp_constants, _softmax_apply, False),
-    ("add_product", _add_product, _fns((T, "addmm addbmm baddbmm addmv addr addcmul addcdiv"),
-                                       (TT, "addmm addbmm baddbmm addmv addr addcmul addcdiv addmm_ addbmm_ "
-                                            "baddbmm_ addmv_ addr_ addcmul_ addcdiv_")), None, None, False),
+    (
+        "softmax",
+        _softmax,
+        _fns((FF, "softmax"), (T, "softmax"), (TT, "softmax"), (SP, "softmax")),
+        _softmax_constants,
+        _softmax_apply,
+        True,
+    ),
+    (
+        "log_softmax",
+        _log_softmax,
+        _fns((FF, "log_softmax"), (T, "log_softmax"), (TT, "log_softmax"), (SP, "log_softmax")),
+        _softmax_constants,
+        _softmax_apply,
+        False,
+    ),
+    (
+        "logsumexp",
+        _logsumexp,
+        _fns((T, "logsumexp"), (TT, "logsumexp"), (SP, "logsumexp")),
+        _logsumexp_constants,
+        _softmax_apply,
+        False,
+    ),
+    (
+        "add_product",
+        _add_product,
+        _fns(
+            (T, "addmm addbmm baddbmm addmv addr addcmul addcdiv"),
+            (
+                TT,
+                "addmm addbmm baddbmm addmv addr addcmul addcdiv addmm_ addbmm_ "
+                "baddbmm_ addmv_ addr_ addcmul_ addcdiv_",
+            ),
+        ),
+        None,
+        None,
+        False,
+    ),
     ("prod", _prod, _fns((T, "prod"), (TT, "prod")), None, None, False),
     ("glu", _glu, _fns((FF, "glu")), None, None, False),
     ("lerp", _lerp, _fns((T, "lerp"), (TT, "lerp lerp_")), None, None, False),
@@ -796,9 +891,7 @@ COMPOSITES: List[Tuple[str, Callable, List[Callable], Optional[Callable], Option
 ]
 
 #: Python-level torch functions whose body is followed op by op.
-TRANSPARENT: List[Callable] = _fns(
-    (FF, "multi_head_attention_forward softmin normalize local_response_norm")
-)
+TRANSPARENT: list[Callable] = _fns((FF, "multi_head_attention_forward softmin normalize local_response_norm"))
 
 #: Element-wise functions that become composites when a bound is input-dependent.
 CLAMP_TENSOR = _clamp_tensor

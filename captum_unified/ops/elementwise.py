@@ -12,9 +12,10 @@ Functions with extra arguments (``F.leaky_relu(z, 0.1)``, ``torch.clamp(z, 0,
 others held fixed. Integer-valued functions (``floor``, ``sign``, ...) have
 derivative zero; DeepLIFT's Rescale rule gives them their secant slope.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Tuple
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -46,7 +47,7 @@ def _zero_d(z: Tensor, out: Tensor) -> Tensor:
 
 
 # name, derivative, gate, function names: torch.<n>, Tensor.<n>, F.<n>, torch.special.<n>
-_SPEC: List[Tuple[str, Optional[Callable], bool, Tuple[str, ...]]] = [
+_SPEC: list[tuple[str, Callable | None, bool, tuple[str, ...]]] = [
     ("relu", _relu_d, False, ("relu",)),
     ("tanh", _tanh_d, False, ("tanh",)),
     ("sigmoid", _sigmoid_d, True, ("sigmoid", "expit")),
@@ -127,12 +128,12 @@ def _namespaces():
     )
 
 
-def elementwise_entries() -> Dict[Callable, OpEntry]:
+def elementwise_entries() -> dict[Callable, OpEntry]:
     """Every element-wise function object of this torch version -> its entry."""
-    out: Dict[Callable, OpEntry] = {}
+    out: dict[Callable, OpEntry] = {}
     for name, derivative, gate, fnames in _SPEC:
-        canonical: Optional[Callable] = None
-        found: List[Tuple[Callable, bool]] = []
+        canonical: Callable | None = None
+        found: list[tuple[Callable, bool]] = []
         for fname in fnames:
             for ns_name, ns in _namespaces():
                 for candidate, inplace in ((fname, False), (fname + "_", True)):

@@ -20,10 +20,11 @@ epsilon's quotient); of a product :math:`u \odot v`: the *partners* at which
 :math:`\partial/\partial u` and :math:`\partial/\partial v` are taken
 (:mod:`captum_unified.rules.products`).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -31,8 +32,15 @@ from torch import Tensor
 
 from captum_unified.ops.composites import NOT_DECOMPOSED
 
-__all__ = ["FusedRule", "fused_rule", "fused_lstm", "fused_softmax", "fused_log_softmax", "fused_layer_norm",
-           "fused_rms_norm"]
+__all__ = [
+    "FusedRule",
+    "fused_rule",
+    "fused_lstm",
+    "fused_softmax",
+    "fused_log_softmax",
+    "fused_layer_norm",
+    "fused_rms_norm",
+]
 
 
 @dataclass(frozen=True)
@@ -43,8 +51,14 @@ class FusedRule:
     eps: float
     products: str  # "shapley", "gradient", "uniform", "gate"
 
-    def multiplier(self, z: Tensor, out: Tensor, ref_z: Optional[Tensor], ref_out: Optional[Tensor],
-                   fprime: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+    def multiplier(
+        self,
+        z: Tensor,
+        out: Tensor,
+        ref_z: Tensor | None,
+        ref_out: Tensor | None,
+        fprime: Callable[[Tensor, Tensor], Tensor],
+    ) -> Tensor:
         """``g(z)`` exactly as the rule's ``multiplier`` computes it."""
         from captum_unified.rules.epsilon import epsilon_multiplier
         from captum_unified.rules.rescale import rescale_multiplier
@@ -53,8 +67,9 @@ class FusedRule:
             return epsilon_multiplier(z, out, self.eps)
         return rescale_multiplier(z, out, ref_z, ref_out, self.eps, lambda: fprime(z, out))
 
-    def partners(self, u: Tensor, v: Tensor, ref_u: Optional[Tensor], ref_v: Optional[Tensor],
-                 u_is_gate: bool = False) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+    def partners(
+        self, u: Tensor, v: Tensor, ref_u: Tensor | None, ref_v: Tensor | None, u_is_gate: bool = False
+    ) -> tuple[Tensor | None, Tensor | None]:
         """``(P_u, P_v)``: ``d(u v)/du`` is taken at ``v = P_u``, ``d(u v)/dv``
         at ``u = P_v`` (``None``: no gradient)."""
         if self.products == "gradient":
@@ -66,7 +81,7 @@ class FusedRule:
         return 0.5 * v, 0.5 * u  # uniform (and "gate" without a gate)
 
 
-def fused_rule(ctx) -> Optional[FusedRule]:
+def fused_rule(ctx) -> FusedRule | None:
     """The :class:`FusedRule` of the context's rule if it is exactly a shipped
     rule and the op table treats the functions the kernels use as the default
     table does; else ``None`` (use the decomposition)."""
@@ -104,9 +119,17 @@ def _recip_d(z: Tensor, r: Tensor) -> Tensor:
 # ---------------------------------------------------------------------------
 # LSTM
 # ---------------------------------------------------------------------------
-def _lstm_values(proj: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh: Optional[Tensor],
-                 w_hr: Optional[Tensor], xs: Optional[Tensor] = None, w_ih: Optional[Tensor] = None,
-                 b_ih: Optional[Tensor] = None) -> Dict[str, Tensor]:
+def _lstm_values(
+    proj: Tensor,
+    h: Tensor,
+    c: Tensor,
+    w_hh: Tensor,
+    b_hh: Tensor | None,
+    w_hr: Tensor | None,
+    xs: Tensor | None = None,
+    w_ih: Tensor | None = None,
+    b_ih: Tensor | None = None,
+) -> dict[str, Tensor]:
     """The internals of one LSTM layer/direction over all steps (no graph).
 
     The hidden states come from torch's fused LSTM (``xs`` and ``w_ih`` given),
@@ -115,8 +138,9 @@ def _lstm_values(proj: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh: Optiona
     steps = proj.shape[0]
     if xs is not None and w_ih is not None:
         params = [w_ih, w_hh] + ([b_ih, b_hh] if b_ih is not None else []) + ([w_hr] if w_hr is not None else [])
-        hs, _, _ = torch.lstm(xs, (h.unsqueeze(0), c.unsqueeze(0)), params, b_ih is not None, 1, 0.0, False,
-                              False, False)
+        hs, _, _ = torch.lstm(
+            xs, (h.unsqueeze(0), c.unsqueeze(0)), params, b_ih is not None, 1, 0.0, False, False, False
+        )
         prev = torch.cat([h.expand_as(hs[:1]), hs[:-1]], 0)
     else:  # step by step (the reference of a batch-1 baseline broadcasts the same way)
         hs_list, prev_list, cc = [], [], c
@@ -153,7 +177,7 @@ class _LSTMRecurrence(torch.autograd.Function):
         r_gt = ref["gates"] if ref is not None else None
 
         def part(x, k):
-            return None if x is None else x[..., k * hid:(k + 1) * hid]
+            return None if x is None else x[..., k * hid : (k + 1) * hid]
 
         m = []
         for k, fprime in ((0, _sig_d), (1, _sig_d), (2, _tanh_d), (3, _sig_d)):
@@ -219,13 +243,13 @@ def fused_lstm(ctx, func, args, kwargs, ref_args, ref_kwargs):
     dirs = 2 if bidirectional else 1
     n_per = len(params) // (num_layers * dirs)
     layer_in, ref_in = seq, (rseq if ref_args is not None else None)
-    h_out: List[Tensor] = []
-    c_out: List[Tensor] = []
+    h_out: list[Tensor] = []
+    c_out: list[Tensor] = []
     for layer in range(num_layers):
         outs, ref_outs = [], []
         for d in range(dirs):
             kk = layer * dirs + d
-            p = params[kk * n_per:(kk + 1) * n_per]
+            p = params[kk * n_per : (kk + 1) * n_per]
             w_ih, w_hh = p[0], p[1]
             b_ih, b_hh = (p[2], p[3]) if has_biases else (None, None)
             w_hr = p[4 if has_biases else 2] if len(p) in (3, 5) else None
@@ -237,8 +261,9 @@ def fused_lstm(ctx, func, args, kwargs, ref_args, ref_kwargs):
                     rxs = ref_in if d == 0 else ref_in.flip(0)
                     ref = _lstm_values(F.linear(rxs, w_ih, b_ih), rh0[kk], rc0[kk], w_hh, b_hh, w_hr, rxs, w_ih, b_ih)
                 ref_outs.append(ref["h"] if d == 0 else ref["h"].flip(0))
-            ys, h_t, c_t = _LSTMRecurrence.apply(proj, h0[kk], c0[kk], w_hh, b_hh, w_hr, ref, rule, xs.detach(),
-                                                 w_ih, b_ih)
+            ys, h_t, c_t = _LSTMRecurrence.apply(
+                proj, h0[kk], c0[kk], w_hh, b_hh, w_hr, ref, rule, xs.detach(), w_ih, b_ih
+            )
             outs.append(ys if d == 0 else ys.flip(0))
             h_out.append(h_t)
             c_out.append(c_t)
@@ -252,7 +277,7 @@ def fused_lstm(ctx, func, args, kwargs, ref_args, ref_kwargs):
 # ---------------------------------------------------------------------------
 # softmax / log-softmax (Rescale: decomposed with a shared shift)
 # ---------------------------------------------------------------------------
-def _softmax_parts(z: Tensor, shift: Tensor, dim: int) -> Tuple[Tensor, Tensor, Tensor]:
+def _softmax_parts(z: Tensor, shift: Tensor, dim: int) -> tuple[Tensor, Tensor, Tensor]:
     u = z - shift
     e = torch.exp(u)
     total = e.sum(dim, keepdim=True)
@@ -271,8 +296,7 @@ class _SoftmaxRule(torch.autograd.Function):
         if log:
             # log_softmax = u - log(sum e): the log's multiplier replaces the product
             lg = torch.log(total)
-            m_l = rule.multiplier(total, lg, rtotal, None if rtotal is None else torch.log(rtotal),
-                                  lambda t, o: 1 / t)
+            m_l = rule.multiplier(total, lg, rtotal, None if rtotal is None else torch.log(rtotal), lambda t, o: 1 / t)
             ctx.save_for_backward(m_e, m_l)
             ctx.log, ctx.dim = True, dim
             return u - lg
@@ -334,7 +358,7 @@ def _rsqrt_d(z: Tensor, r: Tensor) -> Tensor:
     return -0.5 * r * r * r
 
 
-def _norm_parts(x: Tensor, dims: Tuple[int, ...], eps: float, centre: bool):
+def _norm_parts(x: Tensor, dims: tuple[int, ...], eps: float, centre: bool):
     c = x - x.mean(dims, keepdim=True) if centre else x
     d = (c * c).mean(dims, keepdim=True) + eps
     return c, d, torch.rsqrt(d)

@@ -13,9 +13,10 @@ not depend on the inputs for the purpose of the modified chain rule, so
 ``h * torch.ones_like(h)`` is a product with a constant, not of two
 input-dependent values.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Dict
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -85,14 +86,14 @@ def _properties():
     return linear, meta
 
 
-def linear_entries() -> Dict[Callable, OpEntry]:
+def linear_entries() -> dict[Callable, OpEntry]:
     """Linear function objects of this torch version -> entries. In-place
     variants (``Tensor.add_``, ``Tensor.masked_fill_``, ...) stay in place:
     autograd differentiates them as they are."""
     from captum_unified.ops.table import op_name
 
     names = LINEAR_NAMES + [n + "_" for n in LINEAR_NAMES if not n.startswith("__") and not n.endswith("_")]
-    out: Dict[Callable, OpEntry] = {}
+    out: dict[Callable, OpEntry] = {}
     for f in _functions(names, (torch, torch.Tensor, F, torch._C._nn)):
         out[f] = OpEntry(op_name(f), OpKind.LINEAR, f)
     for name, getter in _properties()[0]:
@@ -100,11 +101,11 @@ def linear_entries() -> Dict[Callable, OpEntry]:
     return out
 
 
-def meta_entries() -> Dict[Callable, OpEntry]:
+def meta_entries() -> dict[Callable, OpEntry]:
     """Meta function objects of this torch version -> entries."""
     from captum_unified.ops.table import op_name
 
-    out: Dict[Callable, OpEntry] = {}
+    out: dict[Callable, OpEntry] = {}
     for f in _functions(META_NAMES, (torch, torch.Tensor, F)):
         out[f] = OpEntry(op_name(f), OpKind.META, f)
     for name, getter in _properties()[1]:

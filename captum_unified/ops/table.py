@@ -39,12 +39,14 @@ The table is immutable. :func:`default_op_table` returns the shipped one;
 (``DeepLiftRescale(model, op_table=...)``) or to
 :class:`~captum_unified.backend.RuleContext`; nothing global ever changes.
 """
+
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
+from typing import Any
 
 from torch import Tensor
 
@@ -103,15 +105,15 @@ class OpEntry:
 
     name: str
     kind: OpKind
-    function: Optional[Callable] = None
+    function: Callable | None = None
     inplace: bool = False
-    derivative: Optional[Derivative] = None
+    derivative: Derivative | None = None
     gate: bool = False
-    factors: Tuple[int, int] = (0, 1)
-    decompose: Optional[Callable[..., Any]] = None
-    constants: Optional[Callable[..., Dict[str, Any]]] = None
-    applies: Optional[Callable[[Any], bool]] = None
-    fused: Optional[Callable[..., Any]] = None
+    factors: tuple[int, int] = (0, 1)
+    decompose: Callable[..., Any] | None = None
+    constants: Callable[..., dict[str, Any]] | None = None
+    applies: Callable[[Any], bool] | None = None
+    fused: Callable[..., Any] | None = None
 
     @property
     def paired(self) -> bool:
@@ -165,21 +167,21 @@ class OpTable(Mapping):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def lookup(self, func: Callable) -> Optional[OpEntry]:
+    def lookup(self, func: Callable) -> OpEntry | None:
         """The entry of ``func`` or ``None`` (unknown)."""
         try:
             return self._entries.get(func)
         except TypeError:  # unhashable callables are never in the table
             return None
 
-    def names(self, kind: Optional[OpKind] = None) -> list:
+    def names(self, kind: OpKind | None = None) -> list:
         """Sorted op names, of one kind or of all."""
         return sorted({e.name for e in self._entries.values() if kind is None or e.kind is kind})
 
     # Building new tables ----------------------------------------------------
-    def with_entries(self, entries: Mapping[Callable, OpEntry]) -> "OpTable":
+    def with_entries(self, entries: Mapping[Callable, OpEntry]) -> OpTable:
         """A new table with ``entries`` added (replacing existing keys)."""
-        merged: Dict[Callable, OpEntry] = dict(self._entries)
+        merged: dict[Callable, OpEntry] = dict(self._entries)
         merged.update(entries)
         return OpTable(merged)
 
@@ -188,9 +190,9 @@ class OpTable(Mapping):
         name: str,
         function: Callable,
         *aliases: Callable,
-        derivative: Optional[Derivative] = None,
+        derivative: Derivative | None = None,
         gate: bool = False,
-    ) -> "OpTable":
+    ) -> OpTable:
         """A new table in which ``function`` (and ``aliases``: other function
         objects computing the same thing, e.g. the tensor method) is an
         element-wise nonlinearity whose derivative rules replace.
@@ -211,13 +213,13 @@ class OpTable(Mapping):
             new[alias] = replace(entry, inplace=_is_inplace_name(alias))
         return self.with_entries(new)
 
-    def with_linear(self, *functions: Callable, name: Optional[str] = None) -> "OpTable":
+    def with_linear(self, *functions: Callable, name: str | None = None) -> OpTable:
         """A new table in which ``functions`` are linear (ordinary gradient)."""
         return self.with_entries(
             {f: OpEntry(name or op_name(f), OpKind.LINEAR, f, inplace=_is_inplace_name(f)) for f in functions}
         )
 
-    def with_meta(self, *functions: Callable) -> "OpTable":
+    def with_meta(self, *functions: Callable) -> OpTable:
         """A new table in which ``functions`` carry no numeric dependence."""
         return self.with_entries({f: OpEntry(op_name(f), OpKind.META, f) for f in functions})
 
@@ -226,21 +228,22 @@ class OpTable(Mapping):
         name: str,
         decompose: Callable[..., Any],
         *functions: Callable,
-        constants: Optional[Callable[..., Dict[str, Any]]] = None,
-        applies: Optional[Callable[[Any], bool]] = None,
+        constants: Callable[..., dict[str, Any]] | None = None,
+        applies: Callable[[Any], bool] | None = None,
         gate: bool = False,
-    ) -> "OpTable":
+    ) -> OpTable:
         """A new table in which ``functions`` are computed by ``decompose``
         (see :class:`OpEntry` for the arguments)."""
         return self.with_entries(
             {
-                f: OpEntry(name, OpKind.COMPOSITE, f, decompose=decompose, constants=constants,
-                           applies=applies, gate=gate)
+                f: OpEntry(
+                    name, OpKind.COMPOSITE, f, decompose=decompose, constants=constants, applies=applies, gate=gate
+                )
                 for f in functions
             }
         )
 
-    def without(self, *functions: Callable) -> "OpTable":
+    def without(self, *functions: Callable) -> OpTable:
         """A new table without ``functions`` (they become unknown)."""
         return OpTable({k: v for k, v in self._entries.items() if k not in set(functions)})
 
@@ -254,11 +257,14 @@ class OpTable(Mapping):
 
 def _is_inplace_name(func: Callable) -> bool:
     name = getattr(func, "__name__", "")
-    return name.endswith("_") and not name.endswith("__") or name in {"__iadd__", "__isub__", "__imul__",
-                                                                        "__itruediv__", "__idiv__"}
+    return (
+        name.endswith("_")
+        and not name.endswith("__")
+        or name in {"__iadd__", "__isub__", "__imul__", "__itruediv__", "__idiv__"}
+    )
 
 
-def entries_from(pairs: Iterable[Tuple[Callable, OpEntry]]) -> Dict[Callable, OpEntry]:
+def entries_from(pairs: Iterable[tuple[Callable, OpEntry]]) -> dict[Callable, OpEntry]:
     """Collect ``(function, entry)`` pairs, skipping functions this torch
     version does not have (``None``)."""
     return {f: e for f, e in pairs if f is not None}

@@ -39,14 +39,14 @@ Writing your own rule: subclass :class:`Rule` and implement :meth:`Rule.multipli
 
 Adding a shipped rule: its own file in this package and one line in :data:`RULES`.
 """
+
 from captum_unified.rules.base import OpCall, Rule, derivative
 from captum_unified.rules.epsilon import EpsilonLRPRule
 from captum_unified.rules.gradient import GradientRule
 from captum_unified.rules.products import PRODUCT_POLICIES
 from captum_unified.rules.rescale import RescaleRule
 
-__all__ = ["Rule", "OpCall", "GradientRule", "EpsilonLRPRule", "RescaleRule", "derivative", "RULES",
-           "PRODUCT_POLICIES"]
+__all__ = ["Rule", "OpCall", "GradientRule", "EpsilonLRPRule", "RescaleRule", "derivative", "RULES", "PRODUCT_POLICIES"]
 
 #: The shipped rules by name.
 RULES = {

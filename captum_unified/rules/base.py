@@ -13,10 +13,11 @@ A rule decides, for one attribution call,
 Every other op keeps its ordinary gradient (linear ops) or is decomposed into
 these (composite ops); see :mod:`captum_unified.ops`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -51,8 +52,8 @@ class OpCall:
     """
 
     name: str
-    gates: Tuple[bool, ...] = ()
-    derivative: Optional[Callable[[Tensor, Tensor], Tensor]] = None
+    gates: tuple[bool, ...] = ()
+    derivative: Callable[[Tensor, Tensor], Tensor] | None = None
 
     def fprime(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor) -> Tensor:
         """:math:`f'(z)`, in closed form when known."""
@@ -101,7 +102,7 @@ class Rule:
     norm: str = "gradient"
     softmax: str = "gradient"
 
-    def check(self, op: OpCall, f: Callable[[Tensor], Tensor], z: Tensor) -> Optional[str]:
+    def check(self, op: OpCall, f: Callable[[Tensor], Tensor], z: Tensor) -> str | None:
         """Return a warning message if this rule should not be trusted on the
         element-wise op ``op`` (``f`` with its arguments bound, ``z`` its
         input), else ``None``. Called once per op name per attribution call."""
@@ -112,9 +113,9 @@ class Rule:
         f: Callable[[Tensor], Tensor],
         z: Tensor,
         out: Tensor,
-        ref_z: Optional[Tensor] = None,
-        ref_out: Optional[Tensor] = None,
-        op: Optional[OpCall] = None,
+        ref_z: Tensor | None = None,
+        ref_out: Tensor | None = None,
+        op: OpCall | None = None,
     ) -> Tensor:
         r"""Return :math:`g(z)`, same shape as ``z`` (or broadcastable to it).
 
@@ -136,9 +137,9 @@ class Rule:
         op: OpCall,
         a: Tensor,
         b: Tensor,
-        ref_a: Optional[Tensor] = None,
-        ref_b: Optional[Tensor] = None,
-    ) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+        ref_a: Tensor | None = None,
+        ref_b: Tensor | None = None,
+    ) -> tuple[Tensor | None, Tensor | None]:
         r"""The product policy for a bilinear op :math:`y = a \star b` of two
         input-dependent factors (``mul``, ``matmul``, ``einsum``, ...).
 
@@ -158,7 +159,7 @@ class Rule:
             ) from None
         return policy(op, a, b, ref_a, ref_b)
 
-    def product_warning(self, op: OpCall) -> Optional[str]:
+    def product_warning(self, op: OpCall) -> str | None:
         """A warning for products met in a call, or ``None`` (default)."""
         return None
 

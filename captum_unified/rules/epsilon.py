@@ -1,4 +1,5 @@
 r"""The epsilon-LRP rule (Bach et al. 2015; Ancona et al. 2018, Proposition 1)."""
+
 from __future__ import annotations
 
 import torch

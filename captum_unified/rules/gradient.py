@@ -1,4 +1,5 @@
 r"""The gradient rule: :math:`g(z) = f'(z)` (plain backpropagation)."""
+
 from __future__ import annotations
 
 from captum_unified.rules.base import OpCall, Rule

@@ -34,9 +34,10 @@ gets :math:`a + \bar a`, the Rescale multiplier of :math:`z^2`.
 Adding a policy: a function ``(op, a, b, ref_a, ref_b) -> (a_, b_)`` and one
 line in :data:`PRODUCT_POLICIES`.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Tuple
+from collections.abc import Callable
 
 from torch import Tensor
 
@@ -44,8 +45,7 @@ from captum_unified.rules.base import OpCall
 
 __all__ = ["PRODUCT_POLICIES", "gradient_products", "shapley_products", "uniform_products", "gate_products"]
 
-Policy = Callable[[OpCall, Tensor, Tensor, Optional[Tensor], Optional[Tensor]],
-                  Tuple[Optional[Tensor], Optional[Tensor]]]
+Policy = Callable[[OpCall, Tensor, Tensor, Tensor | None, Tensor | None], tuple[Tensor | None, Tensor | None]]
 
 
 def gradient_products(op, a, b, ref_a=None, ref_b=None):
@@ -76,7 +76,7 @@ def gate_products(op, a, b, ref_a=None, ref_b=None):
 
 
 #: name -> policy. The rules' ``products`` attribute is one of these keys.
-PRODUCT_POLICIES: Dict[str, Policy] = {
+PRODUCT_POLICIES: dict[str, Policy] = {
     "gradient": gradient_products,
     "shapley": shapley_products,
     "uniform": uniform_products,

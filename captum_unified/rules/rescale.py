@@ -1,7 +1,8 @@
 r"""DeepLIFT's Rescale rule (Shrikumar et al. 2017; Ancona et al. 2018, Proposition 2)."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -81,14 +82,20 @@ def _minus(a: Tensor, b: Tensor) -> Tensor:
     """``a - b``; a batch-1 ``b`` (a shared baseline) is broadcast over the
     flattened batch (the same numbers; broadcasting one leading dimension of
     a 4-d tensor is ~10x slower on the CPU than of a 2-d one)."""
-    if (b.dim() == a.dim() > 2 and b.shape[0] == 1 != a.shape[0] and b.shape[1:] == a.shape[1:]
-            and a.is_contiguous() and b.is_contiguous()):
+    if (
+        b.dim() == a.dim() > 2
+        and b.shape[0] == 1 != a.shape[0]
+        and b.shape[1:] == a.shape[1:]
+        and a.is_contiguous()
+        and b.is_contiguous()
+    ):
         return torch.sub(a.reshape(a.shape[0], -1), b.reshape(1, -1)).view(a.shape)
     return torch.sub(a, b)
 
 
-def rescale_multiplier(z: Tensor, out: Tensor, ref_z: Tensor, ref_out: Tensor, eps: float,
-                       fprime: Callable[[], Tensor]) -> Tensor:
+def rescale_multiplier(
+    z: Tensor, out: Tensor, ref_z: Tensor, ref_out: Tensor, eps: float, fprime: Callable[[], Tensor]
+) -> Tensor:
     r""":math:`(f(z) - f(\bar z)) / (z - \bar z)`, and ``fprime()`` where
     :math:`|z - \bar z| \le` ``eps`` or is NaN (both passes at the same
     infinity, as masked attention scores).

@@ -8,6 +8,7 @@ seven attribution methods.
 * :mod:`~captum_unified.taylor.reformulations` — Theorems 1–5 and Table 3's metric.
 * :mod:`~captum_unified.taylor.attribution` — :class:`TaylorAttribution`.
 """
+
 from captum_unified.taylor.attribution import TaylorAttribution
 from captum_unified.taylor.interactions import group_interactions
 from captum_unified.taylor.reformulations import (

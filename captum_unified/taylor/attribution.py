@@ -1,7 +1,9 @@
 r"""The Taylor attribution method (Deng et al., AAAI 2021) as a Captum class."""
+
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple, Union
+from collections.abc import Callable
+from typing import Any
 
 from captum._utils.typing import BaselineType, TargetType, TensorOrTupleOfTensorsGeneric
 from captum.attr._utils.attribution import GradientAttribution
@@ -70,7 +72,7 @@ class TaylorAttribution(GradientAttribution):
         target: TargetType = None,
         additional_forward_args: Any = None,
         return_convergence_delta: bool = False,
-    ) -> Union[TensorOrTupleOfTensorsGeneric, Tuple[TensorOrTupleOfTensorsGeneric, Tensor]]:
+    ) -> TensorOrTupleOfTensorsGeneric | tuple[TensorOrTupleOfTensorsGeneric, Tensor]:
         r"""
         Args:
             inputs (Tensor or tuple[Tensor, ...]): inputs, batch first.
@@ -120,13 +122,20 @@ class TaylorAttribution(GradientAttribution):
         additional_forward_args: Any = None,
         hessian_diagonal: str = "exact",
         n_samples: int = 64,
-        seed: Optional[int] = None,
-        max_chunk: Optional[int] = None,
+        seed: int | None = None,
+        max_chunk: int | None = None,
     ) -> TaylorDecomposition:
         r"""Per-feature first-order, independent and interactive terms and the
         approximation error; see :func:`~captum_unified.taylor.taylor_decomposition`
         (same arguments)."""
         return taylor_decomposition(
-            self.forward_func, inputs, baselines, target, additional_forward_args,
-            hessian_diagonal, n_samples, seed, max_chunk,
+            self.forward_func,
+            inputs,
+            baselines,
+            target,
+            additional_forward_args,
+            hessian_diagonal,
+            n_samples,
+            seed,
+            max_chunk,
         )

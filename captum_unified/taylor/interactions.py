@@ -16,9 +16,11 @@ interactive term of a group pair :math:`k \ne l` is :math:`-M_{kl}` and a group'
 own second-order term (independent + interactive inside it) is
 :math:`-\tfrac12 M_{kk}`.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple, Union
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -32,12 +34,12 @@ __all__ = ["group_interactions"]
 
 def group_interactions(
     forward_func: Callable,
-    inputs: Union[Tensor, Tuple[Tensor, ...]],
-    feature_mask: Union[Tensor, Tuple[Tensor, ...]],
+    inputs: Tensor | tuple[Tensor, ...],
+    feature_mask: Tensor | tuple[Tensor, ...],
     baselines: Any = None,
     target: Any = None,
     additional_forward_args: Any = None,
-    max_chunk: Optional[int] = None,
+    max_chunk: int | None = None,
 ) -> Tensor:
     r"""Group interaction matrices
     :math:`M_{kl} = \sum_{i \in G_k, j \in G_l} H_{ij}\delta_i\delta_j` per sample.
@@ -80,8 +82,9 @@ def group_interactions(
         g = torch.arange(start, stop, device=ids.device).view(-1, 1, 1)
         return (ids.unsqueeze(0) == g).to(delta.dtype) * delta.unsqueeze(0)
 
-    hv = batched_hvp(forward_func, call.inputs, vectors, n_groups, call.target, call.additional_args,
-                     max_chunk)  # (K, B, N)
+    hv = batched_hvp(
+        forward_func, call.inputs, vectors, n_groups, call.target, call.additional_args, max_chunk
+    )  # (K, B, N)
     onehot = torch.nn.functional.one_hot(ids, n_groups).to(delta.dtype)  # (B, N, K)
     # M[b, k, l] = sum_i 1[i in G_k] delta_i (H u_l)_i
     m = torch.einsum("bnk,lbn->bkl", onehot * delta.unsqueeze(-1), hv)

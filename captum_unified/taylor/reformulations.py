@@ -18,9 +18,11 @@ Integrated Gradients   :math:`g_i\delta_i - \tfrac12\delta_i(H\delta)_i` (Thm. 5
 Expected Gradients     the IG reformulation averaged over the baselines (Cor.)
 =====================  ============================================================
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Tuple, Union
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -33,8 +35,8 @@ from captum_unified._utils.common import (
     format_inputs,
     select_target,
 )
-from captum_unified.taylor.attribution import TaylorAttribution
 from captum_unified.feature_groups import FeatureGroups
+from captum_unified.taylor.attribution import TaylorAttribution
 from captum_unified.taylor.interactions import group_interactions
 from captum_unified.taylor.terms import _delta, _flat, _split, gradient_and_hvp, taylor_decomposition
 
@@ -49,7 +51,7 @@ __all__ = [
     "percentage_change",
 ]
 
-Attr = Union[Tensor, Tuple[Tensor, ...]]
+Attr = Tensor | tuple[Tensor, ...]
 
 
 def gradient_x_input_reformulation(
@@ -78,8 +80,8 @@ def occlusion1_reformulation(
     additional_forward_args: Any = None,
     hessian_diagonal: str = "exact",
     n_samples: int = 64,
-    seed: Optional[int] = None,
-    max_chunk: Optional[int] = None,
+    seed: int | None = None,
+    max_chunk: int | None = None,
 ) -> Attr:
     r"""Theorem 2: Occlusion-1 (feature :math:`i` set to :math:`\bar x_i`) is the
     first-order plus independent terms at the baseline
@@ -112,7 +114,7 @@ def occlusion_patch_reformulation(
     baselines: Any = None,
     target: Any = None,
     additional_forward_args: Any = None,
-    max_chunk: Optional[int] = None,
+    max_chunk: int | None = None,
 ) -> Attr:
     r"""Theorem 3: occluding patch :math:`p` gives every feature of :math:`p`
     the patch's first-order, independent and within-patch interactive terms,
@@ -151,12 +153,23 @@ def occlusion_patch_reformulation(
 
 
 _LINEAR_TYPES = (
-    nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Flatten, nn.Unflatten, nn.Identity,
-    nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.Dropout, nn.BatchNorm1d, nn.BatchNorm2d,
+    nn.Linear,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.Flatten,
+    nn.Unflatten,
+    nn.Identity,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AvgPool3d,
+    nn.Dropout,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
 )
 
 
-def _activation_derivatives(act: nn.Module, y: Tensor) -> Tuple[Tensor, Tensor]:
+def _activation_derivatives(act: nn.Module, y: Tensor) -> tuple[Tensor, Tensor]:
     """:math:`\\sigma'(y)` and :math:`\\sigma''(y)` of an element-wise module."""
     y = y.detach().clone().requires_grad_(True)
     with torch.enable_grad():
@@ -170,8 +183,9 @@ def _activation_derivatives(act: nn.Module, y: Tensor) -> Tuple[Tensor, Tensor]:
     return d1.detach(), torch.zeros_like(y) if d2 is None else d2.detach()
 
 
-def _deeplift_layers(model: nn.Sequential, inputs: Tensor, baselines: Any, target: Any, remainder: str,
-                     eps: float) -> List[Tuple[int, Tensor, Tensor, Tensor, Tensor]]:
+def _deeplift_layers(
+    model: nn.Sequential, inputs: Tensor, baselines: Any, target: Any, remainder: str, eps: float
+) -> list[tuple[int, Tensor, Tensor, Tensor, Tensor]]:
     """Walk ``model`` back from the selected output with three multipliers:
     DeepLIFT's (exact Rescale at every activation), the Taylor one (the
     reformulated multiplier at every activation) and the local one (DeepLIFT's
@@ -189,7 +203,7 @@ def _deeplift_layers(model: nn.Sequential, inputs: Tensor, baselines: Any, targe
     (x,) = format_inputs(inputs)
     (b,) = format_baselines(baselines, (x,))
     b = b.expand_as(x)
-    layers: List[Tuple[nn.Module, bool, Tensor, Tensor]] = []
+    layers: list[tuple[nn.Module, bool, Tensor, Tensor]] = []
     h, hb = x.detach(), b.detach()
     with torch.no_grad():
         for layer in model:
@@ -290,7 +304,7 @@ def deeplift_layer_reformulation(
     upstream: str = "deeplift",
     remainder: str = "second",
     eps: float = 1e-10,
-) -> List[Tuple[nn.Module, Tensor]]:
+) -> list[tuple[nn.Module, Tensor]]:
     r"""Theorem 4 per layer: the Taylor reformulation of DeepLIFT's relevance
     at the input of every layer that a nonlinearity follows.
 
@@ -401,12 +415,12 @@ def expected_gradients_reformulation(
     ta = TaylorAttribution(forward_func, order=2)
     total = None
     for k in range(n):
-        a = ta.attribute(fmt, tuple(bl[k:k + 1] for bl in baselines), target, additional_forward_args)
+        a = ta.attribute(fmt, tuple(bl[k : k + 1] for bl in baselines), target, additional_forward_args)
         total = a if total is None else tuple(t + ai for t, ai in zip(total, a))
     return _format_output(is_tuple, tuple(t / n for t in total))
 
 
-def percentage_change(original: Attr, reformulated: Attr, per_sample: bool = False) -> Union[float, Tensor]:
+def percentage_change(original: Attr, reformulated: Attr, per_sample: bool = False) -> float | Tensor:
     r"""Deng et al.'s Table 3 metric between a method and its reformulation,
 
     .. math::

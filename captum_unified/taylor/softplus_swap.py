@@ -11,10 +11,12 @@ which tends to ReLU as :math:`\beta \to \infty`.
 becomes ``F.softplus(z, beta, threshold)`` while the context is open. Nothing is
 patched: on exit (also on an exception) the mode is popped and ReLU is ReLU again.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
@@ -42,7 +44,7 @@ class SoftplusSwapMode(TorchFunctionMode):
         #: how many ReLU calls were swapped (diagnostics).
         self.swapped = 0
 
-    def __torch_function__(self, func: Callable, types: Any, args: tuple = (), kwargs: Optional[dict] = None) -> Any:
+    def __torch_function__(self, func: Callable, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
         entry = default_op_table().lookup(func)
         if entry is not None and entry.name == "relu" and (args or "input" in kwargs):

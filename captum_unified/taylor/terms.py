@@ -20,11 +20,13 @@ features. Samples are independent: the gradient (or HVP) of the *sum* over the
 batch of :math:`S_c` gives every sample's own gradient (HVP), so models that mix
 samples (BatchNorm in training mode) are not supported.
 """
+
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -68,18 +70,18 @@ def _flat(tensors: Sequence[Tensor], batch: int) -> Tensor:
     return torch.cat([t.reshape(batch, -1) for t in tensors], dim=1)
 
 
-def _split(flat: Tensor, like: Sequence[Tensor]) -> Tuple[Tensor, ...]:
+def _split(flat: Tensor, like: Sequence[Tensor]) -> tuple[Tensor, ...]:
     """Inverse of :func:`_flat` for a ``(..., N)`` tensor; leading dims kept."""
     lead = tuple(flat.shape[:-1])
     out, start = [], 0
     for x in like:
         n = x[0].numel()
-        out.append(flat[..., start:start + n].reshape(lead + tuple(x.shape[1:])))
+        out.append(flat[..., start : start + n].reshape(lead + tuple(x.shape[1:])))
         start += n
     return tuple(out)
 
 
-def _grad_or_zeros(out: Tensor, xs: Tuple[Tensor, ...], create_graph: bool) -> Tuple[Tensor, ...]:
+def _grad_or_zeros(out: Tensor, xs: tuple[Tensor, ...], create_graph: bool) -> tuple[Tensor, ...]:
     if not out.requires_grad:
         return tuple(torch.zeros_like(x) for x in xs)
     grads = torch.autograd.grad(out, xs, create_graph=create_graph, allow_unused=True)
@@ -88,11 +90,11 @@ def _grad_or_zeros(out: Tensor, xs: Tuple[Tensor, ...], create_graph: bool) -> T
 
 def gradient_and_hvp(
     forward_func: Callable,
-    inputs: Tuple[Tensor, ...],
-    vectors: Optional[Tuple[Tensor, ...]],
+    inputs: tuple[Tensor, ...],
+    vectors: tuple[Tensor, ...] | None,
     target: Any = None,
-    additional_args: Tuple[Any, ...] = (),
-) -> Tuple[Tensor, Tuple[Tensor, ...], Optional[Tuple[Tensor, ...]]]:
+    additional_args: tuple[Any, ...] = (),
+) -> tuple[Tensor, tuple[Tensor, ...], tuple[Tensor, ...] | None]:
     r"""One forward pass, one gradient and (if ``vectors`` is given) one
     Hessian-vector product per sample, by double backward.
 
@@ -123,12 +125,12 @@ def gradient_and_hvp(
 
 def batched_hvp(
     forward_func: Callable,
-    inputs: Tuple[Tensor, ...],
+    inputs: tuple[Tensor, ...],
     vectors: Callable[[int, int], Tensor],
     n_vectors: int,
     target: Any = None,
-    additional_args: Tuple[Any, ...] = (),
-    max_chunk: Optional[int] = None,
+    additional_args: tuple[Any, ...] = (),
+    max_chunk: int | None = None,
     vectorize: str = "auto",
 ) -> Tensor:
     r"""Hessian-vector products with many vectors per sample, vectorised.
@@ -192,7 +194,9 @@ def batched_hvp(
         v = vectors(start, stop).reshape(k * batch, n_feat)
         vecs = _split(v, inputs)
         _, _, hv = gradient_and_hvp(
-            forward_func, rep, vecs,
+            forward_func,
+            rep,
+            vecs,
             expand_target(target, k) if k > 1 else target,
             expand_additional_args(additional_args, k) if k > 1 else additional_args,
         )
@@ -202,11 +206,11 @@ def batched_hvp(
 
 def _hvp_vmap(
     forward_func: Callable,
-    inputs: Tuple[Tensor, ...],
+    inputs: tuple[Tensor, ...],
     vectors: Callable[[int, int], Tensor],
     n_vectors: int,
     target: Any,
-    additional_args: Tuple[Any, ...],
+    additional_args: tuple[Any, ...],
     chunk: int,
     result: Tensor,
 ) -> None:
@@ -224,23 +228,29 @@ def _hvp_vmap(
                 continue
             vecs = _split(vectors(start, stop), inputs)  # each (k, batch, *shape)
             hv = torch.autograd.grad(
-                [grads[i] for i in live], xs, grad_outputs=[vecs[i].to(grads[i].dtype) for i in live],
-                retain_graph=stop < n_vectors, is_grads_batched=True, allow_unused=True,
+                [grads[i] for i in live],
+                xs,
+                grad_outputs=[vecs[i].to(grads[i].dtype) for i in live],
+                retain_graph=stop < n_vectors,
+                is_grads_batched=True,
+                allow_unused=True,
             )
-            hv = tuple(torch.zeros((k,) + tuple(x.shape), dtype=x.dtype, device=x.device) if h is None else h
-                       for h, x in zip(hv, xs))
+            hv = tuple(
+                torch.zeros((k,) + tuple(x.shape), dtype=x.dtype, device=x.device) if h is None else h
+                for h, x in zip(hv, xs)
+            )
             result[start:stop] = torch.cat([h.reshape(k, batch, -1) for h in hv], dim=2)
 
 
 def hessian_diagonal(
     forward_func: Callable,
-    inputs: Tuple[Tensor, ...],
+    inputs: tuple[Tensor, ...],
     target: Any = None,
-    additional_args: Tuple[Any, ...] = (),
+    additional_args: tuple[Any, ...] = (),
     method: str = "exact",
     n_samples: int = 64,
-    seed: Optional[int] = None,
-    max_chunk: Optional[int] = None,
+    seed: int | None = None,
+    max_chunk: int | None = None,
     vectorize: str = "auto",
 ) -> Tensor:
     r"""Diagonal of the input Hessian :math:`H_{ii} = \partial^2 S_c / \partial x_i^2`
@@ -275,6 +285,7 @@ def hessian_diagonal(
     dtype = inputs[0].dtype if inputs[0].is_floating_point() else torch.get_default_dtype()
     device = inputs[0].device
     if method == "exact":
+
         def unit(start: int, stop: int) -> Tensor:
             k = stop - start
             v = torch.zeros(k, batch, n_feat, dtype=dtype, device=device)
@@ -293,7 +304,9 @@ def hessian_diagonal(
             gen.seed()
         else:
             gen.manual_seed(int(seed))
-        signs = (torch.randint(0, 2, (int(n_samples), batch, n_feat), generator=gen) * 2 - 1).to(dtype=dtype, device=device)
+        signs = (torch.randint(0, 2, (int(n_samples), batch, n_feat), generator=gen) * 2 - 1).to(
+            dtype=dtype, device=device
+        )
         hv = batched_hvp(
             forward_func, inputs, lambda s, e: signs[s:e], int(n_samples), target, additional_args, max_chunk, vectorize
         )
@@ -321,38 +334,42 @@ class TaylorDecomposition:
         output_difference: :math:`S_c(x) - S_c(\bar x)` per sample.
     """
 
-    first_order: Union[Tensor, Tuple[Tensor, ...]]
-    independent: Union[Tensor, Tuple[Tensor, ...]]
-    interactive: Union[Tensor, Tuple[Tensor, ...]]
+    first_order: Tensor | tuple[Tensor, ...]
+    independent: Tensor | tuple[Tensor, ...]
+    interactive: Tensor | tuple[Tensor, ...]
     error: Tensor
-    hessian_diagonal: Union[Tensor, Tuple[Tensor, ...]]
+    hessian_diagonal: Tensor | tuple[Tensor, ...]
     output_difference: Tensor
 
-    def _combine(self, *fields: Union[Tensor, Tuple[Tensor, ...]]) -> Union[Tensor, Tuple[Tensor, ...]]:
+    def _combine(self, *fields: Tensor | tuple[Tensor, ...]) -> Tensor | tuple[Tensor, ...]:
         if isinstance(fields[0], Tensor):
             return sum(fields[1:], fields[0])
         return tuple(sum(parts[1:], parts[0]) for parts in zip(*fields))
 
     @property
-    def attribution(self) -> Union[Tensor, Tuple[Tensor, ...]]:
+    def attribution(self) -> Tensor | tuple[Tensor, ...]:
         r"""Second-order Taylor attribution :math:`g_i\delta_i - \tfrac12 \delta_i (H\delta)_i`
         (first + independent + interactive), equal to the Integrated Gradients
         reformulation (Theorem 5)."""
         return self._combine(self.first_order, self.independent, self.interactive)
 
 
-def _delta(inputs: Tuple[Tensor, ...], baselines: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
+def _delta(inputs: tuple[Tensor, ...], baselines: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     return tuple((x - b).detach() for x, b in zip(inputs, baselines))
 
 
 def _baseline_outputs(
-    forward_func: Callable, inputs: Tuple[Tensor, ...], baselines: Tuple[Tensor, ...], target: Any, args: Tuple[Any, ...]
+    forward_func: Callable,
+    inputs: tuple[Tensor, ...],
+    baselines: tuple[Tensor, ...],
+    target: Any,
+    args: tuple[Any, ...],
 ) -> Tensor:
     with torch.no_grad():
         return run_forward(forward_func, tuple(b.expand_as(x) for b, x in zip(baselines, inputs)), target, args)
 
 
-def _warn_if_zero(hvps: Tuple[Tensor, ...], delta: Tuple[Tensor, ...]) -> None:
+def _warn_if_zero(hvps: tuple[Tensor, ...], delta: tuple[Tensor, ...]) -> None:
     if all(bool((d == 0).all()) for d in delta):
         return
     if all(bool((h == 0).all()) for h in hvps):
@@ -361,14 +378,14 @@ def _warn_if_zero(hvps: Tuple[Tensor, ...], delta: Tuple[Tensor, ...]) -> None:
 
 def taylor_decomposition(
     forward_func: Callable,
-    inputs: Union[Tensor, Tuple[Tensor, ...]],
+    inputs: Tensor | tuple[Tensor, ...],
     baselines: Any = None,
     target: Any = None,
     additional_forward_args: Any = None,
     hessian_diagonal: str = "exact",
     n_samples: int = 64,
-    seed: Optional[int] = None,
-    max_chunk: Optional[int] = None,
+    seed: int | None = None,
+    max_chunk: int | None = None,
 ) -> TaylorDecomposition:
     r"""Second-order Taylor decomposition of :math:`S_c(x) - S_c(\bar x)` into
     per-feature first-order, independent and interactive terms.
@@ -415,9 +432,7 @@ def taylor_decomposition(
     delta = _delta(fmt, base)
     out, grads, hvps = gradient_and_hvp(forward_func, fmt, delta, target, args)
     _warn_if_zero(hvps, delta)
-    diag_flat = _hessian_diagonal_fn(
-        forward_func, fmt, target, args, hessian_diagonal, n_samples, seed, max_chunk
-    )
+    diag_flat = _hessian_diagonal_fn(forward_func, fmt, target, args, hessian_diagonal, n_samples, seed, max_chunk)
     diag = _split(diag_flat, fmt)
     first = tuple(g * d for g, d in zip(grads, delta))
     indep = tuple(-0.5 * h * d * d for h, d in zip(diag, delta))

@@ -12,6 +12,7 @@ Run: python docs/_static/make_metrics_figure.py
 (writes sensitivity_n_example.png next to this file; about 45 s on an idle
 2-core CPU, about 70 s on a busy one)
 """
+
 import math
 import os
 import time
@@ -26,7 +27,8 @@ from matplotlib.figure import Figure  # noqa: E402
 import captum_unified as cu  # noqa: E402
 from captum_unified.data import load_mnist  # noqa: E402
 from captum_unified.metrics import SensitivityN, default_n_list, evaluate  # noqa: E402
-from captum_unified.models import build_model, evaluate as accuracy, train  # noqa: E402
+from captum_unified.models import build_model, train  # noqa: E402
+from captum_unified.models import evaluate as accuracy
 from captum_unified.plots import plot_sensitivity_n  # noqa: E402
 
 t0 = time.perf_counter()
@@ -66,8 +68,9 @@ for name in methods:
     n_sorted = sorted(per_n)  # n = N has no per-sample value
     mean = {n: sum(per_n[n]) / len(per_n[n]) for n in n_sorted}
     curves[name] = (n_sorted, [mean[n] for n in n_sorted])
-    pooled_N = next(r["value"] for r in rows
-                    if r["method"] == name and r["sample_index"] == "pooled" and r["param"] == N)
+    pooled_N = next(
+        r["value"] for r in rows if r["method"] == name and r["sample_index"] == "pooled" and r["param"] == N
+    )
     print(f"{name:22s} {mean[1]:6.4f} {mean[34]:6.3f} {mean[n_sorted[-1]]:6.3f} {pooled_N:10.4f}")
 
 fig = Figure(figsize=(5.6, 3.6))

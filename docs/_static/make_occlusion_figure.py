@@ -2,6 +2,7 @@
 
 Run: python docs/_static/make_occlusion_figure.py  (writes occlusion_patch_sizes.png, < 1 min)
 """
+
 import os
 
 import matplotlib

@@ -3,6 +3,7 @@ of a small sigmoid MLP trained on sklearn's 8x8 digits (no download).
 
 Run from the repository root: ``python docs/_static/make_taylor_figure.py``.
 """
+
 import os
 
 import matplotlib

@@ -1,7 +1,8 @@
 r"""DeepLIFT (Rescale) as a modified gradient (Ancona et al. Proposition 2)."""
+
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from captum_unified.attr._core.modified_gradient import ModifiedGradient
 from captum_unified.ops import OpTable
@@ -46,7 +47,7 @@ class DeepLiftRescale(ModifiedGradient):
         eps: float = 1e-10,
         products: str = "shapley",
         maxima: str = "deeplift",
-        op_table: Optional[OpTable] = None,
+        op_table: OpTable | None = None,
     ) -> None:
         r"""
         Args:
@@ -62,5 +63,9 @@ class DeepLiftRescale(ModifiedGradient):
                 (max-pooling keeps its gradient).
             op_table (OpTable, optional): how the backend classifies ops.
         """
-        super().__init__(forward_func, RescaleRule(eps, products=products, maxima=maxima),
-                         multiply_by_inputs=multiply_by_inputs, op_table=op_table)
+        super().__init__(
+            forward_func,
+            RescaleRule(eps, products=products, maxima=maxima),
+            multiply_by_inputs=multiply_by_inputs,
+            op_table=op_table,
+        )

@@ -1,7 +1,9 @@
 r"""epsilon-LRP as a modified gradient (Ancona et al. Proposition 1)."""
+
 from __future__ import annotations
 
-from typing import Any, Callable, Literal, Optional, Tuple, Union, overload
+from collections.abc import Callable
+from typing import Any, Literal, overload
 
 from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from captum.log import log_usage
@@ -47,7 +49,7 @@ class EpsilonLRP(ModifiedGradientBase):
         epsilon: float = 1e-9,
         products: str = "uniform",
         norm: str = "constant",
-        op_table: Optional[OpTable] = None,
+        op_table: OpTable | None = None,
     ) -> None:
         r"""
         Args:
@@ -59,8 +61,12 @@ class EpsilonLRP(ModifiedGradientBase):
                 ``"gradient"``.
             op_table (OpTable, optional): how the backend classifies ops.
         """
-        super().__init__(forward_func, EpsilonLRPRule(epsilon, products=products, norm=norm),
-                         multiply_by_inputs=True, op_table=op_table)
+        super().__init__(
+            forward_func,
+            EpsilonLRPRule(epsilon, products=products, norm=norm),
+            multiply_by_inputs=True,
+            op_table=op_table,
+        )
         self.epsilon = epsilon
 
     @overload
@@ -71,7 +77,7 @@ class EpsilonLRP(ModifiedGradientBase):
         additional_forward_args: Any = None,
         *,
         return_convergence_delta: Literal[True],
-    ) -> Tuple[TensorOrTupleOfTensorsGeneric, Tensor]: ...
+    ) -> tuple[TensorOrTupleOfTensorsGeneric, Tensor]: ...
 
     @overload
     def attribute(
@@ -89,7 +95,7 @@ class EpsilonLRP(ModifiedGradientBase):
         target: TargetType = None,
         additional_forward_args: Any = None,
         return_convergence_delta: bool = False,
-    ) -> Union[TensorOrTupleOfTensorsGeneric, Tuple[TensorOrTupleOfTensorsGeneric, Tensor]]:
+    ) -> TensorOrTupleOfTensorsGeneric | tuple[TensorOrTupleOfTensorsGeneric, Tensor]:
         r"""
         Args:
             inputs (Tensor or tuple[Tensor, ...]): inputs, batch first.

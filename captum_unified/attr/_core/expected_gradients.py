@@ -1,7 +1,9 @@
 r"""Expected Gradients: Integrated Gradients averaged over sampled baselines."""
+
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple, Union
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
@@ -24,7 +26,7 @@ from captum_unified.rules import GradientRule
 __all__ = ["ExpectedGradients"]
 
 
-def _format_references(references: Any, inputs: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
+def _format_references(references: Any, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     """Reference sets ``(R, *x.shape[1:])`` per input, the same ``R`` for all."""
     refs = references if isinstance(references, tuple) else (references,)
     if len(refs) != len(inputs):
@@ -62,12 +64,10 @@ def _format_references(references: Any, inputs: Tuple[Tensor, ...]) -> Tuple[Ten
     return tuple(out)
 
 
-def _format_stdevs(stdevs: Any, inputs: Tuple[Tensor, ...]) -> Tuple[float, ...]:
+def _format_stdevs(stdevs: Any, inputs: tuple[Tensor, ...]) -> tuple[float, ...]:
     values = stdevs if isinstance(stdevs, tuple) else (stdevs,) * len(inputs)
     if len(values) != len(inputs):
-        raise ValueError(
-            f"{len(inputs)} input tensor(s) but {len(values)} baseline_stdevs: give one per input tensor."
-        )
+        raise ValueError(f"{len(inputs)} input tensor(s) but {len(values)} baseline_stdevs: give one per input tensor.")
     values = tuple(float(v) for v in values)
     if any(v < 0 for v in values):
         raise ValueError(f"baseline_stdevs must be >= 0, got {values}.")
@@ -135,17 +135,17 @@ class ExpectedGradients(GradientAttribution):
     def attribute(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
-        baselines: Union[None, float, Tensor, Tuple[Tensor, ...]] = None,
+        baselines: None | float | Tensor | tuple[Tensor, ...] = None,
         target: TargetType = None,
         additional_forward_args: Any = None,
         n_samples: int = 50,
-        baseline_stdevs: Union[None, float, Tuple[float, ...]] = None,
-        n_steps: Optional[int] = None,
+        baseline_stdevs: None | float | tuple[float, ...] = None,
+        n_steps: int | None = None,
         method: str = "gausslegendre",
-        seed: Optional[int] = None,
-        internal_batch_size: Optional[int] = None,
+        seed: int | None = None,
+        internal_batch_size: int | None = None,
         return_convergence_delta: bool = False,
-    ) -> Union[TensorOrTupleOfTensorsGeneric, Tuple[TensorOrTupleOfTensorsGeneric, Tensor]]:
+    ) -> TensorOrTupleOfTensorsGeneric | tuple[TensorOrTupleOfTensorsGeneric, Tensor]:
         r"""
         Args:
             inputs (Tensor or tuple[Tensor, ...]): inputs, batch first.
@@ -213,17 +213,19 @@ class ExpectedGradients(GradientAttribution):
             draw_seeds = torch.randint(2**62, (n_samples,), generator=gen).tolist()
         alphas = torch.rand((n_samples, batch), generator=gen, dtype=torch.float64)
 
-        def draw(start: int, stop: int) -> Tuple[Tensor, ...]:
+        def draw(start: int, stop: int) -> tuple[Tensor, ...]:
             """Baselines of draws ``start..stop-1``, shape ``(k * batch, ...)``, draw-major."""
             if refs is not None:
                 idx = index[start:stop].reshape(-1).to(refs[0].device)
                 return tuple(r[idx] for r in refs)
             noise = []
             for x, s in zip(fmt, sigmas):
-                eps = torch.cat([
-                    torch.randn(x.shape, generator=torch.Generator().manual_seed(d), dtype=x.dtype)
-                    for d in draw_seeds[start:stop]
-                ]).to(x.device)
+                eps = torch.cat(
+                    [
+                        torch.randn(x.shape, generator=torch.Generator().manual_seed(d), dtype=x.dtype)
+                        for d in draw_seeds[start:stop]
+                    ]
+                ).to(x.device)
                 noise.append(x.repeat((stop - start,) + (1,) * (x.dim() - 1)) + s * eps)
             return tuple(noise)
 
@@ -240,14 +242,20 @@ class ExpectedGradients(GradientAttribution):
             xargs = expand_additional_args(args, k) if k > 1 else args
             if n_steps is None:
                 a = alphas[start:stop].reshape(-1).to(device=fmt[0].device, dtype=dtype)
-                points = tuple(
-                    b + a.view((-1,) + (1,) * (x.dim() - 1)) * (x - b) for x, b in zip(big, bars)
-                )
+                points = tuple(b + a.view((-1,) + (1,) * (x.dim() - 1)) * (x - b) for x, b in zip(big, bars))
                 grads = modified_gradients(self.forward_func, points, GradientRule(), tgt, xargs).gradients
             else:
                 grads = path_gradients(
-                    self.forward_func, big, bars, tgt, xargs, int(n_steps), method,
-                    internal_batch_size=None if internal_batch_size is None else max(int(internal_batch_size), k * batch),
+                    self.forward_func,
+                    big,
+                    bars,
+                    tgt,
+                    xargs,
+                    int(n_steps),
+                    method,
+                    internal_batch_size=None
+                    if internal_batch_size is None
+                    else max(int(internal_batch_size), k * batch),
                 )
             for i, (g, x, b) in enumerate(zip(grads, big, bars)):
                 contrib = g * (x - b) if self._multiply_by_inputs else g

@@ -1,7 +1,9 @@
 r"""Gradient*Input on the unified backend."""
+
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from captum.log import log_usage
@@ -26,7 +28,7 @@ class GradientXInput(ModifiedGradientBase):
     importable under that name: ``captum_unified.InputXGradient``).
     """
 
-    def __init__(self, forward_func: Callable, op_table: Optional[OpTable] = None) -> None:
+    def __init__(self, forward_func: Callable, op_table: OpTable | None = None) -> None:
         r"""
         Args:
             forward_func (Callable): the model or any function built from torch ops.

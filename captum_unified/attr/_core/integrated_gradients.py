@@ -1,7 +1,9 @@
 r"""Integrated Gradients on the unified backend."""
+
 from __future__ import annotations
 
-from typing import Any, Callable, Literal, Optional, Tuple, Union, overload
+from collections.abc import Callable
+from typing import Any, Literal, overload
 
 import torch
 from captum._utils.typing import BaselineType, TargetType, TensorOrTupleOfTensorsGeneric
@@ -20,15 +22,15 @@ __all__ = ["IntegratedGradients", "path_gradients"]
 
 def path_gradients(
     forward_func: Callable,
-    inputs: Tuple[Tensor, ...],
-    baselines: Tuple[Tensor, ...],
+    inputs: tuple[Tensor, ...],
+    baselines: tuple[Tensor, ...],
     target: TargetType,
-    additional_args: Tuple[Any, ...],
+    additional_args: tuple[Any, ...],
     n_steps: int,
     method: str,
-    internal_batch_size: Optional[int] = None,
-    rule: Optional[Rule] = None,
-) -> Tuple[Tensor, ...]:
+    internal_batch_size: int | None = None,
+    rule: Rule | None = None,
+) -> tuple[Tensor, ...]:
     r"""Riemann/Gauss-Legendre estimate of
     :math:`\int_0^1 \partial^g S_c(\bar x + \alpha (x - \bar x)) / \partial x \, d\alpha`.
 
@@ -46,8 +48,8 @@ def path_gradients(
     acc = torch.float64 if inputs[0].dtype in (torch.float16, torch.bfloat16, torch.float32) else inputs[0].dtype
     totals = [torch.zeros(x.shape, dtype=acc, device=x.device) for x in inputs]
     for start in range(0, n_steps, per_chunk):
-        a = alphas[start:start + per_chunk]
-        w = step_sizes[start:start + per_chunk]
+        a = alphas[start : start + per_chunk]
+        w = step_sizes[start : start + per_chunk]
         k = len(a)
         alpha = torch.tensor(a, dtype=inputs[0].dtype, device=inputs[0].device)
         scaled = tuple(
@@ -57,7 +59,9 @@ def path_gradients(
             for x, b in zip(inputs, baselines)
         )
         result = modified_gradients(
-            forward_func, scaled, rule or GradientRule(),
+            forward_func,
+            scaled,
+            rule or GradientRule(),
             expand_target(target, k) if k > 1 else target,
             expand_additional_args(additional_args, k) if k > 1 else additional_args,
         )
@@ -112,10 +116,10 @@ class IntegratedGradients(GradientAttribution):
         additional_forward_args: Any = None,
         n_steps: int = 50,
         method: str = "gausslegendre",
-        internal_batch_size: Optional[int] = None,
+        internal_batch_size: int | None = None,
         *,
         return_convergence_delta: Literal[True],
-    ) -> Tuple[TensorOrTupleOfTensorsGeneric, Tensor]: ...
+    ) -> tuple[TensorOrTupleOfTensorsGeneric, Tensor]: ...
 
     @overload
     def attribute(
@@ -126,7 +130,7 @@ class IntegratedGradients(GradientAttribution):
         additional_forward_args: Any = None,
         n_steps: int = 50,
         method: str = "gausslegendre",
-        internal_batch_size: Optional[int] = None,
+        internal_batch_size: int | None = None,
         return_convergence_delta: Literal[False] = False,
     ) -> TensorOrTupleOfTensorsGeneric: ...
 
@@ -139,9 +143,9 @@ class IntegratedGradients(GradientAttribution):
         additional_forward_args: Any = None,
         n_steps: int = 50,
         method: str = "gausslegendre",
-        internal_batch_size: Optional[int] = None,
+        internal_batch_size: int | None = None,
         return_convergence_delta: bool = False,
-    ) -> Union[TensorOrTupleOfTensorsGeneric, Tuple[TensorOrTupleOfTensorsGeneric, Tensor]]:
+    ) -> TensorOrTupleOfTensorsGeneric | tuple[TensorOrTupleOfTensorsGeneric, Tensor]:
         r"""
         Args:
             inputs (Tensor or tuple[Tensor, ...]): inputs, batch first.
@@ -162,8 +166,16 @@ class IntegratedGradients(GradientAttribution):
             (shape ``(batch,)``) if ``return_convergence_delta``.
         """
         call = AttributionCall.format(inputs, baselines, target, additional_forward_args)
-        avg = path_gradients(self.forward_func, call.inputs, call.baselines, call.target, call.additional_args,
-                             n_steps, method, internal_batch_size)
+        avg = path_gradients(
+            self.forward_func,
+            call.inputs,
+            call.baselines,
+            call.target,
+            call.additional_args,
+            n_steps,
+            method,
+            internal_batch_size,
+        )
         attrs = tuple(g * d for g, d in zip(avg, call.deltas)) if self._multiply_by_inputs else avg
         out = call.output(attrs)
         if not return_convergence_delta:

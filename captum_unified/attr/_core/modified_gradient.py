@@ -1,8 +1,10 @@
 r"""ModifiedGradient: the generic method of the unified framework."""
+
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Literal, Optional, Tuple, Union, overload
+from collections.abc import Callable
+from typing import Any, Literal, overload
 
 from captum._utils.typing import BaselineType, TargetType, TensorOrTupleOfTensorsGeneric
 from captum.attr._utils.attribution import GradientAttribution
@@ -32,7 +34,7 @@ class ModifiedGradientBase(GradientAttribution):
         forward_func: Callable,
         rule: Rule,
         multiply_by_inputs: bool = True,
-        op_table: Optional[OpTable] = None,
+        op_table: OpTable | None = None,
     ) -> None:
         r"""
         Args:
@@ -63,12 +65,18 @@ class ModifiedGradientBase(GradientAttribution):
         self,
         call: AttributionCall,
         reference_pass: bool = False,
-        custom_attribution_func: Optional[Callable] = None,
-    ) -> Tuple[Tuple[Tensor, ...], BackendResult]:
+        custom_attribution_func: Callable | None = None,
+    ) -> tuple[tuple[Tensor, ...], BackendResult]:
         """Run the backend once and form the attributions."""
         result = modified_gradients(
-            self.forward_func, call.inputs, self.rule, call.target, call.additional_args,
-            baselines=call.baselines, reference_pass=reference_pass, op_table=self.op_table,
+            self.forward_func,
+            call.inputs,
+            self.rule,
+            call.target,
+            call.additional_args,
+            baselines=call.baselines,
+            reference_pass=reference_pass,
+            op_table=self.op_table,
         )
         grads = result.gradients
         if custom_attribution_func is not None:
@@ -129,8 +137,8 @@ class ModifiedGradient(ModifiedGradientBase):
         additional_forward_args: Any = None,
         *,
         return_convergence_delta: Literal[True],
-        custom_attribution_func: Optional[Callable[..., Tuple[Tensor, ...]]] = None,
-    ) -> Tuple[TensorOrTupleOfTensorsGeneric, Tensor]: ...
+        custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None,
+    ) -> tuple[TensorOrTupleOfTensorsGeneric, Tensor]: ...
 
     @overload
     def attribute(
@@ -140,7 +148,7 @@ class ModifiedGradient(ModifiedGradientBase):
         target: TargetType = None,
         additional_forward_args: Any = None,
         return_convergence_delta: Literal[False] = False,
-        custom_attribution_func: Optional[Callable[..., Tuple[Tensor, ...]]] = None,
+        custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None,
     ) -> TensorOrTupleOfTensorsGeneric: ...
 
     @log_usage()
@@ -151,8 +159,8 @@ class ModifiedGradient(ModifiedGradientBase):
         target: TargetType = None,
         additional_forward_args: Any = None,
         return_convergence_delta: bool = False,
-        custom_attribution_func: Optional[Callable[..., Tuple[Tensor, ...]]] = None,
-    ) -> Union[TensorOrTupleOfTensorsGeneric, Tuple[TensorOrTupleOfTensorsGeneric, Tensor]]:
+        custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None,
+    ) -> TensorOrTupleOfTensorsGeneric | tuple[TensorOrTupleOfTensorsGeneric, Tensor]:
         r"""
         Args:
             inputs (Tensor or tuple[Tensor, ...]): input for which attributions
@@ -188,7 +196,7 @@ class ModifiedGradient(ModifiedGradientBase):
         return out, sum_per_sample(attrs) - (result.outputs - result.baseline_outputs)
 
 
-def apply_custom_attribution(func: Callable, multipliers, inputs, baselines) -> Tuple[Tensor, ...]:
+def apply_custom_attribution(func: Callable, multipliers, inputs, baselines) -> tuple[Tensor, ...]:
     """Captum's ``custom_attribution_func`` convention: called with the
     multipliers, then the inputs, then the (expanded) baselines, as many as
     ``func`` takes."""

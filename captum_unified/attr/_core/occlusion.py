@@ -1,7 +1,9 @@
 r"""Occlusion-1: one feature at a time set to its baseline."""
+
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from captum._utils.typing import BaselineType, TargetType, TensorOrTupleOfTensorsGeneric
 from captum.attr._utils.attribution import PerturbationAttribution
@@ -56,10 +58,10 @@ class Occlusion1(PerturbationAttribution):
         baselines: BaselineType = None,
         target: TargetType = None,
         additional_forward_args: Any = None,
-        perturbations_per_eval: Optional[int] = None,
+        perturbations_per_eval: int | None = None,
         show_progress: bool = False,
-        max_batch_size: Optional[int] = None,
-        max_memory_mb: Optional[float] = None,
+        max_batch_size: int | None = None,
+        max_memory_mb: float | None = None,
     ) -> TensorOrTupleOfTensorsGeneric:
         r"""
         Args:
@@ -89,8 +91,12 @@ class Occlusion1(PerturbationAttribution):
         """
         call = AttributionCall.format(inputs, baselines, target, additional_forward_args, same_batch=False)
         with PerturbationEngine(
-            self.forward_func, call, perturbations_per_eval=perturbations_per_eval, max_batch_size=max_batch_size,
-            max_memory_mb=max_memory_mb, show_progress=show_progress,
+            self.forward_func,
+            call,
+            perturbations_per_eval=perturbations_per_eval,
+            max_batch_size=max_batch_size,
+            max_memory_mb=max_memory_mb,
+            show_progress=show_progress,
         ) as engine:
             attrs = engine.occlude(FeatureGroups.per_feature(call.inputs), "Occlusion-1")
         return call.output(attrs)

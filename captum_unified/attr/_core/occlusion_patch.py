@@ -1,9 +1,11 @@
 r"""Occlusion-patch: patches, sliding windows and feature groups, batched."""
+
 from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from captum._utils.typing import BaselineType, TargetType, TensorOrTupleOfTensorsGeneric
@@ -17,10 +19,10 @@ from captum_unified.perturbation import MaskSource, PerturbationEngine
 
 __all__ = ["OcclusionPatch", "window_masks"]
 
-ShapeArg = Union[int, Sequence[int]]
+ShapeArg = int | Sequence[int]
 
 
-def _per_input(value: Any, inputs: Tuple[Tensor, ...], name: str) -> Tuple[Any, ...]:
+def _per_input(value: Any, inputs: tuple[Tensor, ...], name: str) -> tuple[Any, ...]:
     """One entry (an int or a tuple of ints) per input, Captum's way: with one
     input tensor a value is that input's (an int or a per-dimension tuple); with
     several, a tuple holding one int or tuple per input tensor (an int alone
@@ -43,7 +45,7 @@ def _per_input(value: Any, inputs: Tuple[Tensor, ...], name: str) -> Tuple[Any, 
     return tuple(tuple(v) if isinstance(v, list) else v for v in value)
 
 
-def _as_shape(value: ShapeArg, x: Tensor, name: str, k: int) -> Tuple[int, ...]:
+def _as_shape(value: ShapeArg, x: Tensor, name: str, k: int) -> tuple[int, ...]:
     feat = tuple(x.shape[1:])
     shape = (int(value),) * len(feat) if isinstance(value, int) else tuple(int(v) for v in value)
     if len(shape) != len(feat):
@@ -56,33 +58,30 @@ def _as_shape(value: ShapeArg, x: Tensor, name: str, k: int) -> Tuple[int, ...]:
     return shape
 
 
-def _window_starts(feat: Tuple[int, ...], window: Tuple[int, ...], stride: Tuple[int, ...]) -> List[Tuple[int, ...]]:
+def _window_starts(feat: tuple[int, ...], window: tuple[int, ...], stride: tuple[int, ...]) -> list[tuple[int, ...]]:
     """Captum's window positions: ``ceil((n - w) / s) + 1`` per dimension; the
     last window is cut at the border."""
     counts = [math.ceil((n - w) / s) + 1 for n, w, s in zip(feat, window, stride)]
-    return [
-        tuple(j * s for j, s in zip(idx, stride))
-        for idx in itertools.product(*[range(c) for c in counts])
-    ]
+    return [tuple(j * s for j, s in zip(idx, stride)) for idx in itertools.product(*[range(c) for c in counts])]
 
 
 def window_masks(
-    inputs: Tuple[Tensor, ...],
-    windows: Tuple[Tuple[int, ...], ...],
-    strides: Tuple[Tuple[int, ...], ...],
-) -> Tuple[MaskSource, int]:
+    inputs: tuple[Tensor, ...],
+    windows: tuple[tuple[int, ...], ...],
+    strides: tuple[tuple[int, ...], ...],
+) -> tuple[MaskSource, int]:
     """Mask source for sliding windows: the windows of input 0, then those of
     input 1, ...; a mask covers one window of one input and nothing else.
 
     Returns ``(masks, count)``; ``masks(start, stop)`` gives per input a bool
     tensor ``(stop - start, 1, *x.shape[1:])``.
     """
-    table: List[Tuple[int, Tuple[slice, ...]]] = []
+    table: list[tuple[int, tuple[slice, ...]]] = []
     for k, (x, w, s) in enumerate(zip(inputs, windows, strides)):
         for st in _window_starts(tuple(x.shape[1:]), w, s):
             table.append((k, tuple(slice(a, a + b) for a, b in zip(st, w))))
 
-    def masks(start: int, stop: int) -> Tuple[Tensor, ...]:
+    def masks(start: int, stop: int) -> tuple[Tensor, ...]:
         out = [torch.zeros((stop - start, 1) + tuple(x.shape[1:]), dtype=torch.bool, device=x.device) for x in inputs]
         for row, (k, sl) in enumerate(table[start:stop]):
             out[k][(row, 0) + sl] = True
@@ -144,15 +143,15 @@ class OcclusionPatch(PerturbationAttribution):
         inputs: TensorOrTupleOfTensorsGeneric,
         patch_shapes: Any = None,
         strides: Any = None,
-        feature_mask: Union[None, Tensor, Tuple[Tensor, ...]] = None,
+        feature_mask: None | Tensor | tuple[Tensor, ...] = None,
         baselines: BaselineType = None,
         target: TargetType = None,
         additional_forward_args: Any = None,
         divide_by_patch_size: bool = False,
-        perturbations_per_eval: Optional[int] = None,
+        perturbations_per_eval: int | None = None,
         show_progress: bool = False,
-        max_batch_size: Optional[int] = None,
-        max_memory_mb: Optional[float] = None,
+        max_batch_size: int | None = None,
+        max_memory_mb: float | None = None,
     ) -> TensorOrTupleOfTensorsGeneric:
         r"""
         Args:
@@ -208,8 +207,12 @@ class OcclusionPatch(PerturbationAttribution):
         if feature_mask is not None and strides is not None:
             raise ValueError("`strides` applies to `patch_shapes` windows, not to `feature_mask`.")
         engine = PerturbationEngine(
-            self.forward_func, call, perturbations_per_eval=perturbations_per_eval, max_batch_size=max_batch_size,
-            max_memory_mb=max_memory_mb, show_progress=show_progress,
+            self.forward_func,
+            call,
+            perturbations_per_eval=perturbations_per_eval,
+            max_batch_size=max_batch_size,
+            max_memory_mb=max_memory_mb,
+            show_progress=show_progress,
         )
         if feature_mask is not None:
             groups = FeatureGroups.from_mask(feature_mask, fmt)
@@ -234,7 +237,7 @@ class OcclusionPatch(PerturbationAttribution):
         return call.output(self._partition(engine, FeatureGroups.patches(fmt, shapes), divide_by_patch_size))
 
     @staticmethod
-    def _partition(engine: PerturbationEngine, groups: FeatureGroups, divide: bool) -> Tuple[Tensor, ...]:
+    def _partition(engine: PerturbationEngine, groups: FeatureGroups, divide: bool) -> tuple[Tensor, ...]:
         with engine:
             attrs = engine.occlude(groups, "Occlusion-patch")
         if divide:
@@ -243,7 +246,7 @@ class OcclusionPatch(PerturbationAttribution):
         return attrs
 
     @staticmethod
-    def _windows(engine: PerturbationEngine, shapes, steps, divide: bool) -> Tuple[Tensor, ...]:
+    def _windows(engine: PerturbationEngine, shapes, steps, divide: bool) -> tuple[Tensor, ...]:
         """Captum's ``Occlusion``: each feature gets the mean output change of
         the windows covering it."""
         fmt = engine.call.inputs
@@ -254,7 +257,7 @@ class OcclusionPatch(PerturbationAttribution):
             counts = [torch.zeros((1,) + tuple(x.shape[1:]), dtype=dtype, device=x.device) for x in fmt]
             original = engine.original.to(dtype)
 
-            def accumulate(start: int, stop: int, m: Tuple[Tensor, ...], out: Tensor) -> None:
+            def accumulate(start: int, stop: int, m: tuple[Tensor, ...], out: Tensor) -> None:
                 diff = original.unsqueeze(0) - out.to(dtype)  # (k, n_outputs)
                 for i, mi in enumerate(m):
                     mf = mi.reshape(mi.shape[0], -1).to(dtype)  # (k, N)

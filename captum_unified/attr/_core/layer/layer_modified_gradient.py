@@ -1,7 +1,9 @@
 r"""Layer versions of the modified-gradient methods (Captum's ``layer`` semantics)."""
+
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from captum._utils.typing import BaselineType, TargetType, TensorOrTupleOfTensorsGeneric
 from captum.attr._utils.attribution import LayerAttribution
@@ -15,10 +17,16 @@ from captum_unified.backend import BackendResult, modified_gradients
 from captum_unified.ops import OpTable
 from captum_unified.rules import EpsilonLRPRule, GradientRule, RescaleRule, Rule
 
-__all__ = ["LayerModifiedGradientBase", "LayerModifiedGradient", "LayerGradientXInput", "LayerGradientXActivation", "LayerEpsilonLRP",
-           "LayerDeepLiftRescale"]
+__all__ = [
+    "LayerModifiedGradientBase",
+    "LayerModifiedGradient",
+    "LayerGradientXInput",
+    "LayerGradientXActivation",
+    "LayerEpsilonLRP",
+    "LayerDeepLiftRescale",
+]
 
-LayerType = Union[nn.Module, Sequence[nn.Module]]
+LayerType = nn.Module | Sequence[nn.Module]
 
 
 class LayerModifiedGradientBase(LayerAttribution):
@@ -32,8 +40,8 @@ class LayerModifiedGradientBase(LayerAttribution):
         layer: LayerType,
         rule: Rule,
         multiply_by_inputs: bool = True,
-        device_ids: Optional[List[int]] = None,
-        op_table: Optional[OpTable] = None,
+        device_ids: list[int] | None = None,
+        op_table: OpTable | None = None,
     ) -> None:
         r"""
         Args:
@@ -68,21 +76,30 @@ class LayerModifiedGradientBase(LayerAttribution):
         call: AttributionCall,
         attribute_to_layer_input: bool,
         reference_pass: bool = False,
-        custom_attribution_func: Optional[Callable] = None,
-        grad_kwargs: Optional[Dict[str, Any]] = None,
-    ) -> Tuple[List[Tuple[Tensor, ...]], BackendResult]:
+        custom_attribution_func: Callable | None = None,
+        grad_kwargs: dict[str, Any] | None = None,
+    ) -> tuple[list[tuple[Tensor, ...]], BackendResult]:
         """One backend run; the attributions per layer."""
         result = modified_gradients(
-            self.forward_func, call.inputs, self.rule, call.target, call.additional_args,
-            baselines=call.baselines, layer=self.layer, attribute_to_layer_input=attribute_to_layer_input,
-            reference_pass=reference_pass, op_table=self.op_table, grad_kwargs=grad_kwargs,
+            self.forward_func,
+            call.inputs,
+            self.rule,
+            call.target,
+            call.additional_args,
+            baselines=call.baselines,
+            layer=self.layer,
+            attribute_to_layer_input=attribute_to_layer_input,
+            reference_pass=reference_pass,
+            op_table=self.op_table,
+            grad_kwargs=grad_kwargs,
         )
         acts = result.activations or ()
         base = result.baseline_activations
         if custom_attribution_func is not None:
             refs = base if base is not None else tuple(a.new_zeros(a.shape) for a in acts)
-            attrs = apply_custom_attribution(custom_attribution_func, result.gradients, acts,
-                                             tuple(r.expand(a.shape) for r, a in zip(refs, acts)))
+            attrs = apply_custom_attribution(
+                custom_attribution_func, result.gradients, acts, tuple(r.expand(a.shape) for r, a in zip(refs, acts))
+            )
         elif not self._multiply_by_inputs:
             attrs = result.gradients
         elif base is not None:
@@ -91,15 +108,15 @@ class LayerModifiedGradientBase(LayerAttribution):
             attrs = tuple(g * a for g, a in zip(result.gradients, acts))
         per_layer, start = [], 0
         for n, _ in result.layer_shapes:
-            per_layer.append(tuple(attrs[start:start + n]))
+            per_layer.append(tuple(attrs[start : start + n]))
             start += n
         return per_layer, result
 
-    def _output(self, per_layer: List[Tuple[Tensor, ...]], result: BackendResult) -> Any:
+    def _output(self, per_layer: list[tuple[Tensor, ...]], result: BackendResult) -> Any:
         outs = [_format_output(is_tuple, attrs) for attrs, (_, is_tuple) in zip(per_layer, result.layer_shapes)]
         return outs if isinstance(self.layer, (list, tuple)) else outs[0]
 
-    def _deltas(self, per_layer: List[Tuple[Tensor, ...]], change: Tensor) -> Any:
+    def _deltas(self, per_layer: list[tuple[Tensor, ...]], change: Tensor) -> Any:
         """``sum(attributions) - change`` per layer (a list for a list of layers)."""
         deltas = [sum_per_sample(attrs) - change for attrs in per_layer]
         return deltas if isinstance(self.layer, (list, tuple)) else deltas[0]
@@ -142,8 +159,8 @@ class LayerModifiedGradient(LayerModifiedGradientBase):
         additional_forward_args: Any = None,
         return_convergence_delta: bool = False,
         attribute_to_layer_input: bool = False,
-        custom_attribution_func: Optional[Callable[..., Tuple[Tensor, ...]]] = None,
-        grad_kwargs: Optional[Dict[str, Any]] = None,
+        custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None,
+        grad_kwargs: dict[str, Any] | None = None,
     ) -> Any:
         r"""
         Args:
@@ -171,8 +188,9 @@ class LayerModifiedGradient(LayerModifiedGradientBase):
             ``return_convergence_delta``.
         """
         call = AttributionCall.format(inputs, baselines, target, additional_forward_args)
-        per_layer, result = self._attribute(call, attribute_to_layer_input, return_convergence_delta,
-                                            custom_attribution_func, grad_kwargs)
+        per_layer, result = self._attribute(
+            call, attribute_to_layer_input, return_convergence_delta, custom_attribution_func, grad_kwargs
+        )
         out = self._output(per_layer, result)
         if not return_convergence_delta:
             return out
@@ -185,7 +203,9 @@ class LayerGradientXInput(LayerModifiedGradientBase):
     under that name).
     """
 
-    def __init__(self, forward_func: Callable, layer: LayerType, device_ids=None, multiply_by_inputs: bool = True) -> None:
+    def __init__(
+        self, forward_func: Callable, layer: LayerType, device_ids=None, multiply_by_inputs: bool = True
+    ) -> None:
         r"""
         Args:
             forward_func (Callable): the model or any function built from torch ops.
@@ -205,7 +225,7 @@ class LayerGradientXInput(LayerModifiedGradientBase):
         target: TargetType = None,
         additional_forward_args: Any = None,
         attribute_to_layer_input: bool = False,
-        grad_kwargs: Optional[Dict[str, Any]] = None,
+        grad_kwargs: dict[str, Any] | None = None,
     ) -> Any:
         r"""
         Args:
@@ -235,8 +255,16 @@ class LayerEpsilonLRP(LayerModifiedGradientBase):
     :class:`~captum.attr.LayerLRP` with epsilon rules).
     """
 
-    def __init__(self, forward_func: Callable, layer: LayerType, epsilon: float = 1e-9, device_ids=None,
-                 products: str = "uniform", norm: str = "constant", op_table: Optional[OpTable] = None) -> None:
+    def __init__(
+        self,
+        forward_func: Callable,
+        layer: LayerType,
+        epsilon: float = 1e-9,
+        device_ids=None,
+        products: str = "uniform",
+        norm: str = "constant",
+        op_table: OpTable | None = None,
+    ) -> None:
         r"""
         Args:
             forward_func (Callable): the model or any function built from torch ops.
@@ -247,8 +275,9 @@ class LayerEpsilonLRP(LayerModifiedGradientBase):
             norm (str, optional): LayerNorm treatment.
             op_table (OpTable, optional): how the backend classifies ops.
         """
-        super().__init__(forward_func, layer, EpsilonLRPRule(epsilon, products=products, norm=norm), True,
-                         device_ids, op_table)
+        super().__init__(
+            forward_func, layer, EpsilonLRPRule(epsilon, products=products, norm=norm), True, device_ids, op_table
+        )
 
     @log_usage()
     def attribute(
@@ -288,9 +317,16 @@ class LayerDeepLiftRescale(LayerModifiedGradient):
     max, normalisation and fused ops as :class:`~captum_unified.DeepLiftRescale`.
     """
 
-    def __init__(self, forward_func: Callable, layer: LayerType, multiply_by_inputs: bool = True,
-                 eps: float = 1e-10, products: str = "shapley", maxima: str = "deeplift",
-                 op_table: Optional[OpTable] = None) -> None:
+    def __init__(
+        self,
+        forward_func: Callable,
+        layer: LayerType,
+        multiply_by_inputs: bool = True,
+        eps: float = 1e-10,
+        products: str = "shapley",
+        maxima: str = "deeplift",
+        op_table: OpTable | None = None,
+    ) -> None:
         r"""
         Args:
             forward_func (Callable): the model or any function built from torch ops.
@@ -301,5 +337,10 @@ class LayerDeepLiftRescale(LayerModifiedGradient):
             maxima (str, optional): ``"deeplift"`` (default), ``"tree"`` or ``"gradient"``.
             op_table (OpTable, optional): how the backend classifies ops.
         """
-        super().__init__(forward_func, layer, RescaleRule(eps, products=products, maxima=maxima),
-                         multiply_by_inputs, op_table=op_table)
+        super().__init__(
+            forward_func,
+            layer,
+            RescaleRule(eps, products=products, maxima=maxima),
+            multiply_by_inputs,
+            op_table=op_table,
+        )
