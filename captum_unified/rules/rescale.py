@@ -108,9 +108,11 @@ def rescale_multiplier(
     # mask in place; new allocations are what costs on the CPU (page faults)
     dz = _minus(z, ref_z)
     g = _minus(out, ref_out).div_(dz)  # inf / NaN where dz ~ 0: replaced below
-    w = dz.abs_().sub_(eps).clamp_min_(0).sign_().nan_to_num_(0.0)  # 1 where the secant is used, else 0
-    if w.numel() == 0 or float(w.min()) == 1.0:
+    # the common case, no |dz| <= eps and no NaN (amin propagates NaN), costs
+    # one reduction; the mask below only where some element needs f'(z)
+    if dz.numel() == 0 or float(dz.abs_().amin()) > eps:
         return g
+    w = dz.sub_(eps).clamp_min_(0).sign_().nan_to_num_(0.0)  # 1 where the secant is used, else 0
     d = fprime().nan_to_num(0.0)  # finite, so that d * 0 = 0
     g.nan_to_num_(0.0, 0.0, 0.0).mul_(w)
     return g.addcmul_(d, w.neg_().add_(1.0))
