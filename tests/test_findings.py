@@ -209,3 +209,13 @@ def test_ablation_no_retraining_check_flips():
     assert "equals the reference's up to float32 rounding" in findings.ablation_sentences(rows)[0]
     rows[1]["value"] = 0.7
     assert "changes the numbers by up to 0.17" in findings.ablation_sentences(rows)[0]
+
+
+def test_to_rst_escapes_inline_markup():
+    # |...| would be an rST substitution and * an emphasis: both stay text
+    rst = findings.to_rst(["delta 16 times |S(x) - S(0)| for Gradient*Input"])
+    assert rst == "* delta 16 times \\|S(x) - S(0)\\| for Gradient\\*Input\n"
+    from docutils.core import publish_parts
+
+    html = publish_parts(rst, writer_name="html")["body"]
+    assert "|S(x) - S(0)|" in html and "Gradient*Input" in html

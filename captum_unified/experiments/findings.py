@@ -12,6 +12,7 @@ same functions, so a rerun with other numbers changes the text with them.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 
 __all__ = [
@@ -349,7 +350,8 @@ def ancona_sentences(checks: list[dict], sens: list[dict]) -> list[str]:
         for m in methods:
             lows = {k: min(points(k, m)[0].values()) for k in keys}
             worst = min(lows, key=lows.get)
-            parts.append(f"{label.get(m, m)} {lows[worst]:.2f} ({title[worst]})")
+            where = f" ({title[worst]})" if len(keys) > 1 else ""
+            parts.append(f"{label.get(m, m)} {lows[worst]:.2f}{where}")
         out.append(f"On the {name}, the lowest mean PCC over n < N of each method: " + ", ".join(parts) + ".")
     for m in ("ig", "deeplift"):
         if m not in methods:
@@ -417,7 +419,7 @@ def ancona_sentences(checks: list[dict], sens: list[dict]) -> list[str]:
         closer = "closer to" if r_shap > r_orig else ("as close to" if r_shap == r_orig else "further from")
         out.append(
             f"On the {title[k]} (a fused nn.LSTM: its gates are products) Ancona et al.'s original DeepLIFT, with "
-            f"the ordinary product rule, misses completeness by {d_orig:.3g} of |S(x) - S(0)| (median over the "
+            f"the ordinary product rule, misses completeness by {d_orig:.3g} times |S(x) - S(0)| (median over the "
             f"samples) and its map "
             f"correlates with IG's at {r_orig:.3f} (Sensitivity-n curves up to {gap_orig:.3f} apart); with the "
             f"Shapley product rule DeepLIFT is complete (largest relative delta {d_shap:.2g}) and its map "
@@ -515,5 +517,11 @@ def ablation_sentences(rows: list[dict]) -> list[str]:
 
 
 def to_rst(sentences: Sequence[str]) -> str:
-    """The sentences as an rST bullet list (for ``.. include::`` in the docs)."""
-    return "\n".join(f"* {s}" for s in sentences) + "\n"
+    """The sentences as an rST bullet list (for ``.. include::`` in the docs);
+    characters with a meaning in rST inline markup (``|``, ``*``, backquotes)
+    are escaped, so ``|S(x) - S(0)|`` is text, not a substitution."""
+
+    def escape(s: str) -> str:
+        return re.sub(r"([|*`\\])", r"\\\1", s)
+
+    return "\n".join(f"* {escape(s)}" for s in sentences) + "\n"
