@@ -57,7 +57,7 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 from torch import Tensor, nn
@@ -137,14 +137,14 @@ class _Elementwise(torch.autograd.Function):
     in the forward pass, the only tensor saved)."""
 
     @staticmethod
-    def forward(ctx, z, f, g_of):  # type: ignore[override]
+    def forward(ctx, z, f, g_of):
         out = f(z)
         g = g_of(z, out)
         ctx.save_for_backward(g)
         return out
 
     @staticmethod
-    def backward(ctx, grad_out):  # type: ignore[override]
+    def backward(ctx, grad_out):
         (g,) = ctx.saved_tensors
         return grad_out * g, None, None
 
@@ -154,7 +154,7 @@ class _Bilinear(torch.autograd.Function):
     ``d fn(a, b_) / da`` and ``d fn(a_, b) / db`` (the product policy)."""
 
     @staticmethod
-    def forward(ctx, a, b, fn, a_, b_, closed):  # type: ignore[override]
+    def forward(ctx, a, b, fn, a_, b_, closed):
         ctx.fn, ctx.closed = fn, closed
         ctx.a_meta = (a.shape, a.dtype, a.device)
         ctx.b_meta = (b.shape, b.dtype, b.device)
@@ -163,7 +163,7 @@ class _Bilinear(torch.autograd.Function):
         return fn(a, b)
 
     @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
+    def backward(ctx, grad):
         a_, b_ = ctx.saved_tensors
         ga = gb = None
         if ctx.needs_input_grad[0]:
@@ -204,7 +204,7 @@ class _MaxRule(torch.autograd.Function):
     do not depend on the order of the candidates."""
 
     @staticmethod
-    def forward(ctx, v, ref_v, ref_y, eps):  # type: ignore[override]
+    def forward(ctx, v, ref_v, ref_y, eps):
         y, i = v.max(-1, keepdim=True)
         ref_v = ref_v.expand_as(v)
         ref_y = ref_y.unsqueeze(-1).expand_as(y)
@@ -221,7 +221,7 @@ class _MaxRule(torch.autograd.Function):
         return y.squeeze(-1)
 
     @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
+    def backward(ctx, grad):
         (m,) = ctx.saved_tensors
         return grad.unsqueeze(-1) * m, None, None, None
 
@@ -232,7 +232,7 @@ class _MaxPoolRule(torch.autograd.Function):
     baseline's arg-max of every window; the backward scatters to them."""
 
     @staticmethod
-    def forward(ctx, x, ref_x, ref_y, ref_idx, pool, eps):  # type: ignore[override]
+    def forward(ctx, x, ref_x, ref_y, ref_idx, pool, eps):
         y, i = pool(x)
         xf = x.flatten(2)
         rxf = ref_x.flatten(2).expand_as(xf)
@@ -255,7 +255,7 @@ class _MaxPoolRule(torch.autograd.Function):
         return y
 
     @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
+    def backward(ctx, grad):
         i_f, j_f, m_i, m_j = ctx.saved_tensors
         shape = ctx.in_shape
         gf = grad.flatten(2)
@@ -315,6 +315,14 @@ def _signature(fn: Callable) -> inspect.Signature | None:
         except (TypeError, ValueError):
             _SIGNATURES[fn] = None
     return _SIGNATURES[fn]
+
+
+def _required(value: Callable[..., Any] | None, entry: OpEntry, field_name: str) -> Callable[..., Any]:
+    """``entry.<field_name>``, which the entry's kind needs (an ELEMENTWISE or
+    LINEAR entry calls ``function``, a COMPOSITE one ``decompose``)."""
+    if value is None:
+        raise TypeError(f"op table entry {entry.name!r} ({entry.kind.value}) has no {field_name}")
+    return value
 
 
 def _split_inplace(entry: OpEntry, func: Callable, args: tuple, kwargs: dict) -> tuple[tuple, dict, bool]:
@@ -456,7 +464,7 @@ class RuleContext(TorchFunctionMode):
             elif isinstance(t, (list, tuple)):
                 self.taint(*t)
 
-    def tainted(self, t: Any) -> bool:
+    def tainted(self, t: Any) -> TypeGuard[Tensor]:
         """Whether ``t`` depends on the explained inputs."""
         return isinstance(t, Tensor) and self._taint.get(id(t)) is t
 
@@ -554,7 +562,7 @@ class RuleContext(TorchFunctionMode):
                 result = self._decompose(CLAMP_TENSOR, func, args, kwargs, {})
                 return self._finish(result, args, inplace, entry)
             return self._unknown(func, call_args, call_kwargs)
-        fn, rest = entry.function, args[1:]
+        fn, rest = _required(entry.function, entry, "function"), args[1:]
         out = self.elementwise(
             entry.name, lambda t: fn(t, *rest, **kwargs), z, entry.derivative, entry.gate, copy=inplace
         )
@@ -708,7 +716,7 @@ class RuleContext(TorchFunctionMode):
                 rest, kw = args[2:], {k: v for k, v in kwargs.items() if k != "other"}
             if not (self.tainted(a) and self.tainted(b)):
                 return self._linear_call(func, args, kwargs, inplace, entry)
-            function = entry.function
+            function = _required(entry.function, entry, "function")
             if name == "rmatmul":
 
                 def fn(u, v):
@@ -758,7 +766,7 @@ class RuleContext(TorchFunctionMode):
 
     def _linear_call(self, func, args, kwargs, inplace: bool = False, entry: OpEntry | None = None):
         if inplace and entry is not None:
-            result = entry.function(*args, **kwargs)
+            result = _required(entry.function, entry, "function")(*args, **kwargs)
             return self._finish(result, args, True, entry)
         result = func(*args, **kwargs)
         self.taint(result)
@@ -777,7 +785,7 @@ class RuleContext(TorchFunctionMode):
                 self._mark_gate(result)
             return result
         if not entry.paired:
-            result = self._decompose(entry.decompose, func, args, kwargs, {})
+            result = self._decompose(_required(entry.decompose, entry, "decompose"), func, args, kwargs, {})
         else:
             result = self._paired(entry, func, args, kwargs)
         if result is AS_LINEAR:
@@ -804,7 +812,9 @@ class RuleContext(TorchFunctionMode):
                 result = entry.fused(self, func, args, kwargs, None, None)
                 if result is not NOT_DECOMPOSED:
                     return result
-            return self._decompose(entry.decompose, func, args, kwargs, constants(args, kwargs, None, None))
+            return self._decompose(
+                _required(entry.decompose, entry, "decompose"), func, args, kwargs, constants(args, kwargs, None, None)
+            )
         rec = self._next(entry.name, [t for t in leaves if isinstance(t, Tensor)])
         if entry.fused is not None:
             raw = iter(rec.tensors)
@@ -829,13 +839,13 @@ class RuleContext(TorchFunctionMode):
         self.frames.append(local)
         try:
             with torch.no_grad():
-                self._decompose(entry.decompose, func, ref_args, ref_kwargs, consts)
+                self._decompose(_required(entry.decompose, entry, "decompose"), func, ref_args, ref_kwargs, consts)
         finally:
             self.frames.pop()
         replay = _Frame(recording=False, queue=local.queue)
         self.frames.append(replay)
         try:
-            result = self._decompose(entry.decompose, func, args, kwargs, consts)
+            result = self._decompose(_required(entry.decompose, entry, "decompose"), func, args, kwargs, consts)
         finally:
             self.frames.pop()
         return result
@@ -1102,14 +1112,14 @@ def modified_gradients(
                 outputs, differentiable, grad_outputs=seed, allow_unused=True, **(grad_kwargs or {})
             )
             it = iter(grads_d)
-            grads = tuple(next(it) if w.requires_grad else None for w in wrt)
+            grads_or_none = tuple(next(it) if w.requires_grad else None for w in wrt)
         else:
-            grads = (None,) * len(wrt)
+            grads_or_none = (None,) * len(wrt)
         grads = tuple(
             torch.zeros_like(w, dtype=w.dtype if w.is_floating_point() else torch.get_default_dtype())
             if g is None
             else g.detach()
-            for g, w in zip(grads, wrt)
+            for g, w in zip(grads_or_none, wrt)
         )
         acts = tuple(t.detach() for t in wrt) if captures else None
         return BackendResult(grads, outputs.detach(), baseline_outputs, acts, baseline_acts, shapes)

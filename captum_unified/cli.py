@@ -540,7 +540,7 @@ def _summary(rows) -> str:
     """Mean over samples (NaN left out) per method and quantity, as a text table."""
     import math
 
-    table = {}
+    table: dict[str, dict[str, list[float]]] = {}
     for r in rows:
         if r["sample_index"] == "pooled" or (r["metric"] == "region_perturbation") or math.isnan(r["value"]):
             continue
@@ -569,7 +569,8 @@ def main(argv: list[str] | None = None) -> int:
         }[args.command](args)
     except _UsageError as e:
         subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        subparsers.choices[args.command].error(str(e))
+        command_parser: argparse.ArgumentParser = subparsers.choices[args.command]
+        command_parser.error(str(e))  # exits
     except ImportError as e:
         name = (getattr(e, "name", None) or "").split(".")[0]
         hint = _OPTIONAL.get(name)

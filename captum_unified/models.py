@@ -71,7 +71,8 @@ class PolyModel(nn.Module):
 
 
 def _mlp(act: str, in_features: int, hidden: tuple[int, ...]) -> nn.Sequential:
-    layers, d = [nn.Flatten()], in_features
+    layers: list[nn.Module] = [nn.Flatten()]
+    d = in_features
     for h in hidden:
         layers += [nn.Linear(d, h), _act(act)]
         d = h
@@ -330,6 +331,7 @@ def train(
         losses.append(total / len(x))
         if recipe.patience is None:
             continue
+        assert val_data is not None  # checked above: early stopping needs val_data
         val = _mean_loss(model, val_data, loss_fn)
         model.train()
         if val < best:

@@ -36,6 +36,7 @@ the masks of occlusion and of the metrics.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
@@ -207,7 +208,7 @@ class PerturbationEngine:
         self._aggregate = False
         self._act_bytes = 0
         self._differs: tuple[Tensor, ...] | None = None
-        self._guard = None
+        self._guard: AbstractContextManager[None] | None = None
 
     # --------------------------------------------------------------- context
     def __enter__(self) -> PerturbationEngine:
@@ -217,7 +218,8 @@ class PerturbationEngine:
 
     def __exit__(self, *exc) -> None:
         guard, self._guard = self._guard, None
-        guard.__exit__(*exc)
+        if guard is not None:
+            guard.__exit__(*exc)
 
     # ------------------------------------------------------ unperturbed pass
     @property

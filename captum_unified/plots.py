@@ -14,7 +14,7 @@ axes for the grid) so the caller can save or further decorate the figure.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -95,7 +95,7 @@ def plot_sensitivity_n(
     ax=None,
     title: str | None = None,
     ylim: tuple[float, float] | None = (-0.05, 1.02),
-    legend: bool = True,
+    legend: bool | Literal["outside"] = True,
 ):
     """Sensitivity-n curves as in Ancona et al. (2018), Figure 4.
 
@@ -315,9 +315,10 @@ def plot_attribution_grid(
 
 def _shared_colorbar(fig, sign: str, outlier_perc: float, bottom: float = 0.0) -> None:
     from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import LinearSegmentedColormap, Normalize
+    from matplotlib.colors import Colormap, LinearSegmentedColormap, Normalize
 
     # the colour maps and ranges of captum.attr.visualization.visualize_image_attr
+    cmap: Colormap | str
     if sign == "all":
         cmap, lo = LinearSegmentedColormap.from_list("RdWhGn", ["red", "white", "green"]), -1.0
     elif sign == "positive":

@@ -6,13 +6,11 @@
 #                                    exits non-zero on any finding
 #   bash scripts/lint.sh FILE...     only these files (ruff; mypy when a file is
 #                                    in captum_unified/); non-zero on a finding
-#   bash scripts/lint.sh --clean     the files listed in scripts/lint_clean.txt
-#                                    (kept clean already; CI checks them strictly)
 #   bash scripts/lint.sh --report    the whole tree, findings counted per rule;
 #                                    always exits 0
 #
-# Fix locally with `ruff check --fix` and `ruff format` (on your own files: four
-# engineers share the tree, a tree-wide format is applied once, by the lead).
+# .ci/run runs the first form: the tree is clean, and any finding fails CI.
+# Fix locally with `ruff check --fix` and `ruff format` (on the files you edit).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
@@ -29,7 +27,6 @@ mode=all
 files=()
 case "${1:-}" in
     --report) mode=report ;;
-    --clean) mode=files; mapfile -t files < <(grep -v -e '^#' -e '^\s*$' scripts/lint_clean.txt) ;;
     "") ;;
     *) mode=files; files=("$@") ;;
 esac

@@ -286,13 +286,12 @@ def warn(message: str) -> None:
     (the first frame outside ``captum_unified`` and ``captum``)."""
     import os
     import sys
+    from types import FrameType
 
-    roots = tuple(
-        os.path.dirname(os.path.abspath(m.__file__)) + os.sep
-        for m in (sys.modules["captum_unified"], sys.modules.get("captum"))
-        if m is not None and getattr(m, "__file__", None)
-    )
-    frame, level = sys._getframe(1), 2
+    files = (getattr(m, "__file__", None) for m in (sys.modules["captum_unified"], sys.modules.get("captum")))
+    roots = tuple(os.path.dirname(os.path.abspath(f)) + os.sep for f in files if f)
+    frame: FrameType | None = sys._getframe(1)
+    level = 2
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(roots):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, AttributionWarning, stacklevel=level)

@@ -33,6 +33,7 @@ import math
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -124,7 +125,9 @@ MODELS: list[ModelSpec] = (
 #: (GI and epsilon-LRP have an implicit zero baseline). Ancona §4.1 / App. B.
 BASELINE = 0.0
 #: Sizes of ``reproduce ancona`` when ``--samples``/``--subsets`` are not given.
-DEFAULTS = dict(samples=50, subsets=100, ig_steps=50, baseline=BASELINE, pixel_range=(-1.0, 1.0), recipe="adadelta-es")
+DEFAULTS: dict[str, Any] = dict(
+    samples=50, subsets=100, ig_steps=50, baseline=BASELINE, pixel_range=(-1.0, 1.0), recipe="adadelta-es"
+)
 QUICK_DEFAULTS = dict(
     samples=20, subsets=16, ig_steps=32, epochs=10, baseline=BASELINE, pixel_range=(-1.0, 1.0), recipe="adam"
 )
@@ -151,7 +154,8 @@ def run(cfg: ExperimentConfig, models: list[ModelSpec] | None = None) -> dict[st
     from captum_unified.metrics import default_n_list, sensitivity_n
 
     ns = default_n_list(n_features, num=N_POINTS) + [n_features]
-    checks, sens, accs, results, grids, warned, titles = [], [], {}, {}, {}, {}, {}
+    checks, sens, accs, results, grids, titles = [], [], {}, {}, {}, {}
+    warned: dict[str, list[str]] = {}
     seconds = {}
     for spec in progress(models, cfg.show_progress, desc="models"):
         name, act = spec.key

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -77,7 +78,9 @@ class ExperimentConfig:
 
     @classmethod
     def quick(cls, **kw) -> ExperimentConfig:
-        base = dict(samples=10, subsets=8, epochs=1, n_train=300, ig_steps=16, batch_size=32, recipe="adam", small=True)
+        base: dict[str, Any] = dict(
+            samples=10, subsets=8, epochs=1, n_train=300, ig_steps=16, batch_size=32, recipe="adam", small=True
+        )
         base.update({k: v for k, v in kw.items() if v is not None})
         return cls(**base)
 

@@ -46,6 +46,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -148,7 +149,7 @@ EG_REFERENCES = 200
 QUICK_SQUARE_SIZES = (2, 5, 8)
 
 #: Sizes of ``reproduce deng`` when ``--samples`` etc. are not given.
-DEFAULTS = dict(samples=100, ig_steps=50, baseline=0.0, pixel_range=(0.0, 1.0), recipe="adadelta-es")
+DEFAULTS: dict[str, Any] = dict(samples=100, ig_steps=50, baseline=0.0, pixel_range=(0.0, 1.0), recipe="adadelta-es")
 #: ``--quick``: small, but trained enough for the paper's qualitative facts to show
 #: (Adam, 10 epochs on 600 digits: Adadelta needs many more steps).
 QUICK_DEFAULTS = dict(
@@ -286,6 +287,8 @@ def _dl_layer_pairs(model: nn.Module, x: Tensor, base: Tensor, target: Tensor, u
     that a nonlinearity follows: :class:`~captum_unified.LayerDeepLiftRescale` at the
     layer's input against :func:`~captum_unified.taylor.deeplift_layer_reformulation`."""
     seq = _as_sequential(model)
+    if seq is None:
+        raise TypeError("DeepLIFT's Taylor reformulation needs an nn.Sequential of affine layers and activations.")
     pairs = []
     for module, reform in deeplift_layer_reformulation(seq, x, base, target, upstream=upstream):
         original = cu.LayerDeepLiftRescale(seq, module).attribute(
@@ -322,19 +325,19 @@ def table3_rows(
     reform: dict[str, list[Tensor]] = {m: [] for m in methods if m != "DL"}
     reform.setdefault("IG", [])  # IG's per-sample d is correlated with eps
     layers: dict[str, dict[str, list[tuple]]] = {"deeplift": {}, "taylor": {}}
-    eps_ratio, d_ig = [], []
+    eps_ratio: list[Tensor] = []
     for sl in _batches(len(x), batch):
         xb, tb = x[sl], target[sl]
         b = torch.full_like(xb, baseline)
         if "GI" in reform:
-            reform["GI"].append(gradient_x_input_reformulation(model, xb, target=tb))
+            reform["GI"].append(cast(Tensor, gradient_x_input_reformulation(model, xb, target=tb)))
         if "Occ-1" in reform:
-            reform["Occ-1"].append(occlusion1_reformulation(model, xb, baselines=b, target=tb))
-        reform["IG"].append(integrated_gradients_reformulation(model, xb, baselines=b, target=tb))
+            reform["Occ-1"].append(cast(Tensor, occlusion1_reformulation(model, xb, baselines=b, target=tb)))
+        reform["IG"].append(cast(Tensor, integrated_gradients_reformulation(model, xb, baselines=b, target=tb)))
         for p in (2, 4):
             if f"Occ-{p}x{p}" in reform:
                 reform[f"Occ-{p}x{p}"].append(
-                    occlusion_patch_reformulation(model, xb, _patch_mask(xb, p), baselines=b, target=tb)
+                    cast(Tensor, occlusion_patch_reformulation(model, xb, _patch_mask(xb, p), baselines=b, target=tb))
                 )
         if seq is not None:
             for upstream in layers:
@@ -346,7 +349,7 @@ def table3_rows(
             df = model(xb)[idx, tb] - model(b)[idx, tb]
         eps_ratio.append((delta.abs() / df.abs().clamp_min(1e-12)).detach().double())
     eps = torch.cat(eps_ratio)
-    d_ig = percentage_change(maps["IG"], torch.cat(reform["IG"]).detach(), per_sample=True)
+    d_ig = cast(Tensor, percentage_change(maps["IG"], torch.cat(reform["IG"]).detach(), per_sample=True))
     corr = float(torch.corrcoef(torch.stack([d_ig.double(), eps]))[0, 1]) if len(eps) > 2 else float("nan")
     common = {
         "model": short,
@@ -636,7 +639,8 @@ def run(cfg: ExperimentConfig, models: list[ModelSpec] | None = None) -> dict[st
     span = pixel_range[1] - pixel_range[0]
     sizes = QUICK_SQUARE_SIZES if cfg.small else YEH_SQUARE_SIZES
     references = reference_set(data[0], cfg.seed)
-    checks, table3, dl_layers, infid, fig2, accs, warned, seconds = [], [], [], [], [], {}, {}, {}
+    checks, table3, dl_layers, infid, fig2, accs, seconds = [], [], [], [], [], {}, {}
+    warned: dict[str, list[str]] = {}
     for spec in progress([m for m in models if "figure3" not in m.roles], cfg.show_progress, desc="models"):
         t0 = time.perf_counter()
         model, acc = load_model(spec, cfg, data)

@@ -61,7 +61,7 @@ def _join(items: Iterable[str]) -> str:
 
 
 # ---------------------------------------------------------------- Deng, Table 3
-def deng_table3_sentences(table3: list[dict], dl_layers: list[dict] = ()) -> list[str]:
+def deng_table3_sentences(table3: list[dict], dl_layers: Sequence[dict] = ()) -> list[str]:
     """Table 3 (``deng_table3.csv``) and DeepLIFT's layers (``deng_dl_layers.csv``)."""
     d = {(r["model"], r["method"]): _f(r["d_percent"]) for r in table3}
     paper = {(r["model"], r["method"]): _f(r["paper_d_percent"]) for r in table3}
@@ -273,7 +273,8 @@ def ancona_sentences(checks: list[dict], sens: list[dict]) -> list[str]:
     """Ancona's findings from ``ancona_checks.csv`` and ``ancona_sensitivity_n.csv``."""
     from collections import defaultdict
 
-    curves = defaultdict(dict)  # (model, act) -> method -> {n: (mean, pooled)}
+    # (model, act) -> method -> {n: (mean, pooled)}
+    curves: defaultdict[tuple[str, str], dict[str, dict[int, tuple[float, float]]]] = defaultdict(dict)
     for r in sens:
         curves[(r["model"], r["activation"])].setdefault(r["method"], {})[int(_f(r["n"]))] = (
             _f(r["mean_pcc"]),
@@ -349,7 +350,7 @@ def ancona_sentences(checks: list[dict], sens: list[dict]) -> list[str]:
         parts = []
         for m in methods:
             lows = {k: min(points(k, m)[0].values()) for k in keys}
-            worst = min(lows, key=lows.get)
+            worst = min(lows, key=lows.__getitem__)
             where = f" ({title[worst]})" if len(keys) > 1 else ""
             parts.append(f"{label.get(m, m)} {lows[worst]:.2f}{where}")
         out.append(f"On the {name}, the lowest mean PCC over n < N of each method: " + ", ".join(parts) + ".")

@@ -158,7 +158,7 @@ def _box_mask(boxes: BoxesType, batch: int, height: int, width: int, device: tor
 
 
 def bounding_box_accuracy(
-    attributions: Tensor | tuple[Tensor],
+    attributions: Tensor | tuple[Tensor, ...],
     boxes: BoxesType,
     *,
     max_box_fraction: float | None = None,

@@ -246,7 +246,9 @@ class RegionPerturbation(Metric):
         out = {}
         for name, a in attributions.items():
             r = self.compute(batch, a)
-            values = {("region_perturbation", k): r.curves[:, j].to(torch.float64) for j, k in enumerate(r.k)}
+            values: dict[tuple[str, int | None], Tensor] = {
+                ("region_perturbation", k): r.curves[:, j].to(torch.float64) for j, k in enumerate(r.k)
+            }
             values[("aopc", None)] = r.aopc
             out[name] = MetricScores(values)
         return out

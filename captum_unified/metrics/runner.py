@@ -525,6 +525,7 @@ def _run(
                 )
                 if parts is not None:
                     _atomic_write_text(_part_path(parts, b), json.dumps(record))
+            assert record is not None  # without a stored part everything is to do (methods, metrics non-empty)
             mine.append(record)
             if bar is not None:
                 bar.update(group.world)

@@ -373,7 +373,9 @@ class SensitivityN(Metric):
             results = self.compute(batch, attributions)
         out = {}
         for name, r in results.items():
-            values = {("sensitivity_n", n): r.correlations[:, j] for j, n in enumerate(r.n)}
+            values: dict[tuple[str, int | None], Tensor] = {
+                ("sensitivity_n", n): r.correlations[:, j] for j, n in enumerate(r.n)
+            }
             stats = {
                 "rtol": r.rtol,
                 "moments": [[n] + moments(r.attribution_sums[j], r.output_changes[j]) for j, n in enumerate(r.n)],

@@ -98,8 +98,8 @@ def default_op_table() -> OpTable:
         "layer_norm": fused_layer_norm,
         "rms_norm": fused_rms_norm,
     }
-    for name, decompose, fns, constants, applies, gate in COMPOSITES:
-        for f in fns:
+    for name, decompose, functions, constants, applies, gate in COMPOSITES:
+        for f in functions:
             inplace = (
                 getattr(f, "__name__", "").endswith("_")
                 and not getattr(f, "__name__", "").endswith("__")

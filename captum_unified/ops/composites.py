@@ -677,6 +677,7 @@ def _rnn(kind: str):
                 ys = []
                 for t in range(proj.shape[0]):
                     if kind == "lstm":
+                        assert c is not None  # an LSTM's hx is (h0, c0)
                         h, c = lstm_cell(proj[t], h, c, w_hh, b_hh, w_hr)
                     elif kind == "gru":
                         h = gru_cell(proj[t], h, w_hh, b_hh)

@@ -65,6 +65,8 @@ class FusedRule:
 
         if self.kind == "epsilon":
             return epsilon_multiplier(z, out, self.eps)
+        if ref_z is None or ref_out is None:
+            raise RuntimeError("RescaleRule needs the reference pass (ref_z, ref_out).")
         return rescale_multiplier(z, out, ref_z, ref_out, self.eps, lambda: fprime(z, out))
 
     def partners(
@@ -75,6 +77,10 @@ class FusedRule:
         if self.products == "gradient":
             return v, u
         if self.products == "shapley":
+            if ref_u is None or ref_v is None:
+                raise RuntimeError(
+                    "The 'shapley' product policy needs the baseline pass (a rule with needs_reference)."
+                )
             return 0.5 * (v + ref_v), 0.5 * (u + ref_u)
         if self.products == "gate" and u_is_gate:
             return None, u
@@ -137,7 +143,12 @@ def _lstm_values(
     states, and only the cell recursion ``c = f c + i g`` runs step by step."""
     steps = proj.shape[0]
     if xs is not None and w_ih is not None:
-        params = [w_ih, w_hh] + ([b_ih, b_hh] if b_ih is not None else []) + ([w_hr] if w_hr is not None else [])
+        params = [w_ih, w_hh]
+        if b_ih is not None:
+            assert b_hh is not None  # torch's LSTM has both biases or neither
+            params += [b_ih, b_hh]
+        if w_hr is not None:
+            params.append(w_hr)
         hs, _, _ = torch.lstm(
             xs, (h.unsqueeze(0), c.unsqueeze(0)), params, b_ih is not None, 1, 0.0, False, False, False
         )
@@ -157,10 +168,10 @@ def _lstm_values(
     i, f, g, o = a.chunk(4, -1)
     i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
     ig = i * g
-    cs = [c.expand_as(ig[0])]
+    c_steps = [c.expand_as(ig[0])]
     for t in range(steps):
-        cs.append(torch.addcmul(ig[t], f[t], cs[-1]))
-    cs = torch.stack(cs)
+        c_steps.append(torch.addcmul(ig[t], f[t], c_steps[-1]))
+    cs = torch.stack(c_steps)
     k = torch.tanh(cs[1:])
     return {"a": a, "gates": torch.cat([i, f, g, o], -1), "c": cs, "k": k, "h": hs}
 
@@ -169,7 +180,7 @@ class _LSTMRecurrence(torch.autograd.Function):
     """One LSTM layer/direction with the rule in closed form."""
 
     @staticmethod
-    def forward(ctx, proj, h0, c0, w_hh, b_hh, w_hr, ref, rule, xs, w_ih, b_ih):  # type: ignore[override]
+    def forward(ctx, proj, h0, c0, w_hh, b_hh, w_hr, ref, rule, xs, w_ih, b_ih):
         v = _lstm_values(proj, h0, c0, w_hh, b_hh, w_hr, xs, w_ih, b_ih)
         hid = v["k"].shape[-1]
         a, gt = v["a"], v["gates"]
@@ -204,21 +215,21 @@ class _LSTMRecurrence(torch.autograd.Function):
         return v["h"], v["h"][-1], c[-1]
 
     @staticmethod
-    def backward(ctx, d_ys, d_hT, d_cT):  # type: ignore[override]
+    def backward(ctx, d_ys, d_hT, d_cT):
         coef, b_k, f_c, w_hh, w_hr = ctx.saved_tensors
         steps = coef.shape[0]
         dh = d_hT if d_hT is not None else torch.zeros_like(d_ys[-1])
         dc = d_cT if d_cT is not None else torch.zeros_like(b_k[-1])
-        das = [None] * steps
+        das: list[Tensor] = []  # from the last step back
         for t in range(steps - 1, -1, -1):
             g_h = dh + d_ys[t]
             dok = g_h @ w_hr if ctx.has_proj else g_h
             dc = dc + dok * b_k[t]
             da = torch.cat([dc, dc, dc, dok], -1) * coef[t]
-            das[t] = da
+            das.append(da)
             dh = da @ w_hh
             dc = dc * f_c[t]
-        return torch.stack(das), dh, dc, None, None, None, None, None, None, None, None
+        return torch.stack(das[::-1]), dh, dc, None, None, None, None, None, None, None, None
 
 
 def fused_lstm(ctx, func, args, kwargs, ref_args, ref_kwargs):
@@ -289,7 +300,7 @@ class _SoftmaxRule(torch.autograd.Function):
     multipliers at ``exp`` and ``reciprocal`` and its product partners."""
 
     @staticmethod
-    def forward(ctx, z, ref_z, shift, dim, rule, log):  # type: ignore[override]
+    def forward(ctx, z, ref_z, shift, dim, rule, log):
         u, e, total = _softmax_parts(z, shift, dim)
         ru, re, rtotal = _softmax_parts(ref_z, shift, dim) if ref_z is not None else (None, None, None)
         m_e = rule.multiplier(u, e, ru, re, _exp_d)
@@ -309,7 +320,7 @@ class _SoftmaxRule(torch.autograd.Function):
         return e * r
 
     @staticmethod
-    def backward(ctx, g):  # type: ignore[override]
+    def backward(ctx, g):
         dim = ctx.dim
         if ctx.log:
             m_e, m_l = ctx.saved_tensors
@@ -370,7 +381,7 @@ class _NormRule(torch.autograd.Function):
     at ``rsqrt`` (the decomposition of :func:`~captum_unified.ops.composites.normalise`)."""
 
     @staticmethod
-    def forward(ctx, x, ref_x, dims, eps, centre, rule):  # type: ignore[override]
+    def forward(ctx, x, ref_x, dims, eps, centre, rule):
         c, d, r = _norm_parts(x, dims, eps, centre)
         rc, rd, rr = _norm_parts(ref_x, dims, eps, centre) if ref_x is not None else (None, None, None)
         p_sq_u, p_sq_v = rule.partners(c, c, rc, rc)
@@ -384,7 +395,7 @@ class _NormRule(torch.autograd.Function):
         return c * r
 
     @staticmethod
-    def backward(ctx, g):  # type: ignore[override]
+    def backward(ctx, g):
         sq, m_r, p_c, p_r = ctx.saved_tensors
         dims = ctx.dims
         g_r = (g * p_r).sum(dims, keepdim=True)

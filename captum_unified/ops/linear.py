@@ -77,10 +77,11 @@ def _functions(names, namespaces):
 
 def _properties():
     base = torch._C.TensorBase
-    linear, meta = [], []
+    linear: list[tuple[str, Callable]] = []
+    meta: list[tuple[str, Callable]] = []
     for name in dir(base):
         attr = getattr(base, name, None)
-        if type(attr).__name__ != "getset_descriptor":
+        if attr is None or type(attr).__name__ != "getset_descriptor":
             continue
         (linear if name in LINEAR_PROPERTIES else meta).append((name, attr.__get__))
     return linear, meta

@@ -65,7 +65,7 @@ class TaylorAttribution(GradientAttribution):
 
     @log_usage()
     @preserves_model_state
-    def attribute(  # type: ignore[override]
+    def attribute(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
         baselines: BaselineType = None,
@@ -106,6 +106,7 @@ class TaylorAttribution(GradientAttribution):
             attrs = tuple(g * d for g, d in zip(grads, delta))
         else:
             _, grads, hvps = gradient_and_hvp(self.forward_func, fmt, delta, target, args)
+            assert hvps is not None  # vectors given
             _warn_if_zero(hvps, delta)
             attrs = tuple(g * d - 0.5 * d * hv for g, d, hv in zip(grads, delta, hvps))
         out = call.output(attrs)

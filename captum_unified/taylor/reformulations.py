@@ -185,7 +185,7 @@ def _activation_derivatives(act: nn.Module, y: Tensor) -> tuple[Tensor, Tensor]:
 
 def _deeplift_layers(
     model: nn.Sequential, inputs: Tensor, baselines: Any, target: Any, remainder: str, eps: float
-) -> list[tuple[int, Tensor, Tensor, Tensor, Tensor]]:
+) -> list[tuple[int, Tensor, Tensor, Tensor | None, Tensor]]:
     """Walk ``model`` back from the selected output with three multipliers:
     DeepLIFT's (exact Rescale at every activation), the Taylor one (the
     reformulated multiplier at every activation) and the local one (DeepLIFT's
@@ -406,6 +406,8 @@ def expected_gradients_reformulation(
     if len(baselines) != len(fmt):
         raise ValueError(f"{len(fmt)} input tensor(s) but {len(baselines)} baseline tensor(s).")
     n = baselines[0].shape[0]
+    if n == 0:
+        raise ValueError("baselines must hold at least one baseline (K >= 1).")
     for bl, x in zip(baselines, fmt):
         if bl.shape[0] != n or tuple(bl.shape[1:]) != tuple(x.shape[1:]):
             raise ValueError(
@@ -413,10 +415,11 @@ def expected_gradients_reformulation(
                 f"got {tuple(bl.shape)} for input {tuple(x.shape)}."
             )
     ta = TaylorAttribution(forward_func, order=2)
-    total = None
+    total: tuple[Tensor, ...] | None = None
     for k in range(n):
         a = ta.attribute(fmt, tuple(bl[k : k + 1] for bl in baselines), target, additional_forward_args)
         total = a if total is None else tuple(t + ai for t, ai in zip(total, a))
+    assert total is not None  # n >= 1
     return _format_output(is_tuple, tuple(t / n for t in total))
 
 

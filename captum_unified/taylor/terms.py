@@ -26,7 +26,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -118,7 +118,7 @@ def gradient_and_hvp(
         grads = _grad_or_zeros(out.sum(), xs, create_graph=vectors is not None)
         hvps = None
         if vectors is not None:
-            dot = sum((g * v.to(g.dtype)).sum() for g, v in zip(grads, vectors))
+            dot = cast(Tensor, sum((g * v.to(g.dtype)).sum() for g, v in zip(grads, vectors)))
             hvps = _grad_or_zeros(dot, xs, create_graph=False)
     return out.detach(), tuple(g.detach() for g in grads), hvps
 
@@ -200,6 +200,7 @@ def batched_hvp(
             expand_target(target, k) if k > 1 else target,
             expand_additional_args(additional_args, k) if k > 1 else additional_args,
         )
+        assert hv is not None  # vectors given
         result[start:stop] = _flat(hv, k * batch).reshape(k, batch, n_feat)
     return result
 
@@ -431,6 +432,7 @@ def taylor_decomposition(
     args = format_additional_args(additional_forward_args)
     delta = _delta(fmt, base)
     out, grads, hvps = gradient_and_hvp(forward_func, fmt, delta, target, args)
+    assert hvps is not None  # vectors given
     _warn_if_zero(hvps, delta)
     diag_flat = _hessian_diagonal_fn(forward_func, fmt, target, args, hessian_diagonal, n_samples, seed, max_chunk)
     diag = _split(diag_flat, fmt)

@@ -218,6 +218,7 @@ class ExpectedGradients(GradientAttribution):
             if refs is not None:
                 idx = index[start:stop].reshape(-1).to(refs[0].device)
                 return tuple(r[idx] for r in refs)
+            assert sigmas is not None  # exactly one of baselines and baseline_stdevs
             noise = []
             for x, s in zip(fmt, sigmas):
                 eps = torch.cat(

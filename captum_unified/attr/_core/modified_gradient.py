@@ -193,6 +193,7 @@ class ModifiedGradient(ModifiedGradientBase):
         out = call.output(attrs)
         if not return_convergence_delta:
             return out
+        assert result.baseline_outputs is not None  # the reference pass ran (reference_pass=True)
         return out, sum_per_sample(attrs) - (result.outputs - result.baseline_outputs)
 
 

@@ -194,6 +194,7 @@ class LayerModifiedGradient(LayerModifiedGradientBase):
         out = self._output(per_layer, result)
         if not return_convergence_delta:
             return out
+        assert result.baseline_outputs is not None  # the reference pass ran (reference_pass=True)
         return out, self._deltas(per_layer, result.outputs - result.baseline_outputs)
 
 
