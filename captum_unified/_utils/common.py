@@ -283,13 +283,19 @@ def sum_per_sample(tensors: tuple[Tensor, ...]) -> Tensor:
 
 def warn(message: str) -> None:
     """Emit an :class:`AttributionWarning` attributed to the user's call site
-    (the first frame outside ``captum_unified`` and ``captum``)."""
+    (the first frame outside ``captum_unified``, ``captum`` and ``contextlib``,
+    whose ``__exit__`` runs the end of a ``with`` block): the warning names the
+    user's line, and Python's once-per-location filter counts each of the
+    user's calls, not one line inside the package."""
+    import contextlib
     import os
     import sys
     from types import FrameType
 
-    files = (getattr(m, "__file__", None) for m in (sys.modules["captum_unified"], sys.modules.get("captum")))
-    roots = tuple(os.path.dirname(os.path.abspath(f)) + os.sep for f in files if f)
+    modules = (sys.modules["captum_unified"], sys.modules.get("captum"))
+    files = [getattr(m, "__file__", None) for m in modules]
+    roots: tuple[str, ...] = tuple(os.path.dirname(os.path.abspath(f)) + os.sep for f in files if f)
+    roots += (os.path.abspath(contextlib.__file__),)
     frame: FrameType | None = sys._getframe(1)
     level = 2
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(roots):

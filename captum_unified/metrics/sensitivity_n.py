@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_unified._utils.common import AttributionWarning
+from captum_unified._utils.common import AttributionWarning, warn
 from captum_unified.metrics.base import EvalBatch, Metric, MetricScores
 from captum_unified.metrics.stats import (
     constant_rtol,
@@ -274,13 +274,11 @@ def _result(
     nan = torch.isnan(corr)
     if bool(nan.any()):
         who = "" if name is None else f" ({name!r})"
-        warnings.warn(
+        warn(
             f"Sensitivity-n{who}: {int(nan.sum())} of {corr.numel()} (sample, n) correlations are "
             "undefined (NaN) because the attribution sums or the output changes are constant "
             "over the subsets (e.g. an input equal to the baseline, or constant attributions); "
             "they are left out of the mean.",
-            AttributionWarning,
-            stacklevel=4,
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -23,7 +23,6 @@ samples (BatchNorm in training mode) are not supported.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -32,7 +31,6 @@ import torch
 from torch import Tensor
 
 from captum_unified._utils.common import (
-    AttributionWarning,
     _format_output,
     _is_tuple,
     expand_additional_args,
@@ -42,6 +40,7 @@ from captum_unified._utils.common import (
     format_inputs,
     run_forward,
     sum_per_sample,
+    warn,
 )
 
 __all__ = [
@@ -374,7 +373,7 @@ def _warn_if_zero(hvps: tuple[Tensor, ...], delta: tuple[Tensor, ...]) -> None:
     if all(bool((d == 0).all()) for d in delta):
         return
     if all(bool((h == 0).all()) for h in hvps):
-        warnings.warn(_ZERO_HESSIAN_MESSAGE, AttributionWarning, stacklevel=3)
+        warn(_ZERO_HESSIAN_MESSAGE)
 
 
 def taylor_decomposition(
