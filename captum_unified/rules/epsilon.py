@@ -85,8 +85,7 @@ class EpsilonLRPRule(Rule):
 
 def epsilon_multiplier(z: Tensor, out: Tensor, epsilon: float) -> Tensor:
     r""":math:`f(z) / (z + \epsilon\,\mathrm{sign}(z))` with :math:`\mathrm{sign}(0) = 1`,
-    in one buffer and three float kernels (boolean masks are slow on the CPU):
-    ``copysign(epsilon, z)`` is :math:`\epsilon\,\mathrm{sign}(z)` with
-    ``sign(+0.0) = 1`` (a negative zero, ``-0.0``, takes :math:`-\epsilon`)."""
-    denom = torch.copysign(torch.tensor(epsilon, dtype=z.dtype, device=z.device), z).add_(z)
+    in one buffer and with floating-point ops only (boolean masks are slow on
+    the CPU): ``sign(sign(z) + 1/2)`` is the sign with ``sign(0) = 1``."""
+    denom = torch.sign(z).add_(0.5).sign_().mul_(epsilon).add_(z)
     return torch.div(out, denom, out=denom)
