@@ -217,5 +217,5 @@ def test_to_rst_escapes_inline_markup():
     assert rst == "* delta 16 times \\|S(x) - S(0)\\| for Gradient\\*Input\n"
     from docutils.core import publish_parts
 
-    html = publish_parts(rst, writer_name="html")["body"]
+    html = publish_parts(rst, writer="html")["body"]
     assert "|S(x) - S(0)|" in html and "Gradient*Input" in html
