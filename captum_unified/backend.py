@@ -244,12 +244,13 @@ class _MaxPoolRule(torch.autograd.Function):
         dv_i = yf - rxf.gather(2, i_f)
         dv_j = xf.gather(2, j_f) - ryf
         top = torch.maximum(yf, ryf)
-        # float masks (boolean ones are slow on the CPU): w = 1 where |dv| > eps
-        w_i = dv_i.abs().sub_(eps).clamp_min_(0).sign_()
-        w_j = dv_j.abs().sub_(eps).clamp_min_(0).sign_()
-        rest_i = torch.sub(1.0, w_i)
-        m_i = (top - ryf).div_(dv_i.add(rest_i)).mul_(w_i).add_(rest_i)  # the gradient (1) where dv ~ 0
-        m_j = (yf - top).div_(dv_j.add(torch.sub(1.0, w_j))).mul_(w_j)
+        # The two secants lie in [0, 1] whatever |dv| is (x_bar[i] <= y_bar and
+        # x[j] <= y), so no small-difference mask is needed: m_i dv_i + m_j dv_j
+        # = y - y_bar exactly wherever dv != 0, and where dv = 0 (0 / 0) they
+        # take the gradient of max, 1 at the input's arg-max and 0 at the
+        # baseline's (Captum's choice there). Eleven float kernels instead of 25.
+        m_i = (top - ryf).div_(dv_i).nan_to_num_(1.0, 1.0, 0.0)
+        m_j = (yf - top).div_(dv_j).nan_to_num_(0.0, 1.0, 0.0)
         ctx.save_for_backward(i_f, j_f, m_i, m_j)
         ctx.in_shape = x.shape
         return y

@@ -506,6 +506,22 @@ def test_deeplift_equals_captum_on_captum_maxpool_convnet():
     assert_close(ours, DeepLift(model).attribute(x, base, target=1), atol=1e-10)
 
 
+def test_deeplift_maxpool_rule_at_exact_ties_equals_captum():
+    """Windows where the input equals the baseline (and, after the ReLU, all
+    zero in both passes) give 0 / 0 secants: the rule takes the gradient of
+    max there, as Captum's DeepLift does, and stays complete."""
+    from captum.attr import DeepLift
+    from captum.testing.helpers.basic_models import BasicModel_ConvNet
+
+    torch.manual_seed(13)
+    model = BasicModel_ConvNet().double()
+    x, base = randn(3, 1, 10, 10, seed=8), randn(3, 1, 10, 10, seed=9)
+    x[:, :, :5] = base[:, :, :5]  # the top half equals the baseline exactly
+    ours = _assert_complete(model, x, base, target=1)
+    assert_close(ours, DeepLift(model).attribute(x, base, target=1), atol=1e-10)
+    assert bool((ours[:, :, :3] == 0).all())  # no difference, no attribution
+
+
 def test_integrated_gradients_float32_sums_steps_accurately():
     from captum.attr import IntegratedGradients as CaptumIG
 
