@@ -265,6 +265,12 @@ class _MaxPoolRule(torch.autograd.Function):
         return gin.view(shape), None, None, None, None, None
 
 
+#: Python's in-place operators and item assignment: they write into their first argument.
+_INPLACE_DUNDERS = frozenset(
+    "__iadd__ __isub__ __imul__ __itruediv__ __ifloordiv__ __imod__ __ipow__ __imatmul__ __iand__ __ior__ "
+    "__ixor__ __ilshift__ __irshift__ __setitem__".split()
+)
+
 #: Products with matmul's semantics (closed-form backward when both are >= 2-d).
 _MATMULS = {
     torch.matmul,
@@ -394,6 +400,12 @@ class RuleContext(TorchFunctionMode):
         self._gates: dict[int, Tensor] = {}
         self._rule_outputs: dict[int, Tensor] = {}
         self.unknown: dict[str, int] = {}
+        # tensors computed from the inputs by comparisons (masks) and what is
+        # made from them without a float input (mask.float()); ops that combine
+        # one with an input-dependent tensor, by name -> count
+        self._masks: dict[int, Tensor] = {}
+        self.selections: dict[str, int] = {}
+        self._depth = 0  # > 0 inside the backend's own decompositions
         self.checked: dict[str, str | None] = {}
         self.product_messages: dict[str, str] = {}
         params = _signature(rule.multiplier)
@@ -470,14 +482,64 @@ class RuleContext(TorchFunctionMode):
         return isinstance(t, Tensor) and self._taint.get(id(t)) is t
 
     def _any_tainted(self, items: Any, depth: int = 0) -> bool:
+        """Whether an argument depends on the inputs (a tainted tensor or an
+        input-dependent mask)."""
         for a in items:
             if isinstance(a, Tensor):
-                if self._taint.get(id(a)) is a:
+                if self._taint.get(id(a)) is a or self._masks.get(id(a)) is a:
                     return True
             elif depth < 2 and isinstance(a, (list, tuple)):
                 if self._any_tainted(a, depth + 1):
                     return True
         return False
+
+    def _mask_args(self, items: Any, depth: int = 0) -> tuple[bool, bool]:
+        """(any input-dependent mask, any tainted tensor) among the arguments."""
+        mask = taint = False
+        for a in items:
+            if isinstance(a, Tensor):
+                mask = mask or self._masks.get(id(a)) is a
+                taint = taint or self._taint.get(id(a)) is a
+            elif depth < 2 and isinstance(a, (list, tuple)):
+                m, t = self._mask_args(a, depth + 1)
+                mask, taint = mask or m, taint or t
+        return mask, taint
+
+    def _mark_masks(self, result: Any) -> None:
+        for t in result if isinstance(result, (list, tuple)) else (result,):
+            if isinstance(t, Tensor):
+                self._masks[id(t)] = t
+
+    def _protect_records(self, func: Callable, args: tuple, kwargs: dict) -> None:
+        """In a recording pass, before an op writes into a tensor in place:
+        records that share its storage get their own copy, so that the
+        baseline values the input pass pairs with stay what they were."""
+        target = kwargs.get("out")
+        if target is None:
+            name = getattr(func, "__name__", "")
+            if not (name in _INPLACE_DUNDERS or (name.endswith("_") and not name.endswith("__"))):
+                return
+            target = args[0] if args else None
+        self._protect_storage(target if isinstance(target, (list, tuple)) else (target,))
+
+    def _protect_storage(self, targets: Sequence[Any]) -> None:
+        """Give every recorded tensor that shares storage with ``targets`` its
+        own copy (before something writes into ``targets``)."""
+        ptrs = {t.untyped_storage().data_ptr() for t in targets if isinstance(t, Tensor)}
+        if not ptrs:
+            return
+
+        def own(t: Any) -> Any:
+            if isinstance(t, Tensor) and t.untyped_storage().data_ptr() in ptrs:
+                return t.clone()
+            return t
+
+        for frame in self.frames:
+            if frame.recording:
+                for i, rec in enumerate(frame.queue):
+                    tensors, out = tuple(own(t) for t in rec.tensors), own(rec.out)
+                    if out is not rec.out or any(a is not b for a, b in zip(tensors, rec.tensors)):
+                        frame.queue[i] = _Record(rec.name, tensors, out)
 
     def _gate(self, t: Any) -> bool:
         return isinstance(t, Tensor) and self._gates.get(id(t)) is t
@@ -490,6 +552,7 @@ class RuleContext(TorchFunctionMode):
     def release(self) -> None:
         """Forget the tensors of the pass (call after the forward pass)."""
         self._taint.clear()
+        self._masks.clear()
         self._gates.clear()
         self._rule_outputs.clear()
 
@@ -517,6 +580,17 @@ class RuleContext(TorchFunctionMode):
         kwargs = kwargs or {}
         if not (self._any_tainted(args) or (kwargs and self._any_tainted(kwargs.values()))):
             return func(*args, **kwargs)
+        if self.recording:
+            self._protect_records(func, args, kwargs)
+        if self._masks:
+            mask, taint = self._mask_args((*args, *kwargs.values()))
+            if mask and not taint:  # mask.float(), ~mask, mask & other: still a mask
+                result = func(*args, **kwargs)
+                self._mark_masks(result)
+                return result
+            if mask and self._depth == 0 and not self.recording and self.rule.needs_reference:
+                name = op_name(func)
+                self.selections[name] = self.selections.get(name, 0) + 1
         entry = self.table.lookup(func)
         if entry is None:
             if _python_torch_function(func):
@@ -524,7 +598,10 @@ class RuleContext(TorchFunctionMode):
             return self._unknown(func, args, kwargs)
         kind = entry.kind
         if kind is OpKind.META:
-            return func(*args, **kwargs)
+            result = func(*args, **kwargs)
+            if isinstance(result, Tensor) and result.dtype is torch.bool:
+                self._mark_masks(result)  # a comparison of input-dependent values
+            return result
         if kind is OpKind.LINEAR:
             result = func(*args, **kwargs)
             self.taint(result)
@@ -681,6 +758,8 @@ class RuleContext(TorchFunctionMode):
         """Copy an in-place call's result into its first argument."""
         if inplace and isinstance(result, Tensor) and args and isinstance(args[0], Tensor):
             target = args[0]
+            if any(frame.recording for frame in self.frames):
+                self._protect_storage((target,))  # this op's own record may hold the old values
             target.copy_(result)
             self.taint(target)
             if self._gate(result):
@@ -775,8 +854,12 @@ class RuleContext(TorchFunctionMode):
 
     # ----------------------------------------------------------- composites
     def _decompose(self, decompose: Callable, func, args, kwargs, consts) -> Any:
-        with self:
-            return decompose(self, func, args, kwargs, consts)
+        self._depth += 1
+        try:
+            with self:
+                return decompose(self, func, args, kwargs, consts)
+        finally:
+            self._depth -= 1
 
     def _composite(self, entry: OpEntry, func, args, kwargs):
         args, kwargs, inplace = _split_inplace(entry, func, args, kwargs)
@@ -865,6 +948,17 @@ class RuleContext(TorchFunctionMode):
                 "an op is element-wise, add it to the op table: "
                 "captum_unified.ops.default_op_table().with_elementwise(name, fn) and pass op_table=... "
                 "to the method."
+            )
+        if self.selections:
+            listed = ", ".join(f"{n} ({c}x)" for n, c in sorted(self.selections.items()))
+            msgs.append(
+                f"The model selects or masks values by a mask computed from the inputs: {listed} (e.g. "
+                "torch.where(h > 0, h, 0.1 * h) or h * (h > 0)). The mask is a step function of the input with "
+                f"no gradient, so {type(self.rule).__name__} does not attribute the change of the selection "
+                "between input and baseline to any input, and completeness may not hold (check "
+                "return_convergence_delta=True). Write such a selection as an element-wise function "
+                "(F.relu, F.leaky_relu, torch.clamp, torch.maximum) or add it to the op table "
+                "(captum_unified.ops.default_op_table().with_elementwise(...))."
             )
         return msgs
 

@@ -229,3 +229,147 @@ def test_custom_rule_with_reference_gets_baseline_preactivations():
 def test_modified_gradient_rejects_non_rule():
     with pytest.raises(TypeError, match="Rule"):
         cu.ModifiedGradient(make_mlp((4, 5, 3)), lambda z: z)
+
+
+# ------------------------------------------------ in-place writes, spellings
+_W = randn(6, 4, seed=21)
+_V = randn(6, 6, seed=22) * 0.5
+_G = randn(6, 4, seed=23)
+_LN = nn.LayerNorm(6).to(DTYPE)
+
+# (name, in-place spelling, out-of-place twin): every op writes into a tensor
+# that an earlier treated op (the reference pass records its inputs) still needs
+INPLACE_WRITES = [
+    ("h += tanh(h)", lambda h, g: h.__iadd__(torch.tanh(h)), lambda h, g: h + torch.tanh(h)),
+    ("h += ln(h) @ V", lambda h, g: h.__iadd__(_LN(h) @ _V), lambda h, g: h + _LN(h) @ _V),
+    ("h.mul_(g)", lambda h, g: h.mul_(g), lambda h, g: h * g),
+    ("h *= sigmoid(g)", lambda h, g: h.__imul__(torch.sigmoid(g)), lambda h, g: h * torch.sigmoid(g)),
+    ("h /= sigmoid(h) + 1", lambda h, g: h.__itruediv__(h.sigmoid() + 1), lambda h, g: h / (h.sigmoid() + 1)),
+    ("h **= 3", lambda h, g: h.__ipow__(3), lambda h, g: h**3),
+    ("h[:, :2] *= g[:, :2]", None, None),
+]
+
+
+def _write_model(op):
+    def f(x):
+        h, g = x @ _W.T, torch.tanh(x @ _G.T)
+        t = torch.tanh(h)  # records h in the reference pass
+        h = op(h, g)
+        return (h + t).sum(1, keepdim=True)
+
+    return f
+
+
+def _slice_inplace(h, g):
+    h[:, :2] *= g[:, :2]
+    return h
+
+
+def _slice_twin(h, g):
+    return torch.cat([h[:, :2] * g[:, :2], h[:, 2:]], 1)
+
+
+@pytest.mark.parametrize("name,inplace,twin", INPLACE_WRITES, ids=[c[0] for c in INPLACE_WRITES])
+def test_inplace_writes_after_an_op_recorded_its_input_stay_complete(name, inplace, twin):
+    """The reference pass keeps the tensors DeepLIFT pairs with; an in-place
+    write into one of them later (``x += block(ln(x))``) must not change them."""
+    if inplace is None:
+        inplace, twin = _slice_inplace, _slice_twin
+    x, bl = randn(3, 4, seed=24), randn(3, 4, seed=25)
+    model, reference = _write_model(inplace), _write_model(twin)
+    attr, delta = cu.DeepLiftRescale(model).attribute(x, baselines=bl, target=0, return_convergence_delta=True)
+    ref = cu.DeepLiftRescale(reference).attribute(x, baselines=bl, target=0)
+    with torch.no_grad():
+        gap = (reference(x) - reference(bl))[:, 0]
+    assert_close((delta / gap).abs().max(), torch.zeros((), dtype=DTYPE), atol=1e-10, rtol=0)
+    assert_close(attr, ref, atol=1e-12, rtol=1e-10)
+
+
+def test_reflected_division_is_a_quotient():
+    """``1 / t`` (``Tensor.__rtruediv__``, whose ``__name__`` is ``__rdiv__``)
+    equals ``torch.reciprocal(t)``."""
+    x, bl = randn(3, 4, seed=26), randn(3, 4, seed=27)
+
+    def spelled(f):
+        return lambda x: f(1 + torch.exp(-(x @ _W.T))).sum(1, keepdim=True)
+
+    a, d = cu.DeepLiftRescale(spelled(lambda t: 1 / t)).attribute(
+        x, baselines=bl, target=0, return_convergence_delta=True
+    )
+    b = cu.DeepLiftRescale(spelled(torch.reciprocal)).attribute(x, baselines=bl, target=0)
+    assert_close(a, b, atol=1e-12, rtol=1e-10)
+    assert float(d.abs().max()) < 1e-10
+
+
+def test_sdpa_with_keyword_arguments_equals_positional():
+    x, bl = randn(2, 5, 4, seed=28), randn(2, 5, 4, seed=29)
+
+    def model(kw):
+        def f(x):
+            q, k, v = x @ _W[:4].T, x @ _G[:4].T, x
+            if kw:
+                o = F.scaled_dot_product_attention(query=q, key=k, value=v, is_causal=True)
+            else:
+                o = F.scaled_dot_product_attention(q, k, v, None, 0.0, True)
+            return o.sum((1, 2)).unsqueeze(1)
+
+        return f
+
+    a, d = cu.DeepLiftRescale(model(True)).attribute(x, baselines=bl, target=0, return_convergence_delta=True)
+    assert_close(a, cu.DeepLiftRescale(model(False)).attribute(x, baselines=bl, target=0), atol=1e-12, rtol=1e-10)
+    assert float(d.abs().max()) < 1e-10
+
+
+@pytest.mark.parametrize(
+    "name,select",
+    [
+        ("torch.where", lambda h: torch.where(h > 0, h, 0.1 * h)),
+        ("Tensor.masked_fill", lambda h: h.masked_fill(h < 0, 0.0)),
+        ("Tensor.mul", lambda h: h * (h > 0).to(h.dtype)),
+    ],
+    ids=["where", "masked_fill", "mul-by-float-mask"],
+)
+def test_selection_by_an_input_dependent_mask_warns_naming_the_op(name, select):
+    """A hand-written leaky ReLU by ``where`` is a step function DeepLIFT
+    cannot see: it warns (the delta stays honest); the same selection by a
+    mask that does not depend on the input is linear and says nothing."""
+    x, bl = randn(3, 4, seed=30), randn(3, 4, seed=31)
+
+    def model(x):
+        return select(x @ _W.T).sum(1, keepdim=True)
+
+    with pytest.warns(cu.AttributionWarning, match=rf"mask computed from the inputs: {name} \(1x\)"):
+        attr, delta = cu.DeepLiftRescale(model).attribute(x, baselines=bl, target=0, return_convergence_delta=True)
+    with torch.no_grad():
+        gap = (model(x) - model(bl))[:, 0]
+    assert_close(delta, attr.sum(1) - gap, atol=1e-12, rtol=0)  # the delta stays honest
+
+    fixed = torch.tensor([True, False, True, False, True, True])
+
+    def constant_mask(x):
+        h = x @ _W.T
+        return torch.where(fixed, h, 0.1 * h).sum(1, keepdim=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", cu.AttributionWarning)
+        _, d = cu.DeepLiftRescale(constant_mask).attribute(x, baselines=bl, target=0, return_convergence_delta=True)
+    assert float(d.abs().max()) < 1e-10
+    # gradient methods differentiate the selection exactly: nothing to say
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", cu.AttributionWarning)
+        cu.GradientXInput(model).attribute(x, target=0)
+
+
+def test_backend_decompositions_do_not_report_their_own_helpers():
+    """``torch.maximum`` and ``clamp`` with tensor bounds are decomposed with
+    ``broadcast_tensors`` / ``as_tensor``: no unknown-op warning."""
+    x, bl = randn(3, 4, seed=32), randn(3, 4, seed=33)
+
+    def model(x):
+        h, g = x @ _W.T, x @ _G.T
+        return (torch.maximum(h, g) + h.clamp(min=g)).sum(1, keepdim=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", cu.AttributionWarning)
+        _, d = cu.DeepLiftRescale(model).attribute(x, baselines=bl, target=0, return_convergence_delta=True)
+    assert float(d.abs().max()) < 1e-10

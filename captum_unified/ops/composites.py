@@ -74,7 +74,9 @@ def _div(ctx, func, args, kwargs, consts):
     name = getattr(func, "__name__", "")
     if _arg(args, kwargs, 2, "rounding_mode") is not None:
         return NOT_DECOMPOSED
-    a, b = (args[1], args[0]) if name == "__rtruediv__" else (args[0], _arg(args, kwargs, 1, "other"))
+    # Tensor.__rtruediv__ is Tensor.__rdiv__ (its __name__ is "__rdiv__"): ``c / t``
+    reflected = name in ("__rtruediv__", "__rdiv__")
+    a, b = (args[1], args[0]) if reflected else (args[0], _arg(args, kwargs, 1, "other"))
     if not ctx.tainted(b):
         return AS_LINEAR
     return torch.mul(a, torch.reciprocal(b)) if isinstance(a, Tensor) else torch.reciprocal(b) * a
@@ -702,7 +704,8 @@ def _rnn(kind: str):
 
 def _rnn_cell(kind: str):
     def decompose(ctx, func, args, kwargs, consts):
-        x, hx, w_ih, w_hh = args[0], args[1], args[2], args[3]
+        x, hx = _arg(args, kwargs, 0, "input"), _arg(args, kwargs, 1, "hx")
+        w_ih, w_hh = _arg(args, kwargs, 2, "w_ih"), _arg(args, kwargs, 3, "w_hh")
         b_ih = _arg(args, kwargs, 4, "b_ih")
         b_hh = _arg(args, kwargs, 5, "b_hh")
         proj = F.linear(x, w_ih, b_ih)
@@ -721,7 +724,7 @@ def _rnn_cell(kind: str):
 # ---------------------------------------------------------------------------
 def _sdpa(ctx, func, args, kwargs, consts):
     """``softmax(q k^T * scale + mask) v`` (masks, causal, GQA, dropout)."""
-    q, k, v = args[0], args[1], args[2]
+    q, k, v = _arg(args, kwargs, 0, "query"), _arg(args, kwargs, 1, "key"), _arg(args, kwargs, 2, "value")
     attn_mask = _arg(args, kwargs, 3, "attn_mask")
     dropout_p = float(_arg(args, kwargs, 4, "dropout_p", 0.0))
     is_causal = bool(_arg(args, kwargs, 5, "is_causal", False))
