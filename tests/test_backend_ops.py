@@ -572,3 +572,95 @@ def test_layer_methods_accept_token_ids_like_captum():
         LayerGradientXActivation(model, model.emb).attribute(ids, target=0),
         atol=1e-12,
     )
+
+
+# ------------------------------------- fused ops == the same ops written by hand
+class FusedGRU(nn.Module):
+    def __init__(s):
+        super().__init__()
+        s.gru, s.fc = nn.GRU(4, 5, batch_first=True), nn.Linear(5, 3)
+
+    def forward(s, x):
+        return s.fc(s.gru(x)[0][:, -1])
+
+
+class HandGRU(nn.Module):
+    """One-layer GRU written with primitive ops, sharing nn.GRU's weights."""
+
+    def __init__(self, gru: nn.GRU, fc: nn.Linear) -> None:
+        super().__init__()
+        self.gru, self.fc = gru, fc
+
+    def forward(self, x):
+        g = self.gru
+        h = x.new_zeros(x.shape[0], g.hidden_size)
+        for t in range(x.shape[1]):
+            ir, iz, i_n = (x[:, t] @ g.weight_ih_l0.T + g.bias_ih_l0).chunk(3, 1)
+            hr, hz, h_n = (h @ g.weight_hh_l0.T + g.bias_hh_l0).chunk(3, 1)
+            r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
+            n = torch.tanh(i_n + r * h_n)
+            h = (1 - z) * n + z * h
+        return self.fc(h)
+
+
+class LNNet(nn.Module):
+    """nn.LayerNorm, or the same normalisation by hand (mean, rsqrt)."""
+
+    def __init__(self, hand: bool) -> None:
+        super().__init__()
+        self.l1, self.ln, self.fc, self.hand = nn.Linear(4, 6), nn.LayerNorm(6), nn.Linear(6, 3), hand
+
+    def forward(self, x):
+        h = self.l1(x)
+        if self.hand:
+            d = h - h.mean(-1, keepdim=True)
+            h = d * torch.rsqrt((d * d).mean(-1, keepdim=True) + self.ln.eps) * self.ln.weight + self.ln.bias
+        else:
+            h = self.ln(h)
+        return self.fc(torch.tanh(h))
+
+
+class MHANet(nn.Module):
+    """nn.MultiheadAttention, or the same attention by hand (softmax, matmuls)."""
+
+    def __init__(self, hand: bool) -> None:
+        super().__init__()
+        self.mha, self.fc, self.hand = nn.MultiheadAttention(8, 2, batch_first=True), nn.Linear(8, 3), hand
+
+    def forward(self, x):
+        if not self.hand:
+            o = self.mha(x, x, x, need_weights=False)[0]
+        else:
+            b, t, e = x.shape
+            qkv = (x @ self.mha.in_proj_weight.T + self.mha.in_proj_bias).chunk(3, -1)
+            q, k, v = (u.view(b, t, 2, 4).transpose(1, 2) for u in qkv)
+            a = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(4), -1) @ v
+            o = self.mha.out_proj(a.transpose(1, 2).reshape(b, t, e))
+        return self.fc(torch.tanh(o).mean(1))
+
+
+def _hand_pairs():
+    fg = _seeded(FusedGRU(), 5)
+    yield "nn.GRU", fg, HandGRU(fg.gru, fg.fc).to(DTYPE).eval(), (3, 6, 4)
+    for cls, shape in ((LNNet, (3, 4)), (MHANet, (3, 5, 8))):
+        fused = _seeded(cls(False), 5)
+        hand = cls(True).to(DTYPE).eval()
+        hand.load_state_dict(fused.state_dict())
+        yield cls.__name__, fused, hand, shape
+
+
+@pytest.mark.parametrize("pair", list(_hand_pairs()), ids=lambda p: p[0])
+def test_fused_gru_layer_norm_and_attention_equal_the_same_ops_by_hand(pair):
+    """An independent oracle for the decompositions: nn.GRU, nn.LayerNorm and
+    nn.MultiheadAttention against the same computation written with
+    primitive ops (sigmoid/tanh/products; mean/rsqrt; softmax and matmuls)."""
+    _, fused, hand, shape = pair
+    x, base = randn(*shape, seed=12), randn(*shape, seed=13)
+    with torch.no_grad():
+        assert_close(fused(x), hand(x), atol=1e-12, rtol=1e-12)
+    for make in (cu.DeepLiftRescale, cu.GradientXInput):
+        kw = {"baselines": base} if make is cu.DeepLiftRescale else {}
+        assert_close(
+            make(fused).attribute(x, target=0, **kw), make(hand).attribute(x, target=0, **kw), atol=1e-12, rtol=1e-9
+        )
+    _assert_complete(fused, x, base)
