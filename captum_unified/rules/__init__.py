@@ -40,6 +40,9 @@ Writing your own rule: subclass :class:`Rule` and implement :meth:`Rule.multipli
 Adding a shipped rule: its own file in this package and one line in :data:`RULES`.
 """
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from captum_unified.rules.base import OpCall, Rule, derivative
 from captum_unified.rules.epsilon import EpsilonLRPRule
 from captum_unified.rules.gradient import GradientRule
@@ -48,9 +51,11 @@ from captum_unified.rules.rescale import RescaleRule
 
 __all__ = ["Rule", "OpCall", "GradientRule", "EpsilonLRPRule", "RescaleRule", "derivative", "RULES", "PRODUCT_POLICIES"]
 
-#: The shipped rules by name.
-RULES = {
-    "gradient": GradientRule,
-    "epsilon": EpsilonLRPRule,
-    "rescale": RescaleRule,
-}
+#: The shipped rules by name (read-only; a new rule is its own file plus one line here).
+RULES: Mapping[str, type[Rule]] = MappingProxyType(
+    {
+        "gradient": GradientRule,
+        "epsilon": EpsilonLRPRule,
+        "rescale": RescaleRule,
+    }
+)

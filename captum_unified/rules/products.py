@@ -37,7 +37,8 @@ line in :data:`PRODUCT_POLICIES`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 
 from torch import Tensor
 
@@ -75,10 +76,13 @@ def gate_products(op, a, b, ref_a=None, ref_b=None):
     return uniform_products(op, a, b, ref_a, ref_b)
 
 
-#: name -> policy. The rules' ``products`` attribute is one of these keys.
-PRODUCT_POLICIES: dict[str, Policy] = {
-    "gradient": gradient_products,
-    "shapley": shapley_products,
-    "uniform": uniform_products,
-    "gate": gate_products,
-}
+#: name -> policy (read-only). The rules' ``products`` attribute is one of
+#: these keys; a rule with its own policy overrides ``Rule.product_factors``.
+PRODUCT_POLICIES: Mapping[str, Policy] = MappingProxyType(
+    {
+        "gradient": gradient_products,
+        "shapley": shapley_products,
+        "uniform": uniform_products,
+        "gate": gate_products,
+    }
+)
