@@ -1,5 +1,5 @@
 r"""The unified backend: the modified chain rule of Ancona et al. (ICLR 2018, §3),
-extended to every op a model calls (SPEC §5).
+extended to every op a model calls (docs: *What the backend does with each op*).
 
 One function, :func:`modified_gradients`, computes
 

@@ -1,5 +1,5 @@
 r"""Decompositions of composite ops into linear ops, element-wise functions,
-products and max (SPEC §5).
+products and max (docs: *What the backend does with each op*).
 
 Each ``decompose(ctx, func, args, kwargs, consts)`` computes the op from other
 torch ops. The backend runs it with its mode active, so every op it calls is
@@ -21,7 +21,7 @@ A decomposition returns :data:`NOT_DECOMPOSED` for call forms it does not
 cover (packed sequences, ``rounding_mode``, ...); the op is then reported as
 unknown and keeps its gradient.
 
-One trap (SPEC §5): a value the decomposition treats as a constant must be the
+One trap: a value the decomposition treats as a constant must be the
 same in both passes. Softmax's stabilising shift is therefore computed once
 from both passes (``constants``) and passed to both.
 """
@@ -103,7 +103,7 @@ def _pow(ctx, func, args, kwargs, consts):
 
 
 # ---------------------------------------------------------------------------
-# max family: max(a, b) = b + relu(a - b)  (SPEC §5)
+# max family: max(a, b) = b + relu(a - b)
 # ---------------------------------------------------------------------------
 def max2(a: Tensor, b: Tensor) -> Tensor:
     """``max(a, b) = b + relu(a - b)``, exact; complete under Rescale."""
@@ -473,7 +473,7 @@ def _var_std(ctx, func, args, kwargs, consts):
 
 
 # ---------------------------------------------------------------------------
-# softmax family (shared shift, SPEC §5)
+# softmax family (shared shift)
 # ---------------------------------------------------------------------------
 def _softmax_dim(args, kwargs, x: Tensor) -> int:
     dim = _arg(args, kwargs, 1, "dim")

@@ -91,7 +91,7 @@ class OpEntry:
         constants: COMPOSITE only, optional: ``constants(args, kwargs,
             ref_args, ref_kwargs) -> dict``: values the decomposition treats as
             constants, computed once from both passes so that they are equal
-            in both (e.g. softmax's shift; SPEC §5).
+            in both (e.g. softmax's shift).
         applies: COMPOSITE only, optional: ``applies(rule) -> bool``; when it
             returns ``False`` the op keeps its ordinary gradient for that rule
             (e.g. max-pooling for epsilon-LRP).

@@ -5,7 +5,7 @@ A rule decides, for one attribution call,
 * what replaces the derivative :math:`f'(z)` of each element-wise function
   (:meth:`Rule.multiplier`, Ancona et al. 2018, Eq. 5);
 * how a product of two input-dependent values is differentiated
-  (:meth:`Rule.product_factors`, the *product policy*; SPEC §5);
+  (:meth:`Rule.product_factors`, the *product policy*);
 * whether max-pooling / max, normalisation and softmax keep their ordinary
   gradient or are decomposed (the ``maxima``, ``norm`` and ``softmax``
   attributes).

@@ -22,7 +22,7 @@ class EpsilonLRPRule(Rule):
     (Sigmoid, Softplus, exp) it grows like :math:`1/\epsilon` near
     :math:`z = 0` (Ancona §4, point 5) and the backend warns.
 
-    Beyond element-wise functions (SPEC §5), the published conservative
+    Beyond element-wise functions, the published conservative
     choices are offered:
 
     * ``products="uniform"`` (default): each factor of a product of two

@@ -17,7 +17,7 @@ taken: ``a`` receives :math:`\partial(a \star b_)/\partial a`, ``b`` receives
    * - ``"shapley"``
      - :math:`(\tfrac12(a+\bar a), \tfrac12(b+\bar b))`
      - two-player Shapley split of :math:`ab - \bar a\bar b`: exactly complete
-       (SPEC §5; shap's DeepExplainer uses the same split for multiplications)
+       (shap's DeepExplainer uses the same split for multiplications)
    * - ``"uniform"``
      - :math:`(\tfrac12 a, \tfrac12 b)`
      - each factor gets half (AttnLRP, Achtibat et al., ICML 2024)

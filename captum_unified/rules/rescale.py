@@ -29,7 +29,7 @@ class RescaleRule(Rule):
     input's and the baseline's arg-max share the change, as Captum's
     ``DeepLift``; or ``"tree"``: a tree of :math:`b + \mathrm{relu}(a - b)`),
     and LayerNorm, softmax, LSTM/GRU/RNN and attention are decomposed into
-    those (SPEC §5), so the attributions sum *exactly* to
+    those, so the attributions sum *exactly* to
     :math:`S_c(x) - S_c(\bar x)` on any network of linear ops, element-wise
     functions, products, quotients and max.
 
@@ -43,7 +43,7 @@ class RescaleRule(Rule):
         products (str): ``"shapley"`` (default) or ``"gradient"``.
         maxima (str): ``"deeplift"`` (default; complete, symmetric in the
             candidates, equal to Captum's max-pooling rule), ``"tree"``
-            (complete; SPEC §5's :math:`b + \mathrm{relu}(a - b)`, depends on
+            (complete; :math:`b + \mathrm{relu}(a - b)`, depends on
             the order of the candidates) or ``"gradient"`` (max-pooling keeps
             its gradient, Ancona et al. Appendix A.2; not complete).
     """

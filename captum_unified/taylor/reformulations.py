@@ -2,7 +2,7 @@ r"""Taylor reformulations of attribution methods (Deng et al. 2021, Theorems 1โ€
 and the percentage-change metric of their Table 3.
 
 Each function returns the attribution a method is *predicted* to give by the
-second-order Taylor terms (SPEC ยง2 signs; :math:`\delta = x - \bar x`,
+second-order Taylor terms (Captum's signs; :math:`\delta = x - \bar x`,
 expansion at :math:`x`):
 
 =====================  ============================================================

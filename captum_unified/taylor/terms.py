@@ -2,7 +2,7 @@ r"""Second-order Taylor terms: gradient, Hessian-vector products, the Hessian
 diagonal (exact or Hutchinson) and the per-feature decomposition of
 Deng et al. (AAAI 2021, "A General Taylor Attribution Framework").
 
-Conventions (SPEC §2, Captum's): :math:`\delta = x - \bar x`,
+Conventions (Captum's): :math:`\delta = x - \bar x`,
 :math:`g = \nabla S_c(x)`, :math:`H = \nabla^2 S_c(x)`; expanding at :math:`x`,
 
 .. math::
@@ -391,7 +391,7 @@ def taylor_decomposition(
     per-feature first-order, independent and interactive terms.
 
     With :math:`\delta = x - \bar x`, :math:`g = \nabla S_c(x)`,
-    :math:`H = \nabla^2 S_c(x)` (SPEC §2 sign convention, expansion at :math:`x`):
+    :math:`H = \nabla^2 S_c(x)` (Captum's sign convention, expansion at :math:`x`):
 
     .. math::
 

@@ -24,7 +24,7 @@ class DeepLiftRescale(ModifiedGradient):
     forward pass on the baseline without gradients (on a batch of one when the
     baseline is shared by all samples).
 
-    Beyond element-wise functions (SPEC §5): products of two input-dependent
+    Beyond element-wise functions: products of two input-dependent
     values (LSTM gates, attention) use the two-player Shapley split, max and
     max-pooling use DeepLIFT's max rule (as Captum's ``DeepLift``), and LayerNorm,
     softmax, ``nn.LSTM`` / ``GRU`` / ``RNN`` and ``scaled_dot_product_attention``
