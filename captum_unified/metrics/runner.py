@@ -51,12 +51,18 @@ from torch import Tensor, nn
 from captum_unified.metrics.base import EvalBatch, Metric, MetricScores
 from captum_unified.metrics.registry import make_metric
 
-__all__ = ["evaluate", "FIELDS", "attribute_with", "read_rows"]
+__all__ = ["evaluate", "FIELDS", "attribute_with", "read_rows", "ResumeMismatchError"]
 
 #: Columns of the rows and of the output file, in order.
 FIELDS = ("method", "metric", "param", "sample_index", "value")
 
 Row = dict[str, Any]
+
+
+class ResumeMismatchError(ValueError):
+    """``out`` holds results of other settings or other data than this run's."""
+
+
 _MANIFEST_VERSION = 2  # 2: every part holds the digest of its batch's data
 
 
@@ -268,7 +274,7 @@ def _check_manifest(parts: str, manifest: dict[str, Any]) -> dict[str, Any]:
         return manifest
     for key in ("version", "seed", "batch_size", "baselines", "feature_mask", "target"):
         if stored.get(key) != manifest[key]:
-            raise ValueError(
+            raise ResumeMismatchError(
                 f"{parts} holds results computed with {key}={stored.get(key)!r}, but this run has "
                 f"{key}={manifest[key]!r}; resume with the same settings or use another `out`."
             )
@@ -276,7 +282,7 @@ def _check_manifest(parts: str, manifest: dict[str, Any]) -> dict[str, Any]:
     merged["metrics"] = dict(stored.get("metrics", {}))
     for name, cfg in manifest["metrics"].items():
         if name in merged["metrics"] and merged["metrics"][name] != cfg:
-            raise ValueError(
+            raise ResumeMismatchError(
                 f"{parts} holds {name} results computed with {merged['metrics'][name]}, but this run asks "
                 f"for {cfg}; resume with the same settings or use another `out`."
             )
@@ -574,7 +580,7 @@ def _run(
     # every rank learns whether one found changed data (no rank is left waiting at a barrier)
     changes = [c for c in group.all_gather(changed) if c is not None]
     if changes:
-        raise ValueError(changes[0])
+        raise ResumeMismatchError(changes[0])
     if n_batches == 0:
         raise ValueError("data is empty.")
     if parts is not None:  # the other ranks' batches are on disk
