@@ -190,6 +190,13 @@ def test_evaluate_help_lists_the_sizes(capsys):
     out = capsys.readouterr().out
     for flag in ("--model", "--out", "--quick", "--samples", "--subsets", "--metrics", "--methods", "--threads"):
         assert flag in out
+    text = " ".join(out.split())
+    # the two registry metrics the digits cannot support are explained, not offered
+    assert "bounding_box_accuracy needs a localisation data set" in text
+    assert "percentage_change needs a reference attribution per method" in text
+    with pytest.raises(SystemExit) as e:
+        cli.main(["evaluate", "--metrics", "percentage_change"])
+    assert e.value.code == 2
 
 
 def test_evaluate_default_zoo_run_and_resume(tmp_path, capsys):

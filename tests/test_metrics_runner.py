@@ -260,6 +260,23 @@ def test_errors():
         evaluate(model, {"a": lambda i, t: i * float("nan")}, (x, y), [SensitivityN(n=[2], n_subsets=3)])
 
 
+def test_a_registry_name_whose_metric_needs_an_argument_says_which():
+    from captum_unified.metrics.registry import METRICS, make_metric
+
+    model, x, y = _setup()
+    for spec in (
+        lambda: make_metric("percentage_change"),
+        lambda: evaluate(model, {"a": lambda i, t: i}, (x, y), ["percentage_change"]),
+    ):
+        with pytest.raises(
+            ValueError, match=r"'percentage_change' .*needs `references`.*PercentageChange\(references=\.\.\.\)"
+        ):
+            spec()
+    for name in METRICS:  # every other name gives default settings
+        if name != "percentage_change":
+            assert make_metric(name).name == name
+
+
 def test_manifest_records_the_settings(tmp_path):
     model, x, y = _setup()
     evaluate(

@@ -411,7 +411,8 @@ def evaluate(
         metrics: registry names (:data:`~captum_unified.metrics.registry.METRICS`:
             ``"sensitivity_n"``, ``"infidelity"``, ``"region_perturbation"``,
             ``"bounding_box_accuracy"``) or metric objects with their settings,
-            e.g. ``SensitivityN(n=[1, 8, 64], n_subsets=100)``.
+            e.g. ``SensitivityN(n=[1, 8, 64], n_subsets=100)``; percentage
+            change has no default references: ``PercentageChange(references)``.
         out: file for the rows: ``.csv`` (the ``csv`` module) or ``.parquet``
             (needs pyarrow); finished batches are kept in ``<out>.parts/`` and
             a rerun resumes from them. ``None``: rows returned only, no resume.
