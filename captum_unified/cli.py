@@ -199,7 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=[m for m in METRICS if m not in ("bounding_box_accuracy", "percentage_change")],
         nargs="+",
         default=None,
-        help="metrics (default: sensitivity_n infidelity region_perturbation)",
+        help="metrics (default: sensitivity_n infidelity region_perturbation). Not offered here: "
+        "bounding_box_accuracy needs a localisation data set with a box per sample (the digits have "
+        "none; see reproduce deng or the Python API with (inputs, labels, boxes)), percentage_change "
+        "needs a reference attribution per method (a Taylor reformulation; Python API: "
+        "PercentageChange(references))",
     )
     p.add_argument(
         "--out",
@@ -209,22 +213,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--samples",
-        type=int,
+        type=_positive_int,
         default=None,
-        help="samples to evaluate (default 100, --quick 8; zoo: seeded, class-stratified test digits)",
+        help="samples to evaluate, at most the data set's size (default 100, --quick 10; zoo: seeded, "
+        "class-stratified test digits, equal counts per class; the drawn test indices are written "
+        "to <out>.samples.csv)",
     )
-    p.add_argument("--batch-size", type=int, default=None, help="samples per batch (default 16, --quick 4)")
-    p.add_argument("--subsets", type=int, default=None, help="Sensitivity-n subsets per n (default 100, --quick 10)")
+    p.add_argument("--batch-size", type=_positive_int, default=None, help="samples per batch (default 16, --quick 4)")
+    p.add_argument(
+        "--subsets", type=_positive_int, default=None, help="Sensitivity-n subsets per n (default 100, --quick 10)"
+    )
     p.add_argument(
         "--n-list",
-        type=int,
+        type=_positive_int,
         nargs="+",
         default=None,
         help="Sensitivity-n subset sizes (default: 15 log-spaced sizes up to 80%% of the pixels)",
     )
-    p.add_argument("--patch-size", type=int, default=4, help="infidelity square side (default 4)")
-    p.add_argument("--perturbations", type=int, default=None, help="infidelity squares per sample (default 10)")
-    p.add_argument("--region-steps", type=int, default=None, help="region perturbation steps (default 16)")
+    p.add_argument("--patch-size", type=_positive_int, default=4, help="infidelity square side (default 4)")
+    p.add_argument(
+        "--perturbations",
+        type=_positive_int,
+        default=None,
+        help="infidelity squares per sample (default 10, --quick 4)",
+    )
+    p.add_argument(
+        "--region-steps", type=_positive_int, default=None, help="region perturbation steps (default 16, --quick 8)"
+    )
     p.add_argument(
         "--baseline",
         type=float,
@@ -276,10 +291,11 @@ def _check(args) -> None:
         raise _UsageError(f"argument --activation: model {args.model} has no activation to choose; drop --activation.")
 
 
-def _check_samples(samples: int, test_labels, n_train) -> None:
+def _check_samples(samples: int, test_labels, n_train=None, what: str = "test digits") -> None:
+    """``--samples`` larger than the data (``test_labels``: one entry per sample)."""
     if samples > len(test_labels):
         raise _UsageError(
-            f"argument --samples: {samples} is more than the {len(test_labels)} test digits"
+            f"argument --samples: {samples} is more than the {len(test_labels)} {what}"
             + (f" of --n-train {n_train}" if n_train else "")
             + f"; give at most {len(test_labels)}."
         )
@@ -401,36 +417,47 @@ def _load_user_model(spec: str):
 
 
 def _subset(data, n: int | None):
+    """The first ``n`` samples of the user's data (``--samples``; more than it holds is a usage error)."""
     if n is None:
         return data
     import torch
 
-    if isinstance(data, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in data):
+    tensors = isinstance(data, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in data)
+    _check_samples(n, data[0] if tensors else range(len(data)), what="samples of the --model data set")
+    if tensors:
         return tuple(t[:n] for t in data)
-    return torch.utils.data.Subset(data, range(min(n, len(data))))
+    return torch.utils.data.Subset(data, range(n))
 
 
-def _stratified(y, n: int, seed: int):
-    """``n`` indices of ``y``, class-stratified: each class's indices in a seeded
-    random order, taken round-robin over the classes; sorted."""
-    import numpy as np
+def _write_samples(path: str, pick, labels) -> None:
+    """``<out>.samples.csv``: position in the evaluated data (the rows' ``sample_index``),
+    index among the test digits, label."""
+    import csv
 
-    rng = np.random.default_rng(seed)
-    per = [rng.permutation(np.flatnonzero(y == c)) for c in np.unique(y)]
-    order = [p[i] for i in range(max(len(p) for p in per)) for p in per if i < len(p)]
-    return np.sort(np.asarray(order[:n], dtype=np.int64))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["sample_index", "test_index", "label"])
+        w.writerows([i, int(t), int(c)] for i, (t, c) in enumerate(zip(pick, labels)))
+    os.replace(tmp, path)
+
+
+def _given(value, default):
+    """An option's value, or ``default`` when it was not given (never for a given 0)."""
+    return default if value is None else value
 
 
 def _cmd_evaluate(args) -> int:
     import time
 
-    import numpy as np
     import torch
     import torch.distributed as dist
 
-    from captum_unified.data import load_mnist
+    from captum_unified.data import class_counts, load_mnist, stratified_sample
     from captum_unified.experiments.common import METHODS, PAPER_METHODS, compute_attributions
     from captum_unified.metrics import Infidelity, RegionPerturbation, SensitivityN, evaluate
+    from captum_unified.metrics.runner import ResumeMismatchError
     from captum_unified.models import load_or_train
 
     quick = _quick(args)
@@ -450,7 +477,7 @@ def _cmd_evaluate(args) -> int:
     rank = dist.get_rank() if distributed else 0
     say = print if rank == 0 else (lambda *a, **k: None)
     try:
-        samples = args.samples if args.samples is not None else (8 if quick else 100)
+        samples = args.samples if args.samples is not None else (10 if quick else 100)
         if args.model is not None:
             model, data = _load_user_model(args.model)
             data = _subset(data, args.samples)
@@ -458,6 +485,7 @@ def _cmd_evaluate(args) -> int:
         else:
             cfg = _config(args)
             digits = load_mnist(n=cfg.n_train, seed=cfg.seed)
+            _check_samples(samples, digits[1][1], cfg.n_train)  # before training
             if rank == 0:  # train (or load) once, then the other processes load the cache
                 model, acc = load_or_train(
                     args.zoo_model,
@@ -482,14 +510,16 @@ def _cmd_evaluate(args) -> int:
                     data=digits,
                 )
             x_test, y_test = digits[1]
-            y = y_test.numpy()
-            pick = _stratified(y, samples, cfg.seed)
+            pick = stratified_sample(y_test, samples, cfg.seed)  # the reproductions' draw
             idx = torch.as_tensor(pick)
             data = (x_test[idx], y_test[idx])
-            counts = np.bincount(y[pick], minlength=10).tolist()
+            drawn = f"{args.out}.samples.csv"
+            if rank == 0:
+                _write_samples(drawn, pick, y_test[idx])
+            counts = ", ".join(f"{c}: {k}" for c, k in class_counts(y_test[idx]).items())
             what = (
-                f"{args.zoo_model} (test accuracy {acc:.4f}) on {len(pick)} seeded, class-stratified test "
-                f"digits (per class {counts}; first indices {pick[:8].tolist()})"
+                f"{args.zoo_model} (test accuracy {acc:.4f}) on {len(pick)} test digits drawn "
+                f"class-stratified (seed {cfg.seed}); count per class {counts}; test indices in {drawn}"
             )
         model = model.to(device).eval()
         for p in model.parameters():
@@ -502,31 +532,34 @@ def _cmd_evaluate(args) -> int:
 
         metric_names = args.metrics or ["sensitivity_n", "infidelity", "region_perturbation"]
         make = {
-            "sensitivity_n": lambda: SensitivityN(n=args.n_list, n_subsets=args.subsets or (10 if quick else 100)),
+            "sensitivity_n": lambda: SensitivityN(n=args.n_list, n_subsets=_given(args.subsets, 10 if quick else 100)),
             "infidelity": lambda: Infidelity(
-                patch_size=args.patch_size, n_perturb_samples=args.perturbations or (4 if quick else 10)
+                patch_size=args.patch_size, n_perturb_samples=_given(args.perturbations, 4 if quick else 10)
             ),
-            "region_perturbation": lambda: RegionPerturbation(n_steps=args.region_steps or (8 if quick else 16)),
+            "region_perturbation": lambda: RegionPerturbation(n_steps=_given(args.region_steps, 8 if quick else 16)),
         }
-        batch_size = args.batch_size or (4 if quick else 16)
+        batch_size = _given(args.batch_size, 4 if quick else 16)
         say(
             f"evaluate: {what}; methods {names}; metrics {metric_names}; batch size {batch_size}; "
             f"{world} process(es) on {device.type}"
         )
         start = time.perf_counter()
-        rows = evaluate(
-            model,
-            {METHODS[n][0]: method(n) for n in names},
-            data,
-            [make[m]() for m in metric_names],
-            out=args.out,
-            seed=args.seed,
-            batch_size=batch_size,
-            baselines=args.baseline,
-            distributed=distributed,
-            show_progress=not args.no_progress,
-            device=device,
-        )
+        try:
+            rows = evaluate(
+                model,
+                {METHODS[n][0]: method(n) for n in names},
+                data,
+                [make[m]() for m in metric_names],
+                out=args.out,
+                seed=args.seed,
+                batch_size=batch_size,
+                baselines=args.baseline,
+                distributed=distributed,
+                show_progress=not args.no_progress,
+                device=device,
+            )
+        except ResumeMismatchError as e:
+            raise _UsageError(f"argument --out: {e}") from None
         seconds = time.perf_counter() - start
         say(_summary(rows))
         say(f"{len(rows)} rows: {args.out}; evaluation {seconds:.2f} s")

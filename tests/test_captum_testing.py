@@ -170,8 +170,16 @@ def test_deeplift_custom_attribution_func_matches_captum():
     kw = dict(custom_attribution_func=_hypothetical_contrib_func, target=(1, 0))
     ours = cu.DeepLiftRescale(model).attribute(x, ref, **kw)
     theirs = DeepLift(model).attribute(x, ref, **kw)
-    assert ours.shape == x.shape
     _close(ours, theirs, atol=1e-4)
+    # by hand: the helper applied to the multipliers (which a custom function that returns
+    # them exposes), and the multipliers times (x - ref) are the default attributions
+    (mult,) = cu.DeepLiftRescale(model).attribute(
+        (x,), (ref,), target=(1, 0), custom_attribution_func=lambda m, i, b: m
+    )
+    _close(ours, _hypothetical_contrib_func((mult,), (x,), (ref,))[0], atol=1e-5)
+    default = cu.DeepLiftRescale(model).attribute(x, ref, target=(1, 0))
+    _close(default, mult * (x - ref), atol=1e-6)
+    assert (ours - default).abs().max() > 1e-2  # the custom function was applied
 
 
 def test_deeplift_reused_module_is_supported_where_captum_raises():
@@ -239,10 +247,15 @@ def test_lrp_simple_attributions(inplace):
     _close(cu.EpsilonLRP(model).attribute(x), [[18.0, 36.0, 54.0]])
     xb = torch.cat((x, 3 * x))
     rel, delta = cu.EpsilonLRP(model).attribute(xb, target=0, return_convergence_delta=True)
+    # by hand: hidden pre-activations z_j = 2 * sum(x) (all positive), output 3 * 3 z_j = 18 sum(x);
+    # each input gets its share x_i / sum(x) of the output: R_i = 18 x_i
     _close(rel, [[18.0, 36.0, 54.0], [54.0, 108.0, 162.0]])
-    assert delta.shape == (2,)
+    _close(rel, 18 * xb)
+    _close(rel.sum(1), model(xb)[:, 0])  # conservation: the relevances sum to the output
     _close(delta, [0.0, 0.0], atol=1e-4)
-    _close(rel, LRP(SimpleLRPModel(inplace).eval()).attribute(xb, target=0))
+    theirs, their_delta = LRP(SimpleLRPModel(inplace).eval()).attribute(xb, target=0, return_convergence_delta=True)
+    _close(rel, theirs)
+    _close(delta, their_delta, atol=1e-4)
 
 
 def test_lrp_simple_tanh():
@@ -765,9 +778,16 @@ def test_layer_gradient_x_input_grad_kwargs_unused_layer():
     """test_simple_multi_gradient_activation_with_unused_layer."""
     net = BasicModel_MultiLayer(multi_input_module=True)
     x = T([[3.0, 4.0, 0.0]])
-    ours = cu.LayerGradientXInput(net, net.relu).attribute(x, target=0, grad_kwargs={"materialize_grads": True})
+    kw = dict(target=0, grad_kwargs={"materialize_grads": True})
+    ours = cu.LayerGradientXInput(net, net.relu).attribute(x, **kw)
     assert list(ours.shape) == [1, 4]
-    _close(ours, torch.zeros(1, 4))
+    _close(ours, torch.zeros(1, 4))  # the output does not depend on the unused layer
+    _close(ours, LayerGradientXActivation(net, net.relu).attribute(x, **kw))
+    # the same layer where it is used: relu(W1 x + b1) = [0, 8, 8, 8], d out_0 / d relu = 1
+    used = BasicModel_MultiLayer()
+    ours = cu.LayerGradientXInput(used, used.relu).attribute(x, **kw)
+    _close(ours, [[0.0, 8.0, 8.0, 8.0]])
+    _close(ours, LayerGradientXActivation(used, used.relu).attribute(x, **kw))
 
 
 @pytest.mark.parametrize(

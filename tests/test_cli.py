@@ -1,5 +1,6 @@
 """Command line: --help of every subcommand, attribute PNGs, reproduce --quick."""
 
+import csv
 import subprocess
 import sys
 
@@ -98,6 +99,15 @@ def test_attribute_writes_pngs(tmp_path):
         (["attribute", "--model", "deng_poly", "--activation", "tanh"], "drop --activation"),
         (["reproduce", "deng", "--quick", "--samples", "500"], "500 is more than the 150 test digits"),
         (["attribute", "--samples", "1001"], "1001 is more than the 1000 test digits"),
+        (["evaluate", "--samples", "0"], "--samples: must be 1 or more, got 0"),
+        (["evaluate", "--subsets", "0"], "--subsets: must be 1 or more, got 0"),
+        (["evaluate", "--perturbations", "0"], "--perturbations: must be 1 or more, got 0"),
+        (["evaluate", "--region-steps", "0"], "--region-steps: must be 1 or more, got 0"),
+        (["evaluate", "--batch-size", "0"], "--batch-size: must be 1 or more, got 0"),
+        (["evaluate", "--patch-size", "0"], "--patch-size: must be 1 or more, got 0"),
+        (["evaluate", "--n-list", "4", "0"], "--n-list: must be 1 or more, got 0"),
+        (["evaluate", "--samples", "5000"], "5000 is more than the 1000 test digits; give at most 1000"),
+        (["evaluate", "--quick", "--samples", "80"], "80 is more than the 75 test digits of --n-train 300"),
     ],
 )
 def test_bad_sizes_and_options_give_clear_errors(argv, message, capsys, tmp_path):
@@ -180,6 +190,13 @@ def test_evaluate_help_lists_the_sizes(capsys):
     out = capsys.readouterr().out
     for flag in ("--model", "--out", "--quick", "--samples", "--subsets", "--metrics", "--methods", "--threads"):
         assert flag in out
+    text = " ".join(out.split())
+    # the two registry metrics the digits cannot support are explained, not offered
+    assert "bounding_box_accuracy needs a localisation data set" in text
+    assert "percentage_change needs a reference attribution per method" in text
+    with pytest.raises(SystemExit) as e:
+        cli.main(["evaluate", "--metrics", "percentage_change"])
+    assert e.value.code == 2
 
 
 def test_evaluate_default_zoo_run_and_resume(tmp_path, capsys):
@@ -227,6 +244,46 @@ def test_evaluate_default_zoo_run_and_resume(tmp_path, capsys):
     out.unlink()
     assert cli.main(args) == 0  # resumed from the parts: same rows
     assert [repr(sorted(r.items())) for r in read_rows(out)] == [repr(sorted(r.items())) for r in rows]
+    # the drawn test digits: the package's one stratified draw, all of them recorded
+    from captum_unified.data import load_mnist, stratified_sample
+
+    y_test = load_mnist(n=300, seed=0)[1][1]
+    with open(f"{out}.samples.csv") as fh:
+        drawn = list(csv.DictReader(fh))
+    assert [int(d["sample_index"]) for d in drawn] == [0, 1, 2, 3]
+    assert [int(d["test_index"]) for d in drawn] == stratified_sample(y_test, 4, 0).tolist()
+    assert [int(d["label"]) for d in drawn] == [int(y_test[int(d["test_index"])]) for d in drawn]
+    assert len({d["label"] for d in drawn}) == 4  # one per class
+    capsys.readouterr()
+    # more samples into the same --out: other digits in batch 0, so an error, not mixed rows
+    more = list(args)
+    more[more.index("--samples") + 1] = "6"
+    with pytest.raises(SystemExit) as e:
+        cli.main(more)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "data changed" in err and "new `out`" in err
+    # the --quick default draws 10 digits, one per class
+    fresh = tmp_path / "fresh.csv"
+    base = args[: args.index("--samples")] + ["--methods", "gi", "--metrics", "infidelity", "--perturbations", "2"]
+    base[base.index(str(out))] = str(fresh)
+    assert cli.main(base) == 0
+    printed = capsys.readouterr().out
+    assert "count per class 0: 1, 1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1, 8: 1, 9: 1" in printed
+    assert {r["sample_index"] for r in read_rows(fresh)} == set(range(10))
+
+
+def test_evaluate_user_model_more_samples_than_data(tmp_path, monkeypatch, capsys):
+    (tmp_path / "tiny_user_model.py").write_text(
+        "import torch\n"
+        "def make():\n"
+        "    return torch.nn.Linear(3, 2), (torch.zeros(20, 3), torch.zeros(20, dtype=torch.long))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(SystemExit) as e:
+        cli.main(["evaluate", "--model", "tiny_user_model:make", "--samples", "50", "--no-progress"])
+    assert e.value.code == 2
+    assert "50 is more than the 20 samples of the --model data set; give at most 20" in capsys.readouterr().err
 
 
 def test_evaluate_bad_model_spec():

@@ -64,29 +64,62 @@ def test_integer_inputs_give_the_float_result(entry):
 
 @pytest.mark.parametrize("entry", METHODS, ids=ids(METHODS))
 def test_noise_tunnel_works(entry):
+    """Zero noise: NoiseTunnel's SmoothGrad is the mean of the method at the copies of each
+    sample (Captum repeats each sample ``nt_samples`` times in a row); with one copy it is
+    the method itself (same seed: the same draws)."""
     model = _model()
     x = torch.randn(3, 4, dtype=DTYPE)
     method = entry.make(model)
-    nt = NoiseTunnel(method).attribute(x, nt_type="smoothgrad", nt_samples=2, stdevs=0.0, target=1, **entry.kwargs)
     plain = method.attribute(x, target=1, **entry.kwargs)
-    assert nt.shape == plain.shape and torch.isfinite(nt).all()
+    one = NoiseTunnel(method).attribute(x, nt_type="smoothgrad", nt_samples=1, stdevs=0.0, target=1, **entry.kwargs)
+    torch.testing.assert_close(one.to(DTYPE), plain.to(DTYPE), rtol=1e-6, atol=1e-9)
+    nt = NoiseTunnel(method).attribute(x, nt_type="smoothgrad", nt_samples=2, stdevs=0.0, target=1, **entry.kwargs)
+    copies = method.attribute(x.repeat_interleave(2, dim=0), target=1, **entry.kwargs)
+    torch.testing.assert_close(
+        nt.to(DTYPE), copies.reshape(3, 2, *plain.shape[1:]).mean(1).to(DTYPE), rtol=1e-6, atol=1e-9
+    )
     if not entry.random:  # zero noise: the mean of identical attributions
         torch.testing.assert_close(nt.to(DTYPE), plain.to(DTYPE), rtol=1e-6, atol=1e-9)
+    else:  # the copies get their own draws: a different estimate, not the method's
+        assert not torch.allclose(nt.to(DTYPE), plain.to(DTYPE))
 
 
 def test_noise_tunnel_expected_gradients_with_a_reference_set():
+    """NoiseTunnel with ``draw_baseline_from_distrib=True`` hands EG ``nt_samples * batch``
+    references drawn from the set (numpy's global RNG, as for GradientShap): with zero
+    noise the result is EG on the copies with those references; with noise, the
+    SmoothGrad of EG at the same noisy copies (torch's global RNG)."""
+    import numpy as np
+
     import captum_unified as cu
 
     model = _model()
     x = torch.randn(3, 4, dtype=DTYPE)
     refs = torch.randn(10, 4, dtype=DTYPE)
-    nt = NoiseTunnel(cu.ExpectedGradients(model))
-    out = nt.attribute(
-        x, nt_samples=2, stdevs=0.1, target=1, baselines=refs, draw_baseline_from_distrib=True, n_samples=3, seed=0
+    eg = cu.ExpectedGradients(model)
+    kw = dict(target=1, n_samples=3, seed=0)
+    nt = NoiseTunnel(eg)
+    for nt_samples, stdevs in ((1, 0.0), (2, 0.0), (2, 0.1)):
+        np.random.seed(5)  # noqa: NPY002 - Captum draws the references from numpy's global RNG
+        torch.manual_seed(7)
+        out = nt.attribute(
+            x, nt_samples=nt_samples, stdevs=stdevs, baselines=refs, draw_baseline_from_distrib=True, **kw
+        )
+        np.random.seed(5)  # noqa: NPY002
+        drawn = refs[np.random.choice(10, nt_samples * 3).tolist()]  # noqa: NPY002
+        torch.manual_seed(7)
+        noisy = x.repeat_interleave(nt_samples, 0) + torch.normal(0, torch.full((nt_samples * 3, 4), stdevs))
+        expected = eg.attribute(noisy, baselines=drawn, **kw).reshape(3, nt_samples, 4).mean(1)
+        torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-12)
+        if nt_samples == 1:  # one copy, no noise: EG with the drawn references itself
+            torch.testing.assert_close(out, eg.attribute(x, baselines=drawn, **kw), rtol=1e-10, atol=1e-12)
+    # Gaussian baselines through NoiseTunnel: zero noise and one copy is EG itself
+    torch.testing.assert_close(
+        nt.attribute(x, nt_samples=1, stdevs=0.0, baseline_stdevs=0.2, **kw),
+        eg.attribute(x, baseline_stdevs=0.2, **kw),
+        rtol=1e-10,
+        atol=1e-12,
     )
-    assert out.shape == x.shape and torch.isfinite(out).all()
-    out = nt.attribute(x, nt_samples=2, stdevs=0.1, target=1, baseline_stdevs=0.2, n_samples=3, seed=0)
-    assert out.shape == x.shape and torch.isfinite(out).all()
 
 
 # ---------------------------------------------------------------- metrics

@@ -260,6 +260,23 @@ def test_errors():
         evaluate(model, {"a": lambda i, t: i * float("nan")}, (x, y), [SensitivityN(n=[2], n_subsets=3)])
 
 
+def test_a_registry_name_whose_metric_needs_an_argument_says_which():
+    from captum_unified.metrics.registry import METRICS, make_metric
+
+    model, x, y = _setup()
+    for spec in (
+        lambda: make_metric("percentage_change"),
+        lambda: evaluate(model, {"a": lambda i, t: i}, (x, y), ["percentage_change"]),
+    ):
+        with pytest.raises(
+            ValueError, match=r"'percentage_change' .*needs `references`.*PercentageChange\(references=\.\.\.\)"
+        ):
+            spec()
+    for name in METRICS:  # every other name gives default settings
+        if name != "percentage_change":
+            assert make_metric(name).name == name
+
+
 def test_manifest_records_the_settings(tmp_path):
     model, x, y = _setup()
     evaluate(
@@ -296,3 +313,36 @@ def test_percentage_change_metric_against_a_reference():
     )
     with pytest.raises(ValueError, match="references"):
         PercentageChange({})
+
+
+def test_resume_on_other_data_raises_and_same_data_resumes(tmp_path):
+    """A finished batch is reused only for the same data: other samples, labels or a
+    longer data set with other samples in the first batches raise; the same data resume."""
+    model, x, y = _setup()
+    out = tmp_path / "rows.csv"
+    kw = dict(metrics=[Infidelity(patch_size=2, n_perturb_samples=3)], batch_size=4, out=out)
+    gxi = Counting(lambda i, t: cu.GradientXInput(model).attribute(i, target=t))
+    first = evaluate(model, {"gxi": gxi}, (x[:5], y[:5]), **kw)
+    assert gxi.calls == 2
+    # more samples, not a prefix-extension: batch 0 holds other digits now
+    x2, y2 = torch.cat([x[5:], x[:5]]), torch.cat([y[5:], y[:5]])
+    with pytest.raises(ValueError, match="data changed.*new `out`.*delete"):
+        evaluate(model, {"gxi": gxi}, (x2, y2), **kw)
+    with pytest.raises(ValueError, match="data changed"):  # same inputs, other labels
+        evaluate(model, {"gxi": gxi}, (x[:5], (y[:5] + 1) % 3), **kw)
+    with pytest.raises(ValueError, match="batch 1"):  # batch 0 unchanged, batch 1 has other samples
+        evaluate(model, {"gxi": gxi}, (torch.cat([x[:4], x[6:]]), torch.cat([y[:4], y[6:]])), **kw)
+    calls = gxi.calls
+    assert _key(evaluate(model, {"gxi": gxi}, (x[:5], y[:5]), **kw)) == _key(first)  # unchanged: resumed
+    assert gxi.calls == calls
+    # extras may be added for a new metric (bounding boxes), but not changed afterwards
+    box = torch.tensor([[0, 0, 3, 3]] * 5)
+    bkw = {**kw, "metrics": kw["metrics"] + [BoundingBoxAccuracy()]}
+    evaluate(model, {"gxi": gxi}, (x[:5], y[:5], box), **bkw)
+    evaluate(model, {"gxi": gxi}, (x[:5], y[:5], box), **bkw)
+    assert gxi.calls == calls + 2  # once per batch, for the new metric only
+    with pytest.raises(ValueError, match="data changed"):
+        evaluate(model, {"gxi": gxi}, (x[:5], y[:5], box + 1), **bkw)
+    # a fresh `out` on the other data gives that data's rows
+    fresh = evaluate(model, {"gxi": gxi}, (x2, y2), **{**kw, "out": tmp_path / "fresh.csv"})
+    assert _key(fresh) == _key(evaluate(model, {"gxi": gxi}, (x2, y2), **{**kw, "out": None}))

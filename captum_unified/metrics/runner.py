@@ -22,7 +22,10 @@ the same settings reads the finished parts and computes only what is missing
 (batches, or methods / metrics added since), so an interrupted run — also a
 distributed run whose process was killed — resumes where it stopped. The
 settings the parts were computed with are stored in
-``<out>.parts/manifest.json`` and checked.
+``<out>.parts/manifest.json`` and checked, and every part holds a digest of
+its batch's data (inputs, labels, extras): a finished batch whose data differ
+from the batch now at its position (other samples, another order) is an
+error, never reused.
 
 Distributed (``distributed=True``, e.g. under ``torchrun``): batch ``b`` is
 evaluated by rank ``b % world_size``. Random draws are seeded per sample
@@ -48,13 +51,19 @@ from torch import Tensor, nn
 from captum_unified.metrics.base import EvalBatch, Metric, MetricScores
 from captum_unified.metrics.registry import make_metric
 
-__all__ = ["evaluate", "FIELDS", "attribute_with", "read_rows"]
+__all__ = ["evaluate", "FIELDS", "attribute_with", "read_rows", "ResumeMismatchError"]
 
 #: Columns of the rows and of the output file, in order.
 FIELDS = ("method", "metric", "param", "sample_index", "value")
 
 Row = dict[str, Any]
-_MANIFEST_VERSION = 1
+
+
+class ResumeMismatchError(ValueError):
+    """``out`` holds results of other settings or other data than this run's."""
+
+
+_MANIFEST_VERSION = 2  # 2: every part holds the digest of its batch's data
 
 
 # --------------------------------------------------------------------- data
@@ -214,6 +223,31 @@ def _fingerprint(value: Any) -> Any:
     return repr(value)
 
 
+def _batch_digest(batch: tuple[Any, ...]) -> list[str]:
+    """Digests of a batch's data, one per element (inputs, labels, each extra):
+    shapes, dtypes and bytes of the tensors, whatever device they are on."""
+    return [
+        hashlib.blake2b(json.dumps(_fingerprint(v), sort_keys=True).encode(), digest_size=16).hexdigest() for v in batch
+    ]
+
+
+def _same_data(stored: Any, digest: list[str]) -> bool:
+    """Whether a finished batch was computed on this batch's data: the same
+    inputs and labels, and the same values for every extra both have (extras
+    may be added for a metric added since, e.g. bounding boxes)."""
+    if not isinstance(stored, list) or len(stored) < 2:
+        return False
+    return all(a == b for a, b in zip(stored, digest))
+
+
+def _data_changed(parts: str, b: int, offset: int) -> str:
+    return (
+        f"{parts} holds batch {b} (samples from {offset}) computed on other data than the batch now at "
+        f"that position: the data changed (other samples, order or labels) since those results were "
+        f"written. Use a new `out` (--out) or delete {parts} to start afresh."
+    )
+
+
 def _manifest(
     metrics: Sequence[Metric], seed: int, batch_size: int, baselines: Any, feature_mask: Any, target: str
 ) -> dict[str, Any]:
@@ -240,7 +274,7 @@ def _check_manifest(parts: str, manifest: dict[str, Any]) -> dict[str, Any]:
         return manifest
     for key in ("version", "seed", "batch_size", "baselines", "feature_mask", "target"):
         if stored.get(key) != manifest[key]:
-            raise ValueError(
+            raise ResumeMismatchError(
                 f"{parts} holds results computed with {key}={stored.get(key)!r}, but this run has "
                 f"{key}={manifest[key]!r}; resume with the same settings or use another `out`."
             )
@@ -248,7 +282,7 @@ def _check_manifest(parts: str, manifest: dict[str, Any]) -> dict[str, Any]:
     merged["metrics"] = dict(stored.get("metrics", {}))
     for name, cfg in manifest["metrics"].items():
         if name in merged["metrics"] and merged["metrics"][name] != cfg:
-            raise ValueError(
+            raise ResumeMismatchError(
                 f"{parts} holds {name} results computed with {merged['metrics'][name]}, but this run asks "
                 f"for {cfg}; resume with the same settings or use another `out`."
             )
@@ -377,7 +411,8 @@ def evaluate(
         metrics: registry names (:data:`~captum_unified.metrics.registry.METRICS`:
             ``"sensitivity_n"``, ``"infidelity"``, ``"region_perturbation"``,
             ``"bounding_box_accuracy"``) or metric objects with their settings,
-            e.g. ``SensitivityN(n=[1, 8, 64], n_subsets=100)``.
+            e.g. ``SensitivityN(n=[1, 8, 64], n_subsets=100)``; percentage
+            change has no default references: ``PercentageChange(references)``.
         out: file for the rows: ``.csv`` (the ``csv`` module) or ``.parquet``
             (needs pyarrow); finished batches are kept in ``<out>.parts/`` and
             a rerun resumes from them. ``None``: rows returned only, no resume.
@@ -405,8 +440,9 @@ def evaluate(
 
     Raises:
         ValueError: ``methods``, ``metrics`` or ``data`` is empty, the data
-            tensors differ in length, ``out`` holds results of other settings,
-            or a metric rejects a batch.
+            tensors differ in length, ``out`` holds results of other settings
+            or of other data (a finished batch whose data differ from the
+            batch now at its position), or a metric rejects a batch.
         TypeError: a batch is not an ``(inputs, labels, ...)`` tuple, or a
             method is neither callable nor has ``.attribute``.
     """
@@ -499,12 +535,21 @@ def _run(
         bar = tqdm(desc="Evaluation", unit="batch")
     mine: list[dict[str, Any]] = []
     n_batches = 0
+    changed = None
     try:
         for b, offset, item in _batches(data, int(batch_size)):
             n_batches = b + 1
             if b % group.world != group.rank:
                 continue
+            loaded = _take(item)
+            digest = None if parts is None else _batch_digest(loaded)
             record = None if parts is None else _read_part(_part_path(parts, b))
+            if record is not None and digest is not None:
+                if not _same_data(record.get("data"), digest):
+                    changed = _data_changed(str(parts), b, offset)
+                    break
+                if len(digest) > len(record["data"]):
+                    record["data"] = digest
             todo = _missing(record, methods, metrics)
             if todo:
                 record = _evaluate_batch(
@@ -515,7 +560,8 @@ def _run(
                     record,
                     b,
                     offset,
-                    _take(item),
+                    loaded,
+                    digest,
                     seed,
                     baselines,
                     feature_mask,
@@ -532,6 +578,10 @@ def _run(
     finally:
         if bar is not None:
             bar.close()
+    # every rank learns whether one found changed data (no rank is left waiting at a barrier)
+    changes = [c for c in group.all_gather(changed) if c is not None]
+    if changes:
+        raise ResumeMismatchError(changes[0])
     if n_batches == 0:
         raise ValueError("data is empty.")
     if parts is not None:  # the other ranks' batches are on disk
@@ -569,6 +619,7 @@ def _evaluate_batch(
     b,
     offset,
     item,
+    digest,
     seed,
     baselines,
     feature_mask,
@@ -600,7 +651,15 @@ def _evaluate_batch(
         name: batch.attributions(attribute_with(methods[name], x, y), f"attributions of {name!r}") for name in needed
     }
     if record is None:
-        record = {"batch": b, "offset": offset, "size": rows_in_batch, "done": [], "values": [], "stats": []}
+        record = {
+            "batch": b,
+            "offset": offset,
+            "size": rows_in_batch,
+            "data": digest,
+            "done": [],
+            "values": [],
+            "stats": [],
+        }
     for metric in metrics:
         if metric.name not in todo:
             continue
