@@ -486,8 +486,9 @@ def _cmd_evaluate(args) -> int:
             cfg = _config(args)
             digits = load_mnist(n=cfg.n_train, seed=cfg.seed)
             _check_samples(samples, digits[1][1], cfg.n_train)  # before training
-            if rank == 0:  # train (or load) once, then the other processes load the cache
-                model, acc = load_or_train(
+
+            def zoo_model(show_progress: bool):
+                return load_or_train(
                     args.zoo_model,
                     cache_dir=cfg.cache_dir,
                     epochs=cfg.epochs,
@@ -495,20 +496,15 @@ def _cmd_evaluate(args) -> int:
                     seed=cfg.seed,
                     n_train=cfg.n_train,
                     data=digits,
-                    show_progress=cfg.show_progress,
+                    show_progress=show_progress,
                 )
+
+            if rank == 0:  # train (or load) once, then the other processes load the cache
+                model, acc = zoo_model(cfg.show_progress)
             if distributed:
                 dist.barrier()
             if rank != 0:
-                model, acc = load_or_train(
-                    args.zoo_model,
-                    cache_dir=cfg.cache_dir,
-                    epochs=cfg.epochs,
-                    batch_size=cfg.batch_size,
-                    seed=cfg.seed,
-                    n_train=cfg.n_train,
-                    data=digits,
-                )
+                model, acc = zoo_model(False)
             x_test, y_test = digits[1]
             pick = stratified_sample(y_test, samples, cfg.seed)  # the reproductions' draw
             idx = torch.as_tensor(pick)
