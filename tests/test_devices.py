@@ -1,6 +1,6 @@
-"""The perturbation engine, occlusion and the metrics on every available device
-(CUDA where present, skipped otherwise) give the CPU numbers; the CUDA memory
-budget of choose_chunk."""
+"""Every public method (the registry), the perturbation engine, occlusion and
+the metrics on every available device (CUDA where present, skipped otherwise)
+give the CPU numbers; the CUDA memory budget of choose_chunk."""
 
 from __future__ import annotations
 
@@ -105,3 +105,29 @@ def test_cuda_budget_from_free_memory():
     # the user's bounds win
     assert choose_chunk(10_000, x, max_batch_size=64, activation_bytes_per_row=act, free_memory_bytes=free) == 2
     assert choose_chunk(10_000, x, perturbations_per_eval=7, free_memory_bytes=free) == 7
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_every_public_method_runs_on_the_device_and_equals_cpu(device):
+    """Every entry of the method registry (tests/registry.py) on the device:
+    attributions live on the input's device, in its dtype, equal the CPU
+    numbers (sampled methods: the same seed), and DeepLIFT-type deltas are
+    complete there too."""
+    from conftest import make_mlp, randn
+    from registry import METHODS
+
+    x_cpu = randn(4, 5, seed=3)
+    for entry in METHODS:
+        out = {}
+        for dev in ("cpu", device):
+            model = make_mlp((5, 7, 6, 3), act="tanh").to(dev)
+            torch.manual_seed(0)
+            out[dev] = entry.make(model).attribute(x_cpu.to(dev), target=1, **entry.kwargs)
+        got = out[device]
+        assert got.device.type == device and got.dtype == x_cpu.dtype, entry.name
+        torch.testing.assert_close(got.cpu(), out["cpu"], atol=1e-10, rtol=1e-8, msg=entry.name)
+
+    model = make_mlp((5, 7, 6, 3), act="tanh").to(device)
+    x, base = x_cpu.to(device), randn(4, 5, seed=4).to(device)
+    _, delta = cu.DeepLiftRescale(model).attribute(x, baselines=base, target=1, return_convergence_delta=True)
+    assert delta.device.type == device and float(delta.abs().max()) < 1e-10
