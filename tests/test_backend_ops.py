@@ -664,3 +664,48 @@ def test_fused_gru_layer_norm_and_attention_equal_the_same_ops_by_hand(pair):
             make(fused).attribute(x, target=0, **kw), make(hand).attribute(x, target=0, **kw), atol=1e-12, rtol=1e-9
         )
     _assert_complete(fused, x, base)
+
+
+class PackedRNN(nn.Module):
+    """A recurrent classifier on variable-length sequences: packed (the way
+    NLP models call it) or, as the oracle, one unpadded sequence at a time."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.rnn = getattr(nn, kind)(3, 4, num_layers=2, bidirectional=True, batch_first=True)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x, lengths, packed=True):
+        if packed:
+            seq = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            out, h = self.rnn(seq)
+            out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        else:
+            out, h = self.rnn(x[:, : int(lengths[0])])
+        h = h[0] if isinstance(h, tuple) else h
+        return self.fc(torch.cat([h[-2], h[-1]], -1)) + out.sum(1)[:, :2]
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_packed_sequences_are_decomposed_and_equal_one_sequence_at_a_time(kind):
+    model = _seeded(PackedRNN(kind), 14)
+    lengths = torch.tensor([5, 2, 4])
+    x, base = randn(3, 5, 3, seed=15), randn(3, 5, 3, seed=16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", cu.AttributionWarning)  # no unknown op
+        attr, delta = cu.DeepLiftRescale(model).attribute(
+            x, baselines=base, target=1, additional_forward_args=(lengths,), return_convergence_delta=True
+        )
+    with torch.no_grad():
+        gap = model(x, lengths)[:, 1] - model(base, lengths)[:, 1]
+    assert_close(delta, attr.sum((1, 2)) - gap, atol=1e-12, rtol=1e-9)
+    assert (delta.abs() <= REL * gap.abs() + 1e-12).all(), (delta, gap)
+    for i, n in enumerate(lengths.tolist()):
+        one = cu.DeepLiftRescale(model).attribute(
+            x[i : i + 1, :n],
+            baselines=base[i : i + 1, :n],
+            target=1,
+            additional_forward_args=(lengths[i : i + 1], False),
+        )
+        assert_close(attr[i : i + 1, :n], one, atol=1e-12, rtol=1e-9)
+        assert bool((attr[i, n:] == 0).all())  # padding does not reach the output

@@ -639,20 +639,77 @@ def rnn_cell(x_proj: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None, act: 
     return act(x_proj + F.linear(h, w_hh, b_hh))
 
 
+def _step(kind: str, proj: Tensor, h: Tensor, c: Tensor | None, w_hh, b_hh, w_hr) -> tuple[Tensor, Tensor | None]:
+    if kind == "lstm":
+        assert c is not None  # an LSTM's hx is (h0, c0)
+        return lstm_cell(proj, h, c, w_hh, b_hh, w_hr)
+    if kind == "gru":
+        return gru_cell(proj, h, w_hh, b_hh), None
+    return rnn_cell(proj, h, w_hh, b_hh, torch.tanh if kind == "rnn_tanh" else torch.relu), None
+
+
+def _packed_rnn(kind, data, batch_sizes, hx, params, has_biases, num_layers, dropout, train, bidirectional):
+    """A fused RNN on a packed sequence (``pack_padded_sequence``): at step
+    ``t`` the first ``batch_sizes[t]`` sequences are active (torch sorts them
+    by length); a finished sequence keeps its last state (forward direction),
+    one not yet started holds ``h0`` (backward direction)."""
+    h0, c0 = hx if kind == "lstm" else (hx, None)
+    starts = [0]
+    for n in batch_sizes:
+        starts.append(starts[-1] + n)
+    dirs = 2 if bidirectional else 1
+    n_per = len(params) // (num_layers * dirs)
+    layer_input = data
+    h_out: list[Tensor] = []
+    c_out: list[Tensor] = []
+    for layer in range(num_layers):
+        outs = []
+        for d in range(dirs):
+            k = layer * dirs + d
+            p = params[k * n_per : (k + 1) * n_per]
+            w_ih, w_hh = p[0], p[1]
+            b_ih, b_hh = (p[2], p[3]) if has_biases else (None, None)
+            w_hr = p[4 if has_biases else 2] if kind == "lstm" and len(p) in (3, 5) else None
+            proj = F.linear(layer_input, w_ih, b_ih)
+            h, c = h0[k], (c0[k] if c0 is not None else None)
+            ys: list[Tensor] = [proj] * len(batch_sizes)
+            steps = range(len(batch_sizes)) if d == 0 else reversed(range(len(batch_sizes)))
+            for t in steps:
+                n = batch_sizes[t]
+                h_t, c_t = _step(
+                    kind, proj[starts[t] : starts[t] + n], h[:n], None if c is None else c[:n], w_hh, b_hh, w_hr
+                )
+                ys[t] = h_t
+                h = torch.cat([h_t, h[n:]], 0)
+                if c is not None and c_t is not None:
+                    c = torch.cat([c_t, c[n:]], 0)
+            outs.append(torch.cat(ys, 0))
+            h_out.append(h)
+            if c is not None:
+                c_out.append(c)
+        layer_input = torch.cat(outs, -1) if dirs > 1 else outs[0]
+        if dropout and train and layer < num_layers - 1:
+            layer_input = F.dropout(layer_input, dropout, True)
+    if kind == "lstm":
+        return layer_input, torch.stack(h_out, 0), torch.stack(c_out, 0)
+    return layer_input, torch.stack(h_out, 0)
+
+
 def _rnn(kind: str):
     """Decomposition of the fused ``torch.lstm`` / ``gru`` / ``rnn_tanh`` /
     ``rnn_relu`` (multi-layer, bidirectional, batch_first, projections)."""
 
     def decompose(ctx, func, args, kwargs, consts):
-        if (
-            len(args) < 2
-            or isinstance(args[1], Tensor)
-            and args[1].dtype == torch.int64
-            and kind != "lstm"
-            or kind == "lstm"
-            and isinstance(args[1], Tensor)
-        ):
-            return NOT_DECOMPOSED  # packed sequences
+        if len(args) < 2:
+            return NOT_DECOMPOSED
+        packed = isinstance(args[1], Tensor) and args[1].dtype == torch.int64 and len(args) == 9
+        if packed:  # (data, batch_sizes, hx, params, has_biases, layers, dropout, train, bidirectional)
+            x, batch_sizes, hx, params, has_biases, num_layers, dropout, train, bidirectional = args
+            return _packed_rnn(
+                kind, x, batch_sizes.tolist(), hx, params, has_biases, num_layers, dropout, train, bidirectional
+            )
+        if kind == "lstm" and isinstance(args[1], Tensor):
+            return NOT_DECOMPOSED
         x, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first = args[:9]
         if kind == "lstm":
             h0, c0 = hx

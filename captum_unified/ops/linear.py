@@ -42,7 +42,7 @@ __add__ __radd__ __iadd__ __sub__ __rsub__ __isub__ __neg__ __pos__ __reversed__
 unsafe_chunk as_strided expand_copy view_copy permute_copy squeeze_copy unsqueeze_copy t_copy
 transpose_copy select_copy slice_copy index_put_ fill_diagonal_ zero_ fill_ new_tensor resolve_conj
 resolve_neg conj real imag affine_grid grid_sample native_dropout sum_to_size broadcast_tensors as_tensor
-atleast_1d atleast_2d atleast_3d
+atleast_1d atleast_2d atleast_3d _pack_padded_sequence _pad_packed_sequence
 """.split()
 
 #: Tensor properties whose value is a linear function of the tensor.
