@@ -99,9 +99,9 @@ def test_ancona_outputs_written(ancona):
     assert "Ancona et al.'s original DeepLIFT" in report
     for r in checks:  # DeepLIFT (Rescale) and IG are complete (IG up to its Riemann sum)
         if r["method"] == "deeplift":
-            assert float(r["max_abs_delta"]) < 1e-3
-        if r["method"] == "ig":
-            assert float(r["max_abs_delta"]) < 0.1
+            assert float(r["max_abs_delta"]) < 1e-3 and float(r["max_rel_delta"]) < 1e-4, r["model"]
+        if r["method"] == "ig":  # 50 steps: within 0.5% on the CNNs/MLPs/LSTM, 8.6% on the ViT (full size)
+            assert float(r["max_rel_delta"]) < 0.1, r["model"]
 
 
 def test_ancona_occlusion1_best_at_n1(ancona):
