@@ -640,6 +640,7 @@ def rnn_cell(x_proj: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None, act: 
 
 
 def _step(kind: str, proj: Tensor, h: Tensor, c: Tensor | None, w_hh, b_hh, w_hr) -> tuple[Tensor, Tensor | None]:
+    """One time step of an LSTM / GRU / RNN from the input projection."""
     if kind == "lstm":
         assert c is not None  # an LSTM's hx is (h0, c0)
         return lstm_cell(proj, h, c, w_hh, b_hh, w_hr)
@@ -648,18 +649,15 @@ def _step(kind: str, proj: Tensor, h: Tensor, c: Tensor | None, w_hh, b_hh, w_hr
     return rnn_cell(proj, h, w_hh, b_hh, torch.tanh if kind == "rnn_tanh" else torch.relu), None
 
 
-def _packed_rnn(kind, data, batch_sizes, hx, params, has_biases, num_layers, dropout, train, bidirectional):
-    """A fused RNN on a packed sequence (``pack_padded_sequence``): at step
-    ``t`` the first ``batch_sizes[t]`` sequences are active (torch sorts them
-    by length); a finished sequence keeps its last state (forward direction),
-    one not yet started holds ``h0`` (backward direction)."""
+def _rnn_layers(kind, x, hx, params, has_biases, num_layers, dropout, train, bidirectional, run):
+    """The layers and directions of a fused RNN (weights, projections,
+    inter-layer dropout, final states); ``run(proj, h, c, step, reverse)``
+    runs one direction over the projected input and returns
+    ``(outputs, h, c)``. ``x`` is time-major (padded) or packed data."""
     h0, c0 = hx if kind == "lstm" else (hx, None)
-    starts = [0]
-    for n in batch_sizes:
-        starts.append(starts[-1] + n)
     dirs = 2 if bidirectional else 1
     n_per = len(params) // (num_layers * dirs)
-    layer_input = data
+    layer_input = x
     h_out: list[Tensor] = []
     c_out: list[Tensor] = []
     for layer in range(num_layers):
@@ -667,23 +665,15 @@ def _packed_rnn(kind, data, batch_sizes, hx, params, has_biases, num_layers, dro
         for d in range(dirs):
             k = layer * dirs + d
             p = params[k * n_per : (k + 1) * n_per]
-            w_ih, w_hh = p[0], p[1]
+            w_hh = p[1]
             b_ih, b_hh = (p[2], p[3]) if has_biases else (None, None)
             w_hr = p[4 if has_biases else 2] if kind == "lstm" and len(p) in (3, 5) else None
-            proj = F.linear(layer_input, w_ih, b_ih)
-            h, c = h0[k], (c0[k] if c0 is not None else None)
-            ys: list[Tensor] = [proj] * len(batch_sizes)
-            steps = range(len(batch_sizes)) if d == 0 else reversed(range(len(batch_sizes)))
-            for t in steps:
-                n = batch_sizes[t]
-                h_t, c_t = _step(
-                    kind, proj[starts[t] : starts[t] + n], h[:n], None if c is None else c[:n], w_hh, b_hh, w_hr
-                )
-                ys[t] = h_t
-                h = torch.cat([h_t, h[n:]], 0)
-                if c is not None and c_t is not None:
-                    c = torch.cat([c_t, c[n:]], 0)
-            outs.append(torch.cat(ys, 0))
+
+            def step(proj_t, h, c, w_hh=w_hh, b_hh=b_hh, w_hr=w_hr):
+                return _step(kind, proj_t, h, c, w_hh, b_hh, w_hr)
+
+            y, h, c = run(F.linear(layer_input, p[0], b_ih), h0[k], None if c0 is None else c0[k], step, d == 1)
+            outs.append(y)
             h_out.append(h)
             if c is not None:
                 c_out.append(c)
@@ -695,66 +685,69 @@ def _packed_rnn(kind, data, batch_sizes, hx, params, has_biases, num_layers, dro
     return layer_input, torch.stack(h_out, 0)
 
 
+def _run_padded(proj, h, c, step, reverse):
+    """One direction over a time-major ``(T, B, 4H)`` projection."""
+    ys: list[Tensor] = [proj] * proj.shape[0]
+    for t in reversed(range(proj.shape[0])) if reverse else range(proj.shape[0]):
+        h, c = step(proj[t], h, c)
+        ys[t] = h
+    return torch.stack(ys, 0), h, c
+
+
+def _run_packed(batch_sizes: list[int]):
+    """One direction over packed data (``pack_padded_sequence``): at step
+    ``t`` the first ``batch_sizes[t]`` sequences are active (torch sorts them
+    by length); a finished sequence keeps its last state (forward direction),
+    one not yet started holds ``h0`` (backward direction)."""
+    starts = [0]
+    for n in batch_sizes:
+        starts.append(starts[-1] + n)
+
+    def run(proj, h, c, step, reverse):
+        ys: list[Tensor] = [proj] * len(batch_sizes)
+        for t in reversed(range(len(batch_sizes))) if reverse else range(len(batch_sizes)):
+            n = batch_sizes[t]
+            h_t, c_t = step(proj[starts[t] : starts[t] + n], h[:n], None if c is None else c[:n])
+            ys[t] = h_t
+            h = torch.cat([h_t, h[n:]], 0)
+            if c is not None and c_t is not None:
+                c = torch.cat([c_t, c[n:]], 0)
+        return torch.cat(ys, 0), h, c
+
+    return run
+
+
 def _rnn(kind: str):
     """Decomposition of the fused ``torch.lstm`` / ``gru`` / ``rnn_tanh`` /
-    ``rnn_relu`` (multi-layer, bidirectional, batch_first, projections)."""
+    ``rnn_relu`` (multi-layer, bidirectional, batch_first, projections,
+    packed sequences)."""
 
     def decompose(ctx, func, args, kwargs, consts):
         if len(args) < 2:
             return NOT_DECOMPOSED
-        packed = isinstance(args[1], Tensor) and args[1].dtype == torch.int64 and len(args) == 9
-        if packed:  # (data, batch_sizes, hx, params, has_biases, layers, dropout, train, bidirectional)
+        if isinstance(args[1], Tensor) and args[1].dtype == torch.int64 and len(args) == 9:
+            # packed: (data, batch_sizes, hx, params, has_biases, layers, dropout, train, bidirectional)
             x, batch_sizes, hx, params, has_biases, num_layers, dropout, train, bidirectional = args
-            return _packed_rnn(
-                kind, x, batch_sizes.tolist(), hx, params, has_biases, num_layers, dropout, train, bidirectional
+            return _rnn_layers(
+                kind,
+                x,
+                hx,
+                params,
+                has_biases,
+                num_layers,
+                dropout,
+                train,
+                bidirectional,
+                run=_run_packed(batch_sizes.tolist()),
             )
         if kind == "lstm" and isinstance(args[1], Tensor):
             return NOT_DECOMPOSED
         x, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first = args[:9]
-        if kind == "lstm":
-            h0, c0 = hx
-        else:
-            h0, c0 = hx, None
         seq = x.transpose(0, 1) if batch_first else x  # (T, B, F)
-        dirs = 2 if bidirectional else 1
-        n_per = len(params) // (num_layers * dirs)
-        act = torch.tanh if kind == "rnn_tanh" else torch.relu
-        layer_input = seq
-        h_out: list[Tensor] = []
-        c_out: list[Tensor] = []
-        for layer in range(num_layers):
-            outs = []
-            for d in range(dirs):
-                k = layer * dirs + d
-                p = params[k * n_per : (k + 1) * n_per]
-                w_ih, w_hh = p[0], p[1]
-                b_ih, b_hh = (p[2], p[3]) if has_biases else (None, None)
-                w_hr = p[4 if has_biases else 2] if kind == "lstm" and len(p) in (3, 5) else None
-                xs = layer_input if d == 0 else layer_input.flip(0)
-                proj = F.linear(xs, w_ih, b_ih)
-                h, c = h0[k], (c0[k] if c0 is not None else None)
-                ys = []
-                for t in range(proj.shape[0]):
-                    if kind == "lstm":
-                        assert c is not None  # an LSTM's hx is (h0, c0)
-                        h, c = lstm_cell(proj[t], h, c, w_hh, b_hh, w_hr)
-                    elif kind == "gru":
-                        h = gru_cell(proj[t], h, w_hh, b_hh)
-                    else:
-                        h = rnn_cell(proj[t], h, w_hh, b_hh, act)
-                    ys.append(h)
-                y = torch.stack(ys, 0)
-                outs.append(y if d == 0 else y.flip(0))
-                h_out.append(h)
-                if c is not None:
-                    c_out.append(c)
-            layer_input = torch.cat(outs, -1) if dirs > 1 else outs[0]
-            if dropout and train and layer < num_layers - 1:
-                layer_input = F.dropout(layer_input, dropout, True)
-        output = layer_input.transpose(0, 1) if batch_first else layer_input
-        if kind == "lstm":
-            return output, torch.stack(h_out, 0), torch.stack(c_out, 0)
-        return output, torch.stack(h_out, 0)
+        output, *states = _rnn_layers(
+            kind, seq, hx, params, has_biases, num_layers, dropout, train, bidirectional, run=_run_padded
+        )
+        return (output.transpose(0, 1) if batch_first else output, *states)
 
     return decompose
 
