@@ -352,29 +352,34 @@ def normalise(ctx, x: Tensor, dims: tuple[int, ...], eps: float, centre: bool = 
     return c * _scale(ctx, var + eps)
 
 
-def _layer_norm(ctx, func, args, kwargs, consts):
+def norm_args(args, kwargs, rms: bool) -> tuple[Tensor, tuple[int, ...], Any, Any, float]:
+    """``(x, dims, weight, bias, eps)`` of an ``F.layer_norm`` / ``F.rms_norm``
+    call (``bias`` is None for RMSNorm; its default eps is the dtype's)."""
     x = args[0]
     shape = _arg(args, kwargs, 1, "normalized_shape")
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    weight, bias = _arg(args, kwargs, 2, "weight"), _arg(args, kwargs, 3, "bias")
-    eps = float(_arg(args, kwargs, 4, "eps", 1e-5))
-    y = normalise(ctx, x, tuple(range(-len(shape), 0)), eps)
+    dims = tuple(range(-(1 if isinstance(shape, int) else len(shape)), 0))
+    weight = _arg(args, kwargs, 2, "weight")
+    if rms:
+        eps = _arg(args, kwargs, 3, "eps")
+        return x, dims, weight, None, torch.finfo(x.dtype).eps if eps is None else float(eps)
+    return x, dims, weight, _arg(args, kwargs, 3, "bias"), float(_arg(args, kwargs, 4, "eps", 1e-5))
+
+
+def affine(y: Tensor, weight: Any, bias: Any) -> Tensor:
+    """A normalisation's element-wise affine part (linear)."""
     if weight is not None:
         y = y * weight
-    if bias is not None:
-        y = y + bias
-    return y
+    return y + bias if bias is not None else y
+
+
+def _layer_norm(ctx, func, args, kwargs, consts):
+    x, dims, weight, bias, eps = norm_args(args, kwargs, rms=False)
+    return affine(normalise(ctx, x, dims, eps), weight, bias)
 
 
 def _rms_norm(ctx, func, args, kwargs, consts):
-    x = args[0]
-    shape = _arg(args, kwargs, 1, "normalized_shape")
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    weight = _arg(args, kwargs, 2, "weight")
-    eps = _arg(args, kwargs, 3, "eps")
-    eps = torch.finfo(x.dtype).eps if eps is None else float(eps)
-    y = normalise(ctx, x, tuple(range(-len(shape), 0)), eps, centre=False)
-    return y * weight if weight is not None else y
+    x, dims, weight, _, eps = norm_args(args, kwargs, rms=True)
+    return affine(normalise(ctx, x, dims, eps, centre=False), weight, None)
 
 
 def _channel_affine(y: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:

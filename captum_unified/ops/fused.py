@@ -424,34 +424,19 @@ def _norm_common(ctx, x, ref_x, dims, eps, centre):
     return _NormRule.apply(x, ref_x, dims, eps, centre, rule)
 
 
+def _fused_norm(ctx, args, kwargs, ref_args, rms: bool):
+    from captum_unified.ops.composites import affine, norm_args
+
+    x, dims, weight, bias, eps = norm_args(args, kwargs, rms)
+    y = _norm_common(ctx, x, None if ref_args is None else ref_args[0], dims, eps, not rms)
+    return y if y is NOT_DECOMPOSED else affine(y, weight, bias)
+
+
 def fused_layer_norm(ctx, func, args, kwargs, ref_args, ref_kwargs):
     """``F.layer_norm`` under the shipped rules (the affine part stays linear)."""
-    from captum_unified.ops.composites import _arg
-
-    x = args[0]
-    shape = _arg(args, kwargs, 1, "normalized_shape")
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    weight, bias = _arg(args, kwargs, 2, "weight"), _arg(args, kwargs, 3, "bias")
-    eps = float(_arg(args, kwargs, 4, "eps", 1e-5))
-    y = _norm_common(ctx, x, None if ref_args is None else ref_args[0], tuple(range(-len(shape), 0)), eps, True)
-    if y is NOT_DECOMPOSED:
-        return y
-    if weight is not None:
-        y = y * weight
-    return y + bias if bias is not None else y
+    return _fused_norm(ctx, args, kwargs, ref_args, rms=False)
 
 
 def fused_rms_norm(ctx, func, args, kwargs, ref_args, ref_kwargs):
     """``F.rms_norm`` under the shipped rules."""
-    from captum_unified.ops.composites import _arg
-
-    x = args[0]
-    shape = _arg(args, kwargs, 1, "normalized_shape")
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    weight = _arg(args, kwargs, 2, "weight")
-    eps = _arg(args, kwargs, 3, "eps")
-    eps = torch.finfo(x.dtype).eps if eps is None else float(eps)
-    y = _norm_common(ctx, x, None if ref_args is None else ref_args[0], tuple(range(-len(shape), 0)), eps, False)
-    if y is NOT_DECOMPOSED:
-        return y
-    return y * weight if weight is not None else y
+    return _fused_norm(ctx, args, kwargs, ref_args, rms=True)
