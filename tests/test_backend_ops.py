@@ -709,3 +709,41 @@ def test_packed_sequences_are_decomposed_and_equal_one_sequence_at_a_time(kind):
         )
         assert_close(attr[i : i + 1, :n], one, atol=1e-12, rtol=1e-9)
         assert bool((attr[i, n:] == 0).all())  # padding does not reach the output
+
+
+class CellLoop(nn.Module):
+    """nn.LSTMCell / GRUCell / RNNCell stepped by hand, or the matching
+    one-layer nn.LSTM / GRU / RNN with the same weights."""
+
+    def __init__(self, kind: str, cell: bool) -> None:
+        super().__init__()
+        self.kind, self.cell = kind, cell
+        self.rnn = getattr(nn, kind + "Cell")(3, 4) if cell else getattr(nn, kind)(3, 4, batch_first=True)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        if not self.cell:
+            return self.fc(self.rnn(x)[0][:, -1])
+        h = x.new_zeros(x.shape[0], 4)
+        c = torch.zeros_like(h)
+        for t in range(x.shape[1]):
+            if self.kind == "LSTM":
+                h, c = self.rnn(x[:, t], (h, c))
+            else:
+                h = self.rnn(x[:, t], h)
+        return self.fc(h)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_rnn_cells_are_complete_and_equal_the_fused_layer(kind):
+    cell = _seeded(CellLoop(kind, True), 17)
+    layer = CellLoop(kind, False).to(DTYPE).eval()
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(layer.rnn, name + "_l0").copy_(getattr(cell.rnn, name))
+        layer.fc.load_state_dict(cell.fc.state_dict())
+    x, base = randn(3, 4, 3, seed=18), randn(3, 4, 3, seed=19)
+    with torch.no_grad():
+        assert_close(cell(x), layer(x), atol=1e-12, rtol=1e-12)
+    a_cell = _assert_complete(cell, x, base)
+    assert_close(a_cell, _assert_complete(layer, x, base), atol=1e-12, rtol=1e-9)
