@@ -763,13 +763,9 @@ def _rnn_cell(kind: str):
         w_ih, w_hh = _arg(args, kwargs, 2, "w_ih"), _arg(args, kwargs, 3, "w_hh")
         b_ih = _arg(args, kwargs, 4, "b_ih")
         b_hh = _arg(args, kwargs, 5, "b_hh")
-        proj = F.linear(x, w_ih, b_ih)
-        if kind == "lstm":
-            h, c = hx
-            return lstm_cell(proj, h, c, w_hh, b_hh)
-        if kind == "gru":
-            return gru_cell(proj, hx, w_hh, b_hh)
-        return rnn_cell(proj, hx, w_hh, b_hh, torch.tanh if kind == "rnn_tanh" else torch.relu)
+        h, c = hx if kind == "lstm" else (hx, None)
+        h, c = _step(kind, F.linear(x, w_ih, b_ih), h, c, w_hh, b_hh, None)
+        return (h, c) if kind == "lstm" else h
 
     return decompose
 
