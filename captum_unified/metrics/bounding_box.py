@@ -14,7 +14,7 @@ scores :math:`n / (H W)`, the chance level. Schulz et al. evaluate only images
 whose box covers less than a third of the image (a large box is hit by chance):
 ``max_box_fraction=0.33`` applies that rule.
 
-Conventions (fixed here, tested in ``tests/test_metrics_bounding_box.py``):
+Conventions (fixed here, tested in ``tests/metrics/test_metrics_bounding_box.py``):
 
 * **Boxes** are ``(top, left, bottom, right)`` in pixel indices with
   *exclusive* ``bottom`` and ``right``, like Python slices: the box is

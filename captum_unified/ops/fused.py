@@ -9,7 +9,7 @@ closed form computed with a few vectorised tensor ops; that is what these
 functions do. They return :data:`~captum_unified.ops.composites.NOT_DECOMPOSED`
 whenever they do not apply (another rule, a changed op table, a call form they
 do not cover), and the backend falls back to the decomposition.
-``tests/test_fused_ops.py`` checks that both give the same attributions.
+``tests/ops/test_fused_ops.py`` checks that both give the same attributions.
 
 Every function here is ``fused(ctx, func, args, kwargs, ref_args, ref_kwargs)``
 where ``ref_*`` are the op's arguments in the baseline pass (``None`` without

@@ -1,5 +1,5 @@
 """Write docs/pages/op_table.inc: every function object of the default op
-table, by kind (run from the repository root; tests/test_docs_op_table.py
+table, by kind (run from the repository root; tests/ops/test_docs_op_table.py
 checks the committed file is current)."""
 
 from __future__ import annotations

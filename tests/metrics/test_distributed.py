@@ -13,7 +13,7 @@ import pytest
 
 from captum_unified.metrics import read_rows
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # tests/ (eval_helpers.py)
 ROOT = HERE.parent
 ARGS = [
     "evaluate",
