@@ -17,6 +17,7 @@ r"""Datasets for the experiments (no download at run time).
 from __future__ import annotations
 
 import functools
+import importlib
 from typing import NamedTuple
 
 import numpy as np
@@ -38,8 +39,8 @@ Split = tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]
 
 
 def _require(module: str, pip_name: str):
-    import importlib
-
+    """Import an optional dependency when a loader needs it (mlxtend, scikit-learn:
+    lazily, so that ``import captum_unified`` works without them)."""
     try:
         return importlib.import_module(module)
     except ImportError as e:  # pragma: no cover - depends on environment

@@ -22,6 +22,9 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from captum_unified import data as _data
 
 __all__ = [
     "ACTIVATIONS",
@@ -190,8 +193,6 @@ def build_model(
 def _progress(iterable, show: bool, **kw):
     if not show:
         return iterable
-    from tqdm.auto import tqdm
-
     return tqdm(iterable, **kw)
 
 
@@ -417,8 +418,6 @@ def load_or_train(
             of the training digits is held out (seeded).
         hidden (sequence of int, optional): hidden widths (:func:`build_model`).
     """
-    from captum_unified import data as _data
-
     if data is None:
         loader = {"mnist": _data.load_mnist, "digits": _data.load_digits_images}[dataset]
         data = loader(n=n_train, seed=seed)

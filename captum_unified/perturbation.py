@@ -43,6 +43,7 @@ import torch
 from captum._utils.common import _select_targets
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
+from tqdm.auto import tqdm
 
 from captum_unified._utils.call import AttributionCall
 from captum_unified._utils.common import (
@@ -317,8 +318,6 @@ class PerturbationEngine:
             chunk = self.chunk(n_masks)
             bar = None
             if self.show_progress:
-                from tqdm.auto import tqdm
-
                 bar = tqdm(total=n_masks, desc=desc, unit="perturbation")
             try:
                 with torch.no_grad():

@@ -17,6 +17,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
+from captum.attr import visualization as viz
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Colormap, LinearSegmentedColormap, Normalize
+from matplotlib.figure import Figure
 
 __all__ = ["plot_sensitivity_n", "plot_region_perturbation", "plot_attribution_grid", "legend_outside"]
 
@@ -43,8 +47,6 @@ _DL = ("deeplift (rescale)", "deeplift")
 def _new_axes(ax, figsize=(5, 3.6)):
     if ax is not None:
         return ax.figure, ax
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=figsize)
     ax = fig.add_subplot(1, 1, 1)
     return fig, ax
@@ -243,9 +245,6 @@ def plot_attribution_grid(
         ``(fig, axes)`` with ``axes`` of shape ``(B, 1 + len(attributions))``;
         column 0 shows the input.
     """
-    from captum.attr import visualization as viz
-    from matplotlib.figure import Figure
-
     imgs = np.asarray(images.detach().cpu().numpy() if hasattr(images, "detach") else images, dtype=float)
     if imgs.ndim == 3:
         imgs = imgs[:, None]
@@ -314,9 +313,6 @@ def plot_attribution_grid(
 
 
 def _shared_colorbar(fig, sign: str, outlier_perc: float, bottom: float = 0.0) -> None:
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Colormap, LinearSegmentedColormap, Normalize
-
     # the colour maps and ranges of captum.attr.visualization.visualize_image_attr
     cmap: Colormap | str
     if sign == "all":

@@ -98,6 +98,13 @@ class AttributionCall:
             self.is_tuple,
         )
 
+    def with_baselines(self, baselines: Any) -> AttributionCall:
+        """The same call with other baselines, formatted against the call's
+        inputs (the inputs are not formatted again)."""
+        return AttributionCall(
+            self.inputs, format_baselines(baselines, self.inputs), self.additional_args, self.target, self.is_tuple
+        )
+
     # ------------------------------------------------------------------ shape
     @property
     def batch(self) -> int:

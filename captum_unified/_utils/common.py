@@ -8,8 +8,12 @@ per sample or a tuple of those, ``target`` as in :func:`captum._utils.common._se
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import warnings
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import torch
@@ -287,11 +291,6 @@ def warn(message: str) -> None:
     whose ``__exit__`` runs the end of a ``with`` block): the warning names the
     user's line, and Python's once-per-location filter counts each of the
     user's calls, not one line inside the package."""
-    import contextlib
-    import os
-    import sys
-    from types import FrameType
-
     modules = (sys.modules["captum_unified"], sys.modules.get("captum"))
     files = [getattr(m, "__file__", None) for m in modules]
     roots: tuple[str, ...] = tuple(os.path.dirname(os.path.abspath(f)) + os.sep for f in files if f)

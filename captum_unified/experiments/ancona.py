@@ -35,7 +35,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 
 from captum_unified.data import load_mnist
@@ -56,7 +58,9 @@ from captum_unified.experiments.common import (
     warnings_section,
     write_csv,
 )
-from captum_unified.models import train
+from captum_unified.metrics import default_n_list, pearson, sensitivity_n
+from captum_unified.models import evaluate, train
+from captum_unified.plots import legend_outside, plot_attribution_grid, plot_sensitivity_n
 
 __all__ = ["MODELS", "BASELINE", "DEFAULTS", "QUICK_DEFAULTS", "run"]
 
@@ -72,8 +76,6 @@ LABELS = {
 
 def _linear_model(spec: ModelSpec, cfg: ExperimentConfig, data) -> tuple[nn.Module, float]:
     """Softmax regression (the Proposition 4 control; Adam, trained in a second, not cached)."""
-    from captum_unified.models import evaluate
-
     torch.manual_seed(cfg.seed)
     side = data[0][0].shape[-1]
     model = nn.Sequential(nn.Flatten(), nn.Linear(side * side, 10))
@@ -137,8 +139,6 @@ N_POINTS = 12  # log-spaced n values from 1 to 80% of N (Figure 4's range)
 def _pcc(a: torch.Tensor, b: torch.Tensor) -> float:
     """Mean over samples of the Pearson correlation between two attribution maps
     (a constant map counts as uncorrelated: 0)."""
-    from captum_unified.metrics.sensitivity_n import pearson
-
     return float(pearson(a.flatten(1), b.flatten(1), dim=1).nan_to_num(0.0).mean())
 
 
@@ -151,8 +151,6 @@ def run(cfg: ExperimentConfig, models: list[ModelSpec] | None = None) -> dict[st
     data = load_mnist(n=cfg.n_train, seed=cfg.seed, pixel_range=tuple(cfg.pixel_range or DEFAULTS["pixel_range"]))
     x, labels = draw_samples(data[1], cfg.samples, cfg.seed)
     n_features = x[0].numel()
-    from captum_unified.metrics import default_n_list, sensitivity_n
-
     ns = default_n_list(n_features, num=N_POINTS) + [n_features]
     checks, sens, accs, results, grids, titles = [], [], {}, {}, {}, {}
     warned: dict[str, list[str]] = {}
@@ -241,13 +239,7 @@ def run(cfg: ExperimentConfig, models: list[ModelSpec] | None = None) -> dict[st
 
 
 def _figures(out: Path, results, grids, n_features, titles) -> dict[str, Path]:
-    import matplotlib
-
     matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    from captum_unified.plots import legend_outside, plot_attribution_grid, plot_sensitivity_n
-
     keys = list(results)
     cols = min(4, len(keys))
     rows = math.ceil(len(keys) / cols)

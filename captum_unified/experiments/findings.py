@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
+
+import numpy as np
 
 __all__ = [
     "spearman",
@@ -39,14 +42,28 @@ def _g(v, spec: str = ".3g") -> str:
     return "n/a" if v != v else format(v, spec)
 
 
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's rank correlation (ties get their average rank; scipy's ``spearmanr``)."""
-    from scipy.stats import spearmanr
+def _average_ranks(v: np.ndarray) -> np.ndarray:
+    """Ranks 1..n, ties given the mean of their ranks (``scipy.stats.rankdata``)."""
+    order = np.argsort(v, kind="mergesort")
+    sorted_v = v[order]
+    starts = np.r_[True, sorted_v[1:] != sorted_v[:-1]]
+    group = np.cumsum(starts) - 1
+    first = np.flatnonzero(starts)
+    last = np.r_[first[1:], len(v)]
+    ranks = np.empty(len(v))
+    ranks[order] = 0.5 * (first + 1 + last)[group]
+    return ranks
 
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation (ties get their average rank), computed as
+    ``scipy.stats.spearmanr`` computes it: the Pearson correlation of the ranks
+    (``np.corrcoef``); NaN for fewer than 3 points, a constant side or a NaN."""
     x, y = [float(v) for v in x], [float(v) for v in y]
-    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
+    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2 or any(v != v for v in x + y):
         return float("nan")
-    return float(spearmanr(x, y).statistic)
+    ranked = np.column_stack((_average_ranks(np.asarray(x)), _average_ranks(np.asarray(y))))
+    return float(np.corrcoef(ranked, rowvar=False)[1, 0])
 
 
 def _count(n: int, total: int) -> str:
@@ -271,8 +288,6 @@ def deng_figure3_sentences(fig3: list[dict]) -> list[str]:
 # ------------------------------------------------------------------- Ancona
 def ancona_sentences(checks: list[dict], sens: list[dict]) -> list[str]:
     """Ancona's findings from ``ancona_checks.csv`` and ``ancona_sensitivity_n.csv``."""
-    from collections import defaultdict
-
     # (model, act) -> method -> {n: (mean, pooled)}
     curves: defaultdict[tuple[str, str], dict[str, dict[int, tuple[float, float]]]] = defaultdict(dict)
     for r in sens:

@@ -14,9 +14,10 @@ from captum_unified._utils.call import AttributionCall
 from captum_unified._utils.state import preserves_model_state
 from captum_unified.taylor.terms import (
     TaylorDecomposition,
+    _decompose,
     _warn_if_zero,
+    format_call,
     gradient_and_hvp,
-    taylor_decomposition,
 )
 
 __all__ = ["TaylorAttribution"]
@@ -98,21 +99,24 @@ class TaylorAttribution(GradientAttribution):
         Integer or bool inputs are treated as real numbers (the expansion
         needs derivatives); for token ids attribute to the embedding layer.
         """
-        call = AttributionCall.format(inputs, baselines, target, additional_forward_args).floating()
-        fmt, args = call.inputs, call.additional_args
-        delta = tuple(d.detach() for d in call.deltas)
-        if self.order == 1:
-            _, grads, _ = gradient_and_hvp(self.forward_func, fmt, None, target, args)
-            attrs = tuple(g * d for g, d in zip(grads, delta))
-        else:
-            _, grads, hvps = gradient_and_hvp(self.forward_func, fmt, delta, target, args)
-            assert hvps is not None  # vectors given
-            _warn_if_zero(hvps, delta)
-            attrs = tuple(g * d - 0.5 * d * hv for g, d, hv in zip(grads, delta, hvps))
+        call = format_call(inputs, baselines, target, additional_forward_args)
+        attrs = self._attribute(call)
         out = call.output(attrs)
         if not return_convergence_delta:
             return out
         return out, call.convergence_delta(self.forward_func, attrs)
+
+    def _attribute(self, call: AttributionCall) -> tuple[Tensor, ...]:
+        """The attributions of a formatted call, one tensor per input."""
+        fmt, target, args = call.inputs, call.target, call.additional_args
+        delta = tuple(d.detach() for d in call.deltas)
+        if self.order == 1:
+            _, grads, _ = gradient_and_hvp(self.forward_func, fmt, None, target, args)
+            return tuple(g * d for g, d in zip(grads, delta))
+        _, grads, hvps = gradient_and_hvp(self.forward_func, fmt, delta, target, args)
+        assert hvps is not None  # vectors given
+        _warn_if_zero(hvps, delta)
+        return tuple(g * d - 0.5 * d * hv for g, d, hv in zip(grads, delta, hvps))
 
     @preserves_model_state
     def decompose(
@@ -129,14 +133,5 @@ class TaylorAttribution(GradientAttribution):
         r"""Per-feature first-order, independent and interactive terms and the
         approximation error; see :func:`~captum_unified.taylor.taylor_decomposition`
         (same arguments)."""
-        return taylor_decomposition(
-            self.forward_func,
-            inputs,
-            baselines,
-            target,
-            additional_forward_args,
-            hessian_diagonal,
-            n_samples,
-            seed,
-            max_chunk,
-        )
+        call = format_call(inputs, baselines, target, additional_forward_args)
+        return _decompose(self.forward_func, call, hessian_diagonal, n_samples, seed, max_chunk)

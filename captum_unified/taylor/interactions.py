@@ -27,7 +27,7 @@ from torch import Tensor
 
 from captum_unified._utils.call import AttributionCall
 from captum_unified.feature_groups import FeatureGroups
-from captum_unified.taylor.terms import _flat, batched_hvp
+from captum_unified.taylor.terms import _flat, batched_hvp, format_call
 
 __all__ = ["group_interactions"]
 
@@ -72,8 +72,14 @@ def group_interactions(
     Raises:
         ValueError: an empty batch, NaN inputs, a mask that does not fit.
     """
-    call = AttributionCall.format(inputs, baselines, target, additional_forward_args).floating()
-    groups = FeatureGroups.from_mask(feature_mask, call.inputs)
+    call = format_call(inputs, baselines, target, additional_forward_args)
+    return _interactions(forward_func, call, FeatureGroups.from_mask(feature_mask, call.inputs), max_chunk)
+
+
+def _interactions(
+    forward_func: Callable, call: AttributionCall, groups: FeatureGroups, max_chunk: int | None = None
+) -> Tensor:
+    """:func:`group_interactions` of a formatted call and its feature groups."""
     ids, n_groups = groups.flat_ids(), groups.n_groups
     batch = call.batch
     delta = _flat(tuple(d.detach() for d in call.deltas), batch)  # (B, N)

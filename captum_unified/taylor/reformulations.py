@@ -27,18 +27,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from captum_unified._utils.common import (
-    _format_output,
-    _is_tuple,
-    format_additional_args,
-    format_baselines,
-    format_inputs,
-    select_target,
-)
+from captum_unified._utils.common import select_target
+from captum_unified._utils.state import preserve_model_state
 from captum_unified.feature_groups import FeatureGroups
+from captum_unified.metrics.percentage_change import percentage_change_per_sample
 from captum_unified.taylor.attribution import TaylorAttribution
-from captum_unified.taylor.interactions import group_interactions
-from captum_unified.taylor.terms import _delta, _flat, _split, gradient_and_hvp, taylor_decomposition
+from captum_unified.taylor.interactions import _interactions
+from captum_unified.taylor.terms import _flat, _split, format_call, gradient_and_hvp, taylor_decomposition
 
 __all__ = [
     "gradient_x_input_reformulation",
@@ -137,19 +132,16 @@ def occlusion_patch_reformulation(
     Returns:
         Attributions, same type and shapes as ``inputs``.
     """
-    is_tuple = _is_tuple(inputs)
-    fmt = format_inputs(inputs)
-    base = format_baselines(baselines, fmt)
-    args = format_additional_args(additional_forward_args)
-    batch = fmt[0].shape[0]
+    call = format_call(inputs, baselines, target, additional_forward_args)
+    fmt, batch = call.inputs, call.batch
     groups = FeatureGroups.from_mask(feature_mask, fmt)
     ids, n_groups = groups.flat_ids(), groups.n_groups
-    _, grads, _ = gradient_and_hvp(forward_func, fmt, None, target, args)
-    first = _flat(tuple(g * d for g, d in zip(grads, _delta(fmt, base))), batch)  # (B, N)
+    _, grads, _ = gradient_and_hvp(forward_func, fmt, None, call.target, call.additional_args)
+    first = _flat(tuple(g * d.detach() for g, d in zip(grads, call.deltas)), batch)  # (B, N)
     patch_first = torch.zeros(batch, n_groups, dtype=first.dtype, device=first.device).scatter_add_(1, ids, first)
-    m = group_interactions(forward_func, fmt, feature_mask, base, target, args, max_chunk)
+    m = _interactions(forward_func, call, groups, max_chunk)
     patch = patch_first - 0.5 * m.diagonal(dim1=1, dim2=2)
-    return _format_output(is_tuple, _split(torch.gather(patch, 1, ids), fmt))
+    return call.output(_split(torch.gather(patch, 1, ids), fmt))
 
 
 _LINEAR_TYPES = (
@@ -200,8 +192,10 @@ def _deeplift_layers(
         raise TypeError("DeepLIFT's Taylor reformulation needs an nn.Sequential of affine layers and activations.")
     if remainder not in ("second", "exact"):
         raise ValueError(f"remainder must be 'second' or 'exact', got {remainder!r}.")
-    (x,) = format_inputs(inputs)
-    (b,) = format_baselines(baselines, (x,))
+    call = format_call(inputs, baselines, target)
+    if len(call.inputs) != 1:
+        raise ValueError(f"DeepLIFT's Taylor reformulation takes one input tensor, got a tuple of {len(call.inputs)}.")
+    (x,), (b,), target = call.inputs, call.baselines, call.target
     b = b.expand_as(x)
     layers: list[tuple[nn.Module, bool, Tensor, Tensor]] = []
     h, hb = x.detach(), b.detach()
@@ -399,8 +393,8 @@ def expected_gradients_reformulation(
     Returns:
         Attributions, same type and shapes as ``inputs``.
     """
-    is_tuple = _is_tuple(inputs)
-    fmt = format_inputs(inputs)
+    call = format_call(inputs, None, target, additional_forward_args)
+    fmt = call.inputs
     if isinstance(baselines, Tensor):
         baselines = (baselines,)
     if len(baselines) != len(fmt):
@@ -417,10 +411,11 @@ def expected_gradients_reformulation(
     ta = TaylorAttribution(forward_func, order=2)
     total: tuple[Tensor, ...] | None = None
     for k in range(n):
-        a = ta.attribute(fmt, tuple(bl[k : k + 1] for bl in baselines), target, additional_forward_args)
+        with preserve_model_state():  # per baseline, as TaylorAttribution.attribute
+            a = ta._attribute(call.with_baselines(tuple(bl[k : k + 1] for bl in baselines)))
         total = a if total is None else tuple(t + ai for t, ai in zip(total, a))
     assert total is not None  # n >= 1
-    return _format_output(is_tuple, tuple(t / n for t in total))
+    return call.output(tuple(t / n for t in total))
 
 
 def percentage_change(original: Attr, reformulated: Attr, per_sample: bool = False) -> float | Tensor:
@@ -444,7 +439,5 @@ def percentage_change(original: Attr, reformulated: Attr, per_sample: bool = Fal
     Returns:
         float: ``d`` in percent (or the per-sample tensor).
     """
-    from captum_unified.metrics.percentage_change import percentage_change_per_sample
-
     d = percentage_change_per_sample(original, reformulated)
     return d if per_sample else float(d.mean())

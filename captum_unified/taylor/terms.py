@@ -30,14 +30,10 @@ from typing import Any, cast
 import torch
 from torch import Tensor
 
+from captum_unified._utils.call import AttributionCall
 from captum_unified._utils.common import (
-    _format_output,
-    _is_tuple,
     expand_additional_args,
     expand_target,
-    format_additional_args,
-    format_baselines,
-    format_inputs,
     run_forward,
     sum_per_sample,
     warn,
@@ -62,6 +58,17 @@ _ZERO_HESSIAN_MESSAGE = (
     "To study the second-order terms of a ReLU network, run it inside "
     "`captum_unified.taylor.softplus_swap(beta)` (Deng et al. replace ReLU by Softplus)."
 )
+
+
+def format_call(
+    inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None
+) -> AttributionCall:
+    """The one formatting of a Taylor function's Captum-style arguments
+    (:meth:`AttributionCall.format <captum_unified._utils.call.AttributionCall.format>`:
+    validation, clear errors, an empty batch refused). Integer or bool inputs
+    are treated as real numbers (the expansion needs derivatives). Every public
+    function of :mod:`captum_unified.taylor` calls it once and passes the call on."""
+    return AttributionCall.format(inputs, baselines, target, additional_forward_args).floating()
 
 
 def _flat(tensors: Sequence[Tensor], batch: int) -> Tensor:
@@ -354,21 +361,6 @@ class TaylorDecomposition:
         return self._combine(self.first_order, self.independent, self.interactive)
 
 
-def _delta(inputs: tuple[Tensor, ...], baselines: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-    return tuple((x - b).detach() for x, b in zip(inputs, baselines))
-
-
-def _baseline_outputs(
-    forward_func: Callable,
-    inputs: tuple[Tensor, ...],
-    baselines: tuple[Tensor, ...],
-    target: Any,
-    args: tuple[Any, ...],
-) -> Tensor:
-    with torch.no_grad():
-        return run_forward(forward_func, tuple(b.expand_as(x) for b, x in zip(baselines, inputs)), target, args)
-
-
 def _warn_if_zero(hvps: tuple[Tensor, ...], delta: tuple[Tensor, ...]) -> None:
     if all(bool((d == 0).all()) for d in delta):
         return
@@ -425,11 +417,21 @@ def taylor_decomposition(
         AttributionWarning: if the second-order terms are identically zero
         (ReLU network); use :func:`~captum_unified.taylor.softplus_swap`.
     """
-    is_tuple = _is_tuple(inputs)
-    fmt = format_inputs(inputs)
-    base = format_baselines(baselines, fmt)
-    args = format_additional_args(additional_forward_args)
-    delta = _delta(fmt, base)
+    call = format_call(inputs, baselines, target, additional_forward_args)
+    return _decompose(forward_func, call, hessian_diagonal, n_samples, seed, max_chunk)
+
+
+def _decompose(
+    forward_func: Callable,
+    call: AttributionCall,
+    hessian_diagonal: str = "exact",
+    n_samples: int = 64,
+    seed: int | None = None,
+    max_chunk: int | None = None,
+) -> TaylorDecomposition:
+    """:func:`taylor_decomposition` of a formatted call."""
+    fmt, target, args = call.inputs, call.target, call.additional_args
+    delta = tuple(d.detach() for d in call.deltas)
     out, grads, hvps = gradient_and_hvp(forward_func, fmt, delta, target, args)
     assert hvps is not None  # vectors given
     _warn_if_zero(hvps, delta)
@@ -439,13 +441,13 @@ def taylor_decomposition(
     indep = tuple(-0.5 * h * d * d for h, d in zip(diag, delta))
     total2 = tuple(-0.5 * d * hv for d, hv in zip(delta, hvps))
     inter = tuple(t - i for t, i in zip(total2, indep))
-    diff = out - _baseline_outputs(forward_func, fmt, base, target, args)
+    diff = out - call.baseline_forward(forward_func)
     error = diff - sum_per_sample(first) - sum_per_sample(total2)
     return TaylorDecomposition(
-        first_order=_format_output(is_tuple, first),
-        independent=_format_output(is_tuple, indep),
-        interactive=_format_output(is_tuple, inter),
+        first_order=call.output(first),
+        independent=call.output(indep),
+        interactive=call.output(inter),
         error=error.detach(),
-        hessian_diagonal=_format_output(is_tuple, diag),
+        hessian_diagonal=call.output(diag),
         output_difference=diff.detach(),
     )

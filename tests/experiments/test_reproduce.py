@@ -9,12 +9,17 @@ Deng et al. 2021: Gradient*Input's percentage change is 0 (Theorem 1); on the
 Poly model every reformulation is exact; second-order Taylor attribution has a
 lower infidelity than first-order; Table 2, Figures 2 and 3 are written.
 Both: the explained digits come from every class, and a rerun with the same
-thread count gives the same numbers.
+thread count gives the same numbers. Behaviour check: the quick runs' CSVs
+equal the golden files in ``tests/experiments/golden`` byte for byte
+(``scripts/golden_reproductions.py``; ``--update`` when a change is meant to
+change numbers).
 """
 
 import csv
+import importlib.util
 import re
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
@@ -34,8 +39,8 @@ SIZES = ["quick", pytest.param("full", marks=pytest.mark.slow)]
 def _reproduce(tmp_path_factory, paper, size):
     root = tmp_path_factory.mktemp(f"{paper}-{size}")
     args = ["reproduce", paper, "--no-progress", "--out", str(root / "out")]
-    if size == "quick":
-        args += ["--quick", "--cache-dir", str(root / "cache")]
+    if size == "quick":  # the golden files' command (scripts/golden_reproductions.py), in this process
+        args += ["--quick", "--threads", "1", "--cache-dir", str(root / "cache")]
     assert cli.main(args) == 0
     return root / "out"
 
@@ -48,6 +53,36 @@ def ancona(request, tmp_path_factory):
 @pytest.fixture(scope="module", params=SIZES)
 def deng(request, tmp_path_factory):
     return _reproduce(tmp_path_factory, "deng", request.param)
+
+
+def _golden():
+    path = Path(__file__).resolve().parents[2] / "scripts" / "golden_reproductions.py"
+    spec = importlib.util.spec_from_file_location("golden_reproductions", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _check_golden(request, out, paper):
+    """Every CSV of the quick run, byte for byte, equals its golden file: the
+    whole set in the default run (these reproductions run here anyway)."""
+    if request.node.callspec.params[paper] != "quick":
+        pytest.skip("golden files hold the --quick sizes")
+    golden = _golden()
+    why = golden.environment_differs()
+    if why:
+        pytest.skip(why)
+    assert len(golden.golden_names(paper)) >= 2
+    problems = golden.compare(out, paper)
+    assert not problems, golden.message(paper, problems)
+
+
+def test_ancona_quick_csvs_equal_golden_files(ancona, request):
+    _check_golden(request, ancona, "ancona")
+
+
+def test_deng_quick_csvs_equal_golden_files(deng, request):
+    _check_golden(request, deng, "deng")
 
 
 def _curves(out):
@@ -286,3 +321,30 @@ def test_rerun_gives_identical_numbers(paper, tmp_path):
     assert outs[0].keys() == outs[1].keys() and len(outs[0]) >= 2
     for key in outs[0]:
         assert outs[0][key].read_bytes() == outs[1][key].read_bytes(), key
+
+
+def test_golden_check_names_the_changed_cell_and_how_to_update(tmp_path):
+    """The behaviour check itself: a changed number, a missing and an extra CSV
+    are reported by file, row and column, with the command that updates the
+    golden files."""
+    import shutil
+
+    golden = _golden()
+    for name in golden.golden_names("deng"):
+        shutil.copyfile(golden.GOLDEN / "deng" / name, tmp_path / name)
+    assert golden.compare(tmp_path, "deng") == []
+    rows = _rows(tmp_path / "deng_table3.csv")
+    old = rows[2]["d_percent"]
+    rows[2]["d_percent"] = repr(float(old) * (1 + 1e-12))
+    with open(tmp_path / "deng_table3.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    (tmp_path / "deng_checks.csv").unlink()
+    (tmp_path / "deng_new.csv").write_text("a\n1\n")
+    problems = golden.compare(tmp_path, "deng")
+    text = golden.message("deng", problems)
+    assert f"deng_table3.csv row 3 d_percent: golden {old!r}" in text and "relative difference 1e-12" in text
+    assert "deng_checks.csv: golden file exists but the run did not write it" in text
+    assert "deng_new.csv: written now but has no golden file" in text
+    assert "scripts/golden_reproductions.py --update" in text
