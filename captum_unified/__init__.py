@@ -28,6 +28,7 @@ from captum_unified.attr import (
     LayerGradientXActivation,
     LayerGradientXInput,
     LayerModifiedGradient,
+    LLMGradientAttribution,
     ModifiedGradient,
     Occlusion1,
     OcclusionPatch,
@@ -69,4 +70,5 @@ __all__ = [
     "LayerGradientXActivation",
     "LayerEpsilonLRP",
     "LayerDeepLiftRescale",
+    "LLMGradientAttribution",
 ]
