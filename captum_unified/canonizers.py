@@ -55,6 +55,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import MappingProxyType
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -118,7 +119,8 @@ def rms_norm_one_plus_weight(module: nn.Module, x: Tensor) -> Tensor:
     r"""``F.rms_norm(x, eps) * (1 + weight)`` (Gemma style: the weight is stored
     as an offset from 1; scaled before the cast back)."""
     y = _normalised(module, x)
-    return (y * (1.0 + module.weight.to(y.dtype))).to(x.dtype)
+    weight = cast(Tensor, module.weight)
+    return (y * (1.0 + weight.to(y.dtype))).to(x.dtype)
 
 
 #: module class name (or :mod:`fnmatch` pattern) -> what it computes as fused ops.

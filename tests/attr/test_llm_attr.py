@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 from captum.attr import LLMAttributionResult, TextTokenInput
-from hf_helpers import LastLogits, gpt2, llama, tokenizer, zero_biases
+from hf_helpers import gpt2, llama, tokenizer, zero_biases
 
 import captum_unified as cu
 from captum_unified.canonizers import canonize

@@ -111,9 +111,9 @@ class LLMGradientAttribution(_CaptumLLMGradientAttribution):
         # ``self.model``, not ``forward_func``: point it at the wrapper too (on
         # this object's shallow copy of the method; the user's is unchanged).
         if getattr(self.attr_method, "model", None) is self.model:
-            self.attr_method.model = self.attr_method.forward_func  # type: ignore[attr-defined]
+            self.attr_method.model = self.attr_method.forward_func
 
-    def attribute(  # type: ignore[override]
+    def attribute(
         self,
         inp: InterpretableInput,
         target: str | Tensor | None = None,
@@ -200,6 +200,6 @@ class _DeltaCollector:
         self.deltas: list[Tensor] = []
 
     def attribute(self, *args: Any, **kwargs: Any) -> Tensor:
-        attr, delta = self.method.attribute(*args, return_convergence_delta=True, **kwargs)  # type: ignore[attr-defined]
+        attr, delta = self.method.attribute(*args, return_convergence_delta=True, **kwargs)
         self.deltas.append(delta.detach())
         return attr
