@@ -238,4 +238,5 @@ def test_lrp_gate_conserves_the_logit_once_canonized(arch):
             warnings.simplefilter("error", cu.AttributionWarning)  # canonized: no "epsilon-LRP through rsqrt"
             attrs = cu.LayerEpsilonLRP(f, layers, epsilon=1e-12, products="gate").attribute(ids, target=t)
     total = sum(a.sum() for a in attrs)
-    assert abs(total - out[0, t]) <= 1e-6 * abs(out[0, t]), (float(total), float(out[0, t]))
+    # against the logit of the model as it runs in the block (float64 throughout)
+    assert abs(total - out[0, t]) <= 1e-9 * abs(out[0, t]), (float(total), float(out[0, t]))

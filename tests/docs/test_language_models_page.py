@@ -63,10 +63,12 @@ def test_the_pages_code_runs_and_its_claims_hold():
             assert ns["seq"].step_scores["deltas"].abs().max() < 1e-12
     plt.close("all")
     # "a bias-free model conserves its logit only when the modules are reached as one op each"
+    pattern = r"^(.*?)\|sum R / logit - 1\| = (\S+) \(shipped logit\), (\S+) \(logit in the block\)$"
     errors = {
-        m.group(1).strip(): float(m.group(2))
-        for m in re.finditer(r"^(.*?)\|sum R / logit - 1\| = (\S+)$", printed[5], re.MULTILINE)
+        m.group(1).strip(): (float(m.group(2)), float(m.group(3))) for m in re.finditer(pattern, printed[5], re.M)
     }
     assert set(errors) == {"GPT-2 as shipped", "GPT-2 canonized", "LLaMA as shipped", "LLaMA canonized"}
-    assert errors["GPT-2 canonized"] < 1e-10 and errors["LLaMA canonized"] < 1e-6, errors
-    assert errors["GPT-2 as shipped"] > 1e-3 and errors["LLaMA as shipped"] > 1e-4, errors
+    # canonized: conserved against the model's own logit; LLaMA's shipped logit differs by its float32 norms
+    assert errors["GPT-2 canonized"][0] < 1e-10 and errors["LLaMA canonized"][0] < 1e-6, errors
+    assert errors["GPT-2 canonized"][1] < 1e-10 and errors["LLaMA canonized"][1] < 1e-10, errors
+    assert errors["GPT-2 as shipped"][1] > 1e-3 and errors["LLaMA as shipped"][1] > 1e-4, errors
