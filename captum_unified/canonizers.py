@@ -28,7 +28,7 @@ Zennit calls these *canonizers*.
 
 Adding one is one line in :data:`MODULE_MAP`: the class name (or an
 :mod:`fnmatch` pattern) and a function ``(module, x) -> Tensor`` computing what
-the module's ``forward`` computes; ``tests/test_canonizers.py`` checks every row
+the module's ``forward`` computes; ``tests/canonizers/test_canonizers.py`` checks every row
 against the module's own forward.
 
 Keys are class names, not classes, so that ``import captum_unified`` does not

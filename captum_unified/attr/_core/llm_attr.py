@@ -38,13 +38,9 @@ class LLMGradientAttribution(_CaptumLLMGradientAttribution):
     ``LayerIntegratedGradients``.
 
     For each generated token :math:`y_k` the wrapped method attributes
-
-    .. math::
-
-        S_k(e) = \log p(y_k \mid x, y_{<k}) \quad\text{(``explain="log_prob"``,
-        Captum's)}\qquad\text{or}\qquad z_{y_k}(x, y_{<k}) \quad\text{(``explain="logit"``)}
-
-    to the output :math:`e` of the layer (the token-embedding layer), and the
+    :math:`S_k = \log p(y_k \mid x, y_{<k})` (``explain="log_prob"``, Captum's)
+    or the logit :math:`S_k = z_{y_k}(x, y_{<k})` (``explain="logit"``)
+    to the output of the layer (the token-embedding layer), and the
     row of the result sums the attribution over the embedding dimensions, one
     column per prompt token. The baseline is Captum's: every prompt token
     replaced by the :class:`~captum.attr.TextTokenInput`'s ``baselines`` token
