@@ -6,7 +6,12 @@ Where things are:
 * :mod:`captum_unified.rules` — what replaces a nonlinearity's derivative.
 * :mod:`captum_unified.ops` — the op table: how every torch op is classified.
 * :mod:`captum_unified.backend` — the modified chain rule (one backend for all).
-* :mod:`captum_unified.attr` — the attribution methods (Captum classes).
+* :mod:`captum_unified.attr` — the attribution methods (Captum classes), and
+  :class:`~captum_unified.LLMGradientAttribution` for language models.
+* :mod:`captum_unified.canonizers` — Hugging Face modules computed as the fused
+  op they spell out (``F.gelu``, ``F.rms_norm``) inside a ``with`` block.
+* :mod:`captum_unified.integrations` — the methods inside other libraries
+  (inseq), each an optional extra imported on demand.
 * :mod:`captum_unified.perturbation` — the batched perturbation engine.
 * :mod:`captum_unified.taylor` — the Taylor framework (Deng et al. 2021).
 * :mod:`captum_unified.metrics` — Sensitivity-n and the other evaluators.
@@ -28,6 +33,7 @@ from captum_unified.attr import (
     LayerGradientXActivation,
     LayerGradientXInput,
     LayerModifiedGradient,
+    LLMGradientAttribution,
     ModifiedGradient,
     Occlusion1,
     OcclusionPatch,
@@ -69,4 +75,5 @@ __all__ = [
     "LayerGradientXActivation",
     "LayerEpsilonLRP",
     "LayerDeepLiftRescale",
+    "LLMGradientAttribution",
 ]

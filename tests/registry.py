@@ -160,6 +160,10 @@ METHODS = [
 
 BY_NAME = {e.name: e for e in METHODS}
 
+#: public classes that wrap a method above (text in, Captum's LLMAttributionResult out): the
+#: tensor contracts do not apply; their tests are tests/attr/test_llm_attr.py
+WRAPPERS = (cu.LLMGradientAttribution,)
+
 
 @dataclass(frozen=True)
 class MetricEntry:

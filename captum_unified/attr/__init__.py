@@ -12,6 +12,7 @@ from captum_unified.attr._core.layer.layer_modified_gradient import (
     LayerGradientXInput,
     LayerModifiedGradient,
 )
+from captum_unified.attr._core.llm_attr import LLMGradientAttribution
 from captum_unified.attr._core.modified_gradient import ModifiedGradient
 from captum_unified.attr._core.occlusion import Occlusion1
 from captum_unified.attr._core.occlusion_patch import OcclusionPatch
@@ -31,4 +32,5 @@ __all__ = [
     "LayerGradientXActivation",
     "LayerEpsilonLRP",
     "LayerDeepLiftRescale",
+    "LLMGradientAttribution",
 ]
