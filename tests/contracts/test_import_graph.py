@@ -30,6 +30,7 @@ LAYERS: dict[str, tuple[int, int]] = {
     "__main__": (-1, 0),
     "cli": (0, 0),
     "experiments": (1, 0),
+    "integrations": (1, 2),
     "data": (1, 1),
     "models": (1, 1),
     "plots": (1, 1),
@@ -42,6 +43,7 @@ LAYERS: dict[str, tuple[int, int]] = {
     "feature_groups": (3, 1),
     "ops": (4, 0),
     "rules": (4, 1),
+    "canonizers": (4, 2),
     "_utils": (5, 0),
 }
 
