@@ -1,23 +1,44 @@
 """Command line: ``captum-unified`` / ``python -m captum_unified``.
 
 Subcommands: ``train`` (train and cache a zoo model), ``attribute`` (attribution
-PNGs for a few test digits), ``reproduce {ancona,deng}`` (experiment pipeline),
-``evaluate`` (methods x metrics over a data set, resumable; under ``torchrun``
-the samples are shared by the processes).
+PNGs for a few test digits), ``reproduce {ancona,deng}`` (a paper's experiment
+pipeline), ``evaluate`` (methods x metrics over a data set, resumable; under
+``torchrun`` the samples are shared by the processes).
+
+Every choice and option that names a method, a metric, a zoo model or a paper
+comes from :mod:`captum_unified.registry` (a metric's options are part of its
+registry entry), which imports no torch: ``--help`` answers at once. A
+mistake on the command line is one line naming the value and what would work.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
+import inspect
 import os
+import re
 import sys
+import textwrap
 from pathlib import Path
+from typing import Any
+
+from captum_unified.recipes import RECIPES
+from captum_unified.registry import ACTIVATIONS, METHODS, METRICS, PAPERS, TARGETS, ZOO, MetricEntry, Option
 
 __all__ = ["main", "build_parser"]
 
-_OPTIONAL = {"mlxtend": "pip install mlxtend", "sklearn": "pip install scikit-learn"}
+#: optional dependencies: import name -> how to install it
+_OPTIONAL = {"mlxtend": "pip install mlxtend", "sklearn": "pip install scikit-learn", "pyarrow": "pip install pyarrow"}
+
+#: the methods the command line runs by name (the registry's entries that need nothing but the model)
+_RUNNABLE = [name for name, e in METHODS.items() if e.runs_by_name]
+_DEFAULT_METHODS = [name for name, e in METHODS.items() if e.default]
+_DEFAULT_METRICS = [name for name, e in METRICS.items() if e.default]
 
 
+# ------------------------------------------------------------ value types
 def _positive_int(text: str) -> int:
     """argparse type: an integer of at least 1."""
     try:
@@ -43,6 +64,96 @@ def _pixel_range(text: str) -> tuple:
     return value
 
 
+def _method_pair(text: str) -> tuple[str, str]:
+    """argparse type: ``METHOD=REFERENCE``, two method names."""
+    method, sep, reference = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected METHOD=REFERENCE (e.g. ig=taylor), got {text!r}")
+    for name in (method, reference):
+        if name not in _RUNNABLE:
+            raise argparse.ArgumentTypeError(
+                f"{name!r} in {text!r} is not a method; choose from {', '.join(_RUNNABLE)}"
+            )
+    return method, reference
+
+
+_KINDS: dict[str, dict[str, Any]] = {
+    "int": dict(type=_positive_int),
+    "ints": dict(type=_positive_int, nargs="+"),
+    "float": dict(type=float),
+    "pairs": dict(type=_method_pair, nargs="+"),
+}
+
+
+# ------------------------------------------------------------------- help
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs keep their lines (lists, examples) and wrap each
+    to the terminal: a list row under its text, an example command not at all
+    (it stays copyable); option help is wrapped as usual."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        out = []
+        for line in text.splitlines():
+            body = line.lstrip(" ")
+            lead = len(line) - len(body)
+            if not body or body.startswith(("captum-unified ", "torchrun ")):
+                out.append(indent + line if body else "")
+                continue
+            key = re.match(r"\S+\s{2,}", body) if lead else None
+            hang = " " * (lead + (key.end() if key else 2 if lead else 0))
+            out.append(textwrap.fill(body, width, initial_indent=indent + " " * lead, subsequent_indent=indent + hang))
+        return "\n".join(out)
+
+
+def _listing(title: str, rows: list[tuple[str, str]]) -> str:
+    width = max(len(k) for k, _ in rows) + 2
+    return title + ":\n" + "\n".join(f"  {k:<{width}}{v}" for k, v in rows)
+
+
+def _epilog(*sections: str) -> str:
+    return "\n\n".join(s for s in sections if s)
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _writes(*rows: tuple[str, str]) -> str:
+    return _listing("writes", list(rows))
+
+
+def _methods_section() -> str:
+    rows = [(name, f"{METHODS[name].label}: {METHODS[name].summary}") for name in _RUNNABLE]
+    python_only = ", ".join(f"{n} (needs {' and '.join(e.needs)})" for n, e in METHODS.items() if e.needs)
+    return _listing("methods", rows) + f"\n  From Python only: {python_only}."
+
+
+def _zoo_section() -> str:
+    rows = [
+        (z.name, z.summary + (f"; activation {z.activation}" if z.activation else "; no activation to choose"))
+        for z in ZOO.values()
+    ]
+    return _listing("zoo models (--model)", rows)
+
+
+def _recipes_section() -> str:
+    return _listing("training recipes (--recipe)", [(k, r.describe()) for k, r in RECIPES.items()])
+
+
+def _metrics_section() -> str:
+    rows = []
+    for name, e in METRICS.items():
+        options = ", ".join(o.flag for o in e.options)
+        needs = "; needs a box per sample: --model data (inputs, labels, boxes)" if e.data == "boxes" else ""
+        rows.append((name, e.summary + (f" [{options}]" if options else "") + needs))
+    return _listing("metrics (--metrics)", rows)
+
+
+def _help(text: str) -> str:
+    return text.replace("%", "%%")
+
+
+# ----------------------------------------------------------------- parser
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--epochs",
@@ -73,61 +184,122 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from captum_unified.experiments.common import METHODS, TARGETS
-    from captum_unified.models import ACTIVATIONS, MODEL_NAMES, RECIPES
+def _add_zoo_model(p: argparse.ArgumentParser, flag: str = "--model", default: str = "ancona_mlp") -> None:
+    p.add_argument(
+        flag, choices=list(ZOO), default=default, metavar="MODEL", help=f"zoo model (default {default}; list below)"
+    )
 
+
+def _add_activation_recipe(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--activation",
+        choices=list(ACTIVATIONS),
+        default=None,
+        help="the model's nonlinearity (default: the paper's, listed below; models without one take none)",
+    )
+    p.add_argument("--recipe", choices=list(RECIPES), default="adam", help="training recipe (default adam; list below)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (no torch import: names come from :mod:`captum_unified.registry`)."""
     parser = argparse.ArgumentParser(
         prog="captum-unified",
+        formatter_class=_Formatter,
         description="Unified gradient attribution (Ancona et al. 2018) and Taylor "
         "framework (Deng et al. 2021) for Captum.",
+        epilog=_epilog(
+            "Run captum-unified COMMAND --help for a command's options, choices, examples and the files it writes.",
+            _examples("captum-unified reproduce ancona --quick", "captum-unified evaluate --quick --methods gi ig"),
+        ),
     )
     sub = parser.add_subparsers(dest="command", metavar="{train,attribute,reproduce,evaluate}")
     sub.required = True
 
-    models = ", ".join(MODEL_NAMES)
-    recipes = sorted(RECIPES)
-    p = sub.add_parser("train", help="train and cache a zoo model")
-    p.add_argument("--model", choices=MODEL_NAMES, default="ancona_mlp", metavar="MODEL", help=models)
-    p.add_argument(
-        "--activation",
-        choices=sorted(ACTIVATIONS),
-        default=None,
-        help="the model's nonlinearity (default: the paper's; deng_poly has none)",
+    p = sub.add_parser(
+        "train",
+        help="train and cache a zoo model",
+        description="Train a zoo model on the shipped MNIST digits (or load it from the cache) and print "
+        "its test accuracy.",
+        formatter_class=_Formatter,
+        epilog=_epilog(
+            _zoo_section(),
+            _recipes_section(),
+            _examples(
+                "captum-unified train --model ancona_cnn --quick",
+                "captum-unified train --model deng_mlp --activation softplus --recipe adadelta-es",
+            ),
+            _writes(("<cache-dir>/<model>-<activation>-....pt", "the trained state_dict (one file per settings)")),
+        ),
     )
-    p.add_argument("--recipe", choices=recipes, default="adam", help="training recipe (default adam)")
+    _add_zoo_model(p)
+    _add_activation_recipe(p)
     _add_common(p)
 
-    p = sub.add_parser("attribute", help="attribution images for a (cached) model and test digits")
-    p.add_argument("--model", choices=MODEL_NAMES, default="ancona_mlp", metavar="MODEL", help=models)
-    p.add_argument(
-        "--activation",
-        choices=sorted(ACTIVATIONS),
-        default=None,
-        help="the model's nonlinearity (default: the paper's; deng_poly has none)",
+    p = sub.add_parser(
+        "attribute",
+        help="attribution images for a (cached) zoo model and test digits",
+        description="Attribution maps of a few test digits (drawn class-stratified) by each chosen method, "
+        "as PNG images (Captum's blended heat map). Trains and caches the model on first use.",
+        formatter_class=_Formatter,
+        epilog=_epilog(
+            _methods_section(),
+            _zoo_section(),
+            _examples(
+                "captum-unified attribute --quick --method gi ig lrp",
+                "captum-unified attribute --model ancona_cnn --activation tanh --samples 5 --target predicted "
+                "--out maps",
+            ),
+            _writes(("<out>/<model>_<activation>_<method>_<i>.png", "one image per method and digit")),
+        ),
     )
-    p.add_argument("--recipe", choices=recipes, default="adam", help="training recipe (default adam)")
-    p.add_argument("--method", choices=list(METHODS), nargs="+", default=["gi"], help="one or more methods")
+    _add_zoo_model(p)
+    _add_activation_recipe(p)
+    p.add_argument(
+        "--method",
+        choices=_RUNNABLE,
+        nargs="+",
+        default=["gi"],
+        metavar="METHOD",
+        help="one or more methods (default gi; list below)",
+    )
     p.add_argument(
         "--samples", type=_positive_int, default=3, help="number of test digits, drawn class-stratified (default 3)"
     )
     p.add_argument(
         "--target",
-        choices=sorted(TARGETS),
+        choices=list(TARGETS),
         default="true",
-        help="explain the true class (default) or the predicted one",
+        help=_help("; ".join(f"{k}: {v}" for k, v in TARGETS.items()) + " (default true)"),
     )
     p.add_argument(
         "--baseline",
         type=float,
         default=-1.0,
-        help="baseline value for IG/DeepLIFT/Occlusion-1 (-1 = black background)",
+        help="baseline value of the methods that take one (IG, DeepLIFT, Occlusion-1, Taylor; -1 = black background)",
     )
-    p.add_argument("--out", default="attributions", help="output folder for PNGs")
+    p.add_argument("--out", default="attributions", help="output folder for PNGs (default attributions)")
     _add_common(p)
 
-    p = sub.add_parser("reproduce", help="run a paper's experiment pipeline")
-    p.add_argument("paper", choices=["ancona", "deng"])
+    p = sub.add_parser(
+        "reproduce",
+        help="run a paper's experiment pipeline",
+        description="Reproduce a paper's experiments on the shipped MNIST digits: train (or load) the models, "
+        "compute the attributions and metrics, write the CSVs, figures and a report.",
+        formatter_class=_Formatter,
+        epilog=_epilog(
+            _listing("papers", [(k, v.summary) for k, v in PAPERS.items()]),
+            _examples(
+                "captum-unified reproduce ancona --quick",
+                "captum-unified reproduce deng --samples 100 --threads 1 --out results",
+            ),
+            _writes(*((f"<out>/{pattern}", f"{k}: {what}") for k, v in PAPERS.items() for pattern, what in v.writes)),
+        ),
+    )
+    p.add_argument(
+        "paper",
+        choices=list(PAPERS),
+        help="the pipeline: " + "; ".join(f"{k}: {v.summary}" for k, v in PAPERS.items()),
+    )
     p.add_argument(
         "--samples",
         type=_positive_int,
@@ -142,13 +314,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--target",
-        choices=sorted(TARGETS),
+        choices=list(TARGETS),
         default=None,
-        help="explain the true class (default, as the papers) or the predicted one",
+        help=_help("; ".join(f"{k}: {v}" for k, v in TARGETS.items()) + " (default true, as the papers)"),
     )
     p.add_argument(
         "--recipe",
-        choices=recipes,
+        choices=list(RECIPES),
         default=None,
         help="training recipe (default adadelta-es, Ancona et al.'s Adadelta with early stopping; --quick: adam)",
     )
@@ -159,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LO,HI",
         help="pixel scaling -1,1 or 0,1 (default: ancona -1,1 as the paper; deng 0,1)",
     )
-    p.add_argument("--out", default="results", help="output folder for CSV and report")
+    p.add_argument("--out", default="results", help="output folder for CSV and report (default results)")
     p.add_argument(
         "--baseline",
         type=float,
@@ -169,8 +341,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(p)
 
-    from captum_unified.metrics.registry import METRICS
-
     p = sub.add_parser(
         "evaluate",
         help="evaluate methods x metrics over a data set (resumable; torchrun shards it)",
@@ -179,32 +349,53 @@ def build_parser() -> argparse.ArgumentParser:
         "model (trained and cached on first use). Rerun the same command to resume. Under "
         "torchrun --nproc_per_node=N the batches are shared by the N processes; the rows are "
         "the same as on one process.",
+        formatter_class=_Formatter,
+        epilog=_epilog(
+            _methods_section(),
+            _metrics_section(),
+            _examples(
+                "captum-unified evaluate --quick --methods gi ig occlusion1",
+                "captum-unified evaluate --model mymodels:make --metrics sensitivity_n infidelity "
+                "--out results/mine.csv",
+                "torchrun --nproc_per_node=2 -m captum_unified evaluate --samples 200",
+            ),
+            _writes(
+                ("<out>", "the rows: method, metric, param, sample_index, value (.csv or .parquet)"),
+                ("<out>.parts/", "finished batches and manifest.json (a rerun resumes from them)"),
+                ("<out>.samples.csv", "zoo runs: the drawn test digits (index, label)"),
+            ),
+        ),
     )
     p.add_argument(
         "--model",
         default=None,
         metavar="MODULE:FUNCTION",
-        help="your model: an importable function returning (model, dataset); the dataset is a "
-        "map-style dataset of (input, label) or a tuple of tensors (inputs, labels)",
+        help="your model: a function returning (model, dataset), from an importable module or a "
+        "file (path/to/file.py:make); the dataset is a map-style dataset of (input, label, ...) or a "
+        "tuple of tensors (inputs, labels, ...)",
     )
+    _add_zoo_model(p, "--zoo-model", "ancona_cnn")
     p.add_argument(
-        "--zoo-model",
-        choices=MODEL_NAMES,
-        default="ancona_cnn",
-        help="zoo model of the default evaluation (default ancona_cnn)",
-    )
-    p.add_argument("--methods", choices=list(METHODS), nargs="+", default=None, help="methods (default: all)")
-    p.add_argument(
-        "--metrics",
-        choices=[m for m in METRICS if m not in ("bounding_box_accuracy", "percentage_change")],
+        "--methods",
+        choices=_RUNNABLE,
         nargs="+",
         default=None,
-        help="metrics (default: sensitivity_n infidelity region_perturbation). Not offered here: "
-        "bounding_box_accuracy needs a localisation data set with a box per sample (the digits have "
-        "none; see reproduce deng or the Python API with (inputs, labels, boxes)), percentage_change "
-        "needs a reference attribution per method (a Taylor reformulation; Python API: "
-        "PercentageChange(references))",
+        metavar="METHOD",
+        help=f"methods (default: {' '.join(_DEFAULT_METHODS)}; list below)",
     )
+    p.add_argument(
+        "--metrics",
+        choices=list(METRICS),
+        nargs="+",
+        default=None,
+        metavar="METRIC",
+        help=f"metrics (default: {' '.join(_DEFAULT_METRICS)}; list below)",
+    )
+    for entry in METRICS.values():
+        for opt in entry.options:
+            p.add_argument(
+                opt.flag, default=None, metavar=opt.metavar or None, help=_help(opt.help), **_KINDS[opt.kind]
+            )
     p.add_argument(
         "--out",
         default=os.path.join("results", "evaluation.csv"),
@@ -221,26 +412,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=_positive_int, default=None, help="samples per batch (default 16, --quick 4)")
     p.add_argument(
-        "--subsets", type=_positive_int, default=None, help="Sensitivity-n subsets per n (default 100, --quick 10)"
-    )
-    p.add_argument(
-        "--n-list",
-        type=_positive_int,
-        nargs="+",
-        default=None,
-        help="Sensitivity-n subset sizes (default: 15 log-spaced sizes up to 80%% of the pixels)",
-    )
-    p.add_argument("--patch-size", type=_positive_int, default=4, help="infidelity square side (default 4)")
-    p.add_argument(
-        "--perturbations",
-        type=_positive_int,
-        default=None,
-        help="infidelity squares per sample (default 10, --quick 4)",
-    )
-    p.add_argument(
-        "--region-steps", type=_positive_int, default=None, help="region perturbation steps (default 16, --quick 8)"
-    )
-    p.add_argument(
         "--baseline",
         type=float,
         default=-1.0,
@@ -251,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# ------------------------------------------------------------------ runs
 def _quick(args) -> bool:
     """``--quick`` or ``CAPTUM_UNIFIED_QUICK=1`` (the tutorials' and docs' switch)."""
     return bool(args.quick) or os.environ.get("CAPTUM_UNIFIED_QUICK") == "1"
@@ -285,9 +457,7 @@ class _UsageError(Exception):
 
 def _check(args) -> None:
     """An activation for a model that has none."""
-    from captum_unified.models import has_activation
-
-    if getattr(args, "activation", None) is not None and not has_activation(args.model):
+    if getattr(args, "activation", None) is not None and ZOO[args.model].activation is None:
         raise _UsageError(f"argument --activation: model {args.model} has no activation to choose; drop --activation.")
 
 
@@ -339,14 +509,7 @@ def _cmd_attribute(args) -> int:
     from captum.attr import visualization as viz
 
     from captum_unified.data import load_mnist
-    from captum_unified.experiments.common import (
-        METHODS,
-        compute_attributions,
-        draw_samples,
-        select_targets,
-        set_threads,
-    )
-    from captum_unified.models import default_activation
+    from captum_unified.experiments.common import compute_attributions, draw_samples, select_targets, set_threads
 
     cfg = _config(args)
     set_threads(cfg)
@@ -359,7 +522,7 @@ def _cmd_attribute(args) -> int:
     target = select_targets(model, x, labels, args.target)
     with torch.no_grad():
         predicted = model(x).argmax(1)
-    act = args.activation or default_activation(args.model) or "none"
+    act = args.activation or ZOO[args.model].activation or "none"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -376,7 +539,7 @@ def _cmd_attribute(args) -> int:
                 sign="all",
                 show_colorbar=True,
                 use_pyplot=False,
-                title=f"{METHODS[m][0]}: true class {int(labels[i])}, predicted {int(predicted[i])}, "
+                title=f"{METHODS[m].label}: true class {int(labels[i])}, predicted {int(predicted[i])}, "
                 f"explained {int(target[i])}",
             )
             path = out / f"{args.model}_{act}_{m}_{i}.png"
@@ -387,10 +550,8 @@ def _cmd_attribute(args) -> int:
 
 
 def _cmd_reproduce(args) -> int:
-    from captum_unified.experiments import ancona, deng
-
+    module = importlib.import_module(PAPERS[args.paper].module)
     cfg = _config(args)
-    module = {"ancona": ancona, "deng": deng}[args.paper]
     # each pipeline's own default sizes, where not given on the command line
     for k, v in (module.QUICK_DEFAULTS if _quick(args) else module.DEFAULTS).items():
         if getattr(args, k, None) is None:
@@ -404,15 +565,64 @@ def _cmd_reproduce(args) -> int:
     return 0
 
 
-def _load_user_model(spec: str):
-    import importlib
+def _import_module(spec: str, module: str):
+    """The module of ``--model MODULE:FUNCTION``: an importable name or a ``.py`` file."""
+    if module.endswith(".py") or os.sep in module or (os.altsep and os.altsep in module):
+        path = Path(module)
+        if not path.is_file():
+            raise _UsageError(f"argument --model: {spec!r}: there is no file {module}; give an existing .py file.")
+        loader_spec = importlib.util.spec_from_file_location(path.stem, path)
+        if loader_spec is None or loader_spec.loader is None:
+            raise _UsageError(f"argument --model: {spec!r}: {module} is not a Python file; give a .py file.")
+        loaded = importlib.util.module_from_spec(loader_spec)
+        sys.modules[path.stem] = loaded
+        try:
+            loader_spec.loader.exec_module(loaded)
+        except Exception as e:
+            sys.modules.pop(path.stem, None)
+            raise _UsageError(f"argument --model: importing {module} raised {type(e).__name__}: {e}") from None
+        return loaded
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name is not None and (module == e.name or module.startswith(e.name + ".")):
+            raise _UsageError(
+                f"argument --model: {spec!r}: no module named {e.name!r} on the path; give a module importable "
+                "from the current folder or PYTHONPATH, or a file: path/to/file.py:FUNCTION."
+            ) from None
+        raise _UsageError(f"argument --model: importing {module} raised ModuleNotFoundError: {e}") from None
+    except Exception as e:
+        raise _UsageError(f"argument --model: importing {module} raised {type(e).__name__}: {e}") from None
 
-    module, sep, func = spec.partition(":")
+
+def _load_user_model(spec: str):
+    """``(model, dataset)`` from ``--model MODULE:FUNCTION``."""
+    module, sep, func = spec.rpartition(":")
     if not sep or not module or not func:
-        raise SystemExit(f"captum-unified evaluate: --model must be MODULE:FUNCTION, got {spec!r}.")
-    made = getattr(importlib.import_module(module), func)()
+        raise _UsageError(f"argument --model: must be MODULE:FUNCTION (e.g. mymodels:make), got {spec!r}.")
+    loaded = _import_module(spec, module)
+    make = getattr(loaded, func, None)
+    if make is None or not callable(make):
+        names = sorted(
+            n
+            for n, v in vars(loaded).items()
+            if inspect.isfunction(v) and v.__module__ == loaded.__name__ and not n.startswith("_")
+        )
+        names = names if len(names) <= 8 else []
+        what = "no function" if make is None else "no callable"
+        raise _UsageError(
+            f"argument --model: module {module!r} has {what} {func!r}"
+            + (f"; it has {', '.join(names)}" if names else "")
+            + "."
+        )
+    try:
+        made = make()
+    except Exception as e:
+        raise _UsageError(
+            f"argument --model: {spec}() raised {type(e).__name__}: {e} (call it in Python to see where)"
+        ) from None
     if not isinstance(made, (tuple, list)) or len(made) != 2:
-        raise SystemExit(f"captum-unified evaluate: {spec}() must return (model, dataset).")
+        raise _UsageError(f"argument --model: {spec}() must return (model, dataset), got {type(made).__name__}.")
     return made
 
 
@@ -443,9 +653,69 @@ def _write_samples(path: str, pick, labels) -> None:
     os.replace(tmp, path)
 
 
-def _given(value, default):
-    """An option's value, or ``default`` when it was not given (never for a given 0)."""
-    return default if value is None else value
+def _dest(opt: Option) -> str:
+    return opt.flag.lstrip("-").replace("-", "_")
+
+
+def _check_metric_options(args, metric_names: list[str]) -> None:
+    """Options of metrics not evaluated, and a metric without a required option."""
+    for name, entry in METRICS.items():
+        for opt in entry.options:
+            if getattr(args, _dest(opt)) is not None and name not in metric_names:
+                raise _UsageError(
+                    f"argument {opt.flag}: an option of {name}, which --metrics does not include; "
+                    f"add {name} to --metrics or drop {opt.flag}."
+                )
+    for name in metric_names:
+        entry = METRICS[name]
+        for opt in entry.options:
+            if opt.kind == "pairs" and getattr(args, _dest(opt)) is None:
+                raise _UsageError(
+                    f"argument --metrics: {name} needs {opt.flag} {opt.metavar} ({opt.help.split(';')[0]})."
+                )
+
+
+def _metric_settings(entry: MetricEntry, args, quick: bool) -> dict[str, Any]:
+    """Constructor arguments of a metric from its options (given, else the --quick or plain default)."""
+    kwargs = {}
+    for opt in entry.options:
+        value = getattr(args, _dest(opt))
+        if value is None:
+            value = opt.quick if quick and opt.quick is not None else opt.default
+        if value is not None:
+            kwargs[opt.param] = value
+    return kwargs
+
+
+def _make_metric(name: str, args, quick: bool, method):
+    """The metric object of ``--metrics NAME`` with its options; ``method(name)``
+    makes the attribution function of a method name (``--references``)."""
+    entry = METRICS[name]
+    kwargs = _metric_settings(entry, args, quick)
+    if "references" in kwargs:
+        kwargs["references"] = {METHODS[a].label: method(b) for a, b in kwargs["references"]}
+    try:
+        return entry.cls(**kwargs)
+    except (ValueError, TypeError) as e:
+        given = [f"{o.flag} {getattr(args, _dest(o))}" for o in entry.options if getattr(args, _dest(o)) is not None]
+        raise _UsageError(
+            f"argument --metrics: {name}" + (f" with {', '.join(given)}" if given else "") + f": {e}"
+        ) from None
+
+
+def _device(spec: str):
+    """``--device``, checked: one line naming the value when it is not a usable device."""
+    import torch
+
+    from captum_unified._utils.distributed import launch_device
+
+    try:
+        torch.device(spec if spec != "auto" else "cpu")
+    except RuntimeError:
+        raise _UsageError(f"argument --device: {spec!r} is not a device; use auto, cpu, cuda or cuda:N.") from None
+    if spec != "auto" and torch.device(spec).type == "cuda" and not torch.cuda.is_available():
+        raise _UsageError(f"argument --device: {spec} is not available on this machine (no CUDA); use cpu or auto.")
+    return launch_device(spec)
 
 
 def _cmd_evaluate(args) -> int:
@@ -454,26 +724,36 @@ def _cmd_evaluate(args) -> int:
     import torch
     import torch.distributed as dist
 
+    from captum_unified._utils.distributed import init_process_group, launched_world_size
     from captum_unified.data import class_counts, load_mnist, stratified_sample
-    from captum_unified.experiments.common import METHODS, PAPER_METHODS, compute_attributions
-    from captum_unified.metrics import Infidelity, RegionPerturbation, SensitivityN, evaluate
+    from captum_unified.experiments.common import compute_attributions
+    from captum_unified.metrics import evaluate
     from captum_unified.metrics.runner import ResumeMismatchError
     from captum_unified.models import load_or_train
 
     quick = _quick(args)
+    names = args.methods or list(_DEFAULT_METHODS)
+    metric_names = args.metrics or list(_DEFAULT_METRICS)
+    _check_metric_options(args, metric_names)
+    references = getattr(args, "references", None) or []
+    for method, reference in references:
+        if method not in names:
+            raise _UsageError(
+                f"argument --references: {method} is not evaluated (--methods {' '.join(names)}); "
+                f"add it to --methods or drop {method}={reference}."
+            )
+    if args.model is None and any(METRICS[m].data == "boxes" for m in metric_names):
+        boxed = [m for m in metric_names if METRICS[m].data == "boxes"]
+        raise _UsageError(
+            f"argument --metrics: {', '.join(boxed)} needs a bounding box per sample, and the zoo digits have "
+            "none; give --model MODULE:FUNCTION whose data set is (inputs, labels, boxes)."
+        )
     if args.threads is not None:
         torch.set_num_threads(int(args.threads))
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = launched_world_size()
     distributed = world > 1
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if args.device == "auto":
-        device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    else:
-        device = torch.device(args.device if args.device != "cuda" else f"cuda:{local_rank}")
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    if distributed and not dist.is_initialized():
-        dist.init_process_group(os.environ.get("CAPTUM_UNIFIED_BACKEND", "nccl" if device.type == "cuda" else "gloo"))
+    device = _device(args.device)
+    owned = init_process_group(device) if distributed else False
     rank = dist.get_rank() if distributed else 0
     say = print if rank == 0 else (lambda *a, **k: None)
     try:
@@ -520,21 +800,13 @@ def _cmd_evaluate(args) -> int:
         model = model.to(device).eval()
         for p in model.parameters():
             p.requires_grad_(False)
-        names = args.methods or list(PAPER_METHODS)
         ig_steps = 16 if quick else 50
 
         def method(name):
             return lambda x, t: compute_attributions(model, name, x, t, args.baseline, ig_steps)[0]
 
-        metric_names = args.metrics or ["sensitivity_n", "infidelity", "region_perturbation"]
-        make = {
-            "sensitivity_n": lambda: SensitivityN(n=args.n_list, n_subsets=_given(args.subsets, 10 if quick else 100)),
-            "infidelity": lambda: Infidelity(
-                patch_size=args.patch_size, n_perturb_samples=_given(args.perturbations, 4 if quick else 10)
-            ),
-            "region_perturbation": lambda: RegionPerturbation(n_steps=_given(args.region_steps, 8 if quick else 16)),
-        }
-        batch_size = _given(args.batch_size, 4 if quick else 16)
+        metrics = [_make_metric(m, args, quick, method) for m in metric_names]
+        batch_size = args.batch_size if args.batch_size is not None else (4 if quick else 16)
         say(
             f"evaluate: {what}; methods {names}; metrics {metric_names}; batch size {batch_size}; "
             f"{world} process(es) on {device.type}"
@@ -543,9 +815,9 @@ def _cmd_evaluate(args) -> int:
         try:
             rows = evaluate(
                 model,
-                {METHODS[n][0]: method(n) for n in names},
+                {METHODS[n].label: method(n) for n in names},
                 data,
-                [make[m]() for m in metric_names],
+                metrics,
                 out=args.out,
                 seed=args.seed,
                 batch_size=batch_size,
@@ -556,12 +828,15 @@ def _cmd_evaluate(args) -> int:
             )
         except ResumeMismatchError as e:
             raise _UsageError(f"argument --out: {e}") from None
+        except (ValueError, TypeError) as e:  # the data, the model or a size the metrics cannot use
+            where = f"argument --model: on the data of {args.model}: " if args.model is not None else ""
+            raise _UsageError(f"{where}{e}") from None
         seconds = time.perf_counter() - start
         say(_summary(rows))
         say(f"{len(rows)} rows: {args.out}; evaluation {seconds:.2f} s")
         return 0
     finally:
-        if distributed and dist.is_initialized():
+        if owned or (distributed and dist.is_initialized()):  # the group this command made, or torchrun's
             dist.destroy_process_group()
 
 
@@ -585,6 +860,17 @@ def _summary(rows) -> str:
     return "\n".join(lines)
 
 
+def _optional_dependency(e: ImportError) -> str | None:
+    """The message of a missing optional dependency, or ``None`` for any other import error."""
+    name = (getattr(e, "name", None) or "").split(".")[0]
+    hint = _OPTIONAL.get(name)
+    if hint is None:
+        hint = next((h for h in _OPTIONAL.values() if h in str(e)), None)
+    if hint is None:
+        return None
+    return str(e) if hint in str(e) else f"{e}. Install it with: {hint}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -601,9 +887,9 @@ def main(argv: list[str] | None = None) -> int:
         command_parser: argparse.ArgumentParser = subparsers.choices[args.command]
         command_parser.error(str(e))  # exits
     except ImportError as e:
-        name = (getattr(e, "name", None) or "").split(".")[0]
-        hint = _OPTIONAL.get(name)
-        msg = str(e) if hint is None or hint in str(e) else f"{e}. Install it with: {hint}"
+        msg = _optional_dependency(e)
+        if msg is None:
+            raise
         print(f"captum-unified: missing optional dependency: {msg}", file=sys.stderr)
         return 2
 
