@@ -15,6 +15,8 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 
+import numpy as np
+
 __all__ = [
     "spearman",
     "deng_table3_sentences",
@@ -39,14 +41,29 @@ def _g(v, spec: str = ".3g") -> str:
     return "n/a" if v != v else format(v, spec)
 
 
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's rank correlation (ties get their average rank; scipy's ``spearmanr``)."""
-    from scipy.stats import spearmanr
+def _average_ranks(values: Sequence[float]) -> np.ndarray:
+    """Ranks 1..n, ties getting the mean of their ranks (scipy's ``rankdata``, method "average")."""
+    a = np.asarray(values, dtype=np.float64)
+    order = np.argsort(a, kind="mergesort")
+    sorted_a = a[order]
+    # start of each run of equal values, and the run each sorted position belongs to
+    starts = np.flatnonzero(np.r_[True, sorted_a[1:] != sorted_a[:-1]])
+    ends = np.r_[starts[1:], len(a)]
+    mean_rank = (starts + ends + 1) / 2.0  # positions start..end-1 hold ranks start+1..end
+    ranks = np.empty(len(a), dtype=np.float64)
+    ranks[order] = np.repeat(mean_rank, ends - starts)
+    return ranks
 
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation: Pearson's correlation of the ranks, ties
+    getting their average rank (as scipy's ``spearmanr``, computed the same
+    way with numpy alone); NaN for fewer than 3 pairs or a constant side."""
     x, y = [float(v) for v in x], [float(v) for v in y]
     if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
         return float("nan")
-    return float(spearmanr(x, y).statistic)
+    ranks = np.column_stack([_average_ranks(x), _average_ranks(y)])
+    return float(np.corrcoef(ranks, rowvar=False)[1, 0])  # scipy reads [1, 0]: the same bits
 
 
 def _count(n: int, total: int) -> str:
