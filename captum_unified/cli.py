@@ -670,9 +670,8 @@ def _check_metric_options(args, metric_names: list[str]) -> None:
         entry = METRICS[name]
         for opt in entry.options:
             if opt.kind == "pairs" and getattr(args, _dest(opt)) is None:
-                raise _UsageError(
-                    f"argument --metrics: {name} needs {opt.flag} {opt.metavar} ({opt.help.split(';')[0]})."
-                )
+                what = opt.help.split(";")[0]
+                raise _UsageError(f"argument --metrics: {name} needs {opt.flag} {opt.metavar}: {what}.")
 
 
 def _metric_settings(entry: MetricEntry, args, quick: bool) -> dict[str, Any]:
@@ -692,8 +691,9 @@ def _make_metric(name: str, args, quick: bool, method):
     makes the attribution function of a method name (``--references``)."""
     entry = METRICS[name]
     kwargs = _metric_settings(entry, args, quick)
-    if "references" in kwargs:
-        kwargs["references"] = {METHODS[a].label: method(b) for a, b in kwargs["references"]}
+    for opt in entry.options:  # METHOD=REFERENCE pairs: {the method's label (its rows): the reference's attributions}
+        if opt.kind == "pairs" and opt.param in kwargs:
+            kwargs[opt.param] = {METHODS[a].label: method(b) for a, b in kwargs[opt.param]}
     try:
         return entry.cls(**kwargs)
     except (ValueError, TypeError) as e:
@@ -735,19 +735,25 @@ def _cmd_evaluate(args) -> int:
     names = args.methods or list(_DEFAULT_METHODS)
     metric_names = args.metrics or list(_DEFAULT_METRICS)
     _check_metric_options(args, metric_names)
-    references = getattr(args, "references", None) or []
-    for method, reference in references:
-        if method not in names:
-            raise _UsageError(
-                f"argument --references: {method} is not evaluated (--methods {' '.join(names)}); "
-                f"add it to --methods or drop {method}={reference}."
-            )
+    for opt in (o for m in metric_names for o in METRICS[m].options if o.kind == "pairs"):
+        for scored, reference in getattr(args, _dest(opt)) or []:
+            if scored not in names:
+                raise _UsageError(
+                    f"argument {opt.flag}: {scored} is not evaluated (--methods {' '.join(names)}); "
+                    f"add it to --methods or drop {scored}={reference}."
+                )
     if args.model is None and any(METRICS[m].data == "boxes" for m in metric_names):
         boxed = [m for m in metric_names if METRICS[m].data == "boxes"]
         raise _UsageError(
             f"argument --metrics: {', '.join(boxed)} needs a bounding box per sample, and the zoo digits have "
             "none; give --model MODULE:FUNCTION whose data set is (inputs, labels, boxes)."
         )
+    ig_steps = 16 if quick else 50
+
+    def method(name):  # the attributions of a method on the model (bound below, once loaded)
+        return lambda x, t: compute_attributions(model, name, x, t, args.baseline, ig_steps)[0]
+
+    metrics = [_make_metric(m, args, quick, method) for m in metric_names]  # before any training
     if args.threads is not None:
         torch.set_num_threads(int(args.threads))
     world = launched_world_size()
@@ -800,12 +806,6 @@ def _cmd_evaluate(args) -> int:
         model = model.to(device).eval()
         for p in model.parameters():
             p.requires_grad_(False)
-        ig_steps = 16 if quick else 50
-
-        def method(name):
-            return lambda x, t: compute_attributions(model, name, x, t, args.baseline, ig_steps)[0]
-
-        metrics = [_make_metric(m, args, quick, method) for m in metric_names]
         batch_size = args.batch_size if args.batch_size is not None else (4 if quick else 16)
         say(
             f"evaluate: {what}; methods {names}; metrics {metric_names}; batch size {batch_size}; "

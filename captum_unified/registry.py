@@ -362,7 +362,8 @@ METRICS: dict[str, MetricEntry] = _table(
                 "--references",
                 "references",
                 "pairs",
-                "METHOD's attributions against REFERENCE's (method names, e.g. ig=taylor); needed by percentage_change",
+                "METHOD's attributions against REFERENCE's, both method names (e.g. ig=taylor); "
+                "needed by percentage_change",
                 metavar="METHOD=REFERENCE",
             ),
         ),

@@ -105,7 +105,7 @@ class ModelSpec:
         activation: the activation (``None``: the model's default or none).
         label: the name reports use (e.g. ``"C-sg"``); default from name/activation.
         training: per recipe name (:data:`captum_unified.models.RECIPES`), the
-            :class:`~captum_unified.models.TrainingRecipe` fields that differ
+            :class:`~captum_unified.recipes.TrainingRecipe` fields that differ
             for this model, e.g. ``{"adam": {"lr": 2e-4}}``.
         loader: ``loader(spec, cfg, data) -> (model, test accuracy)``; default:
             :func:`captum_unified.models.load_or_train` (cached).
@@ -131,7 +131,7 @@ class ModelSpec:
 
 
 def recipe_for(cfg: ExperimentConfig, spec: ModelSpec | None = None):
-    """The :class:`~captum_unified.models.TrainingRecipe` of ``cfg.recipe`` with the
+    """The :class:`~captum_unified.recipes.TrainingRecipe` of ``cfg.recipe`` with the
     model's own overrides and ``cfg.epochs`` / ``cfg.batch_size`` where given."""
     from captum_unified.models import RECIPES
 
