@@ -15,35 +15,55 @@ Where things are:
 * :mod:`captum_unified.perturbation` — the batched perturbation engine.
 * :mod:`captum_unified.taylor` — the Taylor framework (Deng et al. 2021).
 * :mod:`captum_unified.metrics` — Sensitivity-n and the other evaluators.
+* :mod:`captum_unified.registry` — every method, metric and zoo model by name.
 * :mod:`captum_unified.data`, :mod:`captum_unified.models`,
   :mod:`captum_unified.experiments` — shipped data, model zoo, reproductions.
+
+The public names below are loaded on first use (``captum_unified.IntegratedGradients``
+imports the methods and torch then): ``import captum_unified`` itself imports
+no torch, so that the command line answers ``--help`` at once.
 """
 
-from captum_unified import metrics, ops, taylor
-from captum_unified._utils.common import AttributionWarning
-from captum_unified.attr import (
-    DeepLiftRescale,
-    EpsilonLRP,
-    ExpectedGradients,
-    GradientXInput,
-    InputXGradient,
-    IntegratedGradients,
-    LayerDeepLiftRescale,
-    LayerEpsilonLRP,
-    LayerGradientXActivation,
-    LayerGradientXInput,
-    LayerModifiedGradient,
-    LLMGradientAttribution,
-    ModifiedGradient,
-    Occlusion1,
-    OcclusionPatch,
-)
-from captum_unified.backend import RuleContext, modified_gradients
-from captum_unified.ops import OpTable, default_op_table
-from captum_unified.rules import EpsilonLRPRule, GradientRule, OpCall, RescaleRule, Rule, derivative
-from captum_unified.taylor import TaylorAttribution
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"  # the one version source: pyproject.toml reads it (setuptools dynamic)
+
+#: each public name (``__all__``) -> the module that defines it (for a submodule: itself)
+_PUBLIC: dict[str, str] = {
+    "AttributionWarning": "captum_unified._utils.common",
+    "Rule": "captum_unified.rules",
+    "GradientRule": "captum_unified.rules",
+    "EpsilonLRPRule": "captum_unified.rules",
+    "OpCall": "captum_unified.rules",
+    "RescaleRule": "captum_unified.rules",
+    "derivative": "captum_unified.rules",
+    "ops": "captum_unified.ops",
+    "OpTable": "captum_unified.ops",
+    "default_op_table": "captum_unified.ops",
+    "RuleContext": "captum_unified.backend",
+    "modified_gradients": "captum_unified.backend",
+    "ModifiedGradient": "captum_unified.attr",
+    "GradientXInput": "captum_unified.attr",
+    "InputXGradient": "captum_unified.attr",
+    "EpsilonLRP": "captum_unified.attr",
+    "DeepLiftRescale": "captum_unified.attr",
+    "IntegratedGradients": "captum_unified.attr",
+    "Occlusion1": "captum_unified.attr",
+    "OcclusionPatch": "captum_unified.attr",
+    "ExpectedGradients": "captum_unified.attr",
+    "TaylorAttribution": "captum_unified.taylor",
+    "taylor": "captum_unified.taylor",
+    "metrics": "captum_unified.metrics",
+    "LayerModifiedGradient": "captum_unified.attr",
+    "LayerGradientXInput": "captum_unified.attr",
+    "LayerGradientXActivation": "captum_unified.attr",
+    "LayerEpsilonLRP": "captum_unified.attr",
+    "LayerDeepLiftRescale": "captum_unified.attr",
+    "LLMGradientAttribution": "captum_unified.attr",
+}
 
 __all__ = [
     "AttributionWarning",
@@ -77,3 +97,44 @@ __all__ = [
     "LayerDeepLiftRescale",
     "LLMGradientAttribution",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Load a public name on first use (PEP 562)."""
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'captum_unified' has no attribute {name!r}")
+    loaded = importlib.import_module(module)
+    value = loaded if module == f"captum_unified.{name}" else getattr(loaded, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))
+
+
+if TYPE_CHECKING:  # the names as type checkers and editors see them
+    from captum_unified import metrics, ops, taylor
+    from captum_unified._utils.common import AttributionWarning
+    from captum_unified.attr import (
+        DeepLiftRescale,
+        EpsilonLRP,
+        ExpectedGradients,
+        GradientXInput,
+        InputXGradient,
+        IntegratedGradients,
+        LayerDeepLiftRescale,
+        LayerEpsilonLRP,
+        LayerGradientXActivation,
+        LayerGradientXInput,
+        LayerModifiedGradient,
+        LLMGradientAttribution,
+        ModifiedGradient,
+        Occlusion1,
+        OcclusionPatch,
+    )
+    from captum_unified.backend import RuleContext, modified_gradients
+    from captum_unified.ops import OpTable, default_op_table
+    from captum_unified.rules import EpsilonLRPRule, GradientRule, OpCall, RescaleRule, Rule, derivative
+    from captum_unified.taylor import TaylorAttribution

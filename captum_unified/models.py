@@ -13,11 +13,9 @@ r"""Model zoo of the two papers, training and a state_dict cache.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,6 +23,10 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from captum_unified import data as _data
+
+from captum_unified.recipes import RECIPES, TrainingRecipe
+from captum_unified.registry import ACTIVATIONS as _ACTIVATION_NAMES
+from captum_unified.registry import ZOO, ZooModel
 
 __all__ = [
     "ACTIVATIONS",
@@ -39,12 +41,8 @@ __all__ = [
     "load_or_train",
 ]
 
-ACTIVATIONS = {
-    "relu": nn.ReLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "softplus": nn.Softplus,
-}
+#: activation name -> ``torch.nn`` class (the names: :data:`captum_unified.registry.ACTIVATIONS`)
+ACTIVATIONS: dict[str, type[nn.Module]] = {name: getattr(nn, cls) for name, cls in _ACTIVATION_NAMES.items()}
 
 
 def _act(name: str) -> nn.Module:
@@ -132,38 +130,40 @@ def _loc_cnn(act: str, side: int, hidden: Sequence[int] = (16, 32, 32)) -> nn.Se
     )
 
 
-#: name -> (builder(activation, side, hidden), default activation, default hidden widths)
+#: zoo name -> builder(activation, side, hidden); the names, default activations and
+#: widths are registered in :data:`captum_unified.registry.ZOO` (one entry per model)
 _BUILDERS = {
-    "ancona_mlp": (lambda a, s, h: _mlp(a, s * s, h), "relu", (512, 512)),
-    "ancona_cnn": (lambda a, s, h: _ancona_cnn(a, s, h), "relu", (32, 64, 128)),
-    "deng_poly": (lambda a, s, h: PolyModel(s * s, rank=h[0]), None, (4,)),
-    "deng_mlp": (lambda a, s, h: _mlp(a, s * s, h), "sigmoid", (256, 128)),
-    "deng_cnn": (lambda a, s, h: _deng_cnn(a, s, h), "sigmoid", (16, 32)),
-    "deng_cnn_softplus": (lambda a, s, h: _deng_cnn(a, s, h), "softplus", (16, 32)),
-    "loc_cnn": (lambda a, s, h: _loc_cnn(a, s, h), "relu", (16, 32, 32)),
+    "ancona_mlp": lambda a, s, h: _mlp(a, s * s, h),
+    "ancona_cnn": lambda a, s, h: _ancona_cnn(a, s, h),
+    "deng_poly": lambda a, s, h: PolyModel(s * s, rank=h[0]),
+    "deng_mlp": lambda a, s, h: _mlp(a, s * s, h),
+    "deng_cnn": lambda a, s, h: _deng_cnn(a, s, h),
+    "deng_cnn_softplus": lambda a, s, h: _deng_cnn(a, s, h),
+    "loc_cnn": lambda a, s, h: _loc_cnn(a, s, h),
 }
-MODEL_NAMES = tuple(_BUILDERS)
+#: the zoo's names, in registry order
+MODEL_NAMES = tuple(ZOO)
+
+
+def _entry(name: str) -> ZooModel:
+    if name not in ZOO:
+        raise ValueError(f"Unknown model {name!r}; choose from {list(MODEL_NAMES)}.")
+    return ZOO[name]
 
 
 def has_activation(name: str) -> bool:
     """Whether the zoo model ``name`` takes an ``activation`` (``deng_poly`` does not)."""
-    if name not in _BUILDERS:
-        raise ValueError(f"Unknown model {name!r}; choose from {list(MODEL_NAMES)}.")
-    return _BUILDERS[name][1] is not None
+    return _entry(name).activation is not None
 
 
 def default_activation(name: str) -> str | None:
     """The paper's activation of zoo model ``name`` (``None`` for ``deng_poly``)."""
-    if name not in _BUILDERS:
-        raise ValueError(f"Unknown model {name!r}; choose from {list(MODEL_NAMES)}.")
-    return _BUILDERS[name][1]
+    return _entry(name).activation
 
 
 def default_hidden(name: str) -> tuple[int, ...]:
     """The hidden widths of zoo model ``name`` (units or channels per hidden layer; Poly: its rank)."""
-    if name not in _BUILDERS:
-        raise ValueError(f"Unknown model {name!r}; choose from {list(MODEL_NAMES)}.")
-    return tuple(_BUILDERS[name][2])
+    return tuple(_entry(name).hidden)
 
 
 def build_model(
@@ -175,9 +175,8 @@ def build_model(
     digits. ``hidden`` overrides the hidden widths (:func:`default_hidden`:
     units per hidden layer of an MLP, channels (and dense units) of a CNN, the
     rank of Poly), with the same number of entries."""
-    if name not in _BUILDERS:
-        raise ValueError(f"Unknown model {name!r}; choose from {list(MODEL_NAMES)}.")
-    builder, default, widths = _BUILDERS[name]
+    entry = _entry(name)
+    builder, default, widths = _BUILDERS[name], entry.activation, entry.hidden
     if default is None and activation is not None and activation != "none":
         raise ValueError(f"Model {name!r} has no activation to choose; drop activation={activation!r}.")
     act = activation or default or "relu"
@@ -194,91 +193,6 @@ def _progress(iterable, show: bool, **kw):
     if not show:
         return iterable
     return tqdm(iterable, **kw)
-
-
-@dataclass(frozen=True)
-class TrainingRecipe:
-    """How a zoo model is trained (part of its cache key).
-
-    Args:
-        optimizer (str): ``"adam"`` or ``"adadelta"``.
-        lr (float): learning rate (Adadelta: 1.0, Keras' default).
-        epochs (int): training epochs; with ``patience`` the most epochs.
-        batch_size (int): minibatch size.
-        patience (int, optional): early stopping: stop when the validation loss
-            has not improved for this many epochs and keep the weights of the
-            best epoch (Keras' ``EarlyStopping(restore_best_weights=True)``).
-            ``None``: no early stopping, no validation split.
-        val_fraction (float): with ``patience``, the stratified share of the
-            training digits held out for validation (not trained on).
-        weight_decay (float): L2 penalty (the optimizer's ``weight_decay``).
-        rho (float): Adadelta's decay (Keras 0.95; PyTorch's default is 0.9).
-        eps (float): Adadelta's epsilon (Keras ``K.epsilon()`` = 1e-7).
-    """
-
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    epochs: int = 5
-    batch_size: int = 128
-    patience: int | None = None
-    val_fraction: float = 0.1
-    weight_decay: float = 0.0
-    rho: float = 0.95
-    eps: float = 1e-7
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in ("adam", "adadelta"):
-            raise ValueError(f"optimizer must be 'adam' or 'adadelta', got {self.optimizer!r}.")
-        if int(self.epochs) < 1 or int(self.batch_size) < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}.")
-        if self.patience is not None and (int(self.patience) < 0 or not 0 < self.val_fraction < 1):
-            raise ValueError("patience must be >= 0 and val_fraction in (0, 1) for early stopping.")
-
-    def replace(self, **changes) -> TrainingRecipe:
-        return dataclasses.replace(self, **changes)
-
-    def key(self) -> str:
-        """Short text for cache file names (defaults left out)."""
-        k = f"e{self.epochs}-b{self.batch_size}-lr{self.lr:g}"
-        if self.optimizer != "adam":
-            k += f"-{self.optimizer}"
-            if (self.rho, self.eps) != (0.95, 1e-7):
-                k += f"-rho{self.rho:g}-eps{self.eps:g}"
-        if self.patience is not None:
-            k += f"-es{self.patience}v{self.val_fraction:g}"
-        if self.weight_decay:
-            k += f"-wd{self.weight_decay:g}"
-        return k
-
-    def describe(self) -> str:
-        """One line for reports."""
-        opt = (
-            f"Adam (lr {self.lr:g})"
-            if self.optimizer == "adam"
-            else f"Adadelta (lr {self.lr:g}, rho {self.rho:g}, eps {self.eps:g})"
-        )
-        text = f"{opt}, batch {self.batch_size}, "
-        if self.patience is None:
-            text += f"{self.epochs} epochs"
-        else:
-            text += (
-                f"early stopping on the validation loss (patience {self.patience}, at most "
-                f"{self.epochs} epochs, best epoch kept; {self.val_fraction:.0%} of the training "
-                "digits held out)"
-            )
-        if self.weight_decay:
-            text += f", weight decay {self.weight_decay:g}"
-        return text
-
-
-#: Named training recipes. ``"adadelta-es"`` is Ancona et al.'s App. C.1 ("trained
-#: using Adadelta and early stopping"), with Keras' Adadelta defaults; the patience
-#: and validation share are not in the paper (ours: 10 epochs, 10%; Adadelta's validation
-#: loss at lr 1 is noisy, and a short patience stops the sigmoid nets early).
-RECIPES: dict[str, TrainingRecipe] = {
-    "adam": TrainingRecipe("adam", lr=1e-3, epochs=5, batch_size=128),
-    "adadelta-es": TrainingRecipe("adadelta", lr=1.0, epochs=100, batch_size=128, patience=10),
-}
 
 
 def _make_optimizer(params, recipe: TrainingRecipe) -> torch.optim.Optimizer:
@@ -425,7 +339,7 @@ def load_or_train(
         recipe = TrainingRecipe(optimizer, lr=lr, epochs=epochs, batch_size=batch_size)
     (xtr, ytr), test = data
     side = xtr.shape[-1]
-    act = activation or _BUILDERS.get(name, (None, None))[1] or "none"
+    act = activation or (ZOO[name].activation if name in ZOO else None) or "none"
     torch.manual_seed(seed)
     model = build_model(name, activation, image_side=side, hidden=hidden)
     key = f"{name}-{act}-{dataset}-n{len(xtr)}-{recipe.key()}-s{seed}-t{torch.get_num_threads()}"
@@ -501,7 +415,6 @@ class PatchViT(nn.Module):
         return self.head(self.norm(tokens.mean(1)))
 
 
-_BUILDERS["ancona_lstm"] = (lambda a, s, w: RowLSTM(s, hidden=w[0]), None, (64,))
-_BUILDERS["vit"] = (lambda a, s, w: PatchViT(s, patch=7 if s % 7 == 0 else 2, dim=w[0]), None, (32,))
-MODEL_NAMES = tuple(_BUILDERS)
+_BUILDERS["ancona_lstm"] = lambda a, s, w: RowLSTM(s, hidden=w[0])
+_BUILDERS["vit"] = lambda a, s, w: PatchViT(s, patch=7 if s % 7 == 0 else 2, dim=w[0])
 __all__ += ["RowLSTM", "PatchViT"]

@@ -255,10 +255,19 @@ class PerturbationEngine:
 
     @property
     def dtype(self) -> torch.dtype:
-        """The dtype of output changes and attributions: the output's when
-        floating, else the default float dtype (never an integer dtype)."""
+        """The dtype of output changes for the metrics and for averaged
+        occlusion: the output's when floating, else the default float dtype."""
         d = self.original.dtype
         return d if d.is_floating_point else torch.get_default_dtype()
+
+    @property
+    def ablation_dtype(self) -> torch.dtype:
+        """The dtype of occlusion's attributions, as Captum's
+        :class:`~captum.attr.FeatureAblation`: the model output's (a model with
+        integer outputs gives integer output changes); a bool output, where
+        Captum raises, gives :attr:`dtype`."""
+        d = self.original.dtype
+        return self.dtype if d == torch.bool else d
 
     def _select(self, raw: Any, target: Any, rows: int) -> Tensor:
         if not self._aggregate:
@@ -336,14 +345,20 @@ class PerturbationEngine:
             return result
 
     def changes(
-        self, masks: MaskSource, n_masks: int, desc: str = "Perturbations", on_chunk: OnChunk | None = None
+        self,
+        masks: MaskSource,
+        n_masks: int,
+        desc: str = "Perturbations",
+        on_chunk: OnChunk | None = None,
+        dtype: torch.dtype | None = None,
     ) -> Tensor:
         r"""Output changes :math:`S_c(x) - S_c(x_{[x_{M_k} = \bar x_{M_k}]})`:
-        ``(n_masks, n_outputs)`` in :attr:`dtype`."""
+        ``(n_masks, n_outputs)`` in ``dtype`` (default :attr:`dtype`)."""
+        dtype = self.dtype if dtype is None else dtype
         out = self.outputs(masks, n_masks, desc, on_chunk)
-        return self.original.to(self.dtype).unsqueeze(0) - out.to(self.dtype)
+        return self.original.to(dtype).unsqueeze(0) - out.to(dtype)
 
-    def occlude(self, groups: Any, desc: str = "Occlusion") -> tuple[Tensor, ...]:
+    def occlude(self, groups: Any, desc: str = "Occlusion", dtype: torch.dtype | None = None) -> tuple[Tensor, ...]:
         r"""Occlusion of a partition: every feature of group :math:`G_k` gets
         :math:`S_c(x) - S_c(x_{[x_{G_k} = \bar x_{G_k}]})` (Captum's
         :class:`~captum.attr.FeatureAblation`). A group whose features already
@@ -351,10 +366,13 @@ class PerturbationEngine:
 
         Args:
             groups (FeatureGroups): the partition.
+            dtype (torch.dtype, optional): of the attributions; default
+                :attr:`dtype` (floating). Captum's FeatureAblation keeps the
+                output's: :attr:`ablation_dtype`.
 
         Returns:
             Per input, attributions of shape ``(n_outputs, *x.shape[1:])`` (the
-            input's shape except in aggregate mode), dtype :attr:`dtype`.
+            input's shape except in aggregate mode).
         """
         if (self.aggregate or self.ragged) and groups.per_sample:
             raise ValueError(
@@ -362,7 +380,7 @@ class PerturbationEngine:
                 "output for the whole batch (aggregate mode) or the inputs' first dimensions differ: "
                 "give a mask with first dimension 1."
             )
-        diffs = self.changes(groups.single_masks, groups.n_groups, desc)  # (G, n_outputs)
+        diffs = self.changes(groups.single_masks, groups.n_groups, desc, dtype=dtype)  # (G, n_outputs)
         return groups.scatter(diffs.t())
 
     # ---------------------------------------------------------------- rows

@@ -1,5 +1,6 @@
 """A tiny model + data set for the distributed evaluation tests
-(``captum-unified evaluate --model eval_helpers:tiny``).
+(``captum-unified evaluate --model eval_helpers:tiny``) and the contract test
+that runs every registered metric through the command line (``tiny_boxes``).
 
 ``CU_TEST_KILL_RANK`` / ``CU_TEST_KILL_AFTER``: the process of that rank kills
 itself (SIGKILL) at its first forward pass once the file ``CU_TEST_KILL_AFTER``
@@ -36,3 +37,11 @@ def data(n: int = 22):
 
 def tiny():
     return Tiny().eval(), data()
+
+
+def tiny_boxes():
+    """``tiny()`` with a bounding box per sample, ``(inputs, labels, boxes)``:
+    every registered metric can run on it (bounding-box accuracy needs the boxes)."""
+    x, y = data(8)
+    boxes = torch.tensor([[1, 1, 4, 4]] * len(x))  # (top, left, bottom, right) on the 6x6 images
+    return Tiny().eval(), (x, y, boxes)

@@ -1,164 +1,45 @@
-"""The one table of public attribution methods that drives the contract tests.
+"""The contract tests' view of the package's registries
+(:mod:`captum_unified.registry`): every registered method and metric, ready to
+run on the tests' tiny models. Nothing is listed here per method or metric:
+a method or metric added to the registry is in every contract test at once.
 
-Adding a public method means: its own file in the package, one ``MethodEntry``
-line here, and (where one exists) its oracle test. Contract tests (no trace on
-the model, clear errors, empty batches, integer inputs, train mode, NoiseTunnel,
-...) parametrise over :data:`METHODS`; ``test_registry.py`` checks that every
-public attribution class of ``captum_unified.__all__`` appears here.
-
-Every entry is built on a model that has ``model.linears`` (``conftest.MLP``):
+A method's ``needs`` (arguments a name alone cannot give) are supplied by
+argument name from :data:`NEEDS`; :data:`FAST` only shrinks sizes. Every
+method is built on a model that has ``model.linears`` (``conftest.MLP``):
 layer methods use ``model.linears[0]``.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import captum.attr as ca
-
-import captum_unified as cu
+from captum_unified.registry import METHODS as METHOD_ENTRIES
+from captum_unified.registry import METRICS as METRIC_TABLE
+from captum_unified.registry import MethodEntry, MetricEntry, load
 from captum_unified.rules import RescaleRule
 
+#: what an entry's ``needs`` get in the tests, by argument name (model -> value)
+NEEDS: dict[str, Callable[[Any], Any]] = {
+    "layer": lambda model: model.linears[0],
+    "rule": lambda model: RescaleRule(),
+    "patch_shapes": lambda model: 2,  # an int: every input tensor, one or a tuple
+    "baseline_stdevs": lambda model: 0.1,
+}
 
-@dataclass(frozen=True)
-class MethodEntry:
-    """One public method as the contract tests use it.
-
-    Attributes:
-        name: short id used in test ids.
-        cls: the public class.
-        make: ``model -> attribution object``.
-        kwargs: extra ``attribute`` keyword arguments for the contract tests
-            (small sizes so that the tests stay fast).
-        baselines: the method takes ``baselines``.
-        delta: the method can return a convergence delta.
-        layer: a layer method (attributions have the layer's shape).
-        perturbation: a perturbation method (integer inputs are fine).
-        twin: ``model -> Captum object`` computing the same thing, if any.
-        twin_kwargs: ``attribute`` keyword arguments for the twin (in addition
-            to the shared ones).
-        oracle: where the method's independent correctness check lives.
-        random: the result depends on random draws of the batch (e.g.
-            sampled baselines), so it is only compared in distribution.
-    """
-
-    name: str
-    cls: type
-    make: Callable[[Any], Any]
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    baselines: bool = True
-    delta: bool = True
-    layer: bool = False
-    perturbation: bool = False
-    twin: Callable[[Any], Any] | None = None
-    twin_kwargs: dict[str, Any] = field(default_factory=dict)
-    oracle: str = ""
-    random: bool = False
+#: smaller sizes and fixed seeds, by registry name (speed and reproducibility only)
+FAST: dict[str, dict[str, Any]] = {"ig": {"n_steps": 8}, "eg": {"n_samples": 4, "seed": 0}}
 
 
-METHODS = [
-    MethodEntry(
-        "mg",
-        cu.ModifiedGradient,
-        lambda m: cu.ModifiedGradient(m, RescaleRule()),
-        oracle="test_propositions.py (rule = DeepLIFT)",
-    ),
-    MethodEntry(
-        "gi",
-        cu.GradientXInput,
-        lambda m: cu.GradientXInput(m),
-        baselines=False,
-        delta=False,
-        twin=lambda m: ca.InputXGradient(m),
-        oracle="test_captum_agreement.py",
-    ),
-    MethodEntry(
-        "lrp",
-        cu.EpsilonLRP,
-        lambda m: cu.EpsilonLRP(m, 1e-6),
-        baselines=False,
-        oracle="test_lrp_oracle.py (explicit Eq. 2 propagation)",
-    ),
-    MethodEntry(
-        "dl",
-        cu.DeepLiftRescale,
-        lambda m: cu.DeepLiftRescale(m),
-        twin=lambda m: ca.DeepLift(m),
-        oracle="test_propositions.py (explicit Eq. 3-4 propagation)",
-    ),
-    MethodEntry(
-        "ig",
-        cu.IntegratedGradients,
-        lambda m: cu.IntegratedGradients(m),
-        kwargs={"n_steps": 8},
-        twin=lambda m: ca.IntegratedGradients(m),
-        oracle="test_captum_agreement.py",
-    ),
-    MethodEntry(
-        "eg",
-        cu.ExpectedGradients,
-        lambda m: cu.ExpectedGradients(m),
-        kwargs={"n_samples": 4, "seed": 0, "baseline_stdevs": 0.1},
-        oracle="test_expected_gradients.py",
-        random=True,
-    ),
-    MethodEntry(
-        "occ",
-        cu.Occlusion1,
-        lambda m: cu.Occlusion1(m),
-        delta=False,
-        perturbation=True,
-        twin=lambda m: ca.FeatureAblation(m),
-        oracle="test_perturbation_engine.py",
-    ),
-    MethodEntry(
-        "occp",
-        cu.OcclusionPatch,
-        lambda m: cu.OcclusionPatch(m),
-        kwargs={"patch_shapes": (2,)},
-        delta=False,
-        perturbation=True,
-        oracle="test_occlusion_patch.py",
-    ),
-    MethodEntry(
-        "taylor", cu.TaylorAttribution, lambda m: cu.TaylorAttribution(m), oracle="test_taylor.py (autograd Hessian)"
-    ),
-    MethodEntry(
-        "lmg",
-        cu.LayerModifiedGradient,
-        lambda m: cu.LayerModifiedGradient(m, m.linears[0], RescaleRule()),
-        layer=True,
-        oracle="test_propositions.py",
-    ),
-    MethodEntry(
-        "lgi",
-        cu.LayerGradientXInput,
-        lambda m: cu.LayerGradientXInput(m, m.linears[0]),
-        baselines=False,
-        delta=False,
-        layer=True,
-        twin=lambda m: ca.LayerGradientXActivation(m, m.linears[0]),
-    ),
-    MethodEntry(
-        "llrp",
-        cu.LayerEpsilonLRP,
-        lambda m: cu.LayerEpsilonLRP(m, m.linears[0]),
-        baselines=False,
-        layer=True,
-        oracle="test_lrp_oracle.py",
-    ),
-    MethodEntry(
-        "ldl",
-        cu.LayerDeepLiftRescale,
-        lambda m: cu.LayerDeepLiftRescale(m, m.linears[0]),
-        layer=True,
-        twin=lambda m: ca.LayerDeepLift(m, m.linears[0]),
-    ),
-]
-
-BY_NAME = {e.name: e for e in METHODS}
+def _split_needs(entry: MethodEntry) -> tuple[list[str], list[str]]:
+    """``needs`` as (constructor arguments, attribute arguments), by the class's signature."""
+    missing = [n for n in entry.needs if n not in NEEDS]
+    if missing:
+        raise KeyError(f"tests/registry.py: add how the tests supply {missing} (needed by {entry.name}) to NEEDS.")
+    init_params = inspect.signature(entry.cls.__init__).parameters
+    return [n for n in entry.needs if n in init_params], [n for n in entry.needs if n not in init_params]
 
 #: public classes that wrap a method above (text in, Captum's LLMAttributionResult out): the
 #: tensor contracts do not apply; their tests are tests/attr/test_llm_attr.py
@@ -166,36 +47,97 @@ WRAPPERS = (cu.LLMGradientAttribution,)
 
 
 @dataclass(frozen=True)
-class MetricEntry:
-    """One public metric function as the contract tests call it.
+class MethodCase:
+    """A registered method as the contract tests use it.
 
     Attributes:
-        name: the metric's name in ``captum_unified.metrics.registry.METRICS``.
-        call: ``(model, inputs, attributions) -> per-sample values`` (the model
-            takes ``(batch, 4)`` inputs; images are made by the test).
-        image: the metric needs image-shaped ``(batch, 1, 2, 2)`` inputs.
+        name: the registry name (test ids).
+        entry: the registry entry.
     """
 
     name: str
-    call: Callable[[Any, Any, Any], Any]
-    image: bool = False
+    entry: MethodEntry
+
+    @property
+    def cls(self) -> type:
+        return self.entry.cls
+
+    @property
+    def layer(self) -> bool:
+        return self.entry.layer
+
+    @property
+    def random(self) -> bool:
+        return self.entry.random
+
+    @property
+    def perturbation(self) -> bool:
+        from captum.attr._utils.attribution import PerturbationAttribution
+
+        return issubclass(self.cls, PerturbationAttribution)
+
+    @property
+    def baselines(self) -> bool:
+        """``attribute`` takes ``baselines``."""
+        return "baselines" in inspect.signature(self.cls.attribute).parameters
+
+    @property
+    def delta(self) -> bool:
+        """``attribute`` can return a convergence delta."""
+        return "return_convergence_delta" in inspect.signature(self.cls.attribute).parameters
+
+    def make(self, model: Any) -> Any:
+        """The attribution object on ``model``."""
+        init, _ = _split_needs(self.entry)
+        return self.entry.make(model, **{n: NEEDS[n](model) for n in init})
+
+    def call_kwargs(self, model: Any) -> dict[str, Any]:
+        """``attribute`` arguments every call of the tests passes (the needs, the fast sizes)."""
+        _, call = _split_needs(self.entry)
+        return {**{n: NEEDS[n](model) for n in call}, **FAST.get(self.name, {})}
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """``call_kwargs`` (the attribute arguments of :data:`NEEDS` do not use the model)."""
+        return self.call_kwargs(None)
+
+    def twin(self, model: Any) -> Any | None:
+        """Captum's class computing the same thing with the same arguments, or None."""
+        if not self.entry.captum:
+            return None
+        init, _ = _split_needs(self.entry)
+        return load(self.entry.captum)(model, **{n: NEEDS[n](model) for n in init})
 
 
-def _boxes(x):
-    return [[0, 0, 1, 2]] * x.shape[0]
+METHODS = [MethodCase(name, e) for name, e in METHOD_ENTRIES.items()]
+BY_NAME = {c.name: c for c in METHODS}
 
 
-METRIC_ENTRIES = [
-    MetricEntry(
-        "sensitivity_n", lambda m, x, a: cu.metrics.sensitivity_n(m, x, a, n=[1, 2], target=1, n_subsets=4).correlations
-    ),
-    MetricEntry(
-        "infidelity", lambda m, x, a: cu.metrics.infidelity(m, x, a, patch_size=2, n_perturb_samples=3, target=1)
-    ),
-    MetricEntry("region_perturbation", lambda m, x, a: cu.metrics.region_perturbation(m, x, a, target=1).aopc),
-    MetricEntry("bounding_box_accuracy", lambda m, x, a: cu.metrics.bounding_box_accuracy(a, _boxes(x)), image=True),
-    MetricEntry("percentage_change", lambda m, x, a: cu.metrics.percentage_change_per_sample(a, 2 * a)),
-]
+# ---------------------------------------------------------------- metrics
+#: what a metric's required constructor arguments get in the tests, by name
+METRIC_NEEDS: dict[str, Callable[[], Any]] = {
+    "references": lambda: {"m": lambda inputs, target: 2 * inputs},
+}
+
+
+@dataclass(frozen=True)
+class MetricCase:
+    """A registered metric as the contract tests use it (through the
+    :class:`~captum_unified.metrics.base.Metric` protocol)."""
+
+    name: str
+    entry: MetricEntry
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def make(self) -> Any:
+        from captum_unified.metrics.registry import required_arguments
+
+        cls = self.entry.cls
+        needed = {a: METRIC_NEEDS[a]() for a in required_arguments(cls)}
+        return cls(**needed)
+
+
+METRICS = [MetricCase(name, e) for name, e in METRIC_TABLE.items()]
 
 
 def ids(entries):

@@ -21,9 +21,11 @@ from torch import Tensor
 from captum_unified._utils.common import (
     _format_output,
     _is_tuple,
+    check_target_count,
     format_additional_args,
     format_baselines,
     format_inputs,
+    require_floating,
     run_forward,
     sum_per_sample,
 )
@@ -81,13 +83,18 @@ class AttributionCall:
             raise ValueError(
                 "The inputs hold 0 samples (batch dimension of size 0); pass at least one sample, batch first."
             )
+        if same_batch:  # the user's batch, before any method repeats it
+            check_target_count(target, int(fmt[0].shape[0]))
         base = format_baselines(baselines, fmt)
         args = format_additional_args(additional_forward_args)
         return cls(fmt, base, args, target, is_tuple)
 
     def floating(self) -> AttributionCall:
-        """The same call with integer / bool inputs and baselines as the default
-        float dtype (gradient methods evaluate the model between the points)."""
+        """The call of a gradient method: integer or bool inputs are a
+        ``TypeError`` that points to the layer methods
+        (:func:`~captum_unified._utils.common.require_floating`); integer
+        baselines become the default float dtype."""
+        require_floating(self.inputs)
         if all(x.is_floating_point() for x in self.inputs + self.baselines):
             return self
         return AttributionCall(

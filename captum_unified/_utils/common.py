@@ -39,6 +39,9 @@ __all__ = [
     "expand_target",
     "expand_additional_args",
     "check_finite",
+    "check_target_count",
+    "require_floating",
+    "NEGATIVE_TARGETS",
     "sum_per_sample",
     "convergence_delta",
     "_format_output",
@@ -66,6 +69,20 @@ def check_finite(tensors: tuple[Tensor, ...], name: str = "inputs") -> None:
                 f"{where} contains {int(bad.sum())} NaN or inf value(s) "
                 f"(shape {tuple(t.shape)}). Attributions of non-finite inputs are "
                 "undefined: clean or impute them first (e.g. torch.nan_to_num)."
+            )
+
+
+def require_floating(inputs: tuple[Tensor, ...]) -> None:
+    """Raise ``TypeError`` if an input is integer or bool: a gradient method
+    differentiates with respect to its inputs, and a gradient with respect to
+    token ids or category codes means nothing."""
+    for k, t in enumerate(inputs):
+        if not t.is_floating_point():
+            raise TypeError(
+                f"inputs[{k}] has dtype {t.dtype}; gradient methods need floating inputs (a gradient with "
+                "respect to token ids or category codes means nothing). Attribute to the embedding layer "
+                "instead (the Layer* classes, e.g. LayerGradientXInput(model, model.embedding)) or use a "
+                "perturbation method (Occlusion1, OcclusionPatch)."
             )
 
 
@@ -169,8 +186,40 @@ def format_additional_args(additional_forward_args: Any) -> tuple[Any, ...]:
     return () if args is None else tuple(args)
 
 
+#: The rule for negative targets (Captum 0.9's behaviour, the same in every method).
+NEGATIVE_TARGETS = (
+    "a single index (an int, a tuple of ints, a one-element tensor, or the ints of a per-sample list of "
+    "tuples) may be negative and counts from the end as in Python (target=-1 explains the last output); "
+    "the entries of a per-sample list of ints or 1-d tensor must be 0..C-1"
+)
+
+
+def check_target_count(target: TargetType, batch: int) -> None:
+    """A per-sample ``target`` (a list, or a tensor of more than one entry)
+    must have one entry per sample of the user's batch; checked before any
+    method repeats the batch (over integration steps, baselines, noise), so
+    that the error reports the user's numbers.
+
+    Raises:
+        ValueError: a list or tensor target whose length is not ``batch``.
+    """
+    if isinstance(target, list) and len(target) != batch:
+        raise ValueError(f"target list has {len(target)} entries for a batch of {batch}; give one target per sample.")
+    if isinstance(target, Tensor) and target.numel() != 1 and (target.dim() != 1 or target.numel() != batch):
+        raise ValueError(
+            f"target tensor has shape {tuple(target.shape)}; give one target per sample "
+            f"(shape ({batch},)) or a single index."
+        )
+
+
 def _check_target(output: Tensor, target: TargetType) -> None:
-    """Validate ``target`` against ``output`` and raise a readable error."""
+    """Validate ``target`` against ``output`` and raise a readable error.
+
+    Negative indices follow Captum 0.9 (:data:`NEGATIVE_TARGETS`): a single
+    index counts from the end, as Python's indexing and Captum's
+    ``output[:, target]`` do; a negative entry of a per-sample list of ints or
+    1-d tensor, which Captum's ``torch.gather`` rejects, is a ``ValueError``
+    that says so."""
     if target is None:
         if output.dim() > 1 and output[0].numel() > 1:
             raise ValueError(
@@ -190,8 +239,21 @@ def _check_target(output: Tensor, target: TargetType) -> None:
         if not -size <= int(t) < size:
             raise IndexError(
                 f"target {int(t)} is out of range for a model output with {size} "
-                f"values per sample (valid: 0..{size - 1})."
+                f"values per sample (valid: 0..{size - 1}, or -{size}..-1 counting from the end)."
             )
+
+    def check_per_sample(values: Tensor, what: str) -> None:
+        size = output.shape[1] if output.dim() > 1 else 0
+        if bool(((values >= 0) & (values < size)).all()):
+            return
+        i = int((~((values >= 0) & (values < size))).nonzero()[0, 0])
+        v = int(values[i])
+        if -size <= v < 0:
+            raise ValueError(
+                f"{what} holds {v} (sample {i}); per-sample targets must be 0..{size - 1}: only a single "
+                f"index counts from the end (Captum's convention). Use {v % size} (or target={v} for every sample)."
+            )
+        check_index(v, 1)
 
     if isinstance(target, int):
         check_index(target, 1)
@@ -208,15 +270,18 @@ def _check_target(output: Tensor, target: TargetType) -> None:
                     f"target tensor has shape {tuple(target.shape)}; give one target "
                     f"per sample (shape ({num},)) or a single index."
                 )
-            for t in (int(target.min()), int(target.max())):
-                check_index(t, 1)
+            if output.dim() <= 1:
+                check_index(int(target[0]), 1)
+            check_per_sample(target.reshape(-1), "target tensor")
     elif isinstance(target, list):
         if len(target) != num:
             raise ValueError(f"target list has {len(target)} entries for a batch of {num}; give one target per sample.")
+        if target and all(isinstance(t, int) for t in target):
+            if output.dim() <= 1:
+                check_index(target[0], 1)
+            check_per_sample(torch.tensor(target), "target list")
         for t in target:
-            if isinstance(t, int):
-                check_index(t, 1)
-            elif isinstance(t, tuple):
+            if isinstance(t, tuple):
                 for ax, ti in enumerate(t, 1):
                     check_index(ti, ax)
     else:

@@ -4,6 +4,7 @@ attribution computation, CSV/markdown writing, and the Sensitivity-n hook."""
 from __future__ import annotations
 
 import csv
+import inspect
 import warnings
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
@@ -12,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from captum.attr._utils.attribution import PerturbationAttribution
 from torch import Tensor, nn
 
 import captum_unified as cu
+from captum_unified import registry as _registry
 
 __all__ = [
     "METHODS",
@@ -35,23 +38,18 @@ __all__ = [
     "recipe_for",
 ]
 
-#: ``--target`` choices: which output each explained sample's attribution explains.
-TARGETS = {"true": "the true class (the papers' choice)", "predicted": "the predicted class"}
+#: ``--target`` choices: which output each explained sample's attribution explains
+#: (registered in :data:`captum_unified.registry.TARGETS`).
+TARGETS = _registry.TARGETS
 
-#: CLI name -> (label, builder(model))
-METHODS: dict[str, tuple] = {
-    "gi": ("Gradient*Input", lambda m: cu.GradientXInput(m)),
-    "ig": ("Integrated Gradients", lambda m: cu.IntegratedGradients(m)),
-    "lrp": ("epsilon-LRP", lambda m: cu.EpsilonLRP(m, epsilon=1e-4)),
-    "deeplift": ("DeepLIFT (Rescale)", lambda m: cu.DeepLiftRescale(m)),
-    # Ancona et al.'s original DeepLIFT: the ordinary product rule at products
-    # (only the models with products run it: ModelSpec.extra_methods)
-    "deeplift_ancona": ("DeepLIFT (ordinary products)", lambda m: cu.DeepLiftRescale(m, products="gradient")),
-    "occlusion1": ("Occlusion-1", lambda m: cu.Occlusion1(m)),
-}
+#: name -> (label, builder(model)): the methods a pipeline or the command line
+#: runs by name, derived from :data:`captum_unified.registry.METHODS` (the
+#: entries that need nothing but the model).
+METHODS: dict[str, tuple] = {e.name: (e.label, e.make) for e in _registry.METHODS.values() if e.runs_by_name}
 
-#: The five methods of Ancona et al.'s Figure 4 (the default of every run).
-PAPER_METHODS = ("gi", "ig", "lrp", "deeplift", "occlusion1")
+#: The five methods of Ancona et al.'s Figure 4 (the default of every run;
+#: the registry's ``default`` entries).
+PAPER_METHODS = tuple(e.name for e in _registry.METHODS.values() if e.default)
 
 
 @dataclass
@@ -107,7 +105,7 @@ class ModelSpec:
         activation: the activation (``None``: the model's default or none).
         label: the name reports use (e.g. ``"C-sg"``); default from name/activation.
         training: per recipe name (:data:`captum_unified.models.RECIPES`), the
-            :class:`~captum_unified.models.TrainingRecipe` fields that differ
+            :class:`~captum_unified.recipes.TrainingRecipe` fields that differ
             for this model, e.g. ``{"adam": {"lr": 2e-4}}``.
         loader: ``loader(spec, cfg, data) -> (model, test accuracy)``; default:
             :func:`captum_unified.models.load_or_train` (cached).
@@ -133,7 +131,7 @@ class ModelSpec:
 
 
 def recipe_for(cfg: ExperimentConfig, spec: ModelSpec | None = None):
-    """The :class:`~captum_unified.models.TrainingRecipe` of ``cfg.recipe`` with the
+    """The :class:`~captum_unified.recipes.TrainingRecipe` of ``cfg.recipe`` with the
     model's own overrides and ``cfg.epochs`` / ``cfg.batch_size`` where given."""
     from captum_unified.models import RECIPES
 
@@ -209,6 +207,7 @@ def samples_line(labels: Tensor, seed: int, target: str, what: str = "test digit
 
 
 def make_method(name: str, model: nn.Module):
+    """The attribution object of method ``name`` (a key of :data:`METHODS`) on ``model``."""
     if name not in METHODS:
         raise ValueError(f"Unknown method {name!r}; choose from {list(METHODS)}.")
     return METHODS[name][1](model)
@@ -218,17 +217,23 @@ def compute_attributions(
     model: nn.Module, name: str, x: Tensor, target: Tensor, baseline: float = 0.0, ig_steps: int = 50
 ):
     """Attributions of ``name`` and, where defined, the completeness delta
-    ``sum(attr) - (S(x) - S(baseline))`` per sample (Occlusion-1: None)."""
+    ``sum(attr) - (S(x) - S(baseline))`` per sample (perturbation methods: None).
+
+    How the method is called follows from its registry entry and its class: a
+    perturbation method gets the scalar ``baseline``; a method that takes
+    ``baselines`` gets a tensor filled with ``baseline``; the others (GI,
+    epsilon-LRP) have the zero baseline by definition. ``ig_steps`` goes to the
+    entry's ``steps`` argument (Integrated Gradients' ``n_steps``)."""
     method = make_method(name, model)
+    entry = _registry.METHODS[name]
+    steps = {entry.steps: ig_steps} if entry.steps else {}
+    if isinstance(method, PerturbationAttribution):
+        return method.attribute(x, baselines=baseline, target=target, **steps), None
     base = torch.full_like(x, baseline)
-    if name == "occlusion1":
-        return method.attribute(x, baselines=baseline, target=target), None
-    if name == "ig":
-        attr = method.attribute(x, baselines=base, target=target, n_steps=ig_steps)
-    elif name in ("deeplift", "deeplift_ancona"):
-        attr = method.attribute(x, baselines=base, target=target)
+    if "baselines" in inspect.signature(method.attribute).parameters:
+        attr = method.attribute(x, baselines=base, target=target, **steps)
     else:  # gi, lrp: baseline 0 by definition
-        attr = method.attribute(x, target=target)
+        attr = method.attribute(x, target=target, **steps)
         base = torch.zeros_like(x)
     with torch.no_grad():
         idx = torch.arange(len(x))

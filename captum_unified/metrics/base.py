@@ -43,7 +43,15 @@ from captum_unified._utils.common import check_finite
 from captum_unified.feature_groups import FeatureGroups
 from captum_unified.perturbation import PerturbationEngine
 
-__all__ = ["Metric", "MetricScores", "EvalBatch", "sample_seed", "sample_generator", "format_attributions"]
+__all__ = [
+    "Metric",
+    "MetricScores",
+    "EvalBatch",
+    "attribute_with",
+    "sample_seed",
+    "sample_generator",
+    "format_attributions",
+]
 
 Key = tuple[str, int | None]
 
@@ -91,6 +99,19 @@ def format_attributions(
         out.append(a.detach().to(x.device))
     check_finite(tuple(out), name)
     return tuple(out)
+
+
+def attribute_with(method: Any, inputs: Any, target: Any) -> Any:
+    """Attributions of ``method``: an object with ``.attribute(inputs, target=...)``
+    (Captum's or this package's) or a callable ``(inputs, target) -> attributions``."""
+    if hasattr(method, "attribute"):
+        return method.attribute(inputs, target=target)
+    if callable(method):
+        return method(inputs, target)
+    raise TypeError(
+        f"a method must be a callable (inputs, target) -> attributions or an object "
+        f"with .attribute(inputs, target=...), got {type(method).__name__}."
+    )
 
 
 @dataclass

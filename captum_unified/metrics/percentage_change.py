@@ -22,6 +22,7 @@ from captum_unified.metrics.base import (
     EvalBatch,
     Metric,
     MetricScores,
+    attribute_with,
     format_attributions,
 )
 
@@ -82,8 +83,6 @@ class PercentageChange(Metric):
         return {"references": sorted(self.references)}
 
     def evaluate(self, batch: EvalBatch, attributions: Mapping[str, tuple[Tensor, ...]]) -> dict[str, MetricScores]:
-        from captum_unified.metrics.runner import attribute_with
-
         call = batch.call
         inputs = call.inputs if call.is_tuple else call.inputs[0]
         out = {}

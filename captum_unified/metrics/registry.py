@@ -1,40 +1,39 @@
-"""The metric registry: a new metric is its own file (a
-:class:`~captum_unified.metrics.base.Metric` subclass) plus one line here.
+"""Metrics by name: the metric entries of :data:`captum_unified.registry.METRICS`
+as classes and objects.
 
-:func:`~captum_unified.metrics.evaluate` and ``captum-unified evaluate
---metrics`` accept these names (or metric objects)."""
+A new metric is its own file (a :class:`~captum_unified.metrics.base.Metric`
+subclass) plus one :class:`~captum_unified.registry.MetricEntry` in
+:data:`captum_unified.registry.METRICS`: :func:`~captum_unified.metrics.evaluate`,
+``captum-unified evaluate --metrics`` (with the entry's options), the docs'
+list and the contract tests (which run every registered metric through the
+command line) take it from there.
+"""
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from typing import Any
 
 from captum_unified.metrics.base import Metric
+from captum_unified.registry import METRICS
 
 __all__ = ["METRICS", "metric_class", "make_metric"]
-
-#: name -> "module:Class"
-METRICS: dict[str, str] = {
-    "sensitivity_n": "captum_unified.metrics.sensitivity_n:SensitivityN",
-    "infidelity": "captum_unified.metrics.infidelity:Infidelity",
-    "region_perturbation": "captum_unified.metrics.region_perturbation:RegionPerturbation",
-    "bounding_box_accuracy": "captum_unified.metrics.bounding_box:BoundingBoxAccuracy",
-    "percentage_change": "captum_unified.metrics.percentage_change:PercentageChange",
-}
-
-#: what a metric's required argument is, for the error of a bare registry name
-_NEEDS: dict[str, str] = {
-    "percentage_change": " (method name -> reference attribution, e.g. a Taylor reformulation of the method)",
-}
 
 
 def metric_class(name: str) -> type[Metric]:
     """The metric class registered as ``name``."""
     if name not in METRICS:
         raise ValueError(f"unknown metric {name!r}; choose from {sorted(METRICS)} or pass a Metric object.")
-    module, cls = METRICS[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    return METRICS[name].cls
+
+
+def required_arguments(cls: type[Metric]) -> list[str]:
+    """The constructor arguments of a metric class that have no default."""
+    return [
+        p.name
+        for p in list(inspect.signature(cls.__init__).parameters.values())[1:]
+        if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
 
 
 def make_metric(spec: Any) -> Metric:
@@ -50,16 +49,11 @@ def make_metric(spec: Any) -> Metric:
         return spec
     if isinstance(spec, str):
         cls = metric_class(spec)
-        required = [
-            p.name
-            for p in list(inspect.signature(cls.__init__).parameters.values())[1:]
-            if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        ]
+        required = required_arguments(cls)
         if required:
             needs = ", ".join(f"`{r}`" for r in required)
             raise ValueError(
-                f"the metric {spec!r} has no default settings: it needs {needs}"
-                + _NEEDS.get(spec, "")
+                f"the metric {spec!r} has no default settings: it needs {needs} ({METRICS[spec].summary})"
                 + f". Pass {cls.__name__}({', '.join(f'{r}=...' for r in required)}) instead of its name."
             )
         return cls()

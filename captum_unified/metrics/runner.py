@@ -32,332 +32,82 @@ evaluated by rank ``b % world_size``. Random draws are seeded per sample
 (:func:`~captum_unified.metrics.base.sample_seed`) and batches are the same
 whatever the number of processes, so the rows are identical to a one-process
 run. Rank 0 writes ``out``; every rank returns the rows.
+
+The runner's jobs, one file each: :mod:`~captum_unified.metrics.batches`
+(the data adapters), :mod:`captum_unified._utils.distributed` (the process
+group, shared with the command line), :mod:`~captum_unified.metrics.resume`
+(the finished batches on disk and their checks), :mod:`~captum_unified.metrics.rows`
+(the rows and their files); this module is the public API and the loop over
+batches, driven by one :class:`EvaluationSettings`.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import (
-    Any,
-)
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from captum_unified.metrics.base import EvalBatch, Metric, MetricScores
+from captum_unified._utils.distributed import ProcessGroup
+from captum_unified.metrics.base import EvalBatch, Metric, MetricScores, attribute_with
+from captum_unified.metrics.batches import batches, model_device, take, to_device
 from captum_unified.metrics.registry import make_metric
+from captum_unified.metrics.resume import (
+    ResumeMismatchError,
+    atomic_write_text,
+    batch_digest,
+    check_manifest,
+    data_changed,
+    make_manifest,
+    part_path,
+    read_part,
+    same_data,
+)
+from captum_unified.metrics.rows import FIELDS, Row, assemble, read_rows, write_rows
 
-__all__ = ["evaluate", "FIELDS", "attribute_with", "read_rows", "ResumeMismatchError"]
-
-#: Columns of the rows and of the output file, in order.
-FIELDS = ("method", "metric", "param", "sample_index", "value")
-
-Row = dict[str, Any]
-
-
-class ResumeMismatchError(ValueError):
-    """``out`` holds results of other settings or other data than this run's."""
-
-
-_MANIFEST_VERSION = 2  # 2: every part holds the digest of its batch's data
-
-
-# --------------------------------------------------------------------- data
-def _is_tensor_data(data: Any) -> bool:
-    return isinstance(data, (tuple, list)) and len(data) >= 2 and all(isinstance(t, Tensor) for t in data)
+__all__ = ["evaluate", "EvaluationSettings", "FIELDS", "attribute_with", "read_rows", "ResumeMismatchError"]
 
 
-def _is_map_dataset(data: Any) -> bool:
-    return (
-        hasattr(data, "__getitem__")
-        and hasattr(data, "__len__")
-        and not isinstance(data, (tuple, list, Tensor, torch.utils.data.DataLoader))
-    )
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """What one evaluation is, the same for every batch (see :func:`evaluate`
+    for each setting).
+
+    Attributes:
+        forward_func: the model.
+        methods: ``name -> method``.
+        metrics: the metric objects.
+        seed: seed of the random draws.
+        batch_size: batch size of tensor tuples and datasets.
+        baselines: value of removed features (Captum format).
+        feature_mask: ``"pixel"``, ``None`` or a Captum-style mask.
+        target: ``"labels"`` or ``"predicted"``.
+        device: where each batch goes (``None``: where it is).
+        show_progress: a tqdm bar over the batches (rank 0).
+        engine_options: bounds of the perturbation engine.
+    """
+
+    forward_func: Callable
+    methods: Mapping[str, Any]
+    metrics: tuple[Metric, ...]
+    seed: int = 0
+    batch_size: int = 32
+    baselines: Any = None
+    feature_mask: Any = "pixel"
+    target: str = "labels"
+    device: torch.device | None = None
+    show_progress: bool = False
+    engine_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def manifest(self) -> dict[str, Any]:
+        """The settings stored with the finished batches (checked on resume)."""
+        return make_manifest(self.metrics, self.seed, self.batch_size, self.baselines, self.feature_mask, self.target)
 
 
-def _batches(data: Any, batch_size: int) -> Iterator[tuple[int, int, Any]]:
-    """``(batch index, offset, batch)`` for every batch; a batch is a tuple
-    ``(inputs, labels, *extras)``. Tensor tuples and map-style datasets are cut
-    into ``batch_size`` batches (lazily: ``_take`` loads one), anything else is
-    iterated as given (a DataLoader)."""
-    if _is_tensor_data(data) or _is_map_dataset(data):
-        n = int(data[0].shape[0]) if _is_tensor_data(data) else len(data)
-        if _is_tensor_data(data) and any(int(t.shape[0]) != n for t in data):
-            raise ValueError(f"the data tensors have different numbers of samples {[int(t.shape[0]) for t in data]}.")
-        for b, start in enumerate(range(0, n, batch_size)):
-            yield b, start, (data, start, min(start + batch_size, n))
-        return
-    offset = 0
-    for b, item in enumerate(data):
-        if not isinstance(item, (tuple, list)) or len(item) < 2:
-            raise TypeError("each batch of `data` must be an (inputs, labels, ...) tuple.")
-        yield b, offset, tuple(item)
-        offset += int((item[0][0] if isinstance(item[0], (tuple, list)) else item[0]).shape[0])
-
-
-def _take(item: Any) -> tuple[Any, ...]:
-    """Load a lazily described batch."""
-    if isinstance(item, tuple) and len(item) == 3 and isinstance(item[1], int) and isinstance(item[2], int):
-        data, start, stop = item
-        if _is_tensor_data(data):
-            return tuple(t[start:stop] for t in data)
-        samples = [data[i] for i in range(start, stop)]
-        return tuple(torch.utils.data.default_collate(samples))
-    return item
-
-
-def _to(value: Any, device: torch.device | None) -> Any:
-    if device is None:
-        return value
-    if isinstance(value, Tensor):
-        return value.to(device)
-    if isinstance(value, tuple):
-        return tuple(_to(v, device) for v in value)
-    return value
-
-
-def _model_device(forward_func: Any) -> torch.device | None:
-    if isinstance(forward_func, nn.Module):
-        for p in forward_func.parameters():
-            return p.device
-    return None
-
-
-def attribute_with(method: Any, inputs: Any, target: Any) -> Any:
-    """Attributions of ``method``: an object with ``.attribute(inputs, target=...)``
-    (Captum's or this package's) or a callable ``(inputs, target) -> attributions``."""
-    if hasattr(method, "attribute"):
-        return method.attribute(inputs, target=target)
-    if callable(method):
-        return method(inputs, target)
-    raise TypeError(
-        f"a method must be a callable (inputs, target) -> attributions or an object "
-        f"with .attribute(inputs, target=...), got {type(method).__name__}."
-    )
-
-
-# ------------------------------------------------------------ distributed
-class _Group:
-    """The process group of a distributed evaluation (a one-process stand-in
-    when not distributed)."""
-
-    def __init__(self, distributed: bool) -> None:
-        import torch.distributed as dist
-
-        self.dist = dist
-        self.owned = False
-        if distributed and not (dist.is_available() and dist.is_initialized()):
-            if not dist.is_available():
-                raise RuntimeError("distributed=True but torch.distributed is not available in this build.")
-            if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-                raise RuntimeError(
-                    "distributed=True needs a process group: launch with torchrun (which sets RANK, "
-                    "WORLD_SIZE, MASTER_ADDR, MASTER_PORT) or call torch.distributed.init_process_group first."
-                )
-            default = "nccl" if torch.cuda.is_available() else "gloo"
-            dist.init_process_group(backend=os.environ.get("CAPTUM_UNIFIED_BACKEND", default))
-            self.owned = True
-        self.on = bool(distributed)
-        self.rank = dist.get_rank() if self.on else 0
-        self.world = dist.get_world_size() if self.on else 1
-
-    def barrier(self) -> None:
-        if self.on:
-            if self.dist.get_backend() == "nccl":
-                self.dist.barrier(device_ids=[torch.cuda.current_device()])
-            else:
-                self.dist.barrier()
-
-    def all_gather(self, obj: Any) -> list[Any]:
-        if not self.on:
-            return [obj]
-        out: list[Any] = [None] * self.world
-        self.dist.all_gather_object(out, obj)
-        return out
-
-    def close(self) -> None:
-        if self.owned:
-            self.dist.destroy_process_group()
-
-
-# ------------------------------------------------------------------ files
-def _atomic_write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", newline="") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _part_path(parts: str, b: int) -> str:
-    return os.path.join(parts, f"batch_{b:07d}.json")
-
-
-def _read_part(path: str) -> dict[str, Any] | None:
-    """A finished batch, or ``None`` when the file is missing or unreadable
-    (a file is complete or absent: parts are written atomically)."""
-    try:
-        with open(path) as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return None
-
-
-def _fingerprint(value: Any) -> Any:
-    """A JSON-able stand-in of a setting (tensors by shape, dtype and a hash of their bytes)."""
-    if isinstance(value, Tensor):
-        t = value.detach().cpu().contiguous()
-        digest = hashlib.blake2b(
-            t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes(), digest_size=8
-        ).hexdigest()
-        return {"tensor": list(t.shape), "dtype": str(t.dtype), "hash": digest}
-    if isinstance(value, (tuple, list)):
-        return [_fingerprint(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return repr(value)
-
-
-def _batch_digest(batch: tuple[Any, ...]) -> list[str]:
-    """Digests of a batch's data, one per element (inputs, labels, each extra):
-    shapes, dtypes and bytes of the tensors, whatever device they are on."""
-    return [
-        hashlib.blake2b(json.dumps(_fingerprint(v), sort_keys=True).encode(), digest_size=16).hexdigest() for v in batch
-    ]
-
-
-def _same_data(stored: Any, digest: list[str]) -> bool:
-    """Whether a finished batch was computed on this batch's data: the same
-    inputs and labels, and the same values for every extra both have (extras
-    may be added for a metric added since, e.g. bounding boxes)."""
-    if not isinstance(stored, list) or len(stored) < 2:
-        return False
-    return all(a == b for a, b in zip(stored, digest))
-
-
-def _data_changed(parts: str, b: int, offset: int) -> str:
-    return (
-        f"{parts} holds batch {b} (samples from {offset}) computed on other data than the batch now at "
-        f"that position: the data changed (other samples, order or labels) since those results were "
-        f"written. Use a new `out` (--out) or delete {parts} to start afresh."
-    )
-
-
-def _manifest(
-    metrics: Sequence[Metric], seed: int, batch_size: int, baselines: Any, feature_mask: Any, target: str
-) -> dict[str, Any]:
-    return {
-        "version": _MANIFEST_VERSION,
-        "seed": int(seed),
-        "batch_size": int(batch_size),
-        "baselines": _fingerprint(baselines),
-        "feature_mask": _fingerprint(feature_mask),
-        "target": target,
-        "metrics": {m.name: _jsonable(m.config()) for m in metrics},
-    }
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=repr))
-
-
-def _check_manifest(parts: str, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Merge ``manifest`` into the stored one; raise if a stored setting differs."""
-    path = os.path.join(parts, "manifest.json")
-    stored = _read_part(path)
-    if stored is None:
-        return manifest
-    for key in ("version", "seed", "batch_size", "baselines", "feature_mask", "target"):
-        if stored.get(key) != manifest[key]:
-            raise ResumeMismatchError(
-                f"{parts} holds results computed with {key}={stored.get(key)!r}, but this run has "
-                f"{key}={manifest[key]!r}; resume with the same settings or use another `out`."
-            )
-    merged = dict(stored)
-    merged["metrics"] = dict(stored.get("metrics", {}))
-    for name, cfg in manifest["metrics"].items():
-        if name in merged["metrics"] and merged["metrics"][name] != cfg:
-            raise ResumeMismatchError(
-                f"{parts} holds {name} results computed with {merged['metrics'][name]}, but this run asks "
-                f"for {cfg}; resume with the same settings or use another `out`."
-            )
-        merged["metrics"][name] = cfg
-    return merged
-
-
-def _format_param(param: Any) -> str:
-    return "" if param is None else str(int(param))
-
-
-def _write_rows(path: str, rows: list[Row]) -> None:
-    """Write the rows: Parquet for a ``.parquet`` path (needs pyarrow), else CSV."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    if path.endswith(".parquet"):
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-        except ImportError as err:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "writing Parquet needs pyarrow (pip install pyarrow); or give `out` a .csv name."
-            ) from err
-        table = pa.table(
-            {
-                "method": [r["method"] for r in rows],
-                "metric": [r["metric"] for r in rows],
-                "param": pa.array([r["param"] for r in rows], type=pa.int64()),
-                "sample_index": [str(r["sample_index"]) for r in rows],
-                "value": pa.array([r["value"] for r in rows], type=pa.float64()),
-            }
-        )
-        tmp = f"{path}.tmp{os.getpid()}"
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-        return
-    import io
-
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(FIELDS), lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({**r, "param": _format_param(r["param"]), "value": repr(float(r["value"]))})
-    _atomic_write_text(path, buf.getvalue())
-
-
-def read_rows(path: str | os.PathLike[str]) -> list[Row]:
-    """Read rows written by :func:`evaluate` (CSV or Parquet) back, with the
-    types :func:`evaluate` returns (``param`` int or None, ``sample_index`` int
-    or ``"pooled"``, ``value`` float; floats round-trip exactly)."""
-    path = os.fspath(path)
-    if path.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        records = pq.read_table(path).to_pylist()
-    else:
-        with open(path, newline="") as fh:
-            records = list(csv.DictReader(fh))
-    out = []
-    for r in records:
-        si = r["sample_index"]
-        param = r["param"]
-        out.append(
-            {
-                "method": r["method"],
-                "metric": r["metric"],
-                "param": None if param in (None, "") else int(param),
-                "sample_index": si if si == "pooled" else int(si),
-                "value": float(r["value"]),
-            }
-        )
-    return out
-
-
-# ----------------------------------------------------------------- evaluate
 def evaluate(
     forward_func: Callable,
     methods: Mapping[str, Any],
@@ -448,7 +198,7 @@ def evaluate(
     """
     if not methods:
         raise ValueError("methods is empty: give at least one name -> method.")
-    metric_objs = [make_metric(m) for m in metrics]
+    metric_objs = tuple(make_metric(m) for m in metrics)
     if not metric_objs:
         raise ValueError("metrics is empty: give at least one metric.")
     names = [m.name for m in metric_objs]
@@ -458,42 +208,38 @@ def evaluate(
         raise ValueError("batch_size must be >= 1.")
     if target not in ("labels", "predicted"):
         raise ValueError(f"target must be 'labels' or 'predicted', got {target!r}.")
-    device = torch.device(device) if device is not None else _model_device(forward_func)
-    engine_options = dict(
-        perturbations_per_eval=perturbations_per_eval, max_batch_size=max_batch_size, max_memory_mb=max_memory_mb
+    settings = EvaluationSettings(
+        forward_func,
+        methods,
+        metric_objs,
+        seed=seed,
+        batch_size=int(batch_size),
+        baselines=baselines,
+        feature_mask=feature_mask,
+        target=target,
+        device=torch.device(device) if device is not None else model_device(forward_func),
+        show_progress=show_progress,
+        engine_options=dict(
+            perturbations_per_eval=perturbations_per_eval, max_batch_size=max_batch_size, max_memory_mb=max_memory_mb
+        ),
     )
-    group = _Group(distributed)
+    group = ProcessGroup(distributed)
     try:
         path = None if out is None else os.fspath(out)
         parts = None if path is None else path + ".parts"
         if parts is not None:
-            manifest = _manifest(metric_objs, seed, batch_size, baselines, feature_mask, target)
+            manifest = settings.manifest()
             if group.rank == 0:
                 os.makedirs(parts, exist_ok=True)
-                merged = _check_manifest(parts, manifest)
-                _atomic_write_text(os.path.join(parts, "manifest.json"), json.dumps(merged, indent=1))
+                merged = check_manifest(parts, manifest)
+                atomic_write_text(os.path.join(parts, "manifest.json"), json.dumps(merged, indent=1))
             group.barrier()
             if group.rank != 0:
-                _check_manifest(parts, manifest)
-        records = _run(
-            forward_func,
-            methods,
-            data,
-            metric_objs,
-            parts,
-            group,
-            seed,
-            batch_size,
-            baselines,
-            feature_mask,
-            target,
-            device,
-            show_progress,
-            engine_options,
-        )
-        rows = _assemble(records, list(methods), metric_objs)
+                check_manifest(parts, manifest)
+        records = _run(settings, data, parts, group)
+        rows = assemble(records, list(methods), metric_objs)
         if path is not None and group.rank == 0:
-            _write_rows(path, rows)
+            write_rows(path, rows)
         group.barrier()
         return rows
     finally:
@@ -510,26 +256,11 @@ def _mask_of(feature_mask: Any, x: Any) -> Any:
     return feature_mask
 
 
-def _run(
-    forward_func,
-    methods,
-    data,
-    metrics,
-    parts,
-    group,
-    seed,
-    batch_size,
-    baselines,
-    feature_mask,
-    target,
-    device,
-    show_progress,
-    engine_options,
-) -> list[dict[str, Any]]:
+def _run(settings: EvaluationSettings, data: Any, parts: str | None, group: ProcessGroup) -> list[dict[str, Any]]:
     """Evaluate this rank's batches (resuming from ``parts``) and return every
     batch's record, in batch order, from all ranks."""
     bar = None
-    if show_progress and group.rank == 0:
+    if settings.show_progress and group.rank == 0:
         from tqdm.auto import tqdm
 
         bar = tqdm(desc="Evaluation", unit="batch")
@@ -537,40 +268,24 @@ def _run(
     n_batches = 0
     changed = None
     try:
-        for b, offset, item in _batches(data, int(batch_size)):
+        for b, offset, item in batches(data, settings.batch_size):
             n_batches = b + 1
             if b % group.world != group.rank:
                 continue
-            loaded = _take(item)
-            digest = None if parts is None else _batch_digest(loaded)
-            record = None if parts is None else _read_part(_part_path(parts, b))
+            loaded = take(item)
+            digest = None if parts is None else batch_digest(loaded)
+            record = None if parts is None else read_part(part_path(parts, b))
             if record is not None and digest is not None:
-                if not _same_data(record.get("data"), digest):
-                    changed = _data_changed(str(parts), b, offset)
+                if not same_data(record.get("data"), digest):
+                    changed = data_changed(str(parts), b, offset)
                     break
                 if len(digest) > len(record["data"]):
                     record["data"] = digest
-            todo = _missing(record, methods, metrics)
+            todo = _missing(record, settings.methods, settings.metrics)
             if todo:
-                record = _evaluate_batch(
-                    forward_func,
-                    methods,
-                    metrics,
-                    todo,
-                    record,
-                    b,
-                    offset,
-                    loaded,
-                    digest,
-                    seed,
-                    baselines,
-                    feature_mask,
-                    target,
-                    device,
-                    engine_options,
-                )
+                record = _evaluate_batch(settings, todo, record, b, offset, loaded, digest)
                 if parts is not None:
-                    _atomic_write_text(_part_path(parts, b), json.dumps(record))
+                    atomic_write_text(part_path(parts, b), json.dumps(record))
             assert record is not None  # without a stored part everything is to do (methods, metrics non-empty)
             mine.append(record)
             if bar is not None:
@@ -588,7 +303,7 @@ def _run(
         group.barrier()
         records = []
         for b in range(n_batches):
-            rec = _read_part(_part_path(parts, b))
+            rec = read_part(part_path(parts, b))
             if rec is None:
                 raise RuntimeError(f"batch {b} is missing from {parts} after every rank finished.")
             records.append(rec)
@@ -611,40 +326,34 @@ def _missing(
 
 
 def _evaluate_batch(
-    forward_func,
-    methods,
-    metrics,
-    todo,
-    record,
-    b,
-    offset,
-    item,
-    digest,
-    seed,
-    baselines,
-    feature_mask,
-    target,
-    device,
-    engine_options,
+    settings: EvaluationSettings,
+    todo: dict[str, list[str]],
+    record: dict[str, Any] | None,
+    b: int,
+    offset: int,
+    item: tuple[Any, ...],
+    digest: list[str] | None,
 ) -> dict[str, Any]:
-    x, y, extras = _to(item[0], device), _to(item[1], device), tuple(_to(e, device) for e in item[2:])
+    """Score the methods still to do on one batch; the batch's record with their values added."""
+    device, forward_func, methods = settings.device, settings.forward_func, settings.methods
+    x, y, extras = to_device(item[0], device), to_device(item[1], device), tuple(to_device(e, device) for e in item[2:])
     if isinstance(x, list):
         x = tuple(x)
     rows_in_batch = int((x[0] if isinstance(x, tuple) else x).shape[0])
-    if target == "predicted":
+    if settings.target == "predicted":
         with torch.no_grad():
             y = forward_func(*(x if isinstance(x, tuple) else (x,))).argmax(1)
     batch = EvalBatch.make(
         forward_func,
         x,
-        baselines,
+        settings.baselines,
         y,
         None,
-        _mask_of(feature_mask, x),
+        _mask_of(settings.feature_mask, x),
         torch.arange(offset, offset + rows_in_batch),
-        seed,
+        settings.seed,
         extras,
-        **engine_options,
+        **settings.engine_options,
     )
     needed = [name for name in methods if any(name in v for v in todo.values())]
     attrs = {
@@ -660,7 +369,7 @@ def _evaluate_batch(
             "values": [],
             "stats": [],
         }
-    for metric in metrics:
+    for metric in settings.metrics:
         if metric.name not in todo:
             continue
         scores: dict[str, MetricScores] = metric.evaluate(batch, {name: attrs[name] for name in todo[metric.name]})
@@ -673,29 +382,3 @@ def _evaluate_batch(
                     record["stats"].append([name, metric.name, s.stats])
             record["done"].append([name, metric.name])
     return record
-
-
-def _assemble(records: list[dict[str, Any]], methods: list[str], metrics: Sequence[Metric]) -> list[Row]:
-    """The rows of all batches: method, metric, quantity order; samples in data order; pooled last."""
-    series: dict[tuple[str, str], dict[tuple[str, Any], list[tuple[int, float]]]] = {}
-    stats: dict[tuple[str, str], list[Any]] = {}
-    for rec in records:
-        for name, metric, quantity, param, values in rec["values"]:
-            per = series.setdefault((name, metric), {}).setdefault((quantity, param), [])
-            per.extend((rec["offset"] + i, float(v)) for i, v in enumerate(values))
-        for name, metric, st in rec["stats"]:
-            stats.setdefault((name, metric), []).append(st)
-    rows: list[Row] = []
-    for name in methods:
-        for metric in metrics:
-            for (quantity, param), values in series.get((name, metric.name), {}).items():
-                rows.extend(
-                    {"method": name, "metric": quantity, "param": param, "sample_index": i, "value": v}
-                    for i, v in values
-                )
-            pooled = metric.pool(stats.get((name, metric.name), []))
-            rows.extend(
-                {"method": name, "metric": quantity, "param": param, "sample_index": "pooled", "value": float(v)}
-                for (quantity, param), v in pooled.items()
-            )
-    return rows

@@ -96,8 +96,9 @@ class TaylorAttribution(GradientAttribution):
         Raises:
             ValueError: an empty batch, NaN inputs, a bad baseline or target.
 
-        Integer or bool inputs are treated as real numbers (the expansion
-        needs derivatives); for token ids attribute to the embedding layer.
+        Integer or bool inputs are a ``TypeError`` (the expansion needs
+        derivatives with respect to the inputs): for token ids attribute to
+        the embedding layer (the ``Layer*`` classes) or use a perturbation method.
         """
         call = format_call(inputs, baselines, target, additional_forward_args)
         attrs = self._attribute(call)

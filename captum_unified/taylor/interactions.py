@@ -50,8 +50,9 @@ def group_interactions(
 
     Args:
         forward_func (Callable): the model.
-        inputs (Tensor or tuple[Tensor, ...]): inputs, batch first (integer
-            inputs are treated as real numbers).
+        inputs (Tensor or tuple[Tensor, ...]): inputs, batch first, floating
+            (integer or bool inputs are a ``TypeError``: attribute to the
+            embedding layer instead).
         feature_mask (Tensor or tuple[Tensor, ...]): Captum's ``feature_mask``
             (:class:`~captum_unified.feature_groups.FeatureGroups`: integer or
             bool ids per feature, broadcastable to each input, shared or per

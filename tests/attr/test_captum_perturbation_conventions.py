@@ -1,5 +1,5 @@
 """Occlusion1 / OcclusionPatch on Captum's own FeatureAblation / Occlusion test
-models and configurations (captum.testing): the same numbers, floating."""
+models and configurations (captum.testing): the same numbers, in Captum's dtype."""
 
 from __future__ import annotations
 
@@ -27,8 +27,9 @@ def _close(ours, expected, atol=1e-4):
         for o, e in zip(ours, expected):
             _close(o, e, atol)
         return
+    if isinstance(expected, torch.Tensor):  # Captum's dtype (FeatureAblation: the output's; Occlusion: floating)
+        assert ours.dtype == expected.dtype, (ours.dtype, expected.dtype)
     expected = torch.as_tensor(expected)
-    assert ours.is_floating_point(), ours.dtype
     assert tuple(ours.shape) == tuple(expected.shape)
     torch.testing.assert_close(ours.double().cpu(), expected.double().cpu(), atol=atol, rtol=1e-5)
 
@@ -240,3 +241,30 @@ def test_noise_tunnel_with_occlusion_patch_and_feature_ablation_semantics():
     _close(out, [[280.0, 280.0, 120.0]])
     out = NoiseTunnel(cu.Occlusion1(model)).attribute(inp, nt_samples=2, stdevs=1e-10, target=0)
     _close(out, [[80.0, 200.0, 120.0]])
+
+
+def test_a_model_with_integer_outputs_keeps_captums_dtype():
+    """A model whose outputs are integers (counts, votes): Occlusion1 and
+    OcclusionPatch with a feature mask return the output's dtype with exact
+    integer changes, as FeatureAblation; OcclusionPatch with patches is
+    floating, as Occlusion (which averages over windows)."""
+    weights = torch.tensor([[1, 2, 3, 4], [0, 1, -1, 2], [3, 0, 0, 1]])
+
+    def counts(x):
+        return x.long() @ weights.T
+
+    for x in (torch.tensor([[1, -2, 0, 3], [2, 2, -1, 0]]), torch.tensor([[1.0, -2.0, 0.0, 3.0]])):
+        ref = FeatureAblation(counts).attribute(x, target=1)
+        ours = cu.Occlusion1(counts).attribute(x, target=1)
+        assert ours.dtype == ref.dtype == torch.int64 and torch.equal(ours, ref)
+        mask = torch.tensor([[0, 0, 1, 1]])
+        ref = FeatureAblation(counts).attribute(x, target=1, feature_mask=mask)
+        ours = cu.OcclusionPatch(counts).attribute(x, target=1, feature_mask=mask)
+        assert ours.dtype == ref.dtype == torch.int64 and torch.equal(ours, ref)
+        ref = Occlusion(counts).attribute(x, target=1, sliding_window_shapes=(2,), strides=2)
+        ours = cu.OcclusionPatch(counts).attribute(x, target=1, patch_shapes=(2,))
+        assert ours.dtype == ref.dtype == torch.get_default_dtype()
+        torch.testing.assert_close(ours, ref)
+    # changes beyond float32's integers stay exact
+    big = torch.tensor([[2**30 + 1, 3, 0, 1]])
+    assert cu.Occlusion1(counts).attribute(big, target=0)[0, 0] == 2**30 + 1

@@ -238,3 +238,36 @@ def test_to_rst_escapes_inline_markup():
 
     html = publish_parts(rst, writer="html")["body"]
     assert "|S(x) - S(0)|" in html and "Gradient*Input" in html
+
+
+def test_spearman_is_scipys_without_scipy():
+    """numpy alone (scipy is no declared dependency): the same bits as scipy's
+    spearmanr on random data with and without ties, and it runs where scipy
+    cannot be imported."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    ROOT = Path(__file__).resolve().parents[2]
+
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    for i in range(300):
+        n = int(rng.integers(3, 30))
+        x = rng.integers(0, 4, n).astype(float) if i % 2 else rng.normal(size=n)
+        y = rng.integers(0, 3, n).astype(float) if i % 3 == 0 else rng.normal(size=n)
+        if len(set(x)) < 2 or len(set(y)) < 2:
+            continue
+        assert findings.spearman(x, y) == float(stats.spearmanr(x, y).statistic)
+    code = (
+        "import sys; sys.modules['scipy'] = None\n"  # any scipy import now raises ImportError
+        "from captum_unified.experiments import findings\n"
+        "print(findings.spearman([0, 0.5, 0.5, 1, 2, 3], [6, 5, 4, 3, 2, 1]))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout) == findings.spearman([0, 0.5, 0.5, 1, 2, 3], [6, 5, 4, 3, 2, 1])

@@ -104,8 +104,9 @@ class ExpectedGradients(GradientAttribution):
     Random draws come from a private :class:`torch.Generator` (seeded by
     ``seed``); the global random state is never used or changed. Gradients come
     from the unified backend (:func:`captum_unified.modified_gradients`).
-    Integer or bool inputs are treated as real numbers (the path points lie
-    between them); for token ids attribute to the embedding layer instead.
+    Integer or bool inputs are a ``TypeError``: a gradient with respect to
+    token ids means nothing; attribute to the embedding layer instead (the
+    ``Layer*`` classes) or use a perturbation method.
 
     With :class:`~captum.attr.NoiseTunnel`: the Gaussian baselines are
     ``baseline_stdevs`` (NoiseTunnel's own ``stdevs`` is the noise it adds to

@@ -165,7 +165,7 @@ class IntegratedGradients(GradientAttribution):
             **attributions** (same type and shapes as ``inputs``), and **delta**
             (shape ``(batch,)``) if ``return_convergence_delta``.
         """
-        call = AttributionCall.format(inputs, baselines, target, additional_forward_args)
+        call = AttributionCall.format(inputs, baselines, target, additional_forward_args).floating()
         avg = path_gradients(
             self.forward_func,
             call.inputs,

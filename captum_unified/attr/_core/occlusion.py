@@ -34,8 +34,10 @@ class Occlusion1(PerturbationAttribution):
     patches use :class:`~captum_unified.OcclusionPatch`.
 
     Captum's conventions hold: integer or bool inputs (token ids, binary
-    features) are occluded as they are and give floating attributions (the
-    output's dtype, or the default float dtype for an integer output); input
+    features) are occluded as they are; the attributions have the model
+    output's dtype, as :class:`~captum.attr.FeatureAblation`'s (integer output
+    changes for a model with integer outputs; a bool output, where Captum
+    raises, gives the default float dtype); input
     tensors whose first dimensions differ and models that return one value for
     the whole batch (Captum's aggregate mode; attributions then have shape
     ``(n_outputs, *x.shape[1:])``) are evaluated one perturbation per pass.
@@ -84,7 +86,8 @@ class Occlusion1(PerturbationAttribution):
                 the CPU.
 
         Returns:
-            **attributions**, same type and shapes as ``inputs``, floating.
+            **attributions**, same type and shapes as ``inputs``, in the
+            model output's dtype (see above).
 
         Raises:
             ValueError: an empty batch, NaN inputs, a bad baseline or target.
@@ -98,5 +101,5 @@ class Occlusion1(PerturbationAttribution):
             max_memory_mb=max_memory_mb,
             show_progress=show_progress,
         ) as engine:
-            attrs = engine.occlude(FeatureGroups.per_feature(call.inputs), "Occlusion-1")
+            attrs = engine.occlude(FeatureGroups.per_feature(call.inputs), "Occlusion-1", engine.ablation_dtype)
         return call.output(attrs)

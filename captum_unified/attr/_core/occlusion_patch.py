@@ -193,8 +193,12 @@ class OcclusionPatch(PerturbationAttribution):
                 in MiB. Default: 256 on the CPU.
 
         Returns:
-            **attributions**, same type and shapes as ``inputs``, floating (the
-            output's dtype; Captum's aggregate mode: ``(n_outputs, *x.shape[1:])``).
+            **attributions**, same type and shapes as ``inputs`` (Captum's
+            aggregate mode: ``(n_outputs, *x.shape[1:])``). Their dtype is
+            Captum's: with ``feature_mask`` (and no division) the model
+            output's, as :class:`~captum.attr.FeatureAblation`; with patches
+            floating, as :class:`~captum.attr.Occlusion` (the output's, or the
+            default float dtype for an integer output).
 
         Raises:
             ValueError: an empty batch, NaN inputs, a bad mask, shape, stride,
@@ -214,9 +218,9 @@ class OcclusionPatch(PerturbationAttribution):
             max_memory_mb=max_memory_mb,
             show_progress=show_progress,
         )
-        if feature_mask is not None:
+        if feature_mask is not None:  # Captum's FeatureAblation: the output's dtype
             groups = FeatureGroups.from_mask(feature_mask, fmt)
-            return call.output(self._partition(engine, groups, divide_by_patch_size))
+            return call.output(self._partition(engine, groups, divide_by_patch_size, ablation=True))
 
         shapes = tuple(
             _as_shape(p, x, "patch_shapes", k)
@@ -237,9 +241,15 @@ class OcclusionPatch(PerturbationAttribution):
         return call.output(self._partition(engine, FeatureGroups.patches(fmt, shapes), divide_by_patch_size))
 
     @staticmethod
-    def _partition(engine: PerturbationEngine, groups: FeatureGroups, divide: bool) -> tuple[Tensor, ...]:
+    def _partition(
+        engine: PerturbationEngine, groups: FeatureGroups, divide: bool, ablation: bool = False
+    ) -> tuple[Tensor, ...]:
+        """Occlusion of a partition: in the output's dtype as Captum's
+        FeatureAblation (``ablation`` without ``divide``), else floating as
+        Captum's Occlusion (which averages over windows)."""
         with engine:
-            attrs = engine.occlude(groups, "Occlusion-patch")
+            dtype = engine.ablation_dtype if ablation and not divide else engine.dtype
+            attrs = engine.occlude(groups, "Occlusion-patch", dtype)
         if divide:
             sizes = groups.scatter(groups.sizes().to(engine.dtype))
             attrs = tuple(a / s for a, s in zip(attrs, sizes))
