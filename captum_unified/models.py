@@ -23,7 +23,6 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from captum_unified import data as _data
-
 from captum_unified.recipes import RECIPES, TrainingRecipe
 from captum_unified.registry import ACTIVATIONS as _ACTIVATION_NAMES
 from captum_unified.registry import ZOO, ZooModel

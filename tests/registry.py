@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from captum_unified.attr import LLMGradientAttribution
 from captum_unified.registry import METHODS as METHOD_ENTRIES
 from captum_unified.registry import METRICS as METRIC_TABLE
 from captum_unified.registry import MethodEntry, MetricEntry, load
@@ -41,9 +42,10 @@ def _split_needs(entry: MethodEntry) -> tuple[list[str], list[str]]:
     init_params = inspect.signature(entry.cls.__init__).parameters
     return [n for n in entry.needs if n in init_params], [n for n in entry.needs if n not in init_params]
 
+
 #: public classes that wrap a method above (text in, Captum's LLMAttributionResult out): the
 #: tensor contracts do not apply; their tests are tests/attr/test_llm_attr.py
-WRAPPERS = (cu.LLMGradientAttribution,)
+WRAPPERS = (LLMGradientAttribution,)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import os
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 __all__ = ["ProcessGroup", "init_process_group", "launch_device", "launched_world_size"]
 
@@ -51,8 +52,6 @@ def init_process_group(device: torch.device | None = None) -> bool:
         RuntimeError: torch.distributed is missing from this build, or the
             process was not started by torchrun (no ``RANK``/``WORLD_SIZE``).
     """
-    import torch.distributed as dist
-
     if not dist.is_available():
         raise RuntimeError("distributed=True but torch.distributed is not available in this build.")
     if dist.is_initialized():
@@ -73,8 +72,6 @@ class ProcessGroup:
     environment when none exists, and then destroys it in :meth:`close`."""
 
     def __init__(self, distributed: bool) -> None:
-        import torch.distributed as dist
-
         self.dist = dist
         self.owned = init_process_group() if distributed else False
         self.on = bool(distributed)

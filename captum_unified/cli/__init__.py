@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_activation(args)
         # the commands import torch: loaded once a command runs, never for --help
-        from captum_unified.cli.commands import cmd_attribute, cmd_reproduce, cmd_train
-        from captum_unified.cli.evaluate import cmd_evaluate
+        from captum_unified.cli.commands import cmd_attribute, cmd_reproduce, cmd_train  # torch: see above
+        from captum_unified.cli.evaluate import cmd_evaluate  # torch: see above
 
         return {
             "train": cmd_train,

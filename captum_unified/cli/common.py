@@ -61,9 +61,8 @@ def check_samples(samples: int, test_labels, n_train=None, what: str = "test dig
 
 
 def train_or_load(args, cfg, data=None):
-    # torch: not for --help
-    from captum_unified.experiments.common import recipe_for
-    from captum_unified.models import load_or_train
+    from captum_unified.experiments.common import recipe_for  # torch: not for --help
+    from captum_unified.models import load_or_train  # torch: not for --help
 
     return load_or_train(
         args.model,

@@ -62,8 +62,8 @@ def write_rows(path: str, rows: list[Row]) -> None:
     os.makedirs(directory, exist_ok=True)
     if path.endswith(".parquet"):
         try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+            import pyarrow as pa  # optional: only for Parquet output
+            import pyarrow.parquet as pq  # optional: only for Parquet output
         except ImportError as err:  # pragma: no cover - depends on the environment
             raise ImportError(
                 "writing Parquet needs pyarrow (pip install pyarrow); or give `out` a .csv name."
@@ -95,7 +95,7 @@ def read_rows(path: str | os.PathLike[str]) -> list[Row]:
     ``sample_index`` int or ``"pooled"``, ``value`` float; floats round-trip exactly)."""
     path = os.fspath(path)
     if path.endswith(".parquet"):
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # optional: only for Parquet input
 
         records = pq.read_table(path).to_pylist()
     else:

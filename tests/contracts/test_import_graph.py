@@ -45,6 +45,8 @@ LAYERS: dict[str, tuple[int, int]] = {
     "rules": (4, 1),
     "canonizers": (4, 2),
     "_utils": (5, 0),
+    "registry": (5, 1),
+    "recipes": (5, 1),
 }
 
 #: Circles that exist in code under restructuring in parallel (issue 19: the
@@ -60,14 +62,17 @@ KNOWN_CIRCLES: list[frozenset[str]] = [
 #: requirements of the package (the import line says so in a comment).
 LAZY_ALLOWED = {"pyarrow", "pyarrow.parquet"}
 
+#: Packages whose own job is to stay torch-free until a command runs (the
+#: command line answers ``--help`` without importing torch): they may import
+#: lazily, each such line saying why in a comment.
+LAZY_PACKAGES = ("cli/",)
+
 #: Files restructured in parallel (issue 19: the CLI, the runner and the metric
 #: registry, the op table and the rules) whose function-level imports their
 #: restructuring audits; each must still have one, so an entry is removed here
 #: when its file is clean.
 LAZY_PENDING = {
-    "cli.py",
     "experiments/common.py",
-    "metrics/percentage_change.py",
     "metrics/runner.py",
     "ops/__init__.py",
     "ops/fused.py",
@@ -268,7 +273,7 @@ def test_function_level_imports_only_keep_optional_dependencies_out():
     bad = [
         f"{f}:{line}: {src}"
         for f, line, name, src in found
-        if f not in LAZY_PENDING and not (name in LAZY_ALLOWED and "#" in src)
+        if f not in LAZY_PENDING and not ((name in LAZY_ALLOWED or f.startswith(LAZY_PACKAGES)) and "#" in src)
     ]
     assert not bad, (
         "imports inside functions: move them to the top of the file (a circle they hide is "
