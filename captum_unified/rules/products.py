@@ -42,7 +42,7 @@ from types import MappingProxyType
 
 from torch import Tensor
 
-from captum_unified.rules.base import OpCall
+from captum_unified.rules.opcall import OpCall
 
 __all__ = ["PRODUCT_POLICIES", "gradient_products", "shapley_products", "uniform_products", "gate_products"]
 
