@@ -99,9 +99,7 @@ def _elementwise(ctx: RuleContext, entry: OpEntry, func: Callable, args: tuple, 
             return ctx.finish(ctx.decompose(entry.fallback, func, args, kwargs, {}), args, inplace)
         return _unknown(ctx, func, call_args, call_kwargs)
     fn, rest = required(entry.function, entry, "function"), args[1:]
-    out = ctx.elementwise(
-        entry.name, lambda t: fn(t, *rest, **kwargs), z, entry.derivative, entry.gate, copy=inplace
-    )
+    out = ctx.elementwise(entry.name, lambda t: fn(t, *rest, **kwargs), z, entry.derivative, entry.gate, copy=inplace)
     return ctx.finish(out, args, inplace)
 
 

@@ -54,6 +54,7 @@ def _pow(ctx, func, args, kwargs, consts):
         return ctx.elementwise("pow", lambda t: torch.pow(base, t), exponent)
     return AS_LINEAR
 
+
 # ---------------------------------------------------------------------------
 # affine ops with a product inside
 # ---------------------------------------------------------------------------
@@ -123,6 +124,7 @@ def _bilinear(ctx, func, args, kwargs, consts):
     y = torch.einsum("...kj,...j->...k", t, x2)
     return y + bias if bias is not None else y
 
+
 T, TT, FF = torch, torch.Tensor, F
 
 #: Quotients and powers.
@@ -141,7 +143,9 @@ QUOTIENT_ROWS: tuple[CompositeOp, ...] = (
         ),
     ),
     CompositeOp(
-        "pow", _pow, functions((T, "pow float_power"), (TT, "pow float_power __pow__ __rpow__ __ipow__ pow_ float_power_"))
+        "pow",
+        _pow,
+        functions((T, "pow float_power"), (TT, "pow float_power __pow__ __rpow__ __ipow__ pow_ float_power_")),
     ),
 )
 

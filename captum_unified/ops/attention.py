@@ -46,6 +46,7 @@ def _sdpa(ctx, func, args, kwargs, consts):
         attn = F.dropout(attn, dropout_p, True)
     return torch.matmul(attn, v)
 
+
 #: Scaled dot-product attention.
 ROWS: tuple[CompositeOp, ...] = (
     CompositeOp("scaled_dot_product_attention", _sdpa, functions((F, "scaled_dot_product_attention"))),

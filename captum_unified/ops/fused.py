@@ -41,7 +41,7 @@ from captum_unified.ops.products import product_entries
 from captum_unified.ops.table import NOT_DECOMPOSED, OpEntry
 from captum_unified.rules import OpCall, Rule
 
-__all__ = ["kernels_apply", "multiplier", "partners", "fused_lstm"]
+__all__ = ["kernels_apply", "multiplier", "partners", "dense_partners", "fused_lstm"]
 
 #: The functions the kernels compute themselves instead of dispatching them.
 _KERNEL_FUNCTIONS = (torch.sigmoid, torch.tanh, torch.exp, torch.reciprocal, torch.mul, torch.log)
@@ -81,6 +81,15 @@ def partners(
     is taken at ``v = P_u``, ``d(u v)/dv`` at ``u = P_v`` (``None``: no gradient)."""
     u_, v_ = rule.product_factors(OpCall("mul", gates=(u_is_gate, False)), u, v, ref_u, ref_v)
     return v_, u_
+
+
+def dense_partners(
+    rule: Rule, u: Tensor, v: Tensor, ref_u: Tensor | None, ref_v: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """:func:`partners` of a product of two non-gates, a partner without
+    gradient (``None``) as zeros."""
+    p_u, p_v = partners(rule, u, v, ref_u, ref_v)
+    return (torch.zeros_like(v) if p_u is None else p_u), (torch.zeros_like(u) if p_v is None else p_v)
 
 
 def _sig_d(z: Tensor, s: Tensor) -> Tensor:

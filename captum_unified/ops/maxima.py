@@ -257,7 +257,9 @@ ROWS: tuple[CompositeOp, ...] = (
         functions((T, "maximum minimum fmax fmin"), (TT, "maximum minimum fmax fmin")),
         applies=_maxima_apply,
     ),
-    CompositeOp("max", _reduce_max, functions((T, "max min amax amin"), (TT, "max min amax amin")), applies=_maxima_apply),
+    CompositeOp(
+        "max", _reduce_max, functions((T, "max min amax amin"), (TT, "max min amax amin")), applies=_maxima_apply
+    ),
     CompositeOp(
         "max_pool",
         _max_pool,

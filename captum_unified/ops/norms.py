@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from captum_unified.ops.calls import arg, functions
-from captum_unified.ops.fused import kernels_apply, multiplier, partners
+from captum_unified.ops.fused import dense_partners, kernels_apply, multiplier
 from captum_unified.ops.rows import CompositeOp
 from captum_unified.ops.table import AS_LINEAR, NOT_DECOMPOSED
 from captum_unified.rules import Rule
@@ -173,6 +173,7 @@ def _var_std(ctx, func, args, kwargs, consts):
         return out, mean if keepdim else mean.squeeze(dims) if dims else mean
     return out
 
+
 # ---------------------------------------------------------------------------
 # the fused kernel (LayerNorm / RMSNorm)
 # ---------------------------------------------------------------------------
@@ -195,9 +196,9 @@ class _NormRule(torch.autograd.Function):
     def forward(ctx, x, ref_x, dims, eps, centre, rule):
         c, d, r = _norm_parts(x, dims, eps, centre)
         rc, rd, rr = _norm_parts(ref_x, dims, eps, centre) if ref_x is not None else (None, None, None)
-        p_sq_u, p_sq_v = partners(rule, c, c, rc, rc)
+        p_sq_u, p_sq_v = dense_partners(rule, c, c, rc, rc)
         m_r = multiplier(rule, "rsqrt", torch.rsqrt, _rsqrt_d, d, r, rd, rr)
-        p_c, p_r = partners(rule, c, r, rc, rr)
+        p_c, p_r = dense_partners(rule, c, r, rc, rr)
         ctx.save_for_backward(p_sq_u + p_sq_v, m_r, p_c, p_r)
         ctx.dims, ctx.centre = dims, centre
         ctx.count = 1
@@ -249,6 +250,7 @@ def fused_layer_norm(ctx, func, args, kwargs, ref_args, ref_kwargs):
 def fused_rms_norm(ctx, func, args, kwargs, ref_args, ref_kwargs):
     """``F.rms_norm`` with the context's rule."""
     return _fused_norm(ctx, args, kwargs, ref_args, rms=True)
+
 
 T, TT, FF, LA = torch, torch.Tensor, F, torch.linalg
 

@@ -175,6 +175,7 @@ def _rnn_cell(kind: str):
 
     return decompose
 
+
 T = torch
 
 #: The fused recurrent layers and the cells.

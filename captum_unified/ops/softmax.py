@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from captum_unified.ops.calls import arg, functions
-from captum_unified.ops.fused import kernels_apply, multiplier, partners
+from captum_unified.ops.fused import dense_partners, kernels_apply, multiplier
 from captum_unified.ops.rows import CompositeOp
 from captum_unified.ops.table import NOT_DECOMPOSED
 from captum_unified.rules import Rule
@@ -86,6 +86,7 @@ def _logsumexp(ctx, func, args, kwargs, consts):
     out = torch.log(torch.exp(x - shift).sum(dims, keepdim=True)) + shift
     return out if keepdim else out.squeeze(dims)
 
+
 # ---------------------------------------------------------------------------
 # the fused kernel
 # ---------------------------------------------------------------------------
@@ -128,7 +129,7 @@ class _SoftmaxRule(torch.autograd.Function):
         r = torch.reciprocal(total)
         rr = torch.reciprocal(rtotal) if rtotal is not None else None
         m_r = multiplier(rule, "reciprocal", torch.reciprocal, _recip_d, total, r, rtotal, rr)
-        p_e, p_r = partners(rule, e, r, re, rr, u_is_gate=False)
+        p_e, p_r = dense_partners(rule, e, r, re, rr)
         ctx.save_for_backward(m_e, m_r, p_e, p_r)
         ctx.log, ctx.dim = False, dim
         return e * r
@@ -172,6 +173,7 @@ def fused_softmax(ctx, func, args, kwargs, ref_args, ref_kwargs):
 def fused_log_softmax(ctx, func, args, kwargs, ref_args, ref_kwargs):
     """Log-softmax with the context's rule (needs the baseline pass)."""
     return _softmax_common(ctx, func, args, kwargs, ref_args, ref_kwargs, log=True)
+
 
 T, TT, FF, SP = torch, torch.Tensor, F, torch.special
 

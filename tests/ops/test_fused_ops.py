@@ -14,7 +14,6 @@ from conftest import DTYPE, assert_close, randn
 
 import captum_unified as cu
 
-
 #: The shipped table with every composite computed by its decomposition.
 DECOMPOSED = cu.default_op_table().without_fused()
 

@@ -105,7 +105,9 @@ def test_uniform_and_gate_conserve_the_product_from_a_zero_reference(op):
     part_a, part_b = _split(gate_products, fn, a, b, za, zb, (True, False))
     assert torch.equal(part_a, torch.zeros_like(part_a))
     # without exactly one gate the gate policy is the uniform one
-    assert_close(_split(gate_products, fn, a, b, za, zb, (True, True))[0], _split(uniform_products, fn, a, b, za, zb)[0])
+    assert_close(
+        _split(gate_products, fn, a, b, za, zb, (True, True))[0], _split(uniform_products, fn, a, b, za, zb)[0]
+    )
 
 
 def test_shapley_policy_needs_the_reference():
