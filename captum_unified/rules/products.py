@@ -44,8 +44,6 @@ from torch import Tensor
 
 from captum_unified.rules.opcall import OpCall
 
-__all__ = ["PRODUCT_POLICIES", "gradient_products", "shapley_products", "uniform_products", "gate_products"]
-
 Policy = Callable[[OpCall, Tensor, Tensor, Tensor | None, Tensor | None], tuple[Tensor | None, Tensor | None]]
 
 
@@ -86,3 +84,5 @@ PRODUCT_POLICIES: Mapping[str, Policy] = MappingProxyType(
         "gate": gate_products,
     }
 )
+
+__all__ = ["PRODUCT_POLICIES", *(policy.__name__ for policy in PRODUCT_POLICIES.values())]
