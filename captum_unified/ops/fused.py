@@ -70,8 +70,10 @@ def multiplier(
     ref_out: Tensor | None,
 ) -> Tensor:
     """The rule's ``g(z)`` at the element-wise op ``name`` (``f``, closed-form
-    derivative ``fprime``), as the backend would ask for it."""
-    return rule.multiplier(f, z, out, ref_z, ref_out, op=OpCall(name, derivative=fprime))
+    derivative ``fprime``), as the backend would ask for it, with ``z``'s shape
+    (a rule may return a multiplier that only broadcasts to it)."""
+    g = rule.multiplier(f, z, out, ref_z, ref_out, op=OpCall(name, derivative=fprime))
+    return g if g.shape == z.shape else g.expand_as(z)
 
 
 def partners(

@@ -121,3 +121,45 @@ def test_fused_norms_equal_decomposition(norm):
             a = cu.EpsilonLRP(model, 1e-3, products=p, norm=norm).attribute(x, target=1)
             b = cu.EpsilonLRP(model, 1e-3, products=p, norm=norm, op_table=DECOMPOSED).attribute(x, target=1)
         assert_close(a, b, atol=1e-12, rtol=1e-9)
+
+
+class HandRescale(cu.Rule):
+    """A new rule (not a subclass of a shipped one): the secant written by hand,
+    decomposing softmax and norms with the Shapley split."""
+
+    needs_reference = True
+    products = "shapley"
+    norm = "decompose"
+    softmax = "decompose"
+
+    def multiplier(self, f, z, out, ref_z=None, ref_out=None, op=None):
+        dz = z - ref_z
+        small = dz.abs() < 1e-9
+        return torch.where(small, op.fprime(f, z, out), (out - ref_out) / torch.where(small, 1.0, dz))
+
+
+class Halves(cu.Rule):
+    """A new rule whose multiplier is a number (broadcast), gates held constant."""
+
+    products = "gate"
+
+    def multiplier(self, f, z, out, ref_z=None, ref_out=None, op=None):
+        return torch.tensor(0.5, dtype=z.dtype)
+
+
+@pytest.mark.parametrize("rule", [HandRescale(), Halves()], ids=["hand_rescale", "halves"])
+def test_a_new_rule_takes_the_fused_kernels(rule):
+    torch.manual_seed(4)
+    models = [
+        (LSTMNet(True, 2, 0, True).to(DTYPE).eval(), randn(3, 6, 4, seed=9), randn(1, 6, 4, seed=10)),
+        (Softmaxes().to(DTYPE).eval(), randn(4, 6, seed=11), randn(1, 6, seed=12)),
+        (Norms().to(DTYPE).eval(), randn(4, 6, seed=13), randn(4, 6, seed=14)),
+    ]
+    for model, x, base in models:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", cu.AttributionWarning)
+            a = cu.ModifiedGradient(model, rule).attribute(x, baselines=base, target=1)
+            b = cu.ModifiedGradient(model, rule, op_table=DECOMPOSED).attribute(x, baselines=base, target=1)
+        assert_close(a, b, atol=1e-12, rtol=1e-9, msg=type(model).__name__)
+        if isinstance(rule, HandRescale):  # and it is DeepLIFT
+            assert_close(a, cu.DeepLiftRescale(model).attribute(x, baselines=base, target=1), atol=1e-10)

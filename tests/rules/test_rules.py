@@ -225,9 +225,9 @@ def _mixed():
 @pytest.mark.parametrize("name", list(RULES))
 def test_registered_rule_contract(name):
     cls = RULES[name]
-    assert issubclass(cls, Rule) and cls.__name__ in cu.rules.__all__
-    assert getattr(cu, cls.__name__) is cls, "a registered rule is exported by captum_unified"
-    rule = cls()
+    assert issubclass(cls, Rule) and cls.__name__ in cu.rules.__all__  # and so on the API page
+    assert getattr(cu.rules, cls.__name__) is cls
+    rule = cls()  # a registered rule has defaults for every argument
     assert rule.products in PRODUCT_POLICIES
     assert rule.maxima in ("gradient", "tree", "deeplift")
     assert rule.norm in ("gradient", "constant", "decompose")
