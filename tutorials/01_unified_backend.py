@@ -96,18 +96,19 @@ assert torch.allclose(dl, captum_dl, atol=1e-8)
 # %% [markdown]
 # ## Your own rule
 #
-# Subclass `cu.Rule` and implement `multiplier(f, z, out, ref_z, ref_out)`, which
-# returns `g(z)`. `f` is the element-wise nonlinearity, `z` its input and
-# `out = f(z)`. Set `needs_reference = True` to get `ref_z`/`ref_out` from a
-# forward pass on the baseline. Here: a "secant from the baseline, clipped at 0"
-# rule, and the plain gradient written as a rule (which must equal GI).
+# Subclass `cu.Rule` and implement `multiplier(f, z, out, ref_z, ref_out, op)`, which
+# returns `g(z)`. `f` is the element-wise nonlinearity, `z` its input,
+# `out = f(z)` and `op` which op it is (`op.name`, e.g. `"tanh"`; the backend
+# always passes it). Set `needs_reference = True` to get `ref_z`/`ref_out` from
+# a forward pass on the baseline. Here: a "secant from the baseline, clipped at
+# 0" rule, and the plain gradient written as a rule (which must equal GI).
 
 
 # %%
 class PositiveSecant(cu.Rule):
     needs_reference = True
 
-    def multiplier(self, f, z, out, ref_z=None, ref_out=None):
+    def multiplier(self, f, z, out, ref_z=None, ref_out=None, op=None):
         dz = z - ref_z
         small = dz.abs() < 1e-10
         secant = (out - ref_out) / torch.where(small, torch.ones_like(dz), dz)
@@ -115,7 +116,7 @@ class PositiveSecant(cu.Rule):
 
 
 class MyGradient(cu.Rule):
-    def multiplier(self, f, z, out, ref_z=None, ref_out=None):
+    def multiplier(self, f, z, out, ref_z=None, ref_out=None, op=None):
         return cu.derivative(f, z)
 
 

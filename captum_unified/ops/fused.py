@@ -1,19 +1,26 @@
-r"""Fused implementations of composite ops for the shipped rules.
+r"""Fused kernels: composite ops in closed form, for any rule.
 
 A composite's decomposition (:mod:`captum_unified.ops.composites`) is the
 reference: written with torch ops, each piece treated by the backend. It is
-exact but costs a Python dispatch per piece and time step. For the shipped
-rules (:class:`~captum_unified.rules.RescaleRule`,
-:class:`~captum_unified.rules.EpsilonLRPRule`) the same numbers come from a
-closed form computed with a few vectorised tensor ops; that is what these
-functions do. They return :data:`~captum_unified.ops.composites.NOT_DECOMPOSED`
-whenever they do not apply (another rule, a changed op table, a call form they
-do not cover), and the backend falls back to the decomposition.
-``tests/ops/test_fused_ops.py`` checks that both give the same attributions.
+exact but costs a Python dispatch per piece and time step. A fused kernel
+computes the same numbers with a few vectorised tensor ops, calling the
+context's rule exactly where the decomposition would: its
+:meth:`~captum_unified.rules.Rule.multiplier` at every element-wise function
+(with the :class:`~captum_unified.rules.OpCall` the decomposition's op would
+get) and its :meth:`~captum_unified.rules.Rule.product_factors` at every
+product. So every rule, a user's subclass or a new one, gets the fast path.
 
-Every function here is ``fused(ctx, func, args, kwargs, ref_args, ref_kwargs)``
-where ``ref_*`` are the op's arguments in the baseline pass (``None`` without
-one); they run with the backend's mode suspended.
+A kernel returns :data:`~captum_unified.ops.table.NOT_DECOMPOSED` whenever it
+does not apply (a changed op table, a call form it does not cover), and the
+backend falls back to the decomposition; ``OpTable.without_fused()`` forces
+the decompositions. ``tests/ops/test_fused_ops.py`` checks that both give the
+same attributions.
+
+Every kernel is ``fused(ctx, func, args, kwargs, ref_args, ref_kwargs)`` where
+``ref_*`` are the op's arguments in the baseline pass (``None`` without one);
+they run with the backend's mode suspended. This module holds what they share
+and the LSTM kernel; the softmax and normalisation kernels sit with their
+decompositions (:mod:`~captum_unified.ops.softmax`, :mod:`~captum_unified.ops.norms`).
 
 The notation of an element-wise rule: ``m(z) = g(z)`` (Rescale's secant or
 epsilon's quotient); of a product :math:`u \odot v`: the *partners* at which
@@ -24,86 +31,67 @@ epsilon's quotient); of a product :math:`u \odot v`: the *partners* at which
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from captum_unified.ops.composites import NOT_DECOMPOSED
+from captum_unified.ops.elementwise import elementwise_entries
+from captum_unified.ops.products import product_entries
+from captum_unified.ops.table import NOT_DECOMPOSED, OpEntry
+from captum_unified.rules import OpCall, Rule
 
-__all__ = [
-    "FusedRule",
-    "fused_rule",
-    "fused_lstm",
-    "fused_softmax",
-    "fused_log_softmax",
-    "fused_layer_norm",
-    "fused_rms_norm",
-]
+__all__ = ["kernels_apply", "multiplier", "partners", "dense_partners", "fused_lstm"]
+
+#: The functions the kernels compute themselves instead of dispatching them.
+_KERNEL_FUNCTIONS = (torch.sigmoid, torch.tanh, torch.exp, torch.reciprocal, torch.mul, torch.log)
 
 
-@dataclass(frozen=True)
-class FusedRule:
-    """The parts of a shipped rule the fused kernels need."""
-
-    kind: str  # "rescale" or "epsilon"
-    eps: float
-    products: str  # "shapley", "gradient", "uniform", "gate"
-
-    def multiplier(
-        self,
-        z: Tensor,
-        out: Tensor,
-        ref_z: Tensor | None,
-        ref_out: Tensor | None,
-        fprime: Callable[[Tensor, Tensor], Tensor],
-    ) -> Tensor:
-        """``g(z)`` exactly as the rule's ``multiplier`` computes it."""
-        from captum_unified.rules.epsilon import epsilon_multiplier
-        from captum_unified.rules.rescale import rescale_multiplier
-
-        if self.kind == "epsilon":
-            return epsilon_multiplier(z, out, self.eps)
-        if ref_z is None or ref_out is None:
-            raise RuntimeError("RescaleRule needs the reference pass (ref_z, ref_out).")
-        return rescale_multiplier(z, out, ref_z, ref_out, self.eps, lambda: fprime(z, out))
-
-    def partners(
-        self, u: Tensor, v: Tensor, ref_u: Tensor | None, ref_v: Tensor | None, u_is_gate: bool = False
-    ) -> tuple[Tensor | None, Tensor | None]:
-        """``(P_u, P_v)``: ``d(u v)/du`` is taken at ``v = P_u``, ``d(u v)/dv``
-        at ``u = P_v`` (``None``: no gradient)."""
-        if self.products == "gradient":
-            return v, u
-        if self.products == "shapley":
-            if ref_u is None or ref_v is None:
-                raise RuntimeError(
-                    "The 'shapley' product policy needs the baseline pass (a rule with needs_reference)."
-                )
-            return 0.5 * (v + ref_v), 0.5 * (u + ref_u)
-        if self.products == "gate" and u_is_gate:
-            return None, u
-        return 0.5 * v, 0.5 * u  # uniform (and "gate" without a gate)
+def _shipped_entry(f: Callable) -> OpEntry | None:
+    return elementwise_entries().get(f) or product_entries().get(f)
 
 
-def fused_rule(ctx) -> FusedRule | None:
-    """The :class:`FusedRule` of the context's rule if it is exactly a shipped
-    rule and the op table treats the functions the kernels use as the default
-    table does; else ``None`` (use the decomposition)."""
-    from captum_unified.ops import default_op_table
-    from captum_unified.rules import EpsilonLRPRule, RescaleRule
+def kernels_apply(ctx) -> bool:
+    """Whether the context's op table treats the functions the kernels
+    compute (sigmoid, tanh, exp, reciprocal, mul, log) as the shipped table
+    does; else the kernels do not apply (use the decomposition)."""
+    table = ctx.table
+    return all(table.lookup(f) is _shipped_entry(f) for f in _KERNEL_FUNCTIONS)
 
-    rule = ctx.rule
-    default = default_op_table()
-    for f in (torch.sigmoid, torch.tanh, torch.exp, torch.reciprocal, torch.mul, torch.log):
-        if ctx.table.lookup(f) is not default.lookup(f):
-            return None
-    if type(rule) is RescaleRule:
-        return FusedRule("rescale", rule.eps, rule.products)
-    if type(rule) is EpsilonLRPRule:
-        return FusedRule("epsilon", rule.epsilon, rule.products)
-    return None
+
+def multiplier(
+    rule: Rule,
+    name: str,
+    f: Callable[[Tensor], Tensor],
+    fprime: Callable[[Tensor, Tensor], Tensor],
+    z: Tensor,
+    out: Tensor,
+    ref_z: Tensor | None,
+    ref_out: Tensor | None,
+) -> Tensor:
+    """The rule's ``g(z)`` at the element-wise op ``name`` (``f``, closed-form
+    derivative ``fprime``), as the backend would ask for it, with ``z``'s shape
+    (a rule may return a multiplier that only broadcasts to it)."""
+    g = rule.multiplier(f, z, out, ref_z, ref_out, op=OpCall(name, derivative=fprime))
+    return g if g.shape == z.shape else g.expand_as(z)
+
+
+def partners(
+    rule: Rule, u: Tensor, v: Tensor, ref_u: Tensor | None, ref_v: Tensor | None, u_is_gate: bool = False
+) -> tuple[Tensor | None, Tensor | None]:
+    """``(P_u, P_v)`` from the rule's product policy at ``u * v``: ``d(u v)/du``
+    is taken at ``v = P_u``, ``d(u v)/dv`` at ``u = P_v`` (``None``: no gradient)."""
+    u_, v_ = rule.product_factors(OpCall("mul", gates=(u_is_gate, False)), u, v, ref_u, ref_v)
+    return v_, u_
+
+
+def dense_partners(
+    rule: Rule, u: Tensor, v: Tensor, ref_u: Tensor | None, ref_v: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """:func:`partners` of a product of two non-gates, a partner without
+    gradient (``None``) as zeros."""
+    p_u, p_v = partners(rule, u, v, ref_u, ref_v)
+    return (torch.zeros_like(v) if p_u is None else p_u), (torch.zeros_like(u) if p_v is None else p_v)
 
 
 def _sig_d(z: Tensor, s: Tensor) -> Tensor:
@@ -114,12 +102,8 @@ def _tanh_d(z: Tensor, t: Tensor) -> Tensor:
     return 1 - t * t
 
 
-def _exp_d(z: Tensor, e: Tensor) -> Tensor:
-    return e
-
-
-def _recip_d(z: Tensor, r: Tensor) -> Tensor:
-    return -r * r
+_SIGMOID = ("sigmoid", torch.sigmoid, _sig_d)
+_TANH = ("tanh", torch.tanh, _tanh_d)
 
 
 # ---------------------------------------------------------------------------
@@ -191,18 +175,18 @@ class _LSTMRecurrence(torch.autograd.Function):
             return None if x is None else x[..., k * hid : (k + 1) * hid]
 
         m = []
-        for k, fprime in ((0, _sig_d), (1, _sig_d), (2, _tanh_d), (3, _sig_d)):
-            m.append(rule.multiplier(part(a, k), part(gt, k), part(r_a, k), part(r_gt, k), fprime))
+        for k, (name, fn, fprime) in enumerate((_SIGMOID, _SIGMOID, _TANH, _SIGMOID)):
+            m.append(multiplier(rule, name, fn, fprime, part(a, k), part(gt, k), part(r_a, k), part(r_gt, k)))
         m_i, m_f, m_g, m_o = m
         c, k_ = v["c"], v["k"]
         r_c = ref["c"] if ref is not None else None
         r_k = ref["k"] if ref is not None else None
-        m_k = rule.multiplier(c[1:], k_, None if r_c is None else r_c[1:], r_k, _tanh_d)
+        m_k = multiplier(rule, *_TANH, c[1:], k_, None if r_c is None else r_c[1:], r_k)
         i, f, g, o = (part(gt, j) for j in range(4))
         ri, rf, rg, ro = (part(r_gt, j) for j in range(4))
-        p_f, p_cprev = rule.partners(f, c[:-1], rf, None if r_c is None else r_c[:-1], u_is_gate=True)
-        p_i, p_g = rule.partners(i, g, ri, rg, u_is_gate=True)
-        p_o, p_k = rule.partners(o, k_, ro, r_k, u_is_gate=True)
+        p_f, p_cprev = partners(rule, f, c[:-1], rf, None if r_c is None else r_c[:-1], u_is_gate=True)
+        p_i, p_g = partners(rule, i, g, ri, rg, u_is_gate=True)
+        p_o, p_k = partners(rule, o, k_, ro, r_k, u_is_gate=True)
 
         def times(p, mm):
             return torch.zeros_like(mm) if p is None else p * mm
@@ -235,13 +219,13 @@ class _LSTMRecurrence(torch.autograd.Function):
 def fused_lstm(ctx, func, args, kwargs, ref_args, ref_kwargs):
     """``torch.lstm`` (multi-layer, bidirectional, ``batch_first``,
     projections; not packed, no inter-layer dropout in train mode)."""
-    rule = fused_rule(ctx)
-    if rule is None or len(args) < 9 or isinstance(args[1], Tensor):
+    if not kernels_apply(ctx) or len(args) < 9 or isinstance(args[1], Tensor):
         return NOT_DECOMPOSED
     x, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first = args[:9]
     if dropout and train and num_layers > 1:
         return NOT_DECOMPOSED
-    if rule.kind == "rescale" and ref_args is None:
+    rule = ctx.rule
+    if rule.needs_reference and ref_args is None:
         return NOT_DECOMPOSED
     ctx.note_elementwise("sigmoid", torch.sigmoid, x)
     ctx.note_elementwise("tanh", torch.tanh, x)
@@ -283,160 +267,3 @@ def fused_lstm(ctx, func, args, kwargs, ref_args, ref_kwargs):
             ref_in = torch.cat(ref_outs, -1) if dirs > 1 else ref_outs[0]
     output = layer_in.transpose(0, 1) if batch_first else layer_in
     return output, torch.stack(h_out, 0), torch.stack(c_out, 0)
-
-
-# ---------------------------------------------------------------------------
-# softmax / log-softmax (Rescale: decomposed with a shared shift)
-# ---------------------------------------------------------------------------
-def _softmax_parts(z: Tensor, shift: Tensor, dim: int) -> tuple[Tensor, Tensor, Tensor]:
-    u = z - shift
-    e = torch.exp(u)
-    total = e.sum(dim, keepdim=True)
-    return u, e, total
-
-
-class _SoftmaxRule(torch.autograd.Function):
-    """``s = exp(z - c) * reciprocal(sum exp(z - c))`` with the rule's
-    multipliers at ``exp`` and ``reciprocal`` and its product partners."""
-
-    @staticmethod
-    def forward(ctx, z, ref_z, shift, dim, rule, log):
-        u, e, total = _softmax_parts(z, shift, dim)
-        ru, re, rtotal = _softmax_parts(ref_z, shift, dim) if ref_z is not None else (None, None, None)
-        m_e = rule.multiplier(u, e, ru, re, _exp_d)
-        if log:
-            # log_softmax = u - log(sum e): the log's multiplier replaces the product
-            lg = torch.log(total)
-            m_l = rule.multiplier(total, lg, rtotal, None if rtotal is None else torch.log(rtotal), lambda t, o: 1 / t)
-            ctx.save_for_backward(m_e, m_l)
-            ctx.log, ctx.dim = True, dim
-            return u - lg
-        r = torch.reciprocal(total)
-        rr = torch.reciprocal(rtotal) if rtotal is not None else None
-        m_r = rule.multiplier(total, r, rtotal, rr, _recip_d)
-        p_e, p_r = rule.partners(e, r, re, rr, u_is_gate=False)
-        ctx.save_for_backward(m_e, m_r, p_e, p_r)
-        ctx.log, ctx.dim = False, dim
-        return e * r
-
-    @staticmethod
-    def backward(ctx, g):
-        dim = ctx.dim
-        if ctx.log:
-            m_e, m_l = ctx.saved_tensors
-            g_total = -(g.sum(dim, keepdim=True)) * m_l  # through log(sum exp(u))
-            return g + g_total * m_e, None, None, None, None, None
-        m_e, m_r, p_e, p_r = ctx.saved_tensors
-        g_r = (g * p_r).sum(dim, keepdim=True)
-        g_e = g * p_e + g_r * m_r
-        return g_e * m_e, None, None, None, None, None
-
-
-def _softmax_common(ctx, func, args, kwargs, ref_args, ref_kwargs, log: bool):
-    from captum_unified.ops.composites import _softmax_constants, _softmax_dim
-
-    rule = fused_rule(ctx)
-    if rule is None or rule.kind != "rescale" or ref_args is None:
-        return NOT_DECOMPOSED
-    dtype = kwargs.get("dtype", args[3] if len(args) > 3 else None)
-    z = args[0] if dtype is None else args[0].to(dtype)
-    rz = ref_args[0] if dtype is None else ref_args[0].to(dtype)
-    dim = _softmax_dim(args, kwargs, z)
-    shift = _softmax_constants((z,) + tuple(args[1:]), kwargs, (rz.expand(z.shape),), ref_kwargs)["shift"]
-    ctx.note_elementwise("exp", torch.exp, z)
-    ctx.note_elementwise("log" if log else "reciprocal", torch.log if log else torch.reciprocal, z)
-    if not log:
-        ctx.note_product("mul", gates=(False, False))
-    if not (torch.is_grad_enabled() and z.requires_grad):
-        return func(*args, **kwargs)
-    return _SoftmaxRule.apply(z, rz, shift.to(z.dtype), dim, rule, log)
-
-
-def fused_softmax(ctx, func, args, kwargs, ref_args, ref_kwargs):
-    """Softmax under the Rescale rule."""
-    return _softmax_common(ctx, func, args, kwargs, ref_args, ref_kwargs, log=False)
-
-
-def fused_log_softmax(ctx, func, args, kwargs, ref_args, ref_kwargs):
-    """Log-softmax under the Rescale rule."""
-    return _softmax_common(ctx, func, args, kwargs, ref_args, ref_kwargs, log=True)
-
-
-# ---------------------------------------------------------------------------
-# LayerNorm / RMSNorm
-# ---------------------------------------------------------------------------
-def _rsqrt_d(z: Tensor, r: Tensor) -> Tensor:
-    return -0.5 * r * r * r
-
-
-def _norm_parts(x: Tensor, dims: tuple[int, ...], eps: float, centre: bool):
-    c = x - x.mean(dims, keepdim=True) if centre else x
-    d = (c * c).mean(dims, keepdim=True) + eps
-    return c, d, torch.rsqrt(d)
-
-
-class _NormRule(torch.autograd.Function):
-    """``y = c * rsqrt(mean(c * c) + eps)`` with ``c = x - mean(x)`` (or ``x``):
-    the rule's product partners at ``c * c`` and ``c * r`` and its multiplier
-    at ``rsqrt`` (the decomposition of :func:`~captum_unified.ops.composites.normalise`)."""
-
-    @staticmethod
-    def forward(ctx, x, ref_x, dims, eps, centre, rule):
-        c, d, r = _norm_parts(x, dims, eps, centre)
-        rc, rd, rr = _norm_parts(ref_x, dims, eps, centre) if ref_x is not None else (None, None, None)
-        p_sq_u, p_sq_v = rule.partners(c, c, rc, rc)
-        m_r = rule.multiplier(d, r, rd, rr, _rsqrt_d)
-        p_c, p_r = rule.partners(c, r, rc, rr)
-        ctx.save_for_backward(p_sq_u + p_sq_v, m_r, p_c, p_r)
-        ctx.dims, ctx.centre = dims, centre
-        ctx.count = 1
-        for k in dims:
-            ctx.count *= x.shape[k]
-        return c * r
-
-    @staticmethod
-    def backward(ctx, g):
-        sq, m_r, p_c, p_r = ctx.saved_tensors
-        dims = ctx.dims
-        g_r = (g * p_r).sum(dims, keepdim=True)
-        g_c = g * p_c + (g_r * m_r / ctx.count) * sq
-        if ctx.centre:
-            g_c = g_c - g_c.mean(dims, keepdim=True)
-        return g_c, None, None, None, None, None
-
-
-def _norm_common(ctx, x, ref_x, dims, eps, centre):
-    rule = fused_rule(ctx)
-    if rule is None or (rule.kind == "rescale" and ref_x is None):
-        return NOT_DECOMPOSED
-    norm = getattr(ctx.rule, "norm", "")
-    if norm == "constant":  # the scale is a constant (Ali et al. 2022)
-        c = x - x.mean(dims, keepdim=True) if centre else x
-        cd = c.detach()
-        return c * torch.rsqrt((cd * cd).mean(dims, keepdim=True) + eps)
-    if norm != "decompose":
-        return NOT_DECOMPOSED
-    ctx.note_elementwise("rsqrt", torch.rsqrt, x)
-    ctx.note_product("mul", gates=(False, False))
-    if not (torch.is_grad_enabled() and x.requires_grad):
-        c, _, r = _norm_parts(x, dims, eps, centre)
-        return c * r
-    return _NormRule.apply(x, ref_x, dims, eps, centre, rule)
-
-
-def _fused_norm(ctx, args, kwargs, ref_args, rms: bool):
-    from captum_unified.ops.composites import affine, norm_args
-
-    x, dims, weight, bias, eps = norm_args(args, kwargs, rms)
-    y = _norm_common(ctx, x, None if ref_args is None else ref_args[0], dims, eps, not rms)
-    return y if y is NOT_DECOMPOSED else affine(y, weight, bias)
-
-
-def fused_layer_norm(ctx, func, args, kwargs, ref_args, ref_kwargs):
-    """``F.layer_norm`` under the shipped rules (the affine part stays linear)."""
-    return _fused_norm(ctx, args, kwargs, ref_args, rms=False)
-
-
-def fused_rms_norm(ctx, func, args, kwargs, ref_args, ref_kwargs):
-    """``F.rms_norm`` under the shipped rules."""
-    return _fused_norm(ctx, args, kwargs, ref_args, rms=True)

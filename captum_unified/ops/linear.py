@@ -21,9 +21,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from captum_unified.ops.table import OpEntry, OpKind
+from captum_unified.ops.table import OpEntry, OpKind, op_name
 
-__all__ = ["linear_entries", "meta_entries"]
+__all__ = ["linear_entries", "meta_entries", "GATE_PRESERVING"]
 
 LINEAR_NAMES = """
 add sub subtract rsub neg negative positive sum nansum mean nanmean cumsum diff trace diag diagonal
@@ -44,6 +44,18 @@ transpose_copy select_copy slice_copy index_put_ fill_diagonal_ zero_ fill_ new_
 resolve_neg conj real imag affine_grid grid_sample native_dropout sum_to_size broadcast_tensors as_tensor
 atleast_1d atleast_2d atleast_3d _pack_padded_sequence _pad_packed_sequence
 """.split()
+
+#: Linear ops through which a gate (a sigmoid / softmax output) stays a gate
+#: (for the ``"gate"`` product policy), by entry name.
+GATE_PRESERVING = frozenset(
+    """
+Tensor.__getitem__ Tensor.view Tensor.reshape torch.reshape Tensor.transpose torch.transpose Tensor.permute
+torch.permute Tensor.contiguous Tensor.clone torch.clone Tensor.expand Tensor.expand_as Tensor.squeeze
+Tensor.unsqueeze torch.squeeze torch.unsqueeze F.dropout Tensor.chunk torch.chunk Tensor.split torch.split
+Tensor.unbind torch.unbind Tensor.flatten torch.flatten Tensor.unflatten Tensor.to Tensor.float Tensor.double
+Tensor.narrow torch.narrow Tensor.select torch.select Tensor.T Tensor.mT
+""".split()
+)
 
 #: Tensor properties whose value is a linear function of the tensor.
 LINEAR_PROPERTIES = ("T", "mT", "H", "mH", "real", "imag")
@@ -92,21 +104,19 @@ def linear_entries() -> dict[Callable, OpEntry]:
     """Linear function objects of this torch version -> entries. In-place
     variants (``Tensor.add_``, ``Tensor.masked_fill_``, ...) stay in place:
     autograd differentiates them as they are."""
-    from captum_unified.ops.table import op_name
-
     names = LINEAR_NAMES + [n + "_" for n in LINEAR_NAMES if not n.startswith("__") and not n.endswith("_")]
     out: dict[Callable, OpEntry] = {}
     for f in _functions(names, (torch, torch.Tensor, F, torch._C._nn)):
-        out[f] = OpEntry(op_name(f), OpKind.LINEAR, f)
-    for name, getter in _properties()[0]:
-        out[getter] = OpEntry(f"Tensor.{name}", OpKind.LINEAR, getter)
+        name = op_name(f)
+        out[f] = OpEntry(name, OpKind.LINEAR, f, keeps_gate=name in GATE_PRESERVING)
+    for prop, getter in _properties()[0]:
+        name = f"Tensor.{prop}"
+        out[getter] = OpEntry(name, OpKind.LINEAR, getter, keeps_gate=name in GATE_PRESERVING)
     return out
 
 
 def meta_entries() -> dict[Callable, OpEntry]:
     """Meta function objects of this torch version -> entries."""
-    from captum_unified.ops.table import op_name
-
     out: dict[Callable, OpEntry] = {}
     for f in _functions(META_NAMES, (torch, torch.Tensor, F)):
         out[f] = OpEntry(op_name(f), OpKind.META, f)

@@ -50,7 +50,28 @@ from typing import Any
 
 from torch import Tensor
 
-__all__ = ["OpKind", "OpEntry", "OpTable", "op_name"]
+__all__ = ["OpKind", "OpEntry", "OpTable", "ProductCall", "op_name", "NOT_DECOMPOSED", "AS_LINEAR"]
+
+
+class _NotDecomposed:
+    def __repr__(self) -> str:
+        return "NOT_DECOMPOSED"
+
+
+#: Returned by a decomposition (or a fused kernel) for a call form it does not
+#: handle: the backend falls back (to the decomposition, or to "unknown").
+NOT_DECOMPOSED: Any = _NotDecomposed()
+
+
+class _AsLinear:
+    def __repr__(self) -> str:
+        return "AS_LINEAR"
+
+
+#: Returned by a decomposition when, for this call, the op is linear in its
+#: input-dependent arguments (e.g. a division by a constant): the backend calls
+#: the original op and keeps its gradient.
+AS_LINEAR: Any = _AsLinear()
 
 
 class OpKind(enum.Enum):
@@ -97,10 +118,25 @@ class OpEntry:
             (e.g. max-pooling for epsilon-LRP).
         fused: COMPOSITE only, optional: ``fused(ctx, func, args, kwargs,
             ref_args, ref_kwargs)`` computes the same as the decomposition in
-            closed form for the shipped rules, or returns ``NOT_DECOMPOSED``
+            closed form with the context's rule, or returns ``NOT_DECOMPOSED``
             (:mod:`captum_unified.ops.fused`). A composite with ``constants`` or
             ``fused`` is *paired*: the baseline pass records its arguments and
             the input pass computes the baseline side itself.
+        keeps_gate: LINEAR only: a gate (sigmoid / softmax output) stays a gate
+            through this op (views, reshapes, dropout, ...).
+        fallback: ELEMENTWISE only, optional: a decomposition (as
+            ``decompose``) for calls in which an argument other than the first
+            depends on the inputs (``clamp`` with an input-dependent bound).
+        factor_keyword: PRODUCT only: the keyword of the second factor
+            (``"other"``; ``"weight"`` for ``F.linear`` and convolutions).
+        bias: PRODUCT only: position of an additive bias (keyword ``"bias"``),
+            or ``None``; ``add_bias(out, bias)`` adds it.
+        closed_form: PRODUCT only: ``"mul"`` or ``"matmul"`` when the factors'
+            partial derivatives have a closed form (matmul: when both factors
+            are at least 2-d), else ``""`` (autograd computes them).
+        split: PRODUCT only, optional: ``split(entry, args, kwargs) ->
+            ProductCall`` for calls whose factors do not sit at ``factors``
+            (``einsum``); default :func:`captum_unified.ops.products.split_factors`.
     """
 
     name: str
@@ -114,10 +150,35 @@ class OpEntry:
     constants: Callable[..., dict[str, Any]] | None = None
     applies: Callable[[Any], bool] | None = None
     fused: Callable[..., Any] | None = None
+    keeps_gate: bool = False
+    fallback: Callable[..., Any] | None = None
+    factor_keyword: str = "other"
+    bias: int | None = None
+    add_bias: Callable[[Tensor, Tensor], Tensor] | None = None
+    closed_form: str = ""
+    split: Callable[..., ProductCall] | None = None
 
     @property
     def paired(self) -> bool:
         return self.constants is not None or self.fused is not None
+
+
+@dataclass(frozen=True)
+class ProductCall:
+    """A product op's call split into its factors (what the backend needs).
+
+    Attributes:
+        operands: the tensors multiplied (two for a product the rule treats;
+            ``einsum`` may have any number).
+        bilinear: ``bilinear(u, v)`` recomputes the op with ``u``, ``v`` in
+            place of the two operands and without the bias (``None`` unless
+            there are exactly two operands).
+        bias: the additive bias (added after the product), or ``None``.
+    """
+
+    operands: tuple[Any, ...]
+    bilinear: Callable[[Tensor, Tensor], Tensor] | None
+    bias: Any = None
 
 
 def op_name(func: Callable) -> str:
@@ -213,10 +274,14 @@ class OpTable(Mapping):
             new[alias] = replace(entry, inplace=_is_inplace_name(alias))
         return self.with_entries(new)
 
-    def with_linear(self, *functions: Callable, name: str | None = None) -> OpTable:
-        """A new table in which ``functions`` are linear (ordinary gradient)."""
+    def with_linear(self, *functions: Callable, name: str | None = None, keeps_gate: bool = False) -> OpTable:
+        """A new table in which ``functions`` are linear (ordinary gradient);
+        ``keeps_gate``: a gate stays a gate through them (see :class:`OpEntry`)."""
         return self.with_entries(
-            {f: OpEntry(name or op_name(f), OpKind.LINEAR, f, inplace=_is_inplace_name(f)) for f in functions}
+            {
+                f: OpEntry(name or op_name(f), OpKind.LINEAR, f, inplace=_is_inplace_name(f), keeps_gate=keeps_gate)
+                for f in functions
+            }
         )
 
     def with_meta(self, *functions: Callable) -> OpTable:
@@ -243,6 +308,18 @@ class OpTable(Mapping):
             }
         )
 
+    def without_fused(self) -> OpTable:
+        """A new table whose composites are always computed by their
+        decomposition (no fused kernels): the reference the kernels are
+        tested against, and a way to rule them out when debugging. The
+        composites stay paired (the input pass recomputes their baseline side)."""
+        return OpTable(
+            {
+                k: replace(v, fused=None, constants=v.constants or _no_constants) if v.fused is not None else v
+                for k, v in self._entries.items()
+            }
+        )
+
     def without(self, *functions: Callable) -> OpTable:
         """A new table without ``functions`` (they become unknown)."""
         return OpTable({k: v for k, v in self._entries.items() if k not in set(functions)})
@@ -253,6 +330,10 @@ class OpTable(Mapping):
             counts[e.kind.value] += 1
         inner = ", ".join(f"{k}={v}" for k, v in counts.items() if v)
         return f"OpTable({inner})"
+
+
+def _no_constants(*args: Any) -> dict[str, Any]:
+    return {}
 
 
 def _is_inplace_name(func: Callable) -> bool:

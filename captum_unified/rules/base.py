@@ -8,58 +8,33 @@ A rule decides, for one attribution call,
   (:meth:`Rule.product_factors`, the *product policy*);
 * whether max-pooling / max, normalisation and softmax keep their ordinary
   gradient or are decomposed (the ``maxima``, ``norm`` and ``softmax``
-  attributes).
+  fields).
 
 Every other op keeps its ordinary gradient (linear ops) or is decomposed into
-these (composite ops); see :mod:`captum_unified.ops`.
+these (composite ops); see :mod:`captum_unified.ops`. The backend calls a
+rule only through these methods and fields, so the fused kernels of
+:mod:`captum_unified.ops.fused` serve every rule.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
 
-import torch
 from torch import Tensor
+
+from captum_unified.rules.opcall import OpCall, derivative
+from captum_unified.rules.products import PRODUCT_POLICIES
 
 __all__ = ["Rule", "OpCall", "derivative"]
 
 
-def derivative(f: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:
-    r"""Element-wise derivative :math:`f'(z)` of an element-wise function ``f``.
-
-    One vector-Jacobian product with a vector of ones, which is exact because
-    ``f`` is element-wise.
-    """
-    with torch.enable_grad():
-        zz = z.detach().requires_grad_(True)
-        out = f(zz)
-        (d,) = torch.autograd.grad(out, zz, torch.ones_like(out))
-    return d
-
-
-@dataclass(frozen=True)
-class OpCall:
-    """What a rule is told about the op it is applied to.
-
-    Attributes:
-        name (str): the op's short name in the op table (``"relu"``,
-            ``"sigmoid"``, ``"mul"``, ``"matmul"``, ``"pow"``, ...).
-        gates (tuple of bool): for products, which factors are gates (outputs
-            of sigmoid-like functions or of softmax); empty otherwise.
-        derivative (Callable, optional): closed-form :math:`f'(z)` from
-            ``(z, out)`` when the op table has one.
-    """
-
-    name: str
-    gates: tuple[bool, ...] = ()
-    derivative: Callable[[Tensor, Tensor], Tensor] | None = None
-
-    def fprime(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor) -> Tensor:
-        """:math:`f'(z)`, in closed form when known."""
-        if self.derivative is not None:
-            return self.derivative(z, out)
-        return derivative(f, z)
+def _takes_op(method: Callable) -> bool:
+    try:
+        params = inspect.signature(method).parameters
+    except (TypeError, ValueError):  # no signature to read (a C function): trust it
+        return True
+    return "op" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 class Rule:
@@ -82,25 +57,43 @@ class Rule:
             stabilises the last linear layer), unless the output is itself the
             result of an element-wise function (then the rule has been applied
             there already).
+        eps (float): differences :math:`|z - \bar z|` at or below ``eps``
+            count as zero where a rule divides by them (Rescale's secant,
+            DeepLIFT's max rule). Default 1e-10 (Captum's ``DeepLift``).
         products (str): the product policy, a key of
             :data:`captum_unified.rules.products.PRODUCT_POLICIES`
             (``"gradient"``, ``"shapley"``, ``"uniform"``, ``"gate"``).
-        maxima (str): ``"tree"`` (max and max-pooling decomposed into
+        maxima (str): max and max-pooling: ``"deeplift"`` (DeepLIFT's max
+            rule; needs the reference pass), ``"tree"`` (decomposed into
             :math:`b + \mathrm{relu}(a - b)`) or ``"gradient"``.
         norm (str): LayerNorm / GroupNorm / batch statistics: ``"decompose"``,
             ``"constant"`` (the scale :math:`1/\sigma` held constant) or
             ``"gradient"``.
         softmax (str): softmax / log-softmax / logsumexp: ``"decompose"`` or
             ``"gradient"``.
+
+    A subclass's :meth:`multiplier` must accept the ``op`` keyword argument
+    (checked when the class is created).
     """
 
     needs_reference: bool = False
     modifies_gradient: bool = True
     applies_to_output: bool = False
+    eps: float = 1e-10
     products: str = "gradient"
     maxima: str = "gradient"
     norm: str = "gradient"
     softmax: str = "gradient"
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        method = cls.__dict__.get("multiplier")
+        if method is not None and not _takes_op(method):
+            raise TypeError(
+                f"{cls.__qualname__}.multiplier{inspect.signature(method)} does not accept the op it is applied "
+                "to: the backend always passes it as op=OpCall(...). Add `op=None` as the last parameter: "
+                "def multiplier(self, f, z, out, ref_z=None, ref_out=None, op=None)."
+            )
 
     def check(self, op: OpCall, f: Callable[[Tensor], Tensor], z: Tensor) -> str | None:
         """Return a warning message if this rule should not be trusted on the
@@ -127,8 +120,8 @@ class Rule:
                 (only if ``needs_reference``); batch 1 when the baseline is shared.
             ref_out (Tensor, optional): ``f(ref_z)``.
             op (OpCall, optional): which op this is (its name and closed-form
-                derivative). Rules written before ``op`` existed may omit the
-                parameter; the backend then does not pass it.
+                derivative). The backend always passes it; it is optional only
+                for calling a rule by hand.
         """
         raise NotImplementedError
 
@@ -149,8 +142,6 @@ class Rule:
         that factor gets no gradient. The default looks up ``self.products``
         in :data:`~captum_unified.rules.products.PRODUCT_POLICIES`.
         """
-        from captum_unified.rules.products import PRODUCT_POLICIES
-
         try:
             policy = PRODUCT_POLICIES[self.products]
         except KeyError:

@@ -2,7 +2,8 @@ r"""The gradient rule: :math:`g(z) = f'(z)` (plain backpropagation)."""
 
 from __future__ import annotations
 
-from captum_unified.rules.base import OpCall, Rule
+from captum_unified.rules.base import Rule
+from captum_unified.rules.opcall import OpCall
 
 __all__ = ["GradientRule"]
 

@@ -42,9 +42,7 @@ from types import MappingProxyType
 
 from torch import Tensor
 
-from captum_unified.rules.base import OpCall
-
-__all__ = ["PRODUCT_POLICIES", "gradient_products", "shapley_products", "uniform_products", "gate_products"]
+from captum_unified.rules.opcall import OpCall
 
 Policy = Callable[[OpCall, Tensor, Tensor, Tensor | None, Tensor | None], tuple[Tensor | None, Tensor | None]]
 
@@ -86,3 +84,5 @@ PRODUCT_POLICIES: Mapping[str, Policy] = MappingProxyType(
         "gate": gate_products,
     }
 )
+
+__all__ = ["PRODUCT_POLICIES", *(policy.__name__ for policy in PRODUCT_POLICIES.values())]

@@ -7,7 +7,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from captum_unified.rules.base import OpCall, Rule
+from captum_unified.rules.base import Rule
+from captum_unified.rules.opcall import OpCall
 
 __all__ = ["RescaleRule", "rescale_multiplier"]
 

@@ -20,14 +20,14 @@ import captum_unified as cu
 class DerivativeRule(cu.Rule):
     """g = f'(z): must reproduce Gradient*Input."""
 
-    def multiplier(self, f, z, out, ref_z=None, ref_out=None):
+    def multiplier(self, f, z, out, ref_z=None, ref_out=None, op=None):
         return cu.derivative(f, z)
 
 
 class OneRule(cu.Rule):
     """g = 1: the net with every activation replaced by the identity."""
 
-    def multiplier(self, f, z, out, ref_z=None, ref_out=None):
+    def multiplier(self, f, z, out, ref_z=None, ref_out=None, op=None):
         return torch.ones_like(z)
 
 
@@ -210,7 +210,7 @@ def test_custom_rule_with_reference_gets_baseline_preactivations():
     class RefRule(cu.Rule):
         needs_reference = True
 
-        def multiplier(self, f, z, out, ref_z=None, ref_out=None):
+        def multiplier(self, f, z, out, ref_z=None, ref_out=None, op=None):
             seen.setdefault("ref", []).append((ref_z.clone(), ref_out.clone()))
             return (out - ref_out) / (z - ref_z)
 

@@ -1,6 +1,7 @@
 """The fused kernels (captum_unified.ops.fused) give the same attributions as
-the decompositions they replace (forced by a subclass of the rule, which the
-fused kernels do not take)."""
+the decompositions they replace (forced by ``OpTable.without_fused()``), for
+the shipped rules and for a user's subclass of them (which takes the fused
+kernels too, through the rule's own multiplier and product policy)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ from conftest import DTYPE, assert_close, randn
 
 import captum_unified as cu
 
+#: The shipped table with every composite computed by its decomposition.
+DECOMPOSED = cu.default_op_table().without_fused()
+
 
 class Rescale(cu.RescaleRule):
-    """Same rule; a subclass, so the backend uses the decompositions."""
+    """Same rule, a user's subclass: takes the fused kernels like the shipped one."""
 
 
 class Epsilon(cu.EpsilonLRPRule):
-    """Same rule; a subclass, so the backend uses the decompositions."""
+    """Same rule, a user's subclass: takes the fused kernels like the shipped one."""
 
 
 class LSTMNet(nn.Module):
@@ -52,12 +56,13 @@ class Softmaxes(nn.Module):
 def _pairs(model, x, base):
     pairs = [(cu.RescaleRule(), Rescale()), (cu.RescaleRule(products="gradient"), Rescale(products="gradient"))]
     pairs += [(cu.EpsilonLRPRule(1e-3, products=p), Epsilon(1e-3, products=p)) for p in ("uniform", "gate", "gradient")]
-    for fast, slow in pairs:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", cu.AttributionWarning)
-            a = cu.ModifiedGradient(model, fast).attribute(x, baselines=base, target=1)
-            b = cu.ModifiedGradient(model, slow).attribute(x, baselines=base, target=1)
-        assert_close(a, b, atol=1e-12, rtol=1e-9, msg=repr(fast))
+    for shipped, subclass in pairs:
+        for fast in (shipped, subclass):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", cu.AttributionWarning)
+                a = cu.ModifiedGradient(model, fast).attribute(x, baselines=base, target=1)
+                b = cu.ModifiedGradient(model, fast, op_table=DECOMPOSED).attribute(x, baselines=base, target=1)
+            assert_close(a, b, atol=1e-12, rtol=1e-9, msg=repr(fast))
 
 
 @pytest.mark.parametrize(
@@ -81,12 +86,13 @@ def test_fused_lstm_warns_like_the_decomposition():
     torch.manual_seed(2)
     model = LSTMNet(False, 1).to(DTYPE).eval()
     x = randn(2, 5, 4, seed=6)
-    for rule in (cu.RescaleRule(products="gradient"), Rescale(products="gradient")):
+    for table in (None, DECOMPOSED):
         with pytest.warns(cu.AttributionWarning, match="products='gradient'"):
-            cu.ModifiedGradient(model, rule).attribute(x, baselines=0.1, target=0)
-    for rule in (cu.EpsilonLRPRule(), Epsilon()):
+            cu.ModifiedGradient(model, cu.RescaleRule(products="gradient"), op_table=table).attribute(
+                x, baselines=0.1, target=0
+            )
         with pytest.warns(cu.AttributionWarning, match="through sigmoid"):
-            cu.ModifiedGradient(model, rule).attribute(x, target=0)
+            cu.ModifiedGradient(model, cu.EpsilonLRPRule(), op_table=table).attribute(x, target=0)
 
 
 class Norms(nn.Module):
@@ -113,5 +119,47 @@ def test_fused_norms_equal_decomposition(norm):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", cu.AttributionWarning)
             a = cu.EpsilonLRP(model, 1e-3, products=p, norm=norm).attribute(x, target=1)
-            b = cu.ModifiedGradient(model, Epsilon(1e-3, products=p, norm=norm)).attribute(x, target=1)
+            b = cu.EpsilonLRP(model, 1e-3, products=p, norm=norm, op_table=DECOMPOSED).attribute(x, target=1)
         assert_close(a, b, atol=1e-12, rtol=1e-9)
+
+
+class HandRescale(cu.Rule):
+    """A new rule (not a subclass of a shipped one): the secant written by hand,
+    decomposing softmax and norms with the Shapley split."""
+
+    needs_reference = True
+    products = "shapley"
+    norm = "decompose"
+    softmax = "decompose"
+
+    def multiplier(self, f, z, out, ref_z=None, ref_out=None, op=None):
+        dz = z - ref_z
+        small = dz.abs() < 1e-9
+        return torch.where(small, op.fprime(f, z, out), (out - ref_out) / torch.where(small, 1.0, dz))
+
+
+class Halves(cu.Rule):
+    """A new rule whose multiplier is a number (broadcast), gates held constant."""
+
+    products = "gate"
+
+    def multiplier(self, f, z, out, ref_z=None, ref_out=None, op=None):
+        return torch.tensor(0.5, dtype=z.dtype)
+
+
+@pytest.mark.parametrize("rule", [HandRescale(), Halves()], ids=["hand_rescale", "halves"])
+def test_a_new_rule_takes_the_fused_kernels(rule):
+    torch.manual_seed(4)
+    models = [
+        (LSTMNet(True, 2, 0, True).to(DTYPE).eval(), randn(3, 6, 4, seed=9), randn(1, 6, 4, seed=10)),
+        (Softmaxes().to(DTYPE).eval(), randn(4, 6, seed=11), randn(1, 6, seed=12)),
+        (Norms().to(DTYPE).eval(), randn(4, 6, seed=13), randn(4, 6, seed=14)),
+    ]
+    for model, x, base in models:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", cu.AttributionWarning)
+            a = cu.ModifiedGradient(model, rule).attribute(x, baselines=base, target=1)
+            b = cu.ModifiedGradient(model, rule, op_table=DECOMPOSED).attribute(x, baselines=base, target=1)
+        assert_close(a, b, atol=1e-12, rtol=1e-9, msg=type(model).__name__)
+        if isinstance(rule, HandRescale):  # and it is DeepLIFT
+            assert_close(a, cu.DeepLiftRescale(model).attribute(x, baselines=base, target=1), atol=1e-10)

@@ -245,7 +245,8 @@ class ExpectedGradients(GradientAttribution):
             if n_steps is None:
                 a = alphas[start:stop].reshape(-1).to(device=fmt[0].device, dtype=dtype)
                 points = tuple(b + a.view((-1,) + (1,) * (x.dim() - 1)) * (x - b) for x, b in zip(big, bars))
-                grads = modified_gradients(self.forward_func, points, GradientRule(), tgt, xargs).gradients
+                at = AttributionCall(points, (), xargs, tgt, True)  # no baselines: the gradient rule needs none
+                grads = modified_gradients(self.forward_func, at, GradientRule()).gradients
             else:
                 grads = path_gradients(
                     self.forward_func,

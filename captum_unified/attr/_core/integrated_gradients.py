@@ -58,13 +58,14 @@ def path_gradients(
             )
             for x, b in zip(inputs, baselines)
         )
-        result = modified_gradients(
-            forward_func,
+        points = AttributionCall(
             scaled,
-            rule or GradientRule(),
-            expand_target(target, k) if k > 1 else target,
+            (),  # no baselines: the rule here needs no baseline pass
             expand_additional_args(additional_args, k) if k > 1 else additional_args,
+            expand_target(target, k) if k > 1 else target,
+            True,
         )
+        result = modified_gradients(forward_func, points, rule or GradientRule())
         weights = torch.tensor(w, dtype=acc, device=inputs[0].device)
         for i, (g, x) in enumerate(zip(result.gradients, inputs)):
             g = g.reshape((k, batch) + tuple(x.shape[1:])).to(acc)

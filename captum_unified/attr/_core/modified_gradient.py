@@ -69,14 +69,7 @@ class ModifiedGradientBase(GradientAttribution):
     ) -> tuple[tuple[Tensor, ...], BackendResult]:
         """Run the backend once and form the attributions."""
         result = modified_gradients(
-            self.forward_func,
-            call.inputs,
-            self.rule,
-            call.target,
-            call.additional_args,
-            baselines=call.baselines,
-            reference_pass=reference_pass,
-            op_table=self.op_table,
+            self.forward_func, call, self.rule, reference_pass=reference_pass, op_table=self.op_table
         )
         grads = result.gradients
         if custom_attribution_func is not None:

@@ -82,11 +82,8 @@ class LayerModifiedGradientBase(LayerAttribution):
         """One backend run; the attributions per layer."""
         result = modified_gradients(
             self.forward_func,
-            call.inputs,
+            call,
             self.rule,
-            call.target,
-            call.additional_args,
-            baselines=call.baselines,
             layer=self.layer,
             attribute_to_layer_input=attribute_to_layer_input,
             reference_pass=reference_pass,

@@ -1,0 +1,269 @@
+r""":class:`RuleContext`: the mode inside which every op backpropagates as a
+rule says.
+
+The context owns one pass's state -- the rule, the op table, the taint
+tracker (:mod:`~captum_unified.backend.taint`), the reference tape
+(:mod:`~captum_unified.backend.tape`) and the report
+(:mod:`~captum_unified.backend.report`) -- and the operations that apply the
+rule: :meth:`RuleContext.elementwise`, :meth:`RuleContext.product`,
+:meth:`RuleContext.kmax` and :meth:`RuleContext.pooled_max`. The dispatcher
+(:mod:`~captum_unified.backend.dispatch`) calls them for the ops the table
+classifies; decompositions and fused kernels (:mod:`captum_unified.ops`) call
+them for the pieces they are made of.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeGuard
+
+import torch
+from torch import Tensor
+from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack, _pop_mode_temporarily
+
+from captum_unified.backend.dispatch import dispatch
+from captum_unified.backend.functions import BilinearRule, ElementwiseRule, MaxPoolRule, MaxRule
+from captum_unified.backend.report import Report
+from captum_unified.backend.taint import TaintTracker
+from captum_unified.backend.tape import Record, ReferenceTape
+from captum_unified.ops import OpTable, default_op_table
+from captum_unified.ops.maxima import max_tree, min2
+from captum_unified.rules import OpCall, Rule
+
+__all__ = ["RuleContext"]
+
+
+class RuleContext(TorchFunctionMode):
+    r"""Context in which every op backpropagates as ``rule`` says.
+
+    Use it directly to apply a rule to any computation (the attribution
+    classes do this for you)::
+
+        x = x.detach().requires_grad_()
+        with RuleContext(EpsilonLRPRule(1e-6), leaves=(x,)):
+            y = model(x)
+        (grad,) = torch.autograd.grad(y[:, c].sum(), x)   # outside the context
+
+    Call :func:`torch.autograd.grad` after leaving the context.
+
+    Args:
+        rule (Rule): the rule.
+        op_table (OpTable, optional): how ops are classified. Default:
+            :func:`~captum_unified.ops.default_op_table`.
+        references (list, optional): records of a reference pass (the
+            ``records`` of a context created with ``recording=True``),
+            required when ``rule.needs_reference``.
+        recording (bool): record the inputs of every treated op instead of
+            applying the rule (the reference pass).
+        leaves (tuple of Tensor): the tensors the attribution is taken with
+            respect to; only ops on tensors that depend on them are treated.
+    """
+
+    def __init__(
+        self,
+        rule: Rule,
+        op_table: OpTable | None = None,
+        references: list[Record] | None = None,
+        recording: bool = False,
+        leaves: Sequence[Tensor] = (),
+    ) -> None:
+        super().__init__()
+        self.rule = rule
+        self.table = op_table if op_table is not None else default_op_table()
+        self.taints = TaintTracker()
+        self.tape = ReferenceTape(type(rule).__name__, recording, references)
+        self.report = Report()
+        self.depth = 0  # > 0 inside the backend's own decompositions
+        self.taint(*leaves)
+
+    def __torch_function__(self, func, types_, args=(), kwargs=None):
+        return dispatch(self, func, args, kwargs or {})
+
+    # ------------------------------------------------------------ the pass
+    @property
+    def recording(self) -> bool:
+        """Whether this pass records (the baseline pass)."""
+        return self.tape.recording
+
+    @property
+    def records(self) -> list[Record]:
+        """What a recording context recorded (top level)."""
+        return self.tape.records
+
+    def taint(self, *tensors: Any) -> None:
+        """Mark tensors (and tensors inside tuples/lists) as input-dependent."""
+        self.taints.taint(*tensors)
+
+    def tainted(self, t: Any) -> TypeGuard[Tensor]:
+        """Whether ``t`` depends on the explained inputs."""
+        return self.taints.tainted(t)
+
+    def is_rule_output(self, t: Tensor) -> bool:
+        """Whether ``t`` came out of an element-wise op the rule was applied to."""
+        return self.taints.is_rule_output(t)
+
+    def release(self) -> None:
+        """Forget the tensors of the pass (call after the forward pass)."""
+        self.taints.release()
+
+    def check_complete(self) -> None:
+        """Raise if the baseline pass saw more treated ops than the input pass."""
+        self.tape.check_complete()
+
+    def warnings(self) -> list[str]:
+        """Messages about what this pass went through."""
+        return self.report.messages(type(self.rule).__name__)
+
+    @contextmanager
+    def suspended(self) -> Iterator[None]:
+        """Run torch ops without this mode (when it is on top of the mode
+        stack, i.e. inside a decomposition); other modes stay active."""
+        stack = _get_current_function_mode_stack()
+        if stack and stack[-1] is self:
+            with _pop_mode_temporarily():
+                yield
+        else:
+            yield
+
+    def decompose(self, decompose: Callable, func: Callable, args: tuple, kwargs: dict, consts: dict) -> Any:
+        """Run a decomposition with this mode active (its ops are treated in turn)."""
+        self.depth += 1
+        try:
+            with self:
+                return decompose(self, func, args, kwargs, consts)
+        finally:
+            self.depth -= 1
+
+    def finish(self, result: Any, args: tuple, inplace: bool) -> Any:
+        """Copy an in-place call's result into its first argument."""
+        if inplace and isinstance(result, Tensor) and args and isinstance(args[0], Tensor):
+            target = args[0]
+            if self.tape.any_recording:
+                self.tape.protect((target,))  # this op's own record may hold the old values
+            target.copy_(result)
+            self.taints.carry(result, target)
+            return target
+        return result
+
+    # -------------------------------------------------------- element-wise
+    def elementwise(
+        self,
+        name: str,
+        f: Callable[[Tensor], Tensor],
+        z: Tensor,
+        derivative: Callable[[Tensor, Tensor], Tensor] | None = None,
+        gate: bool = False,
+        copy: bool = False,
+    ) -> Tensor:
+        """Apply the element-wise function ``f`` to ``z`` with the rule (used
+        by the dispatcher and by decompositions for functions that are not a
+        single torch op)."""
+        with self.suspended():  # called from decompositions too
+            if derivative is not None and _get_current_function_mode_stack():
+                derivative = None  # another mode may change f (softplus_swap): differentiate f itself
+            op = OpCall(name, derivative=derivative)
+            if self.tape.recording:
+                out = f(z)
+                self.tape.record(name, (z,), out, copy=copy)
+            else:
+                rule = self.rule
+                self.report.check_once(name, lambda: rule.check(op, f, z.detach()))
+                ref_z = ref_out = None
+                if rule.needs_reference:
+                    rec = self.tape.next(name, (z,))
+                    ref_z, ref_out = rec.tensors[0], rec.out
+                if torch.is_grad_enabled() and z.requires_grad:
+
+                    def g_of(zz, out, _r=ref_z, _o=ref_out):
+                        return rule.multiplier(f, zz, out, _r, _o, op=op)
+
+                    out = ElementwiseRule.apply(z, f, g_of)
+                    self.taints.mark_rule_output(out)
+                else:
+                    out = f(z)
+            self.taint(out)
+            if gate:
+                self.taints.mark_gate(out)
+            return out
+
+    def note_elementwise(self, name: str, f: Callable[[Tensor], Tensor], z: Tensor) -> None:
+        """Let the rule check an element-wise op a fused kernel applies (the
+        warnings are the decomposition's)."""
+        if not self.tape.recording:
+            self.report.check_once(name, lambda: self.rule.check(OpCall(name), f, z.detach()))
+
+    # ------------------------------------------------------------- products
+    def product(
+        self, name: str, fn: Callable[[Tensor, Tensor], Tensor], a: Tensor, b: Tensor, closed: str = ""
+    ) -> Tensor:
+        """``fn(a, b)`` for a bilinear ``fn`` of two input-dependent factors,
+        differentiated by the rule's product policy (``closed``: ``"mul"`` or
+        ``"matmul"`` for a closed-form backward)."""
+        if self.tape.recording:
+            out = fn(a, b)
+            self.tape.record(name, (a, b))
+        else:
+            op = OpCall(name, gates=(self.taints.is_gate(a), self.taints.is_gate(b)))
+            self.report.product(name, self.rule.product_warning(op))
+            ref_a = ref_b = None
+            if self.rule.needs_reference:
+                rec = self.tape.next(name, (a, b))
+                ref_a, ref_b = rec.tensors
+            if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
+                a_, b_ = self.rule.product_factors(op, a.detach(), b.detach(), ref_a, ref_b)
+                out = BilinearRule.apply(a, b, fn, a_, b_, closed)
+            else:
+                out = fn(a, b)
+        self.taint(out)
+        return out
+
+    def note_product(self, name: str, gates: tuple[bool, ...] = ()) -> None:
+        """Let the rule warn about a product a fused kernel applies."""
+        if not self.tape.recording and name not in self.report.product_messages:
+            self.report.product(name, self.rule.product_warning(OpCall(name, gates=gates)))
+
+    # --------------------------------------------------------------- maxima
+    def kmax(self, v: Tensor, minimum: bool = False) -> Tensor:
+        """The maximum (``minimum=True``: minimum) of ``v`` over its last
+        dimension with the rule's max policy; called from decompositions (the
+        mode is active there)."""
+        policy = self.rule.maxima
+        if policy == "tree":
+            return max_tree(v, min2) if minimum else max_tree(v)
+        if minimum:
+            return -self.kmax(-v)
+        if not self.rule.needs_reference:  # "deeplift" without a baseline pass: ordinary gradient
+            return v.amax(-1)
+        with self.suspended():
+            if self.tape.recording:
+                out = v.amax(-1)
+                self.tape.record("max", (v,), out)
+            else:
+                rec = self.tape.next("max", (v,))
+                if torch.is_grad_enabled() and v.requires_grad:
+                    out = MaxRule.apply(v, rec.tensors[0], rec.out, self.rule.eps)
+                else:
+                    out = v.amax(-1)
+            self.taint(out)
+        return out
+
+    def pooled_max(self, x: Tensor, pool: Callable[[Tensor], tuple[Tensor, Tensor]]) -> Tensor | None:
+        """Max-pooling of a batched ``x`` with DeepLIFT's max rule, or ``None``
+        when the rule's max policy is another one (the caller then builds the
+        windows and uses :meth:`kmax`). ``pool(t)`` returns the values and the
+        flat spatial indices (``return_indices=True``)."""
+        if self.rule.maxima != "deeplift" or not self.rule.needs_reference:
+            return None
+        with self.suspended():
+            if self.tape.recording:
+                y, idx = pool(x)
+                self.tape.record("max_pool", (x, idx), y)
+            else:
+                rec = self.tape.next("max_pool", (x, None))
+                if torch.is_grad_enabled() and x.requires_grad:
+                    y = MaxPoolRule.apply(x, rec.tensors[0], rec.out, rec.tensors[1], pool, self.rule.eps)
+                else:
+                    y = pool(x)[0]
+            self.taint(y)
+        return y
