@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from captum_unified import data as _data
 from captum_unified._utils.progress import Progress, message, seconds
 
 __all__ = [
@@ -431,8 +432,6 @@ def load_or_train(
             of the training digits is held out (seeded).
         hidden (sequence of int, optional): hidden widths (:func:`build_model`).
     """
-    from captum_unified import data as _data
-
     if data is None:
         loader = {"mnist": _data.load_mnist, "digits": _data.load_digits_images}[dataset]
         data = loader(n=n_train, seed=seed)

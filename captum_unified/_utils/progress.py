@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, TypeVar
 
+from tqdm.auto import tqdm
+
 T = TypeVar("T")
 
 __all__ = ["Progress", "is_terminal", "iterate", "message", "seconds"]
@@ -49,8 +51,6 @@ def message(text: str, show: bool = True, stream: IO[str] | None = None) -> None
         return
     stream = stream if stream is not None else sys.stderr
     if is_terminal(stream):
-        from tqdm.auto import tqdm
-
         tqdm.write(text, file=stream)
     else:
         print(text, file=stream, flush=True)
@@ -91,8 +91,6 @@ class Progress:
         self.n, self.t0, self._last_line = 0, time.perf_counter(), -float("inf")
         self._bar: Any = None
         if self.show and self.tty:
-            from tqdm.auto import tqdm
-
             # mininterval 0: every step is drawn (the loops here have slow steps)
             self._bar = tqdm(
                 total=self.total,

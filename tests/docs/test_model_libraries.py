@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-PAGE = Path(__file__).resolve().parents[2] / "docs" / "pages" / "04_model_libraries.rst"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "pages" / "05_model_libraries.rst"
 
 
 def _python_blocks(rst: Path) -> list[str]:
