@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from captum_unified import data as _data
+from captum_unified._utils.progress import Progress, message, seconds
 from captum_unified.recipes import RECIPES, TrainingRecipe
 from captum_unified.registry import ACTIVATIONS as _ACTIVATION_NAMES
 from captum_unified.registry import ZOO, ZooModel
@@ -188,12 +188,6 @@ def build_model(
     return builder(act, image_side, hidden or widths)
 
 
-def _progress(iterable, show: bool, **kw):
-    if not show:
-        return iterable
-    return tqdm(iterable, **kw)
-
-
 def _make_optimizer(params, recipe: TrainingRecipe) -> torch.optim.Optimizer:
     if recipe.optimizer == "adam":
         return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
@@ -211,6 +205,7 @@ def train(
     optimizer: str = "adam",
     recipe: TrainingRecipe | None = None,
     val_data: tuple[Tensor, Tensor] | None = None,
+    label: str = "training",
 ) -> list:
     """Train with cross-entropy. Returns the mean training loss of each epoch run.
 
@@ -219,6 +214,10 @@ def train(
     ``val_data`` is checked after every epoch: training stops after
     ``patience`` epochs without improvement and the best epoch's weights are
     restored.
+
+    With ``show_progress`` an epochs bar on a terminal shows the losses and the
+    epochs left before early stopping (plain lines when stderr is a log), and
+    one line, starting with ``label``, says how training ended.
     """
     if recipe is None:
         recipe = TrainingRecipe(optimizer, lr=lr, epochs=epochs, batch_size=batch_size)
@@ -230,9 +229,10 @@ def train(
     opt = _make_optimizer(model.parameters(), recipe)
     loss_fn = nn.CrossEntropyLoss()
     losses: list = []
-    best, best_state, waited = float("inf"), None, 0
+    best, best_state, waited, best_epoch = float("inf"), None, 0, 0
+    bar = Progress(recipe.epochs, "epochs", show=show_progress, leave=False, indent="  ", unit="epoch")
     model.train()
-    for _ in _progress(range(recipe.epochs), show_progress, desc="epochs"):
+    for epoch in range(1, recipe.epochs + 1):
         perm = torch.randperm(len(x), generator=g)
         total = 0.0
         for i in range(0, len(x), recipe.batch_size):
@@ -244,17 +244,31 @@ def train(
             total += loss.item() * len(idx)
         losses.append(total / len(x))
         if recipe.patience is None:
+            bar.step(f"loss {losses[-1]:.4f}")
             continue
         assert val_data is not None  # checked above: early stopping needs val_data
         val = _mean_loss(model, val_data, loss_fn)
         model.train()
         if val < best:
-            best, waited = val, 0
+            best, waited, best_epoch = val, 0, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             waited += 1
-            if waited >= recipe.patience:
-                break
+        # early stopping as it happens: epochs without a lower validation loss, of the patience
+        bar.step(f"loss {losses[-1]:.4f} val {val:.4f} best {best:.4f}@{best_epoch} no gain {waited}/{recipe.patience}")
+        if waited >= recipe.patience:
+            break
+    bar.close()
+    ran = len(losses)
+    if recipe.patience is None:
+        bar.write(f"{label}: {ran} epochs, training loss {losses[-1]:.4f} ({seconds(bar.elapsed)})")
+    elif ran < recipe.epochs:
+        bar.write(
+            f"{label}: early stopping after epoch {ran} of at most {recipe.epochs}: no lower validation loss "
+            f"for {recipe.patience} epochs; kept epoch {best_epoch} (val loss {best:.4f}) ({seconds(bar.elapsed)})"
+        )
+    else:
+        bar.write(f"{label}: all {ran} epochs; kept epoch {best_epoch} (val loss {best:.4f}) ({seconds(bar.elapsed)})")
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
@@ -348,15 +362,18 @@ def load_or_train(
     digest = hashlib.sha1(key.encode()).hexdigest()[:8]
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = cache / f"{key}-{digest}.pt"
+    label = f"{name} ({act})"
     if path.exists():
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        message(f"  {label}: trained weights loaded from the cache", show_progress)
     else:
         val = None
         if recipe.patience is not None:
             fit, held = _data.stratified_split(ytr.numpy(), recipe.val_fraction, seed)
             val = (xtr[held], ytr[held])
             xtr, ytr = xtr[fit], ytr[fit]
-        train(model, (xtr, ytr), seed=seed, show_progress=show_progress, recipe=recipe, val_data=val)
+        message(f"  {label}: training ({recipe.describe()})", show_progress)
+        train(model, (xtr, ytr), seed=seed, show_progress=show_progress, recipe=recipe, val_data=val, label=label)
         cache.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         torch.save(model.state_dict(), tmp)

@@ -54,8 +54,166 @@ suppress_warnings = ["ref.python"]
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
 html_static_path = ["_static"]
-# custom.css (alabaster links it): code blocks wrap instead of being cut off on
-# narrow screens, wide tables and display math scroll inside their box.
+# custom.css (alabaster links it): code blocks wrap at spaces with a hanging
+# indent (see _CodeLines below), wide figures use the width right of the text
+# column and link to their full-size original, tables fit the column, display
+# math scrolls inside its box.
+
+
+# -- Code blocks that wrap cleanly --------------------------------------------
+#
+# A long code line wraps on a narrow screen (custom.css: pre-wrap). Left to the
+# browser it breaks inside tokens (after the "-" of "--quick") and continues
+# at column 0, where it reads as a new line. The HTML formatter below marks
+# each source line (span.cu-line, with its own indentation in --i) and each
+# whitespace-separated word (span.cu-w) so that the CSS keeps words whole and
+# indents a line's continuation 4 columns past the line's own indentation.
+# Copying a block gives its text unchanged (the markup adds no characters).
+
+_TAG_OR_TEXT = re.compile(r"<[^>]+>|[^<]+")
+_SPACE_OR_WORD = re.compile(r"\s+|\S+")
+
+
+def group_words(line_html: str) -> str:
+    """Wrap each whitespace-separated word of one highlighted line in
+    ``<span class="cu-w">``; token spans that a word boundary cuts are closed
+    and reopened, so the nesting stays valid."""
+    out, open_tags, in_word = [], [], False
+    for piece in _TAG_OR_TEXT.findall(line_html):
+        if piece.startswith("</"):
+            out.append(piece)
+            open_tags.pop()
+        elif piece.startswith("<"):
+            out.append(piece)
+            open_tags.append(piece)
+        else:
+            for run in _SPACE_OR_WORD.findall(piece):
+                if run.isspace() == in_word:  # a word starts or ends here
+                    out += ["</span>"] * len(open_tags)
+                    out.append("</span>" if in_word else '<span class="cu-w">')
+                    out += open_tags
+                    in_word = not in_word
+                out.append(run)
+    if in_word:
+        out += ["</span>"] * len(open_tags) + ["</span>"] + open_tags
+    return "".join(out)
+
+
+def _code_lines_formatter():
+    from pygments.formatters import HtmlFormatter
+
+    class _CodeLines(HtmlFormatter):
+        """Pygments' HTML with one span.cu-line per source line (its newline
+        outside, so Sphinx's viewcode still finds one line per line)."""
+
+        def wrap(self, source):
+            def lines():
+                for is_code, text in source:
+                    if not is_code:
+                        yield is_code, text
+                        continue
+                    k = text.rfind("\n")  # one per line, maybe inside a highlight span
+                    body = text[:k] + text[k + 1 :] if k >= 0 else text
+                    indent = len(re.match(r"(?:<[^>]+>)*( *)", body).group(1))
+                    yield is_code, f'<span class="cu-line" style="--i:{indent}ch">{group_words(body)}</span>\n'
+
+            return super().wrap(lines())
+
+    return _CodeLines
+
+
+# -- Wide figures ---------------------------------------------------------------
+#
+# A figure whose image is wider than the text column (about 660 px) gets the
+# class "wide" (custom.css widens it into the space right of the column on
+# wide screens) and, if it has no width of its own, width 100%, which makes
+# Sphinx link it to its full-size original (custom.css labels the link).
+
+WIDE_FIGURE_PX = 700
+
+
+def _mark_wide_figures(app, doctree, docname):
+    from docutils import nodes
+
+    try:
+        from PIL import Image  # matplotlib's dependency
+    except ImportError:  # pragma: no cover - no Pillow: figures stay as they are
+        return
+    for figure in doctree.findall(nodes.figure):
+        for image in figure.findall(nodes.image):
+            path = Path(app.srcdir) / image["uri"]
+            if not path.is_file():
+                continue
+            with Image.open(path) as im:
+                if im.width <= WIDE_FIGURE_PX:
+                    continue
+            figure["classes"].append("wide")
+            if not any(k in image for k in ("width", "height", "scale")):
+                image["width"] = "100%"
+
+
+# -- Results tables from CSV, with notes as footnotes ----------------------------
+
+
+def _results_table_directive():
+    import csv
+    import fnmatch
+
+    from docutils import nodes
+    from docutils.parsers.rst import Directive, directives
+    from docutils.statemachine import StringList
+
+    class ResultsTable(Directive):
+        """``.. results-table:: Title`` with ``:file:`` (a CSV with a header
+        row), optional ``:columns:`` (comma-separated names or glob patterns,
+        in order) and ``:notes:`` (a column whose non-empty cells become
+        footnotes of their row: a long note would widen the table past the
+        column). Underscores in column names read as spaces."""
+
+        required_arguments = 1
+        final_argument_whitespace = True
+        option_spec = {"file": directives.path, "columns": directives.unchanged, "notes": directives.unchanged}
+        has_content = False
+
+        def run(self):
+            env = self.state.document.settings.env
+            rel, path = env.relfn2path(self.options["file"])
+            env.note_dependency(rel)
+            with open(path, newline="", encoding="utf-8") as fh:
+                rows = list(csv.reader(fh))
+            header, body = rows[0], rows[1:]
+            note_col = self.options.get("notes")
+            if note_col is not None and note_col not in header:
+                raise self.error(f"{self.options['file']} has no column {note_col!r}")
+            keep = [k for k, name in enumerate(header) if name != note_col]
+            if "columns" in self.options:
+                keep = []
+                for pattern in (p.strip() for p in self.options["columns"].split(",")):
+                    hits = [k for k, name in enumerate(header) if fnmatch.fnmatchcase(name, pattern) and k not in keep]
+                    if not hits:
+                        raise self.error(f"{self.options['file']} has no column matching {pattern!r}: {header}")
+                    keep += hits
+            stem = Path(path).stem.replace("_", "-")
+            notes: dict[str, str] = {}
+            lines = [f".. list-table:: {self.arguments[0]}", "   :header-rows: 1", ""]
+            for r, row in enumerate([header] + body):
+                cells = [row[k] if k < len(row) else "" for k in keep]
+                if r == 0:
+                    cells = [c.replace("_", " ") for c in cells]
+                elif note_col is not None and row[header.index(note_col)].strip():
+                    text = row[header.index(note_col)].strip()
+                    label = notes.setdefault(text, f"{stem}-{self.lineno}-{len(notes) + 1}")
+                    cells[0] = f"{cells[0]}\\ [#{label}]_"
+                for k, cell in enumerate(cells):
+                    lines.append(("   * - " if k == 0 else "     - ") + (cell or ".."))
+            lines.append("")
+            for text, label in notes.items():
+                lines += [f".. [#{label}] {text}", ""]
+            container = nodes.container(classes=["results-table"])
+            self.state.nested_parse(StringList(lines, source=path), self.content_offset, container)
+            return [container]
+
+    return ResultsTable
 
 
 # -- Tutorial output without the build machine's paths -----------------------
@@ -112,8 +270,16 @@ def setup(app):
     def restore(app, exception):
         warnings.formatwarning = original
 
+    def code_lines(app):
+        highlighter = getattr(app.builder, "highlighter", None)
+        if highlighter is not None and getattr(highlighter, "dest", "") == "html":
+            highlighter.formatter = _code_lines_formatter()
+
     app.connect("builder-inited", install, priority=100)  # before sphinx-gallery runs the tutorials
+    app.connect("builder-inited", code_lines)
     app.connect("build-finished", restore)
+    app.connect("doctree-resolved", _mark_wide_figures)
+    app.add_directive("results-table", _results_table_directive())
 
 
 # -- Tutorials (sphinx-gallery) ---------------------------------------------

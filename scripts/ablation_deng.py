@@ -9,7 +9,8 @@ samples, the true class as target, DeepLIFT's d per layer), and d of Occ-1,
 DL and IG plus eps_bar (the second-order approximation error) are measured on
 M-sg and C-sg. The last setting combines the pipeline's new defaults.
 
-Usage (about 30 minutes on one thread; models cached in ``--cache-dir``)::
+Usage (47 minutes on one thread in the docs' run, as ``ablation.md`` records;
+models cached in ``--cache-dir``)::
 
     python scripts/ablation_deng.py --out docs/_static/results/ablation --cache-dir .cache/ablation
 

@@ -2,7 +2,7 @@
 generated sentence under ``docs/_static/results/`` (the *Reproduced results* page).
 
     python scripts/make_results.py            # both papers, default sizes, 1 torch thread
-    python scripts/make_results.py --ablation # also the Table-3 ablation (about 30 more minutes)
+    python scripts/make_results.py --ablation # also the Table-3 ablation (47 more minutes in the docs' run)
     python scripts/make_results.py --text-only  # only the sentences, from the CSVs already there
 
 It runs ``captum-unified reproduce ancona`` and ``reproduce deng`` with their
@@ -11,8 +11,9 @@ into ``docs/_static/results/{ancona,deng}``, then writes the ``*_findings.rst``
 fragments the page includes: sentences generated from the CSVs by
 :mod:`captum_unified.experiments.findings`, so the page's statements about
 trends follow the numbers beside them. Models are cached in ``--cache-dir``
-(first run: about an hour on one thread, most of it Adadelta training of
-Ancona's CNNs; later runs reuse them).
+(first run: most of it Adadelta training of Ancona's CNNs, which took about
+40 minutes for ``reproduce ancona`` alone; later runs reuse them, and the
+reports' model tables give the seconds per model).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 import captum_unified as cu
 from captum_unified import registry as _registry
+from captum_unified._utils.progress import iterate
 
 __all__ = [
     "METHODS",
@@ -287,9 +288,14 @@ def read_csv(path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def progress(iterable, show: bool, **kw):
-    if not show:
-        return iterable
-    from tqdm.auto import tqdm
+def _item_label(item) -> str:
+    if isinstance(item, ModelSpec):
+        return item.label or " ".join(item.key)
+    return str(item)
 
-    return tqdm(iterable, **kw)
+
+def progress(iterable, show: bool, desc: str = "models"):
+    """Iterate with a progress display that names the item being worked on (a
+    :class:`ModelSpec` by its label): a tqdm bar on a terminal, one line per
+    item started and finished in a log (:mod:`captum_unified._utils.progress`)."""
+    return iterate(iterable, show, desc, label=_item_label)

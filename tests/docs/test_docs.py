@@ -14,7 +14,9 @@ build, so CI builds them once.
 * in headless Chromium (Debian's package, installed by scripts/install.sh):
   the home, results and one tutorial page typeset their math (MathJax output,
   no raw ``\\(``), show their figures (``naturalWidth > 0``), request nothing
-  from outside the local server, and fit a phone's width (code blocks wrap).
+  from outside the local server, and fit a phone's width (code blocks wrap
+  between words, continuations indented); the results page's tables fit the
+  column and wide figures are shown wider than it, linked to the original.
 """
 
 from __future__ import annotations
@@ -235,6 +237,7 @@ def test_no_page_shows_the_build_machines_paths(html_dir):
     assert not hits, f"build-machine paths in the rendered docs: {hits}"
     # the tutorials' warnings name the tutorial as a reader runs it, with its own line numbers
     tut = (html_dir / "tutorials" / "01_unified_backend.html").read_text(encoding="utf-8")
+    tut = re.sub(r"<[^>]+>", "", tut)  # the text a reader sees (code is marked up per word)
     m = re.search(r"tutorials/01_unified_backend\.py:(\d+): AttributionWarning", tut)
     assert m, "tutorial 01's AttributionWarning is not shown with a relative path"
     source = (ROOT / "tutorials" / "01_unified_backend.py").read_text(encoding="utf-8").splitlines()
@@ -375,6 +378,56 @@ _CHROMIUM_ARGS = [
 ]
 
 
+#: what the browser tests read from a page: math, figures, tables, code blocks
+_MEASURE_JS = """() => {
+    const imgs = [...document.querySelectorAll('div.body img')];
+    const pres = [...document.querySelectorAll('div.body pre')];
+    const body = document.querySelector('div.body');
+    const tables = [...body.querySelectorAll('table')];
+    // code blocks (issue 21): words kept whole, wrapped lines indented
+    const split = [], flush = [];
+    let codeLines = 0;
+    for (const pre of body.querySelectorAll('div.highlight pre')) {
+      const lines = [...pre.querySelectorAll('span.cu-line')];
+      codeLines += lines.length;
+      // one row's height: the lowest word box (a word broken over rows is taller)
+      const row = Math.min(...[...pre.querySelectorAll('span.cu-w')].map(w => w.getBoundingClientRect().height));
+      for (const ln of lines) {
+        const words = [...ln.querySelectorAll('span.cu-w')];
+        if (!words.length) continue;
+        const first = words[0].getBoundingClientRect();
+        for (const w of words) {
+          const b = w.getBoundingClientRect();
+          if (b.width < pre.clientWidth * 0.8 && b.height > 1.5 * row) split.push(w.textContent);
+          if (b.top > first.top + row / 2 && b.left < first.left + 1) flush.push(ln.textContent.slice(0, 60));
+        }
+      }
+    }
+    return {
+      body_width: body.clientWidth,
+      tables: tables.length,
+      tables_overflow: tables.filter(t => t.scrollWidth > t.clientWidth + 1)
+                             .map(t => (t.querySelector('caption') || t).innerText.slice(0, 60)),
+      code_pres: body.querySelectorAll('div.highlight pre').length,
+      code_lines: codeLines,
+      split_words: split,
+      flush_continuations: flush,
+      math_sources: document.querySelectorAll('.math').length,
+      mjx: document.querySelectorAll('mjx-container').length,
+      mjx_errors: document.querySelectorAll('mjx-merror, [data-mjx-error]').length,
+      raw_tex: /\\\\\\(|\\\\\\[/.test(document.querySelector('div.body').innerText),
+      images: imgs.map(i => ({src: i.getAttribute('src'), complete: i.complete,
+                              width: i.naturalWidth, shown: i.clientWidth,
+                              link: i.closest('a.image-reference')
+                                    ? i.closest('a.image-reference').getAttribute('href') : null})),
+      pre_overflow: pres.filter(p => p.scrollWidth > p.clientWidth + 1).length,
+      pres: pres.length,
+      page_width: document.documentElement.scrollWidth,
+      viewport: window.innerWidth,
+    };
+}"""
+
+
 @pytest.fixture(scope="module")
 def browser_pages(html_dir):
     """Each page of BROWSER_PAGES opened in headless Chromium over a local
@@ -418,24 +471,7 @@ def browser_pages(html_dir):
                         results[(name, page_name)] = dict(
                             requests=requests,
                             base=base,
-                            **page.evaluate(
-                                """() => {
-                                const imgs = [...document.querySelectorAll('div.body img')];
-                                const pres = [...document.querySelectorAll('div.body pre')];
-                                return {
-                                  math_sources: document.querySelectorAll('.math').length,
-                                  mjx: document.querySelectorAll('mjx-container').length,
-                                  mjx_errors: document.querySelectorAll('mjx-merror, [data-mjx-error]').length,
-                                  raw_tex: /\\\\\\(|\\\\\\[/.test(document.querySelector('div.body').innerText),
-                                  images: imgs.map(i => ({src: i.getAttribute('src'), complete: i.complete,
-                                                          width: i.naturalWidth})),
-                                  pre_overflow: pres.filter(p => p.scrollWidth > p.clientWidth + 1).length,
-                                  pres: pres.length,
-                                  page_width: document.documentElement.scrollWidth,
-                                  viewport: window.innerWidth,
-                                };
-                            }"""
-                            ),
+                            **page.evaluate(_MEASURE_JS),
                         )
                         page.close()
                     context.close()
@@ -467,6 +503,38 @@ def test_browser_pages_fit_a_phone(browser_pages, page_name):
     assert r["pre_overflow"] == 0, f"{page_name}: {r['pre_overflow']} of {r['pres']} code blocks cut off at 375 px"
     assert r["page_width"] <= r["viewport"] + 1, f"{page_name} is {r['page_width']} px wide on a 375 px screen"
     assert r["mjx"] >= r["math_sources"] and not r["raw_tex"]
+
+
+@pytest.mark.browser
+def test_browser_results_tables_fit_and_wide_figures_link_their_original(browser_pages):
+    """Issue 21: the results page's tables fit the text column (long notes as
+    footnotes, wide tables split); a figure wider than the column is shown
+    wider than the column on a desktop and links to its full-size image."""
+    for page_name in ("index.html", "pages/50_results.html"):
+        r = browser_pages[("desktop", page_name)]
+        assert not r["tables_overflow"], f"{page_name}: tables wider than the column: {r['tables_overflow']}"
+        wide = [i for i in r["images"] if i["width"] > 700]
+        assert wide, f"{page_name} has no wide figure"
+        for i in wide:
+            assert i["link"] and i["link"].split("/")[-1] == i["src"].split("/")[-1], f"{page_name}: {i} has no link"
+            assert i["shown"] > r["body_width"] or i["shown"] >= i["width"], (
+                f"{page_name}: {i} squeezed into the column"
+            )
+    assert browser_pages[("desktop", "pages/50_results.html")]["tables"] >= 8
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("page_name", BROWSER_PAGES)
+def test_browser_code_wraps_between_words_with_a_hanging_indent(browser_pages, page_name):
+    """Issue 21: on a phone a long code line wraps at a space, never inside a
+    word that fits the line (``--quick`` stays whole), and its continuation is
+    indented past the line's start instead of restarting at column 0."""
+    r = browser_pages[("phone", page_name)]
+    if not r["code_pres"]:
+        pytest.skip(f"{page_name} has no code block")
+    assert r["code_lines"] > 0, f"{page_name}: code blocks without line markup (docs/conf.py's formatter not used)"
+    assert not r["split_words"], f"{page_name}: words broken across lines: {r['split_words'][:5]}"
+    assert not r["flush_continuations"], f"{page_name}: continuations at column 0: {r['flush_continuations'][:5]}"
 
 
 def test_no_public_name_collides_with_a_different_captum_name():
