@@ -7,7 +7,9 @@ atomically.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ from torch import Tensor, nn
 
 from captum_unified.models import cache_file, save_state_atomic
 
-__all__ = ["TrainedTextModel", "fit", "seeded_build", "load_or_fit", "transformers_version"]
+__all__ = ["TrainedTextModel", "fit", "seeded_build", "load_or_fit", "training_record", "transformers_version"]
 
 
 @dataclass
@@ -35,7 +37,10 @@ class TrainedTextModel:
             ``majority_accuracy`` baseline).
         path (Path): the cache file of the state dict.
         from_cache (bool): whether the weights were loaded from the cache (else trained now).
-        train_seconds (float): seconds spent training in this call (0 when loaded).
+        train_seconds (float): wall-clock seconds the training took (recorded beside the
+            cached weights; NaN if that record is missing).
+        train_cpu_seconds (float): CPU seconds of the training process (what the training
+            costs on one free core with one thread, whatever else the machine was running).
         info (dict): what else the model's task needs (e.g. the sentiment task's lexicon).
     """
 
@@ -44,7 +49,8 @@ class TrainedTextModel:
     metrics: dict[str, float]
     path: Path
     from_cache: bool
-    train_seconds: float = 0.0
+    train_seconds: float = float("nan")
+    train_cpu_seconds: float = float("nan")
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -112,20 +118,41 @@ def fit(
 
 def load_or_fit(
     key: str, model: nn.Module, train: Callable[[nn.Module], Any], cache_dir: str | Path | None
-) -> tuple[Path, bool, float]:
+) -> tuple[Path, bool, dict[str, float]]:
     """Load ``model``'s state dict cached under ``key``, or ``train(model)`` and cache it.
 
     Returns:
-        ``(path, from_cache, seconds spent training)``.
+        ``(path, from_cache, record)``: ``record`` holds the training's wall and CPU seconds
+        (``train_seconds``, ``train_cpu_seconds``; also when loaded: they are cached beside
+        the weights).
     """
     path = cache_file(key, cache_dir)
     if path.exists():
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         model.eval()
-        return path, True, 0.0
-    start = time.perf_counter()
+        return path, True, training_record(path)
+    start, cpu = time.perf_counter(), time.process_time()
     train(model)
-    seconds = time.perf_counter() - start
+    record = {"train_seconds": time.perf_counter() - start, "train_cpu_seconds": time.process_time() - cpu}
     model.eval()
+    # the record first: a reader that finds the weights finds their record
+    _write_atomic(path.with_suffix(".json"), json.dumps(record))
     save_state_atomic(model.state_dict(), path)
-    return path, False, seconds
+    return path, False, record
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def training_record(path: Path) -> dict[str, float]:
+    """How long the model cached at ``path`` took to train (wall and CPU seconds of this
+    process), from the record written beside it; NaN where there is none."""
+    nan = {"train_seconds": float("nan"), "train_cpu_seconds": float("nan")}
+    try:
+        return {**nan, **json.loads(path.with_suffix(".json").read_text())}
+    except (OSError, ValueError):
+        return nan

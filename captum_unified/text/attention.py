@@ -76,6 +76,23 @@ class AttentionStatistics:
         return out
 
 
+def _query_mask(logits: Tensor, dim: int, attention_mask: Tensor | None) -> Tensor:
+    # which rows belong to real (unpadded) query positions: attention logits are
+    # (batch, ..., queries, keys) with the softmax over the keys
+    n_rows = logits.numel() // logits.shape[dim]
+    if attention_mask is None:
+        return torch.ones(n_rows, dtype=torch.bool)
+    b, length = attention_mask.shape
+    last = dim % logits.dim() == logits.dim() - 1
+    if not (last and logits.dim() >= 3 and logits.shape[0] == b and logits.shape[-2] == length):
+        raise ValueError(
+            f"attention_statistics cannot tell the query axis of softmax logits of shape {tuple(logits.shape)} "
+            f"for an attention_mask of shape {tuple(attention_mask.shape)}; pass unpadded inputs instead."
+        )
+    q = attention_mask.bool().view(b, *([1] * (logits.dim() - 3)), length)
+    return q.expand(logits.shape[:-1]).reshape(-1)
+
+
 def _rows(t: Tensor, dim: int) -> Tensor:
     return t.movedim(dim, -1).reshape(-1, t.shape[dim])
 
@@ -96,7 +113,7 @@ def attention_statistics(
         input_ids (Tensor): token ids, shape ``(batch, length)``.
         baseline (str): ``"zero"`` or ``"pad"`` (see the module docstring).
         attention_mask (Tensor, optional): passed to the model; masked keys are left out of
-            each row, rows without any key are dropped.
+            each row, and the rows of masked (padding) query positions are dropped.
         **forward_kwargs: further arguments of the model's forward.
 
     Returns:
@@ -104,7 +121,7 @@ def attention_statistics(
     """
     if baseline not in ("zero", "pad"):
         raise ValueError(f"baseline must be 'zero' or 'pad', got {baseline!r}.")
-    private = copy.deepcopy(model).eval()
+    private: Any = copy.deepcopy(model).eval()
     if hasattr(private, "set_attn_implementation"):
         private.set_attn_implementation("eager")
     emb = private.get_input_embeddings()
@@ -129,10 +146,11 @@ def attention_statistics(
         )
     gaps, deltas, weights = [], [], []
     for (zx, wx, dim), (zb, _, _) in zip(*passes):
+        queries = _query_mask(zx, dim, attention_mask)
         zx, zb, wx = _rows(zx.double(), dim), _rows(zb.double(), dim), _rows(wx.double(), dim)
         floor = torch.finfo(torch.float32).min / 2
         valid = (zx > floor) & (zb > floor)
-        keep = valid.any(-1)
+        keep = valid.any(-1) & queries
         neg = torch.tensor(float("-inf"), dtype=torch.float64)
         mx = torch.where(valid, zx, neg).amax(-1)
         mb = torch.where(valid, zb, neg).amax(-1)

@@ -127,12 +127,13 @@ def build_char_lm(arch: str = "gpt2", size: str | CharLMSize = "quick", seed: in
 
     vocab = char_vocab()
     ids = {k: vocab[v] for k, v in CHAR_SPECIAL_TOKENS.items()}
-    common = dict(
+    common: dict[str, Any] = dict(
         vocab_size=len(vocab),
         bos_token_id=ids["bos_token"],
         eos_token_id=ids["eos_token"],
         pad_token_id=ids["pad_token"],
     )
+    config: Any
     if arch == "gpt2":
         config = transformers.GPT2Config(
             n_positions=s.context,
@@ -194,7 +195,8 @@ def evaluate_char_lm(model: nn.Module, text: str, context: int | None = None, ba
     non-overlapping windows of ``context - 1`` characters behind ``<bos>`` (``context`` defaults
     to the model's position range)."""
     if context is None:
-        context = int(getattr(model.config, "n_positions", None) or model.config.max_position_embeddings)
+        config: Any = model.config
+        context = int(getattr(config, "n_positions", None) or config.max_position_embeddings)
     windows = _windows(encode_text(text), context)
     if not len(windows):
         raise ValueError(f"text of {len(text)} characters is shorter than one window of {context - 1}.")
@@ -263,7 +265,7 @@ def load_or_train_char_lm(
         x = torch.cat([torch.full((s.batch_size, 1), _bos(), dtype=torch.long), body], dim=1)
         return _lm_loss(m, x)
 
-    path, from_cache, seconds = load_or_fit(
+    path, from_cache, record = load_or_fit(
         key, model, lambda m: fit(m, batch_loss, s.steps, s.lr, seed, weight_decay=s.weight_decay), cache_dir
     )
     metrics = {"val_loss": evaluate_char_lm(model, data.validation, s.context), **ngram_baselines(data)}
@@ -273,6 +275,7 @@ def load_or_train_char_lm(
         metrics,
         path,
         from_cache,
-        seconds,
+        record["train_seconds"],
+        record["train_cpu_seconds"],
         {"corpus": data.name, "corpus_digest": data.digest, "size": s},
     )

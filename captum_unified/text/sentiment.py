@@ -103,7 +103,9 @@ def polar_words(n_per_polarity: int, seed: int = 0, min_abs: float = 0.8, max_st
     Returns:
         dict: word -> valence, positive words first, each half in alphabetical order.
     """
-    eligible = sorted((w, v) for w, v, s in _lexicon() if w.isalpha() and w.islower() and abs(v) >= min_abs and s <= max_std)
+    eligible = sorted(
+        (w, v) for w, v, s in _lexicon() if w.isalpha() and w.islower() and abs(v) >= min_abs and s <= max_std
+    )
     rng = np.random.RandomState(seed)
     chosen: dict[str, float] = {}
     for sign in (1, -1):
@@ -180,7 +182,8 @@ def generate_sentiment_data(
         length = rng.randint(min_len, max_len + 1)
         k = rng.randint(1, max_polar + 1)
         chosen = rng.randint(0, len(polar), size=k)
-        total = float(valence[chosen].sum())
+        # VADER's valences have at most two decimals: rounding makes the margin test exact
+        total = round(float(valence[chosen].sum()), 6)
         if abs(total) < margin:
             continue
         sentence = [NEUTRAL_WORDS[i] for i in rng.randint(0, len(NEUTRAL_WORDS), size=length)]
@@ -197,7 +200,9 @@ def generate_sentiment_data(
     ids[:, 0] = vocab[WORD_SPECIAL_TOKENS["cls_token"]]
     for i, sentence in enumerate(ordered):
         ids[i, 1 : 1 + len(sentence)] = torch.tensor([vocab[w] for w in sentence])
-        contributions[i, 1 : 1 + len(sentence)] = torch.tensor([lexicon.get(w, 0.0) for w in sentence])
+        contributions[i, 1 : 1 + len(sentence)] = torch.tensor(
+            [lexicon.get(w, 0.0) for w in sentence], dtype=torch.float64
+        )
     mask = (ids != vocab[WORD_SPECIAL_TOKENS["pad_token"]]).long()
     labels = (contributions.sum(1) > 0).long()
     return SentimentData([" ".join(s) for s in ordered], ids, mask, labels, contributions)
@@ -328,6 +333,9 @@ def build_sentiment_model(arch: str, vocab_size: int, size: str | SentimentSize 
     import transformers
 
     pad = list(WORD_SPECIAL_TOKENS.values()).index(WORD_SPECIAL_TOKENS["pad_token"])
+    # two classes (through **: transformers 5's typed config signatures leave num_labels to **kwargs)
+    two_labels: dict[str, Any] = {"num_labels": 2}
+    config: Any
     if arch == "bert":
         config = transformers.BertConfig(
             vocab_size=vocab_size,
@@ -339,7 +347,7 @@ def build_sentiment_model(arch: str, vocab_size: int, size: str | SentimentSize 
             type_vocab_size=1,
             hidden_dropout_prob=0.0,
             attention_probs_dropout_prob=0.0,
-            num_labels=2,
+            **two_labels,
             pad_token_id=pad,
         )
         cls: Any = transformers.BertForSequenceClassification
@@ -354,7 +362,7 @@ def build_sentiment_model(arch: str, vocab_size: int, size: str | SentimentSize 
             embd_pdrop=0.0,
             attn_pdrop=0.0,
             summary_first_dropout=0.0,
-            num_labels=2,
+            **two_labels,
             pad_token_id=pad,
             bos_token_id=None,
             eos_token_id=None,
@@ -400,7 +408,9 @@ def load_or_train_sentiment(
     s = _size(size)
     lexicon = polar_words(s.n_words, seed)
     words = tuple(lexicon) + NEUTRAL_WORDS
-    gen_kw: dict[str, Any] = dict(min_len=s.min_len, max_len=s.max_len, max_polar=s.max_polar, margin=s.margin, words=words)
+    gen_kw: dict[str, Any] = dict(
+        min_len=s.min_len, max_len=s.max_len, max_polar=s.max_polar, margin=s.margin, words=words
+    )
     train = generate_sentiment_data(s.n_train, lexicon, seed, **gen_kw)
     test = generate_sentiment_data(s.n_test, lexicon, seed + 1, **gen_kw)
     tokenizer = word_tokenizer(words, model_max_length=s.max_len + 1)
@@ -415,6 +425,15 @@ def load_or_train_sentiment(
         logits = m(input_ids=train.input_ids[idx], attention_mask=train.attention_mask[idx]).logits
         return F.cross_entropy(logits, train.labels[idx])
 
-    path, from_cache, seconds = load_or_fit(key, model, lambda m: fit(m, batch_loss, s.steps, s.lr, seed), cache_dir)
+    path, from_cache, record = load_or_fit(key, model, lambda m: fit(m, batch_loss, s.steps, s.lr, seed), cache_dir)
     metrics = {**_evaluate(model, test), "majority_accuracy": 0.5}
-    return TrainedTextModel(model, tokenizer, metrics, path, from_cache, seconds, {"lexicon": lexicon, "test": test})
+    return TrainedTextModel(
+        model,
+        tokenizer,
+        metrics,
+        path,
+        from_cache,
+        record["train_seconds"],
+        record["train_cpu_seconds"],
+        {"lexicon": lexicon, "test": test},
+    )

@@ -52,7 +52,9 @@ def test_tokenizers_save_and_load_with_auto_tokenizer(tmp_path, tok):
     assert again(text)["input_ids"] == tok(text)["input_ids"]
     words = word_tokenizer(["good", "bad"])
     words.save_pretrained(tmp_path / "word")
-    assert AutoTokenizer.from_pretrained(tmp_path / "word")("a good day")["input_ids"] == words("a good day")["input_ids"]
+    assert (
+        AutoTokenizer.from_pretrained(tmp_path / "word")("a good day")["input_ids"] == words("a good day")["input_ids"]
+    )
 
 
 def test_word_tokenizer():
