@@ -12,6 +12,8 @@ Where things are:
 * :mod:`captum_unified.metrics` — Sensitivity-n and the other evaluators.
 * :mod:`captum_unified.data`, :mod:`captum_unified.models`,
   :mod:`captum_unified.experiments` — shipped data, model zoo, reproductions.
+* :mod:`captum_unified.text` — trained language models on shipped text (optional
+  ``text`` extra; imported on its own, never by ``import captum_unified``).
 """
 
 from captum_unified import metrics, ops, taylor
