@@ -21,9 +21,10 @@ from captum_unified.text import (
     word_tokenizer,
 )
 
-# Measured (one thread, seed 0): the quick BERT classifier reaches 0.937 test accuracy
-# (majority 0.5); the threshold leaves a margin for other thread counts and versions.
-QUICK_BERT_ACCURACY = 0.85
+# Measured (one thread): the quick BERT classifier reaches 0.993 test accuracy with seed 0
+# (seeds 1 and 2: 0.992, 0.990; majority 0.5); the threshold leaves a margin for other thread
+# counts and versions.
+QUICK_BERT_ACCURACY = 0.95
 
 TINY = SentimentSize(n_words=10, n_train=200, n_test=100, width=16, n_head=2, batch_size=16, steps=3)
 
