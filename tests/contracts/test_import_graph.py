@@ -31,6 +31,7 @@ LAYERS: dict[str, tuple[int, int]] = {
     "cli": (0, 0),
     "experiments": (1, 0),
     "integrations": (1, 2),
+    "text": (1, 1),
     "data": (1, 1),
     "models": (1, 1),
     "plots": (1, 1),
