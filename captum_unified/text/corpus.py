@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from captum_unified.text.tokenization import CHARACTERS
+
 __all__ = ["Corpus", "CORPORA", "STDLIB_FILES", "load_corpus", "normalise_text"]
 
 #: Pure-Python standard-library modules of the ``"stdlib"`` corpus, in this order
@@ -74,7 +76,6 @@ def normalise_text(text: str) -> str:
     """Map ``text`` onto the character-level vocabulary: ASCII forms of typographic quotes,
     dashes and ellipses, NFKD for accented letters, ``\\r\\n`` and ``\\r`` to ``\\n``, and any
     remaining character outside :data:`~captum_unified.text.tokenization.CHARACTERS` dropped."""
-    from captum_unified.text.tokenization import CHARACTERS
 
     allowed = set(CHARACTERS)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -85,7 +86,7 @@ def normalise_text(text: str) -> str:
 
 def _pydoc_documents() -> list[tuple[str, str]]:
     try:
-        from pydoc_data.topics import topics
+        from pydoc_data.topics import topics  # optional: not in every Python build
     except ImportError as e:  # pragma: no cover - a Python built without its docs
         raise ImportError(
             "The 'pydoc' corpus needs the standard library's pydoc_data package (the text of help()); "
