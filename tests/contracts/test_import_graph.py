@@ -214,7 +214,7 @@ def test_imports_follow_the_architecture_layers():
 
 def picture(page: Path = ARCHITECTURE_PAGE) -> list[str]:
     """The lines of the architecture page's picture (its first ``code-block:: text``)."""
-    m = re.search(r"^\.\. code-block:: text\n\n((?:[ \t]+.*\n|[ \t]*\n)+)", page.read_text(), re.M)
+    m = re.search(r"^\.\. code-block:: text\n(?:[ \t]+:\w+:.*\n)*\n((?:[ \t]+.*\n|[ \t]*\n)+)", page.read_text(), re.M)
     assert m, f"no picture (a `.. code-block:: text`) in {page}"
     return m.group(1).splitlines()
 
