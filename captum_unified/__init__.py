@@ -33,7 +33,9 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"  # the one version source: pyproject.toml reads it (setuptools dynamic)
 
-#: each public name (``__all__``) -> the module that defines it (for a submodule: itself)
+#: each public name -> the module that defines it (for a submodule: itself). The one runtime
+#: table: ``__all__`` is derived from it; the ``TYPE_CHECKING`` imports at the end say the same
+#: for type checkers and editors (tests/contracts/test_registry.py checks that they agree).
 _PUBLIC: dict[str, str] = {
     "AttributionWarning": "captum_unified._utils.common",
     "Rule": "captum_unified.rules",
@@ -67,38 +69,7 @@ _PUBLIC: dict[str, str] = {
     "LLMGradientAttribution": "captum_unified.attr",
 }
 
-__all__ = [
-    "AttributionWarning",
-    "Rule",
-    "GradientRule",
-    "EpsilonLRPRule",
-    "OpCall",
-    "RescaleRule",
-    "derivative",
-    "ops",
-    "OpTable",
-    "default_op_table",
-    "RuleContext",
-    "modified_gradients",
-    "ModifiedGradient",
-    "GradientXInput",
-    "InputXGradient",
-    "EpsilonLRP",
-    "DeepLiftRescale",
-    "IntegratedGradients",
-    "Occlusion1",
-    "OcclusionPatch",
-    "ExpectedGradients",
-    "TaylorAttribution",
-    "taylor",
-    "metrics",
-    "LayerModifiedGradient",
-    "LayerGradientXInput",
-    "LayerGradientXActivation",
-    "LayerEpsilonLRP",
-    "LayerDeepLiftRescale",
-    "LLMGradientAttribution",
-]
+__all__ = list(_PUBLIC)
 
 
 def __getattr__(name: str) -> Any:
@@ -116,27 +87,34 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_PUBLIC))
 
 
-if TYPE_CHECKING:  # the names as type checkers and editors see them
-    from captum_unified import metrics, ops, taylor
-    from captum_unified._utils.common import AttributionWarning
-    from captum_unified.attr import (
-        DeepLiftRescale,
-        EpsilonLRP,
-        ExpectedGradients,
-        GradientXInput,
-        InputXGradient,
-        IntegratedGradients,
-        LayerDeepLiftRescale,
-        LayerEpsilonLRP,
-        LayerGradientXActivation,
-        LayerGradientXInput,
-        LayerModifiedGradient,
-        LLMGradientAttribution,
-        ModifiedGradient,
-        Occlusion1,
-        OcclusionPatch,
-    )
-    from captum_unified.backend import RuleContext, modified_gradients
-    from captum_unified.ops import OpTable, default_op_table
-    from captum_unified.rules import EpsilonLRPRule, GradientRule, OpCall, RescaleRule, Rule, derivative
-    from captum_unified.taylor import TaylorAttribution
+if TYPE_CHECKING:  # the names as type checkers and editors see them (``as``: re-exported)
+    from captum_unified import metrics as metrics
+    from captum_unified import ops as ops
+    from captum_unified import taylor as taylor
+    from captum_unified._utils.common import AttributionWarning as AttributionWarning
+    from captum_unified.attr import DeepLiftRescale as DeepLiftRescale
+    from captum_unified.attr import EpsilonLRP as EpsilonLRP
+    from captum_unified.attr import ExpectedGradients as ExpectedGradients
+    from captum_unified.attr import GradientXInput as GradientXInput
+    from captum_unified.attr import InputXGradient as InputXGradient
+    from captum_unified.attr import IntegratedGradients as IntegratedGradients
+    from captum_unified.attr import LayerDeepLiftRescale as LayerDeepLiftRescale
+    from captum_unified.attr import LayerEpsilonLRP as LayerEpsilonLRP
+    from captum_unified.attr import LayerGradientXActivation as LayerGradientXActivation
+    from captum_unified.attr import LayerGradientXInput as LayerGradientXInput
+    from captum_unified.attr import LayerModifiedGradient as LayerModifiedGradient
+    from captum_unified.attr import LLMGradientAttribution as LLMGradientAttribution
+    from captum_unified.attr import ModifiedGradient as ModifiedGradient
+    from captum_unified.attr import Occlusion1 as Occlusion1
+    from captum_unified.attr import OcclusionPatch as OcclusionPatch
+    from captum_unified.backend import RuleContext as RuleContext
+    from captum_unified.backend import modified_gradients as modified_gradients
+    from captum_unified.ops import OpTable as OpTable
+    from captum_unified.ops import default_op_table as default_op_table
+    from captum_unified.rules import EpsilonLRPRule as EpsilonLRPRule
+    from captum_unified.rules import GradientRule as GradientRule
+    from captum_unified.rules import OpCall as OpCall
+    from captum_unified.rules import RescaleRule as RescaleRule
+    from captum_unified.rules import Rule as Rule
+    from captum_unified.rules import derivative as derivative
+    from captum_unified.taylor import TaylorAttribution as TaylorAttribution

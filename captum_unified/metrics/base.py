@@ -1,7 +1,7 @@
 r"""The metric protocol: every metric scores attributions batch by batch, per sample.
 
 A metric is a :class:`Metric` subclass in its own file, registered by one
-line in :mod:`captum_unified.metrics.registry`. The evaluation runner
+entry in :data:`captum_unified.registry.METRICS`. The evaluation runner
 (:func:`~captum_unified.metrics.evaluate`) and the metric functions
 (:func:`~captum_unified.metrics.sensitivity_n`, ...) call it the same way:
 

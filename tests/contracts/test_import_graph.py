@@ -1,7 +1,7 @@
 """The package's import graph: no circles, the layers of the architecture
-page (docs/pages/04_architecture.rst) hold, and an import sits inside a
-function only where it keeps an optional dependency out of ``import
-captum_unified``.
+page (docs/pages/04_architecture.rst) hold, the page's picture places every
+part where :data:`LAYERS` does, and an import sits inside a function only
+where it keeps an optional dependency out of ``import captum_unified``.
 
 The graph is built from the source with :mod:`ast`, not by importing: every
 ``import`` / ``from ... import`` of a ``captum_unified`` module anywhere in a
@@ -16,16 +16,20 @@ importer is not itself inside.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "captum_unified"
+ARCHITECTURE_PAGE = PACKAGE.parent / "docs" / "pages" / "04_architecture.rst"
 
 #: The rows and columns of the architecture page's picture: part -> (row, column).
 #: A part is the first name below ``captum_unified`` (``captum_unified.ops.fused``
 #: belongs to ``ops``); ``""`` is the package's own ``__init__`` (the public API).
-#: An import must point to a lower row, or to the right within a row.
+#: An import must point to a lower row, or to the right within a row. The picture of
+#: the architecture page names each part (``backend/``, ``data.py``, ``__init__.py``)
+#: first at its place: lower rows further down, higher columns further right.
 LAYERS: dict[str, tuple[int, int]] = {
     "__main__": (-1, 0),
     "cli": (0, 0),
@@ -222,6 +226,68 @@ def test_imports_follow_the_architecture_layers():
             if _part(module) != _part(t) and not (b[0] > a[0] or (b[0] == a[0] and b[1] >= a[1])):
                 upward.append(f"{module} -> {t}")
     assert not upward, "imports against the layers of docs/pages/04_architecture.rst:\n" + "\n".join(sorted(upward))
+
+
+def picture(page: Path = ARCHITECTURE_PAGE) -> list[str]:
+    """The lines of the architecture page's picture (its first ``code-block:: text``)."""
+    m = re.search(r"^\.\. code-block:: text\n(?:[ \t]+:\w+:.*\n)*\n((?:[ \t]+.*\n|[ \t]*\n)+)", page.read_text(), re.M)
+    assert m, f"no picture (a `.. code-block:: text`) in {page}"
+    return m.group(1).splitlines()
+
+
+def part_token(part: str, package: Path = PACKAGE) -> str:
+    """How the picture names a part: ``backend/`` (a package), ``data.py``, ``__init__.py`` (``""``)."""
+    if not part:
+        return "__init__.py"
+    return f"{part}/" if (package / part).is_dir() else f"{part}.py"
+
+
+def placement_problems(lines: list[str], layers: dict[str, tuple[int, int]], package: Path = PACKAGE) -> list[str]:
+    """Where the picture disagrees with ``layers``: each part is named (its first
+    mention is its place), a lower row is further down, and within a row a
+    column further right is further right."""
+    where: dict[str, tuple[int, int]] = {}
+    problems = []
+    for part in layers:
+        token = part_token(part, package)
+        pattern = re.compile(rf"(?<![\w/.]){re.escape(token)}")
+        hits = [(i, m.start()) for i, line in enumerate(lines) for m in pattern.finditer(line)]
+        if hits:
+            where[part] = hits[0]
+        else:
+            problems.append(f"{token} is not in the picture")
+    for a in where:
+        for b in where:
+            (ra, ca), (rb, cb) = layers[a], layers[b]
+            ta, tb = part_token(a, package), part_token(b, package)
+            if ra < rb and not where[a][0] < where[b][0]:
+                problems.append(f"{ta} (row {ra}) is not above {tb} (row {rb})")
+            if ra == rb and ca < cb and not where[a][1] < where[b][1]:
+                problems.append(f"{ta} (column {ca}) is not left of {tb} (column {cb})")
+    return problems
+
+
+def test_the_architecture_picture_places_the_parts_as_LAYERS_does():
+    problems = placement_problems(picture(), LAYERS)
+    assert not problems, f"the picture of {ARCHITECTURE_PAGE.name} and LAYERS ({__file__}) disagree:\n" + "\n".join(
+        problems
+    )
+
+
+def test_placement_problems_are_found(tmp_path):
+    (tmp_path / "a").mkdir()
+    layers = {"a": (0, 0), "b": (1, 0), "c": (1, 1)}
+    assert placement_problems(["  a/", "  b.py  c.py"], layers, tmp_path) == []
+    assert placement_problems(["  b.py", "  a/", "     c.py"], layers, tmp_path) == [
+        "a/ (row 0) is not above b.py (row 1)"
+    ]
+    assert placement_problems(["  a/", "  c.py  b.py"], layers, tmp_path) == [
+        "b.py (column 0) is not left of c.py (column 1)"
+    ]
+    assert placement_problems(["  a/  b.py"], layers, tmp_path) == [
+        "c.py is not in the picture",
+        "a/ (row 0) is not above b.py (row 1)",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -53,11 +53,13 @@ def _where(path: Path, text: str, pos: int) -> str:
 # ------------------------------------------------------------------ paths
 
 _TOP = r"(?:\.ci|captum_unified|tests|scripts|docs|tutorials|benchmarks)"
-_PATH = re.compile(rf"(?<![\w/.~$-]){_TOP}/[\w./{{}},*-]*[\w/}}*](?:::\w+)?")
+_PATH = re.compile(rf"(?<![\w/.~$-]){_TOP}/[\w./{{}},*<>-]*[\w/}}*>](?:::\w+)?")
 #: paths that a build or a run makes (git-ignored), not files of the repository
 _GENERATED = ("docs/_build", "docs/tutorials/", "docs/sg_execution_times.rst")
-#: placeholders the docs use, checked as the glob they stand for
+#: placeholders the docs use, checked as the glob they stand for (also any ``<word>``:
+#: ``tests/rules/test_<name>.py`` is checked as ``tests/rules/test_*.py``)
 _PLACEHOLDERS = {"tutorials/NN_name.py": "tutorials/[0-9][0-9]_*.py"}
+_ANGLE = re.compile(r"<\w+>")
 #: a toctree's entries are Sphinx document names (the build checks them), not paths
 _TOCTREE = re.compile(r"^([ \t]*)\.\. toctree::.*\n(?:\1[ \t]+.*\n|[ \t]*\n)+", re.M)
 
@@ -77,7 +79,7 @@ def path_problems(path_text: str, root: Path = ROOT) -> list[str]:
     for p in _expand(path_text):
         if p.startswith(_GENERATED):
             continue
-        p = _PLACEHOLDERS.get(p, p)
+        p = _ANGLE.sub("*", _PLACEHOLDERS.get(p, p))
         hits = sorted(root.glob(p)) if "*" in p else ([root / p] if (root / p).exists() else [])
         if not hits:
             problems.append(f"{p} does not exist")
@@ -320,6 +322,8 @@ def test_the_checks_find_planted_mistakes(tmp_path):
     assert path_problems("tests/test_docs_pages.py") == ["tests/test_docs_pages.py does not exist"]
     assert path_problems("tests/docs/test_docs.py::test_nothing") == ["tests/docs/test_docs.py defines no test_nothing"]
     assert path_problems("docs/_static/results/{ancona,nobody}") == ["docs/_static/results/nobody does not exist"]
+    assert path_problems("captum_unified/rules/<name>.py") == []
+    assert path_problems("tests/nowhere/test_<name>.py") == ["tests/nowhere/test_*.py does not exist"]
     with pytest.raises((ImportError, AttributeError)):
         resolve("captum_unified.NoSuchMethod")
     assert resolve("captum_unified.metrics.sensitivity_n") is not None
