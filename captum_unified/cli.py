@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--target",
         choices=sorted(TARGETS),
         default=None,
-        help="explain the true class (default, as the papers) or the predicted one",
+        help="explain the true class or the predicted one (default: each paper's, ancona true, deng predicted)",
     )
     p.add_argument(
         "--recipe",

@@ -36,7 +36,10 @@ __all__ = [
 ]
 
 #: ``--target`` choices: which output each explained sample's attribution explains.
-TARGETS = {"true": "the true class (the papers' choice)", "predicted": "the predicted class"}
+TARGETS = {
+    "true": "the true class (Ancona et al.'s choice: 'the correct class')",
+    "predicted": "the predicted class (Deng et al.'s choice: 'the predicted label')",
+}
 
 #: CLI name -> (label, builder(model))
 METHODS: dict[str, tuple] = {
