@@ -288,7 +288,7 @@ def summary_rows(rows):
             if r is None:
                 row[f"{m} {k}"] = ""
                 continue
-            sem = findings._f(r["sem"])
+            sem = findings._f(r.get("sem"))
             row[f"{m} {k}"] = findings._g(r["value"]) + (f" ± {findings._g(sem, '.2g')}" if sem == sem else "")
         accs = []
         for m in dict.fromkeys(r["model"] for r in rows):

@@ -24,8 +24,8 @@ from ``--cache-dir``, trained there if missing)::
 
     python scripts/ablation_deng_eg.py --out docs/_static/results/ablation --cache-dir .cache/ablation
 
-writes ``eg_infidelity.csv``, ``eg_infidelity.md`` and
-``eg_infidelity_findings.rst`` (sentences of
+writes ``eg_infidelity.csv``, ``eg_infidelity_summary.csv``, ``eg_infidelity.md``
+and ``eg_infidelity_findings.rst`` (sentences of
 :func:`captum_unified.experiments.findings.deng_eg_sentences`).
 """
 
@@ -139,6 +139,24 @@ def _scores(changes, attr, df):
     return out
 
 
+def summary_rows(rows: list[dict]) -> list[dict]:
+    """One row per map, per model: infidelity (scaled, unscaled) ± standard error,
+    the sum share and Figure 2's rho (p) with the map as EG: the docs' table."""
+    out = []
+    for r in rows:
+        row = {"model": r["model"], "map": r["map"]}
+        for k in ("scaled", "unscaled"):
+            row[f"infidelity, {k}"] = f"{findings._g(r[f'infidelity_{k}'])} ± {findings._g(r[f'sem_{k}'], '.2g')}"
+        row["sum share"] = findings._g(r["sum_share"], ".3f")
+        for k in ("scaled", "unscaled"):
+            has = str(r.get(f"rho_{k}", "")) != ""
+            row[f"rho, {k} (p)"] = (
+                f"{findings._g(r[f'rho_{k}'], '+.2f')} ({findings._g(r[f'p_{k}'], '.2g')})" if has else ""
+            )
+        out.append(row)
+    return out
+
+
 def write_report(out: Path, rows: list[dict], note: str) -> None:
     sentences = findings.deng_eg_sentences(rows)
     lines = [
@@ -165,6 +183,7 @@ def write_report(out: Path, rows: list[dict], note: str) -> None:
         )
     lines += ["", *sentences, ""]
     (out / "eg_infidelity.md").write_text("\n".join(lines) + "\n")
+    write_csv(out / "eg_infidelity_summary.csv", summary_rows(rows))
     (out / "eg_infidelity_findings.rst").write_text(findings.to_rst(sentences))
 
 

@@ -217,7 +217,7 @@ def _times(ours: float, theirs: float) -> str:
     r = ours / theirs
 
     def num(v: float) -> str:
-        return f"{v:.2g}" if v < 100 else f"{v:.0f}"
+        return f"{v:.1f}" if v < 10 else f"{v:.0f}"
 
     return f"{num(r)} times" if r >= 0.95 else f"1/{num(1 / r)} of"
 

@@ -51,7 +51,7 @@ def test_table3_occlusion_trend_flips(tmp_path):
     # near the paper's C-sg numbers: "within a factor 2"; far: "below"
     near = findings.deng_table3_sentences(_table3((13.0, 20.0, 30.0)))
     far = findings.deng_table3_sentences(_table3((0.01, 0.1, 1.0)))
-    assert any("Occ-1 13% (0.99 times the paper's 13.17%)" in s for s in near)
+    assert any("Occ-1 13% (1.0 times the paper's 13.17%)" in s for s in near)
     assert any("Occ-1 0.01% (1/1317 of the paper's 13.17%)" in s for s in far)
     assert any("On C-sg:" in s and "5 of 5 cells within a factor 2" in s for s in near)
 
