@@ -245,6 +245,11 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--only", nargs="*", default=None, help="run only these setting names (tests)")
     p.add_argument("--report-only", action="store_true", help="rewrite the report from OUT/ablation.csv")
+    p.add_argument(
+        "--append",
+        action="store_true",
+        help="keep the rows of OUT/ablation.csv and replace or add those of the settings run (with --only)",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -254,6 +259,8 @@ def main(argv=None) -> int:
         return 0
     raw = load_mnist(seed=args.seed, pixel_range=(0.0, 1.0))
     stats = (float(raw[0][0].mean()), float(raw[0][0].std()))
+    order = [name for name, _, _ in SETTINGS] + [name for name, _, _ in DL_READINGS]
+    kept = read_csv(out / "ablation.csv") if args.append and (out / "ablation.csv").exists() else []
     rows: list[dict] = []
     t0 = time.perf_counter()
     for name, cause, changes in SETTINGS:
@@ -263,12 +270,22 @@ def main(argv=None) -> int:
         rows += new
         if name == "reference":
             rows += dl_reading_rows(new, layers)
-        write_csv(out / "ablation.csv", rows)
+        done = {r["setting"] for r in rows}
+        merged = [r for r in kept if r["setting"] not in done] + rows
+        merged.sort(key=lambda r: order.index(r["setting"]) if r["setting"] in order else len(order))
+        write_csv(out / "ablation.csv", merged)
+    rows = merged
+    minutes = (time.perf_counter() - t0) / 60
     note = (
         f"IG {args.ig_steps} steps, {args.threads} torch thread(s), seed {args.seed}; training digits' mean "
         f"{stats[0]:.4f} and std {stats[1]:.4f} (normalised inputs); "
-        f"{(time.perf_counter() - t0) / 60:.0f} minutes in all on a 2-core machine shared with other jobs."
+        + (f"{minutes:.0f} minutes in all" if not kept else f"{minutes:.0f} minutes for the settings added")
+        + " on a 2-core machine shared with other jobs."
     )
+    if kept and (out / "ablation_note.txt").exists():
+        note = (
+            out / "ablation_note.txt"
+        ).read_text().strip() + f" Added later ({', '.join(args.only or [])}): {minutes:.0f} minutes."
     (out / "ablation_note.txt").write_text(note + "\n")
     write_report(out, rows, note)
     return 0
