@@ -846,8 +846,18 @@ def ablation_sentences(rows: list[dict]) -> list[str]:
             cands = [(b, "reference")] + [(v, st) for _, st, v in moves]
             v, st = min(cands, key=lambda t: _factor_away(t[0], paper))
             text += f". Closest to the paper: {st} ({_g(v)})" + (
-                ", within a factor 2." if _within2(v, paper) else f", still a factor {_factor_away(v, paper):.1f} away."
+                ", within a factor 2." if _within2(v, paper) else f", still a factor {_factor_away(v, paper):.1f} away"
             )
+            below = [t for t in cands if t[0] < paper]
+            above = [t for t in cands if t[0] > paper]
+            if not _within2(v, paper) and below and above:
+                lo, hi = max(below), min(above)
+                text += (
+                    f"; the paper's value lies between {lo[1]} ({_g(lo[0])}) and {hi[1]} ({_g(hi[0])}): no setting tried "
+                    "reaches it, an untried one between those two might."
+                )
+            elif not _within2(v, paper):
+                text += f"; every trained setting is {'below' if not above else 'above'} the paper's value."
         else:
             text += "."
         out.append(text)

@@ -260,7 +260,10 @@ def test_ablation_sentences_follow_numbers(tmp_path):
     assert "reference 1" not in s[-1] and "most with one setting changed: 1 (pixels)" in s[-1]
     rows[1]["value"] = 29.0
     s = findings.ablation_sentences(rows)
-    assert "Closest to the paper: width (25), still a factor 7.1 away." in s[0]
+    assert "Closest to the paper: width (25), still a factor 7.1 away; every trained setting is above" in s[0]
+    rows.append(_abl("scale", 1.0))  # now the paper's 3.5 lies between two settings
+    s = findings.ablation_sentences(rows)
+    assert "the paper's value lies between scale (1) and width (25)" in s[0]
 
 
 def test_ablation_leaves_out_untrained_models():
