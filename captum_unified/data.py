@@ -115,10 +115,27 @@ def class_counts(labels) -> dict:
 
 
 def _subsample(y: np.ndarray, idx: np.ndarray, n: int | None, seed: int) -> np.ndarray:
+    """``n`` of the indices ``idx`` (sorted), stratified: each class keeps its
+    proportional share of ``n``, rounded by largest remainder (ties to the lower
+    class), so the counts add up to ``n`` and no class is cut short. Within a
+    class the kept ones are those :func:`stratified_split` keeps with the same
+    seed (the same draw whenever the shares are whole numbers)."""
     if n is None or n >= len(idx):
         return idx
-    keep, _ = stratified_split(y[idx], 1.0 - n / len(idx), seed)
-    return idx[keep][:n]
+    labels = y[idx]
+    classes, sizes = np.unique(labels, return_counts=True)
+    share = n * sizes / len(idx)
+    counts = np.floor(share + 1e-9).astype(np.int64)
+    # largest remainder first; np.argsort is stable, so equal remainders go to the lower class
+    for k in np.argsort(-(share - counts), kind="stable")[: n - int(counts.sum())]:
+        counts[k] += 1
+    rng = np.random.RandomState(seed)
+    keep = []
+    for c, size, k in zip(classes, sizes, counts):
+        members = np.flatnonzero(labels == c)
+        rng.shuffle(members)
+        keep.append(members[size - k :])
+    return idx[np.sort(np.concatenate(keep))]
 
 
 def _to_tensors(X: np.ndarray, y: np.ndarray, side: int) -> tuple[Tensor, Tensor]:

@@ -409,7 +409,10 @@ ZOO: dict[str, ZooModel] = _table(
 ACTIVATIONS: dict[str, str] = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "softplus": "Softplus"}
 
 #: ``--target`` choices: which output each explained sample's attribution explains.
-TARGETS: dict[str, str] = {"true": "the true class (the papers' choice)", "predicted": "the predicted class"}
+TARGETS: dict[str, str] = {
+    "true": "the true class (Ancona et al.'s choice: 'the correct class')",
+    "predicted": "the predicted class (Deng et al.'s choice: 'the predicted label')",
+}
 
 
 # ------------------------------------------------------------------ papers

@@ -2,7 +2,7 @@
 generated sentence under ``docs/_static/results/`` (the *Reproduced results* page).
 
     python scripts/make_results.py            # both papers, default sizes, 1 torch thread
-    python scripts/make_results.py --ablation # also the Table-3 ablation (47 more minutes in the docs' run)
+    python scripts/make_results.py --ablation # also the Table-3 and EG ablations (hours on a shared CPU)
     python scripts/make_results.py --text-only  # only the sentences, from the CSVs already there
 
 It runs ``captum-unified reproduce ancona`` and ``reproduce deng`` with their
@@ -57,7 +57,9 @@ def write_fragments(results: Path = RESULTS) -> list:
             row = {"method": m}
             for r in table3:
                 if r["method"] == m:
-                    row[r["model"]] = f"{findings._g(r['d_percent'])} / {float(r['paper_d_percent']):g}"
+                    sem = findings._f(r.get("d_sem_percent"))
+                    pm = f" ± {findings._g(sem, '.2g')}" if sem == sem else ""
+                    row[r["model"]] = f"{findings._g(r['d_percent'])}{pm} / {float(r['paper_d_percent']):g}"
             rows.append(row)
         eps = {"method": "eps_bar"}
         for r in table3:
@@ -128,14 +130,18 @@ def write_fragments(results: Path = RESULTS) -> list:
         )
         written.append(write_csv(d / "deng_figure3_summary.csv", rows))
     ab = results / "ablation"
+    sys.path.insert(0, str(ROOT / "scripts"))
     if (ab / "ablation.csv").exists():
-        sys.path.insert(0, str(ROOT / "scripts"))
         import ablation_deng
 
-        md = ab / "ablation.md"
-        note = md.read_text().splitlines()[2].split("; ", 1)[-1] if md.exists() else ""
-        ablation_deng.write_report(ab, read_csv(ab / "ablation.csv"), note)
+        note = ab / "ablation_note.txt"
+        ablation_deng.write_report(ab, read_csv(ab / "ablation.csv"), note.read_text().strip() if note.exists() else "")
         written += [ab / "ablation.md", ab / "ablation_summary.csv", ab / "ablation_findings.rst"]
+    if (ab / "eg_infidelity.csv").exists():
+        import ablation_deng_eg
+
+        ablation_deng_eg.main(["--out", str(ab), "--report-only"])
+        written += [ab / "eg_infidelity.md", ab / "eg_infidelity_summary.csv", ab / "eg_infidelity_findings.rst"]
     return written
 
 
@@ -146,7 +152,9 @@ def main(argv=None) -> int:
         default=".cache/results-models",
         help="model cache (relative to the checkout; default .cache/results-models)",
     )
-    p.add_argument("--ablation", action="store_true", help="also run scripts/ablation_deng.py")
+    p.add_argument(
+        "--ablation", action="store_true", help="also run scripts/ablation_deng.py and scripts/ablation_deng_eg.py"
+    )
     p.add_argument("--text-only", action="store_true", help="only rewrite the generated sentences")
     p.add_argument("--only", choices=["ancona", "deng"], nargs="*", default=["ancona", "deng"])
     args = p.parse_args(argv)
@@ -169,18 +177,19 @@ def main(argv=None) -> int:
             print("+", " ".join(cmd), flush=True)
             subprocess.run(cmd, check=True, cwd=ROOT)
         if args.ablation:
-            cmd = [
-                sys.executable,
-                str(ROOT / "scripts" / "ablation_deng.py"),
-                "--threads",
-                "1",
-                "--cache-dir",
-                args.cache_dir,
-                "--out",
-                str(RESULTS / "ablation"),
-            ]
-            print("+", " ".join(cmd), flush=True)
-            subprocess.run(cmd, check=True, cwd=ROOT)
+            for script in ("ablation_deng.py", "ablation_deng_eg.py"):
+                cmd = [
+                    sys.executable,
+                    str(ROOT / "scripts" / script),
+                    "--threads",
+                    "1",
+                    "--cache-dir",
+                    args.cache_dir,
+                    "--out",
+                    str(RESULTS / "ablation"),
+                ]
+                print("+", " ".join(cmd), flush=True)
+                subprocess.run(cmd, check=True, cwd=ROOT)
     for path in write_fragments():
         print(f"wrote {path.relative_to(ROOT)}")
     return 0

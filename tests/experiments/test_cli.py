@@ -185,7 +185,8 @@ def test_reproduce_options_reach_the_pipeline(monkeypatch, paper, tmp_path):
     cfg = seen["cfg"]
     for k in ("baseline", "pixel_range", "recipe", "samples"):
         assert getattr(cfg, k) == module.DEFAULTS[k], k
-    assert cfg.target == "true" and cfg.recipe == "adadelta-es"
+    # each paper's own target: Ancona "the correct class", Deng "the predicted label"
+    assert cfg.target == {"ancona": "true", "deng": "predicted"}[paper] and cfg.recipe == "adadelta-es"
 
 
 def test_evaluate_help_lists_the_sizes(capsys):

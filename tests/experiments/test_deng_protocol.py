@@ -115,15 +115,19 @@ def test_per_layer_d_equals_hand_computation(case, upstream, which):
     hand = _hand(model, x, b, t)
     got = deng.deeplift_layer_d(model, x, -0.5, t, upstream=upstream)
     want = [_d(hand[k][0], hand[k][which]) for k in (0, 1)]
-    assert [name for name, _ in got] == ["input", "after Sigmoid (module 1)"]
+    assert [name for name, _ in got] == ["input", "after Sigmoid (module 1)", "output layer"]
     for (_, d), w in zip(got, want):
         assert d == pytest.approx(w, rel=1e-8, abs=1e-12)
+    # the output layer: no nonlinearity follows, DeepLIFT's relevance w_cj (h_j - h_bar_j) is its reformulation
+    assert got[2][1] < 1e-20
     assert min(want) > 1e-6  # a real, non-trivial second-order deviation
     # the Table-3 entry is their mean
     rows, layer_rows = deng.table3_rows(model, "M-sg", x, t, -0.5, 8, {"IG": torch.zeros_like(x) + 1}, methods=("DL",))
     mean = next(r for r in layer_rows if r["layer"] == "mean over layers" and r["upstream"] == "deeplift")
     assert rows[0]["d_percent"] == pytest.approx(sum(_d(hand[k][0], hand[k][1]) for k in (0, 1)) / 2, rel=1e-8)
     assert mean["d_percent"] == rows[0]["d_percent"]
+    counted = next(r for r in layer_rows if r["layer"] == "mean over layers, output layer counted")
+    assert counted["d_percent"] == pytest.approx(rows[0]["d_percent"] * 2 / 3, rel=1e-12)
 
 
 def test_exact_remainder_reproduces_deeplift_at_every_layer(case):

@@ -1,6 +1,7 @@
 """The report sentences follow the numbers: synthetic CSVs in, and the claim flips
 when the numbers flip (captum_unified.experiments.findings)."""
 
+import numpy as np
 import pytest
 
 from captum_unified.experiments import findings
@@ -12,7 +13,7 @@ def _roundtrip(tmp_path, name, rows):
     return read_csv(write_csv(tmp_path / name, rows))
 
 
-def _table3(occ, ig_eps_corr=0.8, eps=(0.0, 0.09, 0.4)):
+def _table3(occ, ig_eps_corr=0.8, eps=(0.0, 0.09, 0.4), acc=0.9, samples=100):
     rows = []
     for model, e, pe in zip(("Poly", "M-sg", "C-sg"), eps, (0.0, 0.084, 0.42)):
         for m, d, paper in (
@@ -34,6 +35,8 @@ def _table3(occ, ig_eps_corr=0.8, eps=(0.0, 0.09, 0.4)):
                     "approx_error": e,
                     "paper_approx_error": pe,
                     "corr_d_ig_eps": ig_eps_corr,
+                    "test_accuracy": acc,
+                    "samples": samples,
                 }
             )
     return rows
@@ -48,8 +51,23 @@ def test_table3_occlusion_trend_flips(tmp_path):
     # near the paper's C-sg numbers: "within a factor 2"; far: "below"
     near = findings.deng_table3_sentences(_table3((13.0, 20.0, 30.0)))
     far = findings.deng_table3_sentences(_table3((0.01, 0.1, 1.0)))
-    assert any("Occ-1 13% (within a factor 2 of the paper's 13.17%)" in s for s in near)
-    assert any("Occ-1 0.01% (below the paper's 13.17%)" in s for s in far)
+    assert any("Occ-1 13% (1.0 times the paper's 13.17%)" in s for s in near)
+    assert any("Occ-1 0.01% (1/1317 of the paper's 13.17%)" in s for s in far)
+    assert any("On C-sg:" in s and "5 of 5 cells within a factor 2" in s for s in near)
+
+
+def test_table3_no_conclusion_from_an_untrained_model_or_few_samples():
+    for rows, why in (
+        (_table3((1.0, 2.0, 3.0), acc=0.42), "test accuracy 42.0%, below the 80%"),
+        (_table3((1.0, 2.0, 3.0), samples=10), "10 explained samples, fewer than the 50"),
+    ):
+        out = findings.deng_table3_sentences(rows)
+        assert any(why in s and "not enough to conclude" in s for s in out)
+        assert not any("as in the paper" in s and "occlusion patch" in s for s in out)
+        assert not any("as the paper concludes" in s for s in out)
+        assert not any("its order over the models is the paper's" in s for s in out)
+        # the identities hold for any weights and are still stated
+        assert any("as Theorem 1 says" in s for s in out)
 
 
 def test_table3_eps_order_and_correlation_flip():
@@ -59,11 +77,12 @@ def test_table3_eps_order_and_correlation_flip():
     assert any("is not the paper's" in s for s in swapped)
     assert any("misses 60% of the output change" in s for s in swapped)
     assert not any("misses" in s for s in same)
-    assert any("as the paper concludes" in s for s in same)
-    assert any("a weak link" in s for s in swapped)
+    assert any("as the paper concludes" in s and "p < 0.001" in s for s in same)
+    assert any("not significant, not enough to conclude" in s and "p = 0.32" in s for s in swapped)
+    assert not any("deviates more" in s for s in same + swapped)  # no causal claim without a test
 
 
-def _infid(first, second):
+def _infid(first, second, acc=0.9):
     return [
         {
             "model": m,
@@ -71,6 +90,8 @@ def _infid(first, second):
             "infidelity_scaled": v[0],
             "infidelity_unscaled": v[1],
             "paper_infidelity": {1: 0.48, 2: 0.27}[o],
+            "test_accuracy": acc,
+            "samples": 100,
         }
         for m in ("C-sg", "C-sp")
         for o, v in ((1, first), (2, second))
@@ -86,14 +107,26 @@ def test_infidelity_conclusion_flips(tmp_path):
     assert "depends on the scaling" in scaled_only[-1] and "undetermined" in scaled_only[-1]
     assert "with Yeh's optimal scaling" in scaled_only[-1]
     assert "2 of 2 models" in both[0] and "0 of 2 models" in neither[0]
+    untrained = findings.deng_infidelity_sentences(_infid((1.0, 1.0), (0.5, 0.5), acc=0.42))
+    assert "C-sg: test accuracy 42.0%" in untrained[0] and "No model is trained" in untrained[-1]
+    assert not any("holds" in s for s in untrained)
 
 
-def _fig(values, key="infidelity_scaled", extra=None):
+def _fig(values, key="infidelity_scaled", extra=None, acc=0.9):
     rows = []
     for model in ("M-sg", "C-sg", "C-sp"):
         for (m, p), v in zip((("GI", 0), ("Occ-1", 0.5), ("Occ-p", 0.5), ("DL", 1), ("IG", 2), ("EG", 3)), values):
             rows.append(
-                {"model": model, "method": m, "principles": p, key: v, "infidelity_unscaled": v, "bbox_accuracy": v}
+                {
+                    "model": model,
+                    "method": m,
+                    "principles": p,
+                    key: v,
+                    "infidelity_unscaled": v,
+                    "bbox_accuracy": v,
+                    "test_accuracy": acc,
+                    "samples": 100,
+                }
             )
         if extra is not None:
             rows.append(
@@ -104,6 +137,8 @@ def _fig(values, key="infidelity_scaled", extra=None):
                     key: extra,
                     "infidelity_unscaled": extra,
                     "bbox_accuracy": extra,
+                    "test_accuracy": acc,
+                    "samples": 100,
                 }
             )
     return rows
@@ -112,21 +147,50 @@ def _fig(values, key="infidelity_scaled", extra=None):
 def test_figure2_correlation_sign_flips(tmp_path):
     falling = findings.deng_figure2_sentences(_roundtrip(tmp_path, "f.csv", _fig([6, 5, 4, 3, 2, 1])))
     rising = findings.deng_figure2_sentences(_fig([1, 2, 3, 4, 5, 6]))
-    assert any("negative on every model, the paper's finding" in s for s in falling)
-    assert any("negative on no model, unlike the paper" in s for s in rising)
-    assert any("Best method per model (lowest infidelity): M-sg EG" in s for s in falling)
-    assert any("M-sg -1.00" in s or "M-sg -0.9" in s for s in falling)
+    assert any("significantly negative on M-sg, C-sg and C-sp, the paper's finding" in s for s in falling)
+    assert any("significantly positive on M-sg, C-sg and C-sp, unlike the paper" in s for s in rising)
+    assert any("Lowest measured infidelity per model" in s and "M-sg EG (1)" in s for s in falling)
+    assert any("M-sg -0.99 (p = 0.0056)" in s for s in falling)  # exact: 4 of the 720 orderings
+    assert any("Mean rho over M-sg, C-sg and C-sp: -0.99" in s and "the paper's finding" in s for s in falling)
     # the EG variant is reported beside, not mixed into, the main correlation
     mixed = findings.deng_figure2_sentences(_fig([6, 5, 4, 3, 2, 10], extra=0.5))
-    assert any("infidelity: M-sg -0.12" in s for s in mixed)  # EG (data) = 0.5 is not in the main rho
-    assert any("EG (data)" in s and "M-sg -0.99" in s and "negative on 3 of 3 models" in s for s in mixed)
+    assert any("infidelity over the 6 methods: M-sg -0.12 (p = 0.84)" in s for s in mixed)
+    assert any("not significant at 0.05 on M-sg, C-sg and C-sp" in s for s in mixed)
+    assert not any("the paper's finding" in s for s in mixed if "EG (data)" not in s)
+    assert any("EG (data)" in s and "M-sg -0.99" in s and "significantly negative on 3 of 3" in s for s in mixed)
+
+
+def test_figure2_no_conclusion_from_untrained_models():
+    out = findings.deng_figure2_sentences(_fig([6, 5, 4, 3, 2, 1], acc=0.42))
+    assert any("M-sg: test accuracy 42.0%" in s and "not enough to conclude" in s for s in out)
+    assert not any("the paper's finding" in s for s in out)
+
+
+def test_figure2_explained_share_names_eg_baselines():
+    rows = _fig([6, 5, 4, 3, 2, 10])
+    for r in rows:
+        r["sum_share"] = 0.003 if r["method"] == "EG" else 1.0
+    out = findings.deng_figure2_sentences(rows)
+    assert any("; EG M-sg 0.00, C-sg 0.00, C-sp 0.00" in s for s in out)
+    assert any("EG's baselines are drawn around the input" in s and "0.00" in s for s in out)
+    rows = [{**r, "sum_share": 0.9} for r in rows]
+    assert not any("EG's baselines are drawn around the input" in s for s in findings.deng_figure2_sentences(rows))
 
 
 def test_figure3_correlation_sign_flips():
     fig3 = [{**r, "model": "Loc-CNN"} for r in _fig([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]) if r["model"] == "M-sg"]
-    assert any("positive on every model" in s for s in findings.deng_figure3_sentences(fig3))
+    assert any(
+        "significantly positive on Loc-CNN, the paper's finding" in s for s in findings.deng_figure3_sentences(fig3)
+    )
     flipped = [{**r, "bbox_accuracy": 1 - r["bbox_accuracy"]} for r in fig3]
-    assert any("positive on no model, unlike the paper" in s for s in findings.deng_figure3_sentences(flipped))
+    assert any(
+        "significantly negative on Loc-CNN, unlike the paper" in s for s in findings.deng_figure3_sentences(flipped)
+    )
+    weak = [{**r, "bbox_accuracy": v} for r, v in zip(fig3, (0.3, 0.5, 0.2, 0.4, 0.35, 0.45))]
+    assert any("not significant" in s for s in findings.deng_figure3_sentences(weak))
+    below = [{**r, "test_accuracy": 0.087} for r in fig3]
+    assert any("Loc-CNN: test accuracy 8.7%" in s for s in findings.deng_figure3_sentences(below))
+    assert not any("the paper's finding" in s for s in findings.deng_figure3_sentences(below))
 
 
 def _ancona(lrp_rel, lrp_pcc, ig_curve):
@@ -174,18 +238,39 @@ def test_ancona_sentences_flip(tmp_path):
     assert any("all methods agree, as Proposition 4 says" in x for x in good)
 
 
+def _abl(setting, value, acc=0.9, model="M-sg", metric="d IG (%)", paper=3.5, sem=0.5):
+    return {
+        "setting": setting,
+        "model": model,
+        "metric": metric,
+        "value": value,
+        "sem": sem,
+        "paper": paper,
+        "test_accuracy": acc,
+        "trained": acc >= findings.TRAINED_ACCURACY,
+    }
+
+
 def test_ablation_sentences_follow_numbers(tmp_path):
-    rows = [
-        {"setting": "reference", "model": "M-sg", "metric": "d IG (%)", "value": 30.0, "paper": 3.5},
-        {"setting": "pixels", "model": "M-sg", "metric": "d IG (%)", "value": 4.0, "paper": 3.5},
-        {"setting": "width", "model": "M-sg", "metric": "d IG (%)", "value": 25.0, "paper": 3.5},
-    ]
+    rows = [_abl("reference", 30.0), _abl("pixels", 4.0), _abl("width", 25.0)]
     s = findings.ablation_sentences(_roundtrip(tmp_path, "a.csv", rows))
     assert "Closest to the paper: pixels (4), within a factor 2." in s[0]
     assert s[0].index("pixels 4") < s[0].index("width 25")  # largest move first
+    assert "reference 30 ± 0.5 (paper 3.5; 8.6 times the paper's, 53 standard errors away" in s[0]
+    assert "reference 1" not in s[-1] and "most with one setting changed: 1 (pixels)" in s[-1]
     rows[1]["value"] = 29.0
     s = findings.ablation_sentences(rows)
-    assert "Closest to the paper: width (25), still a factor 7.1 away." in s[0]
+    assert "Closest to the paper: width (25), still a factor 7.1 away; every trained setting is above" in s[0]
+    rows.append(_abl("scale", 1.0))  # now the paper's 3.5 lies between two settings
+    s = findings.ablation_sentences(rows)
+    assert "the paper's value lies between scale (1) and width (25)" in s[0]
+
+
+def test_ablation_leaves_out_untrained_models():
+    rows = [_abl("reference", 30.0), _abl("2,000 digits", 3.4, acc=0.44), _abl("width", 25.0)]
+    s = findings.ablation_sentences(rows)
+    assert "Left out as not trained (test accuracy below 80%): 2,000 digits (M-sg, 44.0%)." == s[0]
+    assert "2,000 digits 3.4" not in s[1] and "Closest to the paper: width (25)" in s[1]
 
 
 def test_spearman_with_ties():
@@ -213,21 +298,54 @@ def test_spearman_is_scipys_to_the_last_bit():
     assert nan != nan
 
 
-def test_ablation_no_retraining_check_flips():
-    rows = [
-        {"setting": "reference", "cause": "-", "model": "C-sg", "metric": "eps_bar", "value": 0.6, "paper": 0.42},
-        {
-            "setting": "rescaled",
-            "cause": "input scale (no retraining)",
-            "model": "C-sg",
-            "metric": "eps_bar",
-            "value": 0.6000001,
-            "paper": 0.42,
-        },
-    ]
-    assert "equals the reference's up to float32 rounding" in findings.ablation_sentences(rows)[0]
-    rows[1]["value"] = 0.7
-    assert "changes the numbers by up to 0.17" in findings.ablation_sentences(rows)[0]
+def test_spearman_test_is_the_exact_permutation_test():
+    """Every ordering of y counted by brute force (scipy's rho for each), ties included."""
+    stats = pytest.importorskip("scipy.stats")
+    import itertools
+
+    for x, y in (
+        ([0, 0.5, 0.5, 1, 2, 3], [0.6, 0.42, 0.238, 0.234, 0.226, 2.36]),
+        ([0, 0.5, 0.5, 1, 2, 3], [6, 5, 4, 3, 2, 1]),
+        ([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]),
+    ):
+        rho, p = findings.spearman_test(x, y)
+        obs = stats.spearmanr(x, y).statistic
+        null = [stats.spearmanr(x, list(q)).statistic for q in itertools.permutations(y)]
+        assert rho == pytest.approx(obs)
+        assert p == pytest.approx(np.mean(np.abs(null) >= abs(obs) - 1e-12))
+    # beyond 8 points: seeded random orderings, p = (k + 1) / (m + 1) > 0
+    rho, p = findings.spearman_test(list(range(12)), list(range(12)), permutations=999)
+    assert rho == 1.0 and p == pytest.approx(1 / 1000)
+    assert findings.spearman_test([1, 1, 1], [1, 2, 3])[1] != findings.spearman_test([1, 1, 1], [1, 2, 3])[1]
+
+
+def test_mean_spearman_test_against_brute_force():
+    import itertools
+
+    groups = [([0, 1, 2, 3], [0.3, 0.1, 0.2, 0.0]), ([0, 1, 2, 3], [3.0, 2.0, 0.5, 1.0])]
+    mean, p = findings.mean_spearman_test(groups, permutations=20000)
+    rhos = [[findings.spearman(x, list(q)) for q in itertools.permutations(y)] for x, y in groups]
+    null = np.add.outer(np.asarray(rhos[0]), np.asarray(rhos[1])).ravel() / 2
+    exact = np.mean(np.abs(null) >= abs(mean) - 1e-12)
+    assert mean == pytest.approx(np.mean([findings.spearman(x, y) for x, y in groups]))
+    assert p == pytest.approx(exact, abs=0.01)
+
+
+def test_pearson_p_is_scipys():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(1)
+    for n in (3, 5, 12, 100, 3000):
+        x = rng.normal(size=n)
+        y = 0.1 * x + rng.normal(size=n)
+        r, p = stats.pearsonr(x, y)
+        assert findings.pearson_p(r, n) == pytest.approx(p, rel=1e-9, abs=1e-300)
+    assert findings.pearson_p(float("nan"), 10) != findings.pearson_p(float("nan"), 10)
+
+
+def test_evidence_thresholds():
+    assert findings.evidence([{"test_accuracy": 0.8, "samples": 50}]) == (True, "")
+    ok, why = findings.evidence([{"test_accuracy": 0.79, "samples": 49}])
+    assert not ok and "79.0%" in why and "49 explained samples" in why
 
 
 def test_to_rst_escapes_inline_markup():

@@ -35,6 +35,26 @@ def test_load_mnist_deterministic_and_seeded(mnist_small):
     assert a.shape == (200, 1, 28, 28) and c.shape == (50, 1, 28, 28)
     assert set(b.tolist()) == set(range(10))
 
+@pytest.mark.parametrize("n", [300, 200, 600, 123])
+def test_load_mnist_subset_is_stratified(n):
+    """``n`` training and ``n // 4`` test digits: every class its share, rounded
+    (counts differ by at most 1), none cut short at the end of the class-ordered
+    indices (n = 300 used to keep 3 of its 75 test digits from class 9)."""
+    (_, ytr), (_, yte) = data.load_mnist(n=n, seed=0)
+    for y, total in ((ytr, n), (yte, max(n // 4, 10))):
+        counts = y.bincount(minlength=10)
+        assert int(counts.sum()) == total
+        assert int(counts.max() - counts.min()) <= 1, counts.tolist()
+    if n == 600:  # whole-number shares: exactly the former draw (the quick runs' data do not move)
+        X, y = data._mnist_arrays()
+        tr, _ = data.stratified_split(y, 0.2, 0)
+        keep, _ = data.stratified_split(y[tr], 1.0 - n / len(tr), 0)
+        former = tr[keep][:n]
+        xtr = data.load_mnist(n=n, seed=0)[0][0]
+        assert torch.equal(ytr, torch.as_tensor(y[former], dtype=torch.int64))
+        assert torch.equal(xtr.flatten(1), torch.as_tensor(data._scale(X[former], 255.0, (-1.0, 1.0))))
+
+
 
 def test_train_test_disjoint():
     (xtr, _), (xte, _) = data.load_mnist()

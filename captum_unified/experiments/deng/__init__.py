@@ -26,9 +26,16 @@ them and writes under ``out``:
   correlation.
 * ``deng_figure3.csv`` / ``.png`` -- bounding-box accuracy of the six methods on
   the localisation task against the number of principles.
+* ``deng_figure4.png`` -- Figure 4: the saliency maps of a few canvases of the
+  localisation task side by side (the plain gradient, GI, Occ-p, DL, IG, EG, EG
+  (data)), red positive, blue negative.
 * ``deng_checks.csv``, ``deng_figure.png`` (Table 3 and the Taylor infidelity),
   ``deng_report.md`` (every table, with sentences generated from the numbers by
-  :mod:`captum_unified.experiments.findings`).
+  :mod:`captum_unified.experiments.findings`: a conclusion only from a trained
+  model, enough samples and, for a correlation, a significant test).
+
+Target: the predicted class, Deng's ("the predicted label"); samples drawn
+class-stratified from the test digits.
 
 Baselines: all methods, reformulations and removed squares use ``cfg.baseline``
 (default 0: the black background of the default [0, 1] pixels);
@@ -59,13 +66,14 @@ One job a file:
 
 from captum_unified.experiments.deng.maps import method_maps, reference_set, taylor_maps
 from captum_unified.experiments.deng.pipeline import run
-from captum_unified.experiments.deng.plots import plot_principles, plot_table3
+from captum_unified.experiments.deng.plots import plot_principles, plot_saliency, plot_table3
 from captum_unified.experiments.deng.protocol import (
     DEFAULTS,
     EG_REFERENCES,
     EG_SAMPLES,
     EG_STDEV,
     EG_VARIANT,
+    FIGURE4_METHODS,
     FIGURE_METHODS,
     MODELS,
     OCC_P,
@@ -83,6 +91,7 @@ from captum_unified.experiments.deng.tables import (
     deeplift_layer_d,
     figure2_rows,
     infidelity_rows,
+    sum_share,
     table2_rows,
     table3_rows,
 )
@@ -97,6 +106,7 @@ __all__ = [
     "PAPER_APPROX_ERROR",
     "PRINCIPLES",
     "FIGURE_METHODS",
+    "FIGURE4_METHODS",
     "EG_VARIANT",
     "EG_STDEV",
     "EG_SAMPLES",
@@ -111,9 +121,11 @@ __all__ = [
     "table3_rows",
     "infidelity_rows",
     "figure2_rows",
+    "sum_share",
     "table2_rows",
     "plot_table3",
     "plot_principles",
+    "plot_saliency",
     "infidelity_protocol",
     "write_report",
     "run",

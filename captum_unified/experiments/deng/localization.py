@@ -1,4 +1,4 @@
-"""Deng et al.'s Figure 3 on a localisation task made from the shipped digits.
+"""Deng et al.'s Figures 3 and 4 on a localisation task made from the shipped digits.
 
 Deng et al. measure bounding-box accuracy (Schulz et al. 2020) of six methods
 on ImageNet with VGG16/19 and ResNet18, which cannot be reached offline. Our
@@ -11,8 +11,9 @@ pooling, dense output) classifies the digit. :func:`run` trains/caches it,
 attributes class-stratified test canvases with GI, Occ-1, Occ-p, DL, IG and
 EG (baseline 0, the black background) and writes ``deng_figure3.csv`` (mean
 bounding-box accuracy per method, with the number of principles),
-``deng_figure3.png`` and ``deng_localization_examples.png``; the report's section is
-:func:`captum_unified.experiments.deng.report.figure3_lines`.
+``deng_figure3.png`` and ``deng_figure4.png`` (Deng's Figure 4: the saliency
+maps of a few canvases side by side, with the plain gradient); the report's
+sections are :func:`captum_unified.experiments.deng.report.figure3_lines`.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ import torch
 from captum_unified.data import class_counts, load_mnist_localization, stratified_sample
 from captum_unified.experiments.common import collect_attribution_warnings, select_targets, write_csv
 from captum_unified.experiments.deng.maps import method_maps, reference_set
-from captum_unified.experiments.deng.plots import localization_examples, plot_principles
+from captum_unified.experiments.deng.plots import plot_principles, plot_saliency
 from captum_unified.experiments.deng.protocol import (
     EG_VARIANT,
+    FIGURE4_METHODS,
     FIGURE_METHODS,
     LOCALIZATION_BASELINE,
     LOCALIZATION_QUICK_RECIPE,
@@ -36,7 +38,10 @@ from captum_unified.experiments.deng.protocol import (
 from captum_unified.metrics import bounding_box_accuracy
 from captum_unified.models import load_or_train
 
-__all__ = ["run"]
+__all__ = ["run", "FIGURE4_SAMPLES"]
+
+#: Canvases shown in Figure 4 (the first of the stratified draw: classes 0, 1, 2, 3).
+FIGURE4_SAMPLES = 4
 
 
 def run(spec, cfg, out: Path, warned: dict) -> tuple[dict[str, Path], list[dict]]:
@@ -94,7 +99,6 @@ def run(spec, cfg, out: Path, warned: dict) -> tuple[dict[str, Path], list[dict]
             }
         )
     paths = {"figure3_csv": write_csv(out / "deng_figure3.csv", rows)}
-    caption = f"{spec.label} on the localisation task; green box: the digit's bounding box"
     paths["figure3"] = plot_principles(
         rows,
         ["bbox_accuracy"],
@@ -104,12 +108,18 @@ def run(spec, cfg, out: Path, warned: dict) -> tuple[dict[str, Path], list[dict]
         log=False,
         chance=chance,
     )
-    paths["localization_examples"] = localization_examples(
-        x[:3],
-        boxes[:3],
-        labels[:3],
-        {m: maps[m][:3] for m in FIGURE_METHODS},
-        out / "deng_localization_examples.png",
-        caption,
+    shown = slice(0, FIGURE4_SAMPLES)
+    with collect_attribution_warnings(warned, f"{spec.label} (Figure 4)"):
+        extra = method_maps(model, x[shown], target[shown], LOCALIZATION_BASELINE, ["Gradient"], cfg.ig_steps)
+    paths["figure4"] = plot_saliency(
+        x[shown],
+        {m: (extra[m] if m in extra else maps[m][shown]) for m in FIGURE4_METHODS},
+        out / "deng_figure4.png",
+        boxes=boxes[shown],
+        row_titles=[f"class {int(c)}, explained {int(t)}" for c, t in zip(labels[shown], target[shown])],
+        caption=(
+            f"Deng's Figure 4 on the localisation task: {spec.label} (test accuracy {acc:.1%}); red positive, blue "
+            "negative, each map divided by its largest |value|; dashed box: the digit's bounding box."
+        ),
     )
     return paths, rows

@@ -44,16 +44,19 @@ def method_maps(
     references: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """Attribution maps of Deng's methods (names of Table 3 and the figures:
-    ``GI``, ``Occ-1``, ``Occ-2x2``, ``Occ-4x4``, ``Occ-p`` (= ``Occ-4x4``), ``DL``,
-    ``IG``, ``EG`` (Gaussian baselines), ``EG (data)`` (baselines drawn from
-    ``references``)) with the library's classes; baseline ``baseline`` (GI: 0)."""
+    ``Gradient`` (the plain gradient, Figure 4), ``GI``, ``Occ-1``,
+    ``Occ-2x2``, ``Occ-4x4``, ``Occ-p`` (= ``Occ-4x4``), ``DL``, ``IG``, ``EG``
+    (Gaussian baselines), ``EG (data)`` (baselines drawn from ``references``))
+    with the library's classes; baseline ``baseline`` (GI: 0)."""
     seq = as_sequential(model)
     out: dict[str, list[Tensor]] = {m: [] for m in methods}
     for sl in batches(len(x), batch):
         xb, tb = x[sl], target[sl]
         b = torch.full_like(xb, baseline)
         for m in methods:
-            if m == "GI":
+            if m == "Gradient":  # the plain gradient (Deng's Figure 4)
+                a = cu.ModifiedGradient(model, cu.GradientRule(), multiply_by_inputs=False).attribute(xb, target=tb)
+            elif m == "GI":
                 a = cu.GradientXInput(model).attribute(xb, target=tb)
             elif m == "Occ-1":
                 a = cu.Occlusion1(model).attribute(xb, baselines=baseline, target=tb)

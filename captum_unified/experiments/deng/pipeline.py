@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import torch
+
 from captum_unified.data import load_mnist
 from captum_unified.experiments.common import (
     METHODS,
@@ -108,9 +110,12 @@ def run(cfg: ExperimentConfig, models: list[ModelSpec] | None = None) -> dict[st
                         for r in infidelity_rows(spec.label, changes, taylor, len(x), sizes)
                     ]
                 if "figure2" in spec.roles:
+                    with torch.no_grad():  # the output change to the removal baseline, for sum_share
+                        i = torch.arange(len(x))
+                        df = model(x)[i, target] - model(torch.full_like(x, cfg.baseline))[i, target]
                     fig2 += [
                         {**r, "test_accuracy": round(acc, 4)}
-                        for r in figure2_rows(spec.label, changes, maps, len(x), sizes)
+                        for r in figure2_rows(spec.label, changes, maps, len(x), sizes, output_change=df)
                     ]
         seconds[spec.label] = time.perf_counter() - t0
     paths = {

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from captum_unified.experiments import findings
-from captum_unified.experiments.common import METHODS, recipe_for, samples_line, warnings_section
+from captum_unified.experiments.common import METHODS, TARGETS, recipe_for, samples_line, warnings_section
+from captum_unified.experiments.deng.localization import FIGURE4_SAMPLES
 from captum_unified.experiments.deng.protocol import (
     DEFAULTS,
     EG_REFERENCES,
@@ -23,7 +24,7 @@ from captum_unified.experiments.deng.protocol import (
 from captum_unified.experiments.deng.tables import table2_rows
 from captum_unified.experiments.yeh_infidelity import YEH_SOURCE, YEH_SQUARE_SIZES
 
-__all__ = ["write_report", "infidelity_protocol", "figure3_lines"]
+__all__ = ["write_report", "infidelity_protocol", "figure3_lines", "figure4_lines", "tests_line", "protocol_line"]
 
 
 def _fmt(v, spec: str = ".3g") -> str:
@@ -50,11 +51,15 @@ def write_report(
         "Test accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in accs.items()) + ". Seconds per model "
         "(train/load + attribute + evaluate): " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()) + ".",
         "",
+        tests_line(),
+        "",
     ]
     if table3:
         mods = list(dict.fromkeys(r["model"] for r in table3))
         lines += [
             "## Table 3: average percentage change d (%), ours / paper",
+            "",
+            protocol_line("table3", len(labels), cfg.target),
             "",
             "| method | " + " | ".join(mods) + " |",
             "|---|" + "---|" * len(mods),
@@ -63,7 +68,8 @@ def write_report(
             cells = []
             for m in mods:
                 r = next(r for r in table3 if r["model"] == m and r["method"] == me)
-                cells.append(f"{_fmt(r['d_percent'])} / {r['paper_d_percent']:g}")
+                sem = "" if r.get("d_sem_percent", "") in ("", None) else f" ± {_fmt(r['d_sem_percent'], '.2g')}"
+                cells.append(f"{_fmt(r['d_percent'])}{sem} / {r['paper_d_percent']:g}")
             lines.append(f"| {me} | " + " | ".join(cells) + " |")
         for key, label in (
             ("approx_error", "eps_bar = mean abs(eps)/abs(Delta f)"),
@@ -96,6 +102,8 @@ def write_report(
         lines += [
             "## Infidelity of first- vs second-order Taylor attribution",
             "",
+            protocol_line("infidelity", len(labels), cfg.target),
+            "",
             "| model | order | infidelity, scaled | infidelity, unscaled | paper |",
             "|---|---|---|---|---|",
         ]
@@ -121,6 +129,8 @@ def write_report(
             "",
             "![Figure 2](deng_figure2.png)",
             "",
+            protocol_line("figure2", len(labels), cfg.target),
+            "",
             "| method | principles | " + " | ".join(f"{m} scaled | {m} unscaled" for m in mods) + " |",
             "|---|---|" + "---|---|" * len(mods),
         ]
@@ -143,7 +153,7 @@ def write_report(
         ]
         lines += findings.deng_figure2_sentences(fig2) + [""]
     if fig3:
-        lines += figure3_lines(fig3) + [""]
+        lines += figure3_lines(fig3) + [""] + figure4_lines(fig3) + [""]
     lines += [
         "## Pipeline checks",
         "",
@@ -160,6 +170,30 @@ def write_report(
     lines += warnings_section(warned)
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def tests_line() -> str:
+    """What every conclusion of the report needs (:mod:`~captum_unified.experiments.findings`)."""
+    return (
+        f"Conclusions: drawn only from a model with at least {findings.TRAINED_ACCURACY:.0%} test accuracy "
+        f"(chance: 10%) and at least {findings.MIN_SAMPLES} explained samples; a correlation only when its "
+        f"two-sided test gives p < {findings.ALPHA:g} (Spearman: exact permutation test over the methods; "
+        "Pearson: Student's t). Otherwise the report says there is not enough to conclude."
+    )
+
+
+#: Deng et al.'s own protocol per experiment, and ours (``protocol_line``).
+PAPER_PROTOCOL = {
+    "table3": "Deng: Table 3 averaged over '3k validation' MNIST digits, the predicted label",
+    "infidelity": "Deng: MNIST, the predicted label; samples not stated",
+    "figure2": "Deng: MNIST (MLP, C-sg, C-sp), the predicted label; samples not stated",
+    "figure3": "Deng: ImageNet validation images whose box covers less than 33%, VGG16/19 and ResNet18",
+}
+
+
+def protocol_line(part: str, n: int, target: str) -> str:
+    """The paper's protocol for ``part`` and what this run did."""
+    return f"Protocol: {PAPER_PROTOCOL[part]}. Here: {n} class-stratified test digits, target {TARGETS[target]}."
 
 
 def infidelity_protocol(baseline: float, squares: int, sizes: Sequence[int] = YEH_SQUARE_SIZES) -> str:
@@ -191,13 +225,14 @@ def figure3_lines(rows: list[dict]) -> list[str]:
         "",
         "![Figure 3](deng_figure3.png)",
         "",
-        "Task: each real test digit pasted at a random place of a 56x56 canvas with four fragments of other "
+        f"Protocol: {PAPER_PROTOCOL['figure3']} (not reachable offline). Here: a stand-in task. "
+        "Each real test digit pasted at a random place of a 56x56 canvas with four fragments of other "
         f"digits; the box is the tight box of the digit's strokes. Model: {r0['model']} (`loc_cnn`, test accuracy "
         f"{float(r0['test_accuracy']):.3f}). {r0['samples']} canvases (class counts {r0['class_counts']}); "
-        f"target: the {r0['target']} class; baseline 0. Bounding-box accuracy (Schulz et al. 2020): for a box "
-        "of n pixels, the share of the n highest-attributed pixels inside it (signed values ranked; ties "
-        "counted by their expected share); boxes covering 33% of the image or more would be left out "
-        f"(none here). Chance level (a constant map): {float(r0['chance']):.3f}.",
+        f"target: {TARGETS.get(r0['target'], r0['target'])}; baseline 0. Bounding-box accuracy (Schulz et "
+        "al. 2020): for a box of n pixels, the share of the n highest-attributed pixels inside it (signed "
+        "values ranked; ties counted by their expected share); boxes covering 33% of the image or more "
+        f"would be left out (none here). Chance level (a constant map): {float(r0['chance']):.3f}.",
         "",
         "| method | principles | bounding-box accuracy | ranked by magnitude |",
         "|---|---|---|---|",
@@ -208,3 +243,20 @@ def figure3_lines(rows: list[dict]) -> list[str]:
             f"{float(r['bbox_accuracy_abs']):.3f} |"
         )
     return lines + [""] + findings.deng_figure3_sentences(rows)
+
+
+def figure4_lines(rows: list[dict]) -> list[str]:
+    """The report's Figure 4 section (the saliency maps of ``deng_figure4.png``)."""
+    r0 = rows[0]
+    return [
+        "## Figure 4: saliency maps side by side (localisation task)",
+        "",
+        "![Figure 4](deng_figure4.png)",
+        "",
+        "Protocol: Deng: ImageNet images (VGG16), Gradient, GI, Occ-p, DL, IG and EG, a black-image baseline. "
+        f"Here: the first {FIGURE4_SAMPLES} canvases of Figure 3 ({r0['model']}, test accuracy "
+        f"{float(r0['test_accuracy']):.3f}); the plain gradient, GI, Occ-p, DL, IG, EG and {EG_VARIANT}; baseline 0 "
+        "(black). Red positive, blue negative; each map divided by its largest absolute value. The paper's "
+        "reading of its figure is visual (noisy Gradient and GI maps, sharp EG maps) and states no number; "
+        "none is concluded here.",
+    ]

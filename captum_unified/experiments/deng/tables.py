@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 import captum_unified as cu
+from captum_unified.experiments import findings
 from captum_unified.experiments.deng.maps import batches, patch_mask
 from captum_unified.experiments.deng.protocol import (
     EG_VARIANT,
@@ -35,7 +36,7 @@ from captum_unified.taylor import (
     percentage_change,
 )
 
-__all__ = ["deeplift_layer_d", "table3_rows", "infidelity_rows", "figure2_rows", "table2_rows"]
+__all__ = ["deeplift_layer_d", "table3_rows", "infidelity_rows", "figure2_rows", "sum_share", "table2_rows"]
 
 
 def _layer_name(seq: nn.Sequential, module: nn.Module) -> str:
@@ -58,6 +59,16 @@ def _dl_layer_pairs(model: nn.Module, x: Tensor, base: Tensor, target: Tensor, u
             x, baselines=base, target=target, attribute_to_layer_input=True
         )
         pairs.append((_layer_name(seq, module), original.detach(), reform))
+    last = seq[-1]
+    if isinstance(last, nn.Linear):
+        # the output layer: no nonlinearity follows it, so Theorem 4's remainder is 0 and
+        # its reformulation is the first-order term w_cj * (h_j - h_bar_j) of its inputs h
+        original = cu.LayerDeepLiftRescale(seq, last).attribute(
+            x, baselines=base, target=target, attribute_to_layer_input=True
+        )
+        with torch.no_grad():
+            reform = last.weight[target] * (seq[:-1](x) - seq[:-1](base))
+        pairs.append((findings.OUTPUT_LAYER, original.detach(), reform))
     return pairs
 
 
@@ -68,6 +79,12 @@ def deeplift_layer_d(
     Deng's DL entry."""
     base = torch.full_like(x, baseline)
     return [(name, percentage_change(o, r)) for name, o, r in _dl_layer_pairs(model, x, base, target, upstream)]
+
+
+def _sem(per_sample: Tensor) -> float:
+    """Standard error of the mean over the samples (NaN for fewer than 2)."""
+    n = per_sample.numel()
+    return float(per_sample.std() / n**0.5) if n > 1 else float("nan")
 
 
 def table3_rows(
@@ -117,44 +134,63 @@ def table3_rows(
     common = {
         "model": short,
         "approx_error": float(eps.mean()),
+        "approx_error_sem": _sem(eps),
         "approx_error_median": float(eps.median()),
         "paper_approx_error": PAPER_APPROX_ERROR[short],
         "corr_d_ig_eps": corr,
         "samples": len(x),
     }
-    layer_rows, layer_mean = [], {}
+    layer_rows, layer_mean, hidden_layers, dl_per_sample = [], {}, {}, []
     for upstream, by_layer in layers.items():
-        ds = []
+        ds = {}
         for name, pairs in by_layer.items():
-            d = percentage_change(
-                torch.cat([o.flatten(1) for o, _ in pairs]), torch.cat([r.flatten(1) for _, r in pairs])
+            per = cast(
+                Tensor,
+                percentage_change(
+                    torch.cat([o.flatten(1) for o, _ in pairs]),
+                    torch.cat([r.flatten(1) for _, r in pairs]),
+                    per_sample=True,
+                ),
             )
-            ds.append(d)
-            layer_rows.append({"model": short, "layer": name, "upstream": upstream, "d_percent": d, "samples": len(x)})
-        if ds:
-            layer_mean[upstream] = sum(ds) / len(ds)
-            layer_rows.append(
-                {
-                    "model": short,
-                    "layer": "mean over layers",
-                    "upstream": upstream,
-                    "d_percent": layer_mean[upstream],
-                    "samples": len(x),
-                }
-            )
+            ds[name] = float(per.mean())
+            if upstream == "deeplift" and name != findings.OUTPUT_LAYER:
+                dl_per_sample.append(per.double())
+            row = {"model": short, "layer": name, "upstream": upstream, "d_percent": ds[name], "samples": len(x)}
+            layer_rows.append(row)
+        inner = [v for k, v in ds.items() if k != findings.OUTPUT_LAYER]
+        hidden_layers[upstream] = len(inner)
+        if inner:
+            layer_mean[upstream] = sum(inner) / len(inner)
+            for name, vals in ((findings.MEAN_LAYERS, inner), (findings.MEAN_LAYERS_OUTPUT, list(ds.values()))):
+                if name == findings.MEAN_LAYERS_OUTPUT and len(vals) == len(inner):
+                    continue
+                mean = sum(vals) / len(vals)
+                layer_rows.append(
+                    {"model": short, "layer": name, "upstream": upstream, "d_percent": mean, "samples": len(x)}
+                )
     rows = []
     for m in methods:
-        row = {**common, "method": m, "paper_d_percent": PAPER_TABLE3[short][m], "note": ""}
+        row = {
+            **common,
+            "method": m,
+            "d_percent": "",
+            "d_sem_percent": "",
+            "paper_d_percent": PAPER_TABLE3[short][m],
+            "note": "",
+        }
         if m == "DL":
             if "deeplift" not in layer_mean:
-                rows.append({**row, "d_percent": "", "note": "n/a: model is not an nn.Sequential"})
+                rows.append({**row, "note": "n/a: model is not an nn.Sequential"})
                 continue
             row.update(
                 d_percent=layer_mean["deeplift"],
-                note=f"mean over {len(layers['deeplift'])} layers; each layer's Rescale step reformulated",
+                d_sem_percent=_sem(torch.stack(dl_per_sample).mean(0)),
+                note=f"mean over the {hidden_layers['deeplift']} layers a nonlinearity follows; each layer's "
+                "Rescale step reformulated",
             )
         else:
-            row["d_percent"] = percentage_change(maps[m], torch.cat(reform[m]).detach())
+            per = cast(Tensor, percentage_change(maps[m], torch.cat(reform[m]).detach(), per_sample=True))
+            row.update(d_percent=float(per.mean()), d_sem_percent=_sem(per.double()))
         rows.append(row)
     return rows, layer_rows
 
@@ -186,11 +222,25 @@ def infidelity_rows(
     ]
 
 
+def sum_share(attr: Tensor, output_change: Tensor) -> float:
+    """What the attributions sum to, as a share of the output change from the
+    input to the removal baseline: ``mean_samples(sum_i a_i) / mean_samples(S(x) - S(x_bar))``
+    (1 for a method complete with that baseline; a ratio of means, so that a
+    sample with a tiny change does not dominate)."""
+    return float(attr.flatten(1).sum(1).double().mean() / output_change.double().mean())
+
+
 def figure2_rows(
-    short: str, changes: Tensor, maps: dict[str, Tensor], n: int, sizes: Sequence[int] = YEH_SQUARE_SIZES
+    short: str,
+    changes: Tensor,
+    maps: dict[str, Tensor],
+    n: int,
+    sizes: Sequence[int] = YEH_SQUARE_SIZES,
+    output_change: Tensor | None = None,
 ) -> list[dict]:
     """Infidelity of Figure 2's six methods (and of ``EG (data)``, if in ``maps``)
-    on one model, with their principle counts."""
+    on one model, with their principle counts; with ``output_change`` (``S(x) -
+    S(x_bar)`` per sample, ``x_bar`` the removal baseline) also :func:`sum_share`."""
     methods = FIGURE_METHODS + ([EG_VARIANT] if EG_VARIANT in maps else [])
     return [
         {
@@ -198,6 +248,7 @@ def figure2_rows(
             "method": m,
             "principles": sum(PRINCIPLES[m]),
             **_infidelities(changes, maps[m], sizes),
+            **({} if output_change is None else {"sum_share": sum_share(maps[m], output_change)}),
             "samples": n,
             "squares_per_sample": changes.shape[1],
         }
