@@ -36,7 +36,8 @@ __all__ = [
 ]
 
 #: ``--target`` choices: which output each explained sample's attribution explains.
-TARGETS = {"true": "the true class (the papers' choice)", "predicted": "the predicted class"}
+#: Each reproduction states its paper's own protocol (Ancona et al.: the true class).
+TARGETS = {"true": "the true class", "predicted": "the predicted class"}
 
 #: CLI name -> (label, builder(model))
 METHODS: dict[str, tuple] = {
