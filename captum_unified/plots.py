@@ -4,6 +4,8 @@ r"""Plots for attribution evaluations (matplotlib, safe under the ``Agg`` backen
   log ``n`` axis (Ancona et al. 2018, Figure 4).
 * :func:`plot_region_perturbation` — region-perturbation curves (Samek et al.
   2016; Ancona et al. 2018, Figure 3c).
+* :func:`plot_attribution_map` — one attribution map, red positive and blue
+  negative (the papers' colours), scaled as :func:`scale_note` says.
 * :func:`plot_attribution_grid` — attribution maps, rows samples and columns
   methods, drawn with Captum's :func:`captum.attr.visualization.visualize_image_attr`.
 
@@ -27,6 +29,7 @@ __all__ = [
     "plot_sensitivity_n",
     "plot_region_perturbation",
     "plot_attribution_grid",
+    "plot_attribution_map",
     "legend_outside",
     "legend_in_free_axes",
     "method_handles",

@@ -96,6 +96,7 @@ __all__ = [
     "run",
     "training_text",
     "figure4",
+    "draw_figure4",
 ]
 
 ACTS = tuple(ACTIVATION_NAMES)
@@ -417,6 +418,12 @@ def _figures(out: Path, sens, grids, titles, region, fig3_key) -> dict[str, Path
 
 
 def figure4(sens: list[dict], path: Path) -> Path:
+    """Figure 4 (:func:`draw_figure4`) saved to ``path``."""
+    draw_figure4(sens).savefig(path, dpi=110)
+    return path
+
+
+def draw_figure4(sens: list[dict]) -> Figure:
     """Figure 4 from the rows of ``ancona_sensitivity_n.csv`` (as written or as
     read back: ``scripts/make_results.py --text-only`` redraws it from the CSV):
     one panel per network, the mean PCC over samples against n < N, the
@@ -448,8 +455,7 @@ def figure4(sens: list[dict], path: Path) -> Path:
     legend_in_free_axes(fig, [axes[i // cols][i % cols] for i in range(len(keys))], free_ax, title="method")
     height = fig.get_figheight()
     fig.tight_layout(rect=(0, 0, 1, 1 - (0.35 + top_room) / height))
-    fig.savefig(path, dpi=110)
-    return path
+    return fig
 
 
 def _figure3(path: Path, grid, region: list[dict], title: str) -> Path:

@@ -845,7 +845,14 @@ def ancona_region_sentences(region: Sequence[dict], checks: Sequence[dict] = ())
             "Removing the most relevant pixels first (+) lowers the target output "
             + said
             + ". The paper: Occlusion-1's pixels have the larger effect first, Integrated Gradients' after about 20 "
-            "pixels" + ("; so here too." if like else "; not so here.")
+            "pixels"
+            + (
+                "; so here too."
+                if like
+                else "; not so here."
+                if parts
+                else "; with no significant difference here there is not enough to confirm or refute it."
+            )
         )
     minus = [(m, by[(m, "-")]) for m in ("ig", "occlusion1") if (m, "-") in by]
     if minus:

@@ -259,3 +259,15 @@ def test_region_perturbation_styles_and_error_band():
     assert len(ax.collections) == 2  # one band per curve with an error
     with pytest.raises(ValueError, match="differs in shape"):
         plots.plot_region_perturbation({"a (+)": (steps, steps, np.ones(3))})
+
+
+def test_results_page_captions_say_what_the_colour_bar_says():
+    """Issue 20: the caption said "largest absolute value", the colour bar "top 2%
+    clipped". The results page's map captions use plots.scale_note's words."""
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "pages" / "50_results.rst").read_text()
+    flat = re.sub(r"\s+", " ", page)
+    assert plots.scale_note(2) in flat
+    assert "largest absolute value" not in flat
