@@ -51,6 +51,8 @@ from torch import nn
 
 from captum_unified.data import load_mnist
 from captum_unified.experiments import findings
+from captum_unified.experiments.ancona_text import MODEL as TEXT_MODEL
+from captum_unified.experiments.ancona_text import text_panel
 from captum_unified.experiments.common import (
     METHODS,
     TARGETS,
@@ -224,8 +226,14 @@ def training_text(spec: ModelSpec, cfg: ExperimentConfig) -> str:
     return recipe_for(cfg, spec).describe()
 
 
-def run(cfg: ExperimentConfig, models: list[ModelSpec] | None = None) -> dict[str, Path]:
-    """Run the pipeline; returns the paths written."""
+def run(cfg: ExperimentConfig, models: list[ModelSpec] | None = None, text: bool | None = None) -> dict[str, Path]:
+    """Run the pipeline; returns the paths written.
+
+    ``text``: add the IMDB panels' stand-in, Sensitivity-n on the trained
+    sentiment transformer (:mod:`~captum_unified.experiments.ancona_text`);
+    default: in full runs of every model (not ``--quick``, not a model subset).
+    """
+    text = (not cfg.small and models is None) if text is None else text
     models = models or ([m for m in MODELS if m.quick] if cfg.small else MODELS)
     threads = set_threads(cfg)
     out = Path(cfg.out)
@@ -235,7 +243,7 @@ def run(cfg: ExperimentConfig, models: list[ModelSpec] | None = None) -> dict[st
     n_features = x[0].numel()
     ns = default_n_list(n_features, num=N_POINTS) + [n_features]
     fig3_key = _figure3_key([s.key for s in models])
-    checks, sens, region, accs, results, grids, titles, training = [], [], [], {}, {}, {}, {}, {}
+    checks, sens, region, accs, grids, titles, training = [], [], [], {}, {}, {}, {}
     warned: dict[str, list[str]] = {}
     seconds = {}
     for spec in progress(models, cfg.show_progress, desc="models"):
@@ -262,7 +270,6 @@ def run(cfg: ExperimentConfig, models: list[ModelSpec] | None = None) -> dict[st
             res = sensitivity_n(
                 model, x, attrs, n=ns, baselines=cfg.baseline, target=target, n_subsets=cfg.subsets, seed=cfg.seed
             )
-        results[(name, act)] = res
         if (name, act) == fig3_key:
             region = _region_rows(model, x, target, attrs, cfg, name, act)
         seconds[(name, act)] = time.perf_counter() - t0
@@ -289,6 +296,23 @@ def run(cfg: ExperimentConfig, models: list[ModelSpec] | None = None) -> dict[st
                         "sd_pcc": float(defined.std()) if len(defined) > 1 else float("nan"),
                     }
                 )
+    text_note = ""
+    if text:
+        panel = text_panel(cfg, "quick" if cfg.small else "full", warned)
+        if panel.skipped:
+            text_note = f"The sentiment transformer (the IMDB panels' stand-in) did not run: {panel.skipped}."
+        else:
+            checks += panel.checks
+            sens += panel.sens
+            accs[TEXT_MODEL] = panel.accuracy
+            titles[TEXT_MODEL] = ancona_network(*TEXT_MODEL)
+            training[TEXT_MODEL] = panel.training
+            seconds[TEXT_MODEL] = panel.seconds
+            text_note = (
+                f"{ancona_network(*TEXT_MODEL)}: the IMDB panels' stand-in, a trained sentiment transformer on "
+                f"generated sentences of {panel.n_words} words; a feature is a word (its embedding vector, "
+                "removed as a whole: set to 0), its attribution the sum over the vector (App. C.4)."
+            )
     paths = {
         "checks": write_csv(out / "ancona_checks.csv", checks),
         "sensitivity_n": write_csv(out / "ancona_sensitivity_n.csv", sens),
@@ -308,13 +332,12 @@ def run(cfg: ExperimentConfig, models: list[ModelSpec] | None = None) -> dict[st
         sens,
         region,
         accs,
-        results,
-        n_features,
         titles,
         training,
         seconds,
         warned,
         fig3_key,
+        text_note,
     )
     return paths
 
@@ -437,7 +460,7 @@ def draw_figure4(sens: list[dict]) -> Figure:
     cols = min(4, len(keys))
     rows = math.ceil(len(keys) / cols)
     free = rows * cols > len(keys)
-    top_room = 0.0 if free else 0.9
+    top_room = 0.0 if free else 0.8
     fig = Figure(figsize=(4.3 * cols, 3.4 * rows + 0.5 + top_room))
     axes = fig.subplots(rows, cols, squeeze=False)
     for i, key in enumerate(keys):
@@ -452,9 +475,17 @@ def draw_figure4(sens: list[dict]) -> Figure:
         axes[j // cols][j % cols].set_visible(False)
     fig.suptitle("Sensitivity-n (Ancona et al. 2018, Figure 4): mean Pearson correlation over the explained samples")
     free_ax = axes[rows - 1][cols - 1] if free else None
-    legend_in_free_axes(fig, [axes[i // cols][i % cols] for i in range(len(keys))], free_ax, title="method")
-    height = fig.get_figheight()
-    fig.tight_layout(rect=(0, 0, 1, 1 - (0.35 + top_room) / height))
+    leg = legend_in_free_axes(fig, [axes[i // cols][i % cols] for i in range(len(keys))], free_ax, title="method")
+    top = 1 - 0.45 / fig.get_figheight()  # below the title
+    if free_ax is None:  # the legend above the panels: they start right below it
+        box = leg.get_window_extent().transformed(fig.transFigure.inverted())
+        top = box.y0 - 0.01
+    fig.tight_layout(rect=(0, 0, 1, top))
+    if free_ax is None:  # tight_layout's padding leaves a gap under the legend: close it
+        inv = fig.transFigure.inverted()
+        titles_top = max(ax.title.get_window_extent().transformed(inv).y1 for ax in fig.axes if ax.get_title())
+        if top - titles_top > 0.01:
+            fig.subplots_adjust(top=fig.subplotpars.top + (top - titles_top) - 0.005)
     return fig
 
 
@@ -519,6 +550,36 @@ def _settings_line(cfg: ExperimentConfig, threads: int) -> str:
     return "Run settings: " + "; ".join(parts) + "."
 
 
+def _per_n_table(sens: list[dict]) -> list[str]:
+    """The mean PCC of every network and method at every n < N (one markdown
+    table per set of n: the MNIST networks share theirs, the text panel has its own)."""
+    by: dict[tuple, dict[str, dict[int, tuple[float, float]]]] = {}
+    for r in sens:
+        by.setdefault((r["model"], r["activation"]), {}).setdefault(r["method"], {})[int(float(r["n"]))] = (
+            float(r["mean_pcc"]),
+            float(r["pooled_pcc"]),
+        )
+    groups: dict[tuple[int, ...], list[tuple]] = {}
+    for key, methods in by.items():
+        groups.setdefault(tuple(sorted(next(iter(methods.values())))), []).append(key)
+    lines = []
+    for ns, keys in groups.items():
+        shown = list(ns[:-1])
+        lines += [
+            "| model | method | " + " | ".join(f"n={n}" for n in shown) + f" | pooled n=N={ns[-1]} |",
+            "|---|---|" + "---|" * (len(shown) + 1),
+        ]
+        for key in keys:
+            for m, c in by[key].items():
+                lines.append(
+                    f"| {ancona_network(*key)} | {ANCONA_METHOD_NAMES.get(m, m)} | "
+                    + " | ".join(findings.fmt_pcc(c[n][0]) for n in shown)
+                    + f" | {findings.fmt_pcc(c[ns[-1]][1])} |"
+                )
+        lines.append("")
+    return lines
+
+
 def _md_table(rows: list[dict]) -> list[str]:
     if not rows:
         return []
@@ -537,18 +598,16 @@ def _report(
     sens,
     region,
     accs,
-    results,
-    n_features,
     titles,
     training,
     seconds,
     warned,
     fig3_key,
+    text_note="",
 ) -> Path:
-    keys = list(results)
-    methods = list(cfg.methods)
-    ns_plot = [n for n in results[keys[0]][methods[0]].n if n < n_features]
+    keys = list(accs)
     tables = findings.ancona_tables(checks, sens, region)
+    n_features = max(int(r["n"]) for r in sens if (r["model"], r["activation"]) == keys[0])
     lines = [
         "# Ancona et al. (2018) reproduced on MNIST: Figure 4, Figure 3, Table 1",
         "",
@@ -599,19 +658,10 @@ def _report(
         "",
         "## Sensitivity-n: mean Pearson correlation over samples",
         "",
-        "| model | method | " + " | ".join(f"n={n}" for n in ns_plot) + " | pooled n=N |",
-        "|---|---|" + "---|" * (len(ns_plot) + 1),
     ]
-    for key in keys:
-        for m in results[key]:
-            r = results[key][m]
-            mean = {n: float(v) for n, v in zip(r.n, r.mean)}
-            pooled = {n: float(v) for n, v in zip(r.n, r.pooled)}
-            lines.append(
-                f"| {titles[key]} | {ANCONA_METHOD_NAMES[m]} | "
-                + " | ".join(findings.fmt_pcc(mean[n]) for n in ns_plot)
-                + f" | {findings.fmt_pcc(pooled[n_features])} |"
-            )
+    if text_note:
+        lines += [text_note, ""]
+    lines += _per_n_table(sens)
     lines += [
         "",
         "`pooled n=N`: correlation over samples of sum(R) and S(x) - S(0), i.e. Sensitivity-N "

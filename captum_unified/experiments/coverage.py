@@ -126,7 +126,9 @@ ITEMS: list[Item] = [
         "Figure 4, IMDB MLP panel",
         "Sensitivity-n of a shallow MLP on IMDB reviews, a model that behaves linearly (finding 6)",
         "stand-in",
-        "IMDB needs a download; a softmax-regression model on MNIST (linear by construction: Proposition 4's case)",
+        "IMDB needs a download; a softmax-regression model on MNIST (linear by construction: Proposition 4's "
+        "case), and a trained sentiment transformer on sentences of VADER words (words as features, each "
+        "removed as a whole embedding vector, as App. C.4; needs captum_unified.text)",
         ("ancona/ancona_figure4.png",),
     ),
     Item(
@@ -135,7 +137,8 @@ ITEMS: list[Item] = [
         "Sensitivity-n of an LSTM on IMDB reviews (multiplicative units, finding 4)",
         "stand-in",
         "IMDB needs a download; an LSTM reading MNIST digits row by row (its gates are products), with "
-        "Ancona et al.'s original DeepLIFT beside the Shapley product rule",
+        "Ancona et al.'s original DeepLIFT beside the Shapley product rule; the sentiment transformer's panel "
+        "(attention and LayerNorm: products too) beside it",
         ("ancona/ancona_figure4.png",),
     ),
     Item(

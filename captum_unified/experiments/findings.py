@@ -312,6 +312,7 @@ _FAMILIES = {
     "linear": "Linear",
     "ancona_lstm": "LSTM (rows)",
     "vit": "ViT (patches)",
+    "sentiment_bert": "Sentiment BERT (VADER words)",
 }
 
 #: A network's numbers support a conclusion only when it reaches this test
@@ -339,12 +340,12 @@ def ancona_network(model: str, activation: str) -> str:
 
 
 #: The data set each network reads, for panel titles (default MNIST).
-_DATASETS: dict[str, str] = {}
+_DATASETS: dict[str, str] = {"sentiment_bert": ""}
 
 
 def ancona_panel_title(model: str, activation: str) -> str:
     """Figure 4's panel title, e.g. ``"MNIST MLP w/ ReLU"``."""
-    return f"{_DATASETS.get(model, 'MNIST')} {ancona_network(model, activation)}"
+    return f"{_DATASETS.get(model, 'MNIST')} {ancona_network(model, activation)}".strip()
 
 
 def fmt_pcc(v) -> str:
@@ -617,7 +618,13 @@ def ancona_sentences(checks: list[dict], sens: list[dict]) -> list[str]:
             )
         )
     # curve shapes per family (numbers: the tables' "lowest, n < N")
-    for fam, label in (("ancona_mlp", "MLPs"), ("ancona_cnn", "CNNs"), ("ancona_lstm", "LSTM"), ("vit", "ViT")):
+    for fam, label in (
+        ("ancona_mlp", "MLPs"),
+        ("ancona_cnn", "CNNs"),
+        ("ancona_lstm", "LSTM"),
+        ("vit", "ViT"),
+        ("sentiment_bert", "sentiment transformer (words as features; the IMDB panels' stand-in)"),
+    ):
         keys = [k for k in nets if k[0] == fam]
         if not keys:
             continue
