@@ -59,6 +59,8 @@ class WordEmbeddingClassifier(nn.Module):
         self.model = model
         self.register_buffer("cls_embedding", cls_embedding.detach().reshape(1, 1, -1))
 
+    cls_embedding: Tensor
+
     def forward(self, words: Tensor) -> Tensor:
         cls = self.cls_embedding.expand(words.shape[0], 1, -1).to(words.dtype)
         emb = torch.cat([cls, words], dim=1)
@@ -114,7 +116,9 @@ def text_panel(cfg: ExperimentConfig, size: str = "full", warned: dict | None = 
     f = WordEmbeddingClassifier(model, table[ids[0, 0]]).eval()
     n_words, dim = words.shape[1], words.shape[2]
     mask = torch.arange(n_words).view(1, n_words, 1).expand(1, n_words, dim)
-    attrs, word_attrs, deltas = {}, {}, {}
+    attrs: dict[str, Tensor] = {}
+    word_attrs: dict[str, Tensor] = {}
+    deltas: dict[str, Tensor | None] = {}
     where = "sentiment transformer"
     for m in cfg.methods:
         with collect_attribution_warnings(warned if warned is not None else {}, f"{where} {METHODS[m][0]}"):
@@ -141,8 +145,8 @@ def text_panel(cfg: ExperimentConfig, size: str = "full", warned: dict | None = 
     panel = TextPanel(accuracy=acc, n_words=n_words, training=_training_text(size))
     gi = word_attrs.get("gi")
     for m in cfg.methods:
-        a = word_attrs[m]
-        rel = None if deltas[m] is None else deltas[m].abs() / gap.clamp_min(1e-12)
+        a, d = word_attrs[m], deltas[m]
+        rel = None if d is None else d.abs() / gap.clamp_min(1e-12)
         row: dict[str, Any] = {
             "model": MODEL[0],
             "activation": MODEL[1],
@@ -151,7 +155,7 @@ def text_panel(cfg: ExperimentConfig, size: str = "full", warned: dict | None = 
             "samples": len(a),
             "baseline": 0.0,
             "mean_abs_attr": float(a.abs().mean()),
-            "max_abs_delta": "" if deltas[m] is None else float(deltas[m].abs().max()),
+            "max_abs_delta": "" if d is None else float(d.abs().max()),
             "max_rel_delta": "" if rel is None else float(rel.max()),
             "median_rel_delta": "" if rel is None else float(rel.median()),
             "negative_fraction": float((a < 0).double().mean()),

@@ -514,7 +514,7 @@ def ancona_sentences(checks: list[dict], sens: list[dict]) -> list[str]:
     # methods every network ran (extra methods of one model get their own sentence)
     methods = [m for m in dict.fromkeys(r["method"] for r in checks) if all(m in curves[k] for k in curves)]
     name = {m: ANCONA_METHOD_NAMES.get(m, m) for m in ANCONA_METHOD_NAMES}
-    out = []
+    out: list[str] = []
     if not nets_all:
         return out
     tested = not all(math.isnan(v[2]) for d in curves.values() for c in d.values() for v in c.rows.values())
@@ -546,10 +546,10 @@ def ancona_sentences(checks: list[dict], sens: list[dict]) -> list[str]:
         reach, miss, unsure = defaultdict(list), defaultdict(list), defaultdict(list)
         for k in nets:
             for m in methods:
-                pts = curves[k][m].points().values()
-                if any(_vs_value(v, 0.9) > 0 for v in pts):
+                vals = list(curves[k][m].points().values())
+                if any(_vs_value(v, 0.9) > 0 for v in vals):
                     reach[m].append(k)
-                elif all(_vs_value(v, 0.9) < 0 for v in pts):
+                elif all(_vs_value(v, 0.9) < 0 for v in vals):
                     miss[m].append(k)
                 else:
                     unsure[m].append(k)
@@ -599,11 +599,12 @@ def ancona_sentences(checks: list[dict], sens: list[dict]) -> list[str]:
                 if m != "occlusion1"
             )
         ]
-        dec, not_dec = [], []
+        dec: list[tuple[str, str]] = []
+        not_dec: list[tuple[str, str]] = []
         for k in nets:
             pts = curves[k]["occlusion1"].points()
-            vals = [v[0] for v in pts.values()]
-            steps_ok = all(b <= a + STEP_TOLERANCE for a, b in zip(vals, vals[1:]))
+            occ_means = [v[0] for v in pts.values()]
+            steps_ok = all(b <= a + STEP_TOLERANCE for a, b in zip(occ_means, occ_means[1:]))
             (dec if steps_ok and _welch(pts[max(pts)], pts[min(pts)]) < 0 else not_dec).append(k)
         out.append(
             f"Occlusion-1's PCC at n = 1 is {level} on every network (Sensitivity-1, by construction); every other "
@@ -640,7 +641,9 @@ def ancona_sentences(checks: list[dict], sens: list[dict]) -> list[str]:
     for m in ("ig", "deeplift"):
         if m not in methods or not tested:
             continue
-        up, down, flat = [], [], []
+        up: list[tuple[str, str]] = []
+        down: list[tuple[str, str]] = []
+        flat: list[tuple[str, str]] = []
         for k in nets:
             pts = curves[k][m].points()
             s = _welch(pts[max(pts)], pts[min(pts)])
@@ -656,7 +659,9 @@ def ancona_sentences(checks: list[dict], sens: list[dict]) -> list[str]:
     # 3: Gradient * Input closest to Occlusion-1
     grad = [m for m in ("gi", "ig", "lrp", "deeplift") if m in methods]
     if tested and "occlusion1" in methods and "gi" in grad and len(grad) > 1:
-        wins, ties, loses = [], [], []
+        wins: list[tuple[str, str]] = []
+        ties: list[tuple[str, str]] = []
+        loses: list[tuple[str, str]] = []
 
         def stat(k, m):
             r = crow[(k[0], k[1], m)]
@@ -810,7 +815,7 @@ def ancona_region_sentences(region: Sequence[dict], checks: Sequence[dict] = ())
     removed pixels with Welch's t test (+) and a one-sample t test (-)."""
     if not region:
         return []
-    by = defaultdict(dict)
+    by: defaultdict[tuple[str, str], dict[int, tuple[float, float, int]]] = defaultdict(dict)
     for r in region:
         by[(r["method"], r["order"])][int(_f(r["k"]))] = (
             _f(r["mean_change"]),
