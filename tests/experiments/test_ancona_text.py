@@ -29,7 +29,9 @@ def test_without_the_text_task_the_report_says_why(monkeypatch, tmp_path):
 
 @pytest.fixture(scope="module")
 def panel(tmp_path_factory):
-    pytest.importorskip("captum_unified.text", reason="the sentiment task (captum_unified.text) is not here")
+    pytest.importorskip(
+        "captum_unified.text", reason="the sentiment task (captum_unified.text) is not here", exc_type=ImportError
+    )
     pytest.importorskip("transformers")
     pytest.importorskip("vaderSentiment")
     cfg = ExperimentConfig.quick(
@@ -54,7 +56,9 @@ def test_text_panel_rows(panel):
 
 
 def test_word_embeddings_wrapper_and_word_occlusion_by_hand():
-    text = pytest.importorskip("captum_unified.text", reason="the sentiment task (captum_unified.text) is not here")
+    text = pytest.importorskip(
+        "captum_unified.text", reason="the sentiment task (captum_unified.text) is not here", exc_type=ImportError
+    )
     pytest.importorskip("transformers")
     pytest.importorskip("vaderSentiment")
     import captum_unified as cu
