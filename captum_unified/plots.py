@@ -335,7 +335,9 @@ def plot_region_perturbation(
             ``"IG (+)"`` for most relevant first and ``"IG (-)"`` for least
             relevant first, as in Ancona et al.'s Figure 3c. A label
             ``"<method> (+)"`` / ``"<method> (-)"`` of a known method gets the
-            method's colour and marker, solid for (+) and dashed for (-).
+            method's colour and marker, solid for (+) and dashed for (-); each
+            curve's markers start at their own point, so curves that coincide
+            still show every marker.
         ax: a matplotlib ``Axes`` to draw on; default a new figure (not
             pyplot-managed).
         title: axes title.
@@ -359,7 +361,11 @@ def plot_region_perturbation(
                 "color": known[0],
                 "marker": known[1],
                 "linestyle": "-" if sign == "+)" else "--",
-                "markevery": max(1, len(x) // 8),
+                # markers on every step-th point, each curve from its own offset (coinciding curves stay apart)
+                "markevery": (
+                    i * max(1, len(x) // 8) // max(1, len(curves)) % max(1, len(x) // 8),
+                    max(1, len(x) // 8),
+                ),
                 "markersize": 4,
                 "linewidth": 1.6,
             }

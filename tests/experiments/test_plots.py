@@ -257,6 +257,15 @@ def test_region_perturbation_styles_and_error_band():
     assert ig_p.get_color() == ig_m.get_color() != occ_p.get_color()
     assert ig_p.get_linestyle() == "-" and ig_m.get_linestyle() == "--"
     assert len(ax.collections) == 2  # one band per curve with an error
+    steps = np.arange(80)
+    same = {
+        f"{m} ({o})": (steps, -steps if o == "+" else steps)
+        for m in ("Integrated Gradients", "Occlusion-1")
+        for o in "+-"
+    }
+    _, ax = plots.plot_region_perturbation(same)
+    marked = [set(range(*l.get_markevery()[:1], 80, l.get_markevery()[1])) for l in ax.get_lines()]
+    assert not marked[0] & marked[2] and not marked[1] & marked[3]  # IG's and Occlusion-1's markers apart
     with pytest.raises(ValueError, match="differs in shape"):
         plots.plot_region_perturbation({"a (+)": (steps, steps, np.ones(3))})
 
