@@ -688,8 +688,14 @@ def ancona_sentences(checks: list[dict], sens: list[dict]) -> list[str]:
         gap = max(_gap_to_ig(curves, k, "deeplift") for k in nets)
         lo_k, hi_k = min(nets, key=lambda k: sim[k][0]), max(nets, key=lambda k: sim[k][0])
         out.append(
-            f"The maps of Integrated Gradients and DeepLIFT (Rescale) correlate with {fmt_pcc(sim[lo_k][0])} "
-            f"({ancona_network(*lo_k)}) to {fmt_pcc(sim[hi_k][0])} ({ancona_network(*hi_k)}); above 0.9 "
+            "The maps of Integrated Gradients and DeepLIFT (Rescale) correlate with "
+            + (
+                f"{fmt_pcc(sim[lo_k][0])} ({ancona_network(*lo_k)}) to "
+                f"{fmt_pcc(sim[hi_k][0])} ({ancona_network(*hi_k)})"
+                if len(nets) > 1
+                else f"{fmt_pcc(sim[lo_k][0])} on {ancona_network(*lo_k)}"
+            )
+            + "; above 0.9 "
             f"({alpha}) on {_count(len(high), len(nets))} networks"
             + (f", below 0.9 on {_names(low)}" if low else "")
             + (
