@@ -41,13 +41,7 @@ def write_fragments(results: Path = RESULTS) -> list:
 
     a = results / "ancona"
     if (a / "ancona_checks.csv").exists():
-        checks, sens = read_csv(a / "ancona_checks.csv"), read_csv(a / "ancona_sensitivity_n.csv")
-        put(a / "ancona_findings.rst", findings.ancona_sentences(checks, sens))
-        acc = {}
-        for r in checks:
-            acc.setdefault((r["model"], r["activation"]), r["test_accuracy"])
-        rows = [{"model": m, "activation": act, "test accuracy": f"{float(v):.1%}"} for (m, act), v in acc.items()]
-        written.append(write_csv(a / "ancona_accuracy.csv", rows))
+        written += write_ancona_fragments(a)
     d = results / "deng"
     if (d / "deng_table3.csv").exists():
         table3, layers = read_csv(d / "deng_table3.csv"), read_csv(d / "deng_dl_layers.csv")
@@ -129,6 +123,10 @@ def write_fragments(results: Path = RESULTS) -> list:
             }
         )
         written.append(write_csv(d / "deng_figure3_summary.csv", rows))
+    if results.exists():
+        from captum_unified.experiments.coverage import coverage_rows
+
+        written.append(write_csv(results / "coverage.csv", coverage_rows(results)))
     ab = results / "ablation"
     sys.path.insert(0, str(ROOT / "scripts"))
     if (ab / "ablation.csv").exists():
@@ -142,6 +140,100 @@ def write_fragments(results: Path = RESULTS) -> list:
 
         ablation_deng_eg.main(["--out", str(ab), "--report-only"])
         written += [ab / "eg_infidelity.md", ab / "eg_infidelity_summary.csv", ab / "eg_infidelity_findings.rst"]
+    return written
+
+
+def _figure_rst(path: Path, alt: str, caption: str) -> str:
+    return (
+        f".. figure:: ../_static/results/{path.parent.name}/{path.name}\n   :alt: {alt}\n   :width: 100%\n\n   "
+        + caption
+        + "\n"
+    )
+
+
+def _csv_table_rst(path: Path, title: str) -> str:
+    return f".. csv-table:: {title}\n   :file: ../_static/results/{path.parent.name}/{path.name}\n   :header-rows: 1\n"
+
+
+def write_ancona_fragments(a: Path) -> list:
+    """Ancona's part of the page, from the CSVs in ``a``: the sentences, the
+    tables that show every number they state, the accuracy table (ours beside
+    the paper's), Figure 4 redrawn from ``ancona_sensitivity_n.csv``, and the
+    Figure 3 / Table 1 fragments (each says so when its files are not there)."""
+    from captum_unified.experiments import ancona, findings
+    from captum_unified.experiments.common import read_csv, write_csv
+    from captum_unified.plots import scale_note
+
+    written = []
+    checks, sens = read_csv(a / "ancona_checks.csv"), read_csv(a / "ancona_sensitivity_n.csv")
+    region = read_csv(a / "ancona_region_perturbation.csv") if (a / "ancona_region_perturbation.csv").exists() else []
+    (a / "ancona_findings.rst").write_text(findings.to_rst(findings.ancona_sentences(checks, sens)))
+    written.append(a / "ancona_findings.rst")
+    tables = findings.ancona_tables(checks, sens, region)
+    written.append(write_csv(a / "ancona_sensitivity_summary.csv", tables["sensitivity"]))
+    written.append(write_csv(a / "ancona_checks_summary.csv", tables["checks"]))
+    acc = {}
+    for r in checks:
+        acc.setdefault((r["model"], r["activation"]), r["test_accuracy"])
+    rows = [
+        {
+            "network": findings.ancona_network(m, act),
+            "test accuracy": f"{float(v):.1%}",
+            "paper (App. C.1)": f"{ancona.PAPER_ACCURACY[(m, act)]:.1%}" if (m, act) in ancona.PAPER_ACCURACY else "",
+        }
+        for (m, act), v in acc.items()
+    ]
+    written.append(write_csv(a / "ancona_accuracy.csv", rows))
+    written.append(ancona.figure4(sens, a / "ancona_figure4.png"))
+    fig3 = a / "ancona_figure3.png"
+    if region:
+        written.append(write_csv(a / "ancona_region_summary.csv", tables["region"]))
+        net = findings.ancona_network(region[0]["model"], region[0]["activation"])
+        text = (
+            _figure_rst(
+                fig3,
+                "attribution maps of a zero and region-perturbation curves",
+                f"Figure 3 on the MNIST {net}: (a-b) Integrated Gradients' and Occlusion-1's maps of the first "
+                "explained digit (red raises the target output, blue lowers it; "
+                f"{scale_note(2)}); (c) the change of the target output (the true class's logit) as pixels are "
+                "set to 0 one at a time in each map's order, most relevant first (+, solid) or least relevant "
+                "first (-, dashed), mean over the explained digits, band ±1 standard error.",
+            )
+            if fig3.exists()
+            else "(The figure, ``ancona_figure3.png``, is written by ``reproduce ancona``; the results on this page "
+            "predate it: rerun ``python scripts/make_results.py``.)\n"
+        )
+        text += "\n" + _csv_table_rst(
+            a / "ancona_region_summary.csv",
+            "Figure 3c: change of the target output after removing k pixels (mean ± standard error)",
+        )
+        text += "\nMeasured (generated from ``ancona_region_perturbation.csv``):\n\n"
+        text += findings.to_rst(findings.ancona_region_sentences(region, checks))
+        text += (
+            "\nFile: :download:`ancona_region_perturbation.csv <../_static/results/ancona/"
+            "ancona_region_perturbation.csv>` (one row per method, order and number of removed pixels).\n"
+        )
+    else:
+        text = (
+            "(Figure 3, ``ancona_figure3.png`` and ``ancona_region_perturbation.csv``, is written by ``reproduce "
+            "ancona``; the results on this page predate it: rerun ``python scripts/make_results.py``.)\n"
+        )
+    (a / "ancona_figure3.rst").write_text(text)
+    written.append(a / "ancona_figure3.rst")
+    t1 = a / "ancona_table1.png"
+    text = (
+        _figure_rst(
+            t1,
+            "attribution maps of one digit by every method on the four CNNs",
+            "Table 1's examples: the first explained digit's maps on the CNN of each activation (red raises "
+            f"the target output, blue lowers it; {scale_note(2)}).",
+        )
+        if t1.exists()
+        else "(Table 1's maps, ``ancona_table1.png``, are written by ``reproduce ancona``; the results on this "
+        "page predate them: rerun ``python scripts/make_results.py``.)\n"
+    )
+    (a / "ancona_table1.rst").write_text(text)
+    written.append(a / "ancona_table1.rst")
     return written
 
 

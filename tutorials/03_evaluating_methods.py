@@ -322,8 +322,8 @@ shutil.rmtree(workdir)
 # ## Attribution maps
 #
 # `plot_attribution_grid` draws rows of samples and columns of methods with
-# Captum's `visualize_image_attr` (Captum's colours: green raises the target
-# output, red lowers it).
+# Captum's `visualize_image_attr`, in the papers' colours: red raises the
+# target output, blue lowers it (Captum's own default is green / red).
 
 # %%
 k = min(4, N_SAMPLES)

@@ -1,6 +1,9 @@
 """The report sentences follow the numbers: synthetic CSVs in, and the claim flips
 when the numbers flip (captum_unified.experiments.findings)."""
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -193,9 +196,13 @@ def test_figure3_correlation_sign_flips():
     assert not any("the paper's finding" in s for s in findings.deng_figure3_sentences(below))
 
 
-def _ancona(lrp_rel, lrp_pcc, ig_curve):
+_NETS = (("ancona_mlp", "relu"), ("ancona_cnn", "sigmoid"), ("linear", "none"))
+
+
+def _ancona(lrp_rel, lrp_pcc, ig_curve, sd=0.02, samples=50, acc=0.9):
+    """Synthetic Ancona CSV rows: three networks, five methods, n = 1, 10, 100 and N = 784."""
     checks, sens = [], []
-    for model, act in (("ancona_mlp", "relu"), ("ancona_cnn", "sigmoid"), ("linear", "none")):
+    for model, act in _NETS:
         for m in ("gi", "ig", "lrp", "deeplift", "occlusion1"):
             rel = 0.001 if act == "relu" else lrp_rel
             checks.append(
@@ -203,10 +210,16 @@ def _ancona(lrp_rel, lrp_pcc, ig_curve):
                     "model": model,
                     "activation": act,
                     "method": m,
-                    "test_accuracy": 0.9,
+                    "test_accuracy": acc if model != "linear" else 0.88,
+                    "samples": samples,
                     "rel_diff_vs_gi": rel if m == "lrp" else 0.0,
                     "pcc_vs_occlusion1": 0.9 if m == "gi" else 0.8,
+                    "pcc_vs_occlusion1_sd": sd,
                     "pcc_vs_ig": 0.99,
+                    "pcc_vs_ig_sd": sd,
+                    "negative_fraction": 0.4,
+                    "median_rel_delta": 0.0,
+                    "max_rel_delta": 0.0,
                 }
             )
             for i, n in enumerate((1, 10, 100, 784)):
@@ -220,7 +233,20 @@ def _ancona(lrp_rel, lrp_pcc, ig_curve):
                     v = 0.95
                 if model == "linear":
                     v = 1.0
-                sens.append({"model": model, "activation": act, "method": m, "n": n, "mean_pcc": v, "pooled_pcc": 1.0})
+                sd_here = 0.0 if (m == "occlusion1" and n == 1) or model == "linear" else sd
+                sens.append(
+                    {
+                        "model": model,
+                        "activation": act,
+                        "method": m,
+                        "n": n,
+                        "mean_pcc": v,
+                        "pooled_pcc": 1.0,
+                        "sd_pcc": sd_here,
+                        "samples": samples,
+                        "n_nan": samples if n == 784 else 0,
+                    }
+                )
     return checks, sens
 
 
@@ -229,13 +255,124 @@ def test_ancona_sentences_flip(tmp_path):
     good = findings.ancona_sentences(_roundtrip(tmp_path, "c.csv", c), _roundtrip(tmp_path, "s.csv", s))
     c2, s2 = _ancona(0.01, 0.9, (0.95, 0.9, 0.85, 0.8))
     bad = findings.ancona_sentences(c2, s2)
-    assert any("so it fails there, as the paper finds" in x for x in good)
+    assert any("it fails there, as the paper finds" in x for x in good)
     assert not any("fails there" in x for x in bad)
-    assert any("IG's curve ends higher than it starts" in x and "2 of 2 networks" in x for x in good)
-    assert any(
-        "IG's curve ends higher than it starts" in x and "0 of 2 networks" in x and "ends lower on" in x for x in bad
-    )
+    rise = "Integrated Gradients' curve ends (largest n < N) versus starts (n = 1), Welch p < 0.05:"
+    assert any(rise in x and "higher on MLP w/ ReLU and CNN w/ Sigmoid." in x for x in good)
+    assert any(rise in x and "lower on MLP w/ ReLU and CNN w/ Sigmoid." in x for x in bad)
     assert any("all methods agree, as Proposition 4 says" in x for x in good)
+    # the networks are named as the paper names them, never "w/ Relu"
+    assert not any("Relu" in x for x in good + bad)
+
+
+def test_ancona_trends_need_significance():
+    """The same means with a large spread over few samples: no trend is claimed."""
+    c, s = _ancona(100.0, 0.1, (0.8, 0.85, 0.9, 0.95), sd=0.5, samples=12)
+    out = findings.ancona_sentences(c, s)
+    rise = next(x for x in out if x.startswith("Integrated Gradients' curve ends"))
+    assert "not significantly different on MLP w/ ReLU and CNN w/ Sigmoid" in rise and "higher" not in rise
+    gi = next(x for x in out if x.startswith("Gradient * Input's map correlates"))
+    assert "on no network; as much as the best, no significant difference, on MLP w/ ReLU and CNN w/ Sigmoid" in gi
+
+
+def test_ancona_untrained_networks_are_left_out():
+    c, s = _ancona(100.0, 0.1, (0.8, 0.85, 0.9, 0.95), acc=0.3)
+    out = findings.ancona_sentences(c, s)
+    assert (
+        "Not enough to conclude from MLP w/ ReLU (30.0% test accuracy) and CNN w/ Sigmoid (30.0% test accuracy)"
+        in out[0]
+    )
+    assert any("No network is trained well enough: there is not enough to conclude" in x for x in out)
+    assert not any("as the paper finds" in x for x in out)
+
+
+def test_ancona_csv_without_standard_deviations_claims_no_tested_trend():
+    c, s = _ancona(100.0, 0.1, (0.8, 0.85, 0.9, 0.95))
+    for r in s:
+        del r["sd_pcc"]
+    out = findings.ancona_sentences(c, s)
+    assert "no comparison can be tested" in out[0]
+    assert not any("Welch" in x or "p < 0.05" in x for x in out)
+
+
+_NUMBER = re.compile(r"(?<![\w.])-?\d+\.\d+(?:e[-+]?\d+)?%?|(?<![\w.])\d+(?:\.\d+)?e[-+]?\d+")
+
+
+def _stated_numbers(sentences):
+    """Decimal numbers a sentence states (not the tolerances and levels it names)."""
+    named = {
+        f"{findings.MIN_ACCURACY:.0%}",
+        f"{findings.STEP_TOLERANCE:g}",
+        f"{findings.EQUAL_TOLERANCE:g}",
+        f"{findings.LINEAR_TOLERANCE:g}",
+        f"{findings.FAIL_LEVEL:g}",
+        "0.9",
+        "0.05",
+    }
+    return {n for x in sentences for n in _NUMBER.findall(x)} - named
+
+
+def test_every_number_the_ancona_sentences_state_is_in_a_table_shown():
+    """Issue 21 item 7, on the committed quick run (the golden CSVs): each
+    number in the generated sentences appears, formatted alike, in a table the
+    report and the results page show (findings.ancona_tables)."""
+    golden = Path(__file__).parent / "golden" / "ancona"
+    checks, sens = read_csv(golden / "ancona_checks.csv"), read_csv(golden / "ancona_sensitivity_n.csv")
+    region_path = golden / "ancona_region_perturbation.csv"
+    region = read_csv(region_path) if region_path.exists() else []
+    tables = findings.ancona_tables(checks, sens, region)
+    cells = " ".join(str(v) for rows in tables.values() for r in rows for v in r.values())
+    shown = set(_NUMBER.findall(cells))
+    sentences = findings.ancona_sentences(checks, sens) + findings.ancona_region_sentences(region, checks)
+    stated = _stated_numbers(sentences)
+    assert stated, sentences
+    assert stated <= shown, sorted(stated - shown)
+    # and on synthetic rows whose numbers differ everywhere
+    c, s = _ancona(123.4, 0.1234, (0.81, 0.86, 0.91, 0.96))
+    t = findings.ancona_tables(c, s)
+    cells = " ".join(str(v) for rows in t.values() for r in rows for v in r.values())
+    assert _stated_numbers(findings.ancona_sentences(c, s)) <= set(_NUMBER.findall(cells))
+
+
+def _region(occ_first=True, samples=30, sd=0.5):
+    rows = []
+    for m in ("ig", "occlusion1"):
+        for tag in ("+", "-"):
+            for k in (0, 1, 5, 10, 20, 50, 100, 200):
+                early = -2.0 * k if (m == "occlusion1") == occ_first else -1.0 * k
+                late = -1.0 * k if (m == "occlusion1") == occ_first else -2.0 * k
+                mean = (early if k <= 10 else late) if tag == "+" else 0.05 * k
+                rows.append(
+                    {
+                        "model": "ancona_cnn",
+                        "activation": "sigmoid",
+                        "method": m,
+                        "order": tag,
+                        "k": k,
+                        "mean_change": mean,
+                        "sd_change": 0.0 if k == 0 else sd,
+                        "samples": samples,
+                    }
+                )
+    return rows
+
+
+def test_ancona_region_sentences_follow_the_tests():
+    checks = [{"model": "ancona_cnn", "activation": "sigmoid", "test_accuracy": 0.93}]
+    out = findings.ancona_region_sentences(_region(True), checks)
+    plus = next(x for x in out if x.startswith("Removing the most relevant"))
+    assert (
+        "more with Occlusion-1's order at k = 1-10 pixels; more with Integrated Gradients' order at k = 20-200" in plus
+    )
+    assert plus.endswith("so here too.")
+    flipped = findings.ancona_region_sentences(_region(False), checks)
+    assert next(x for x in flipped if x.startswith("Removing the most relevant")).endswith("not so here.")
+    minus = next(x for x in out if x.startswith("Removing the least relevant"))
+    assert "raises the target output, as the paper finds" in minus
+    noisy = findings.ancona_region_sentences(_region(True, samples=3, sd=50.0), checks)
+    assert "not enough to conclude" in noisy[0]  # 3 digits
+    weak = findings.ancona_region_sentences(_region(True), [{**checks[0], "test_accuracy": 0.1}])
+    assert "not enough to conclude" in weak[0] and len(weak) == 1
 
 
 def _abl(setting, value, acc=0.9, model="M-sg", metric="d IG (%)", paper=3.5, sem=0.5):

@@ -135,11 +135,15 @@ def test_ancona_outputs_written(ancona):
         "ancona_checks.csv",
         "ancona_sensitivity_n.csv",
         "ancona_figure4.png",
+        "ancona_figure3.png",
+        "ancona_table1.png",
         "ancona_attributions.png",
+        "ancona_region_perturbation.csv",
         "ancona_report.md",
     ):
         assert (ancona / name).stat().st_size > 0, name
-    assert (ancona / "ancona_figure4.png").read_bytes()[:4] == b"\x89PNG"
+    for name in ("ancona_figure4.png", "ancona_figure3.png", "ancona_table1.png", "ancona_attributions.png"):
+        assert (ancona / name).read_bytes()[:4] == b"\x89PNG"
     report = (ancona / "ancona_report.md").read_text()
     assert report.startswith("# Ancona") and "findings" in report
     checks = _rows(ancona / "ancona_checks.csv")
@@ -155,6 +159,66 @@ def test_ancona_outputs_written(ancona):
             assert float(r["max_abs_delta"]) < 1e-3 and float(r["max_rel_delta"]) < 1e-4, r["model"]
         if r["method"] == "ig":  # 50 steps: within 0.5% on the CNNs/MLPs/LSTM, 8.6% on the ViT (full size)
             assert float(r["max_rel_delta"]) < 0.1, r["model"]
+
+
+def test_ancona_report_states_protocol_training_and_every_number(ancona):
+    """Ancona's protocol (target: the correct class), each model's training as
+    it ran (the LSTM's and the linear model's epochs included), the settings in
+    words (no raw dict), and the tables every generated number comes from."""
+    from captum_unified.experiments import ancona as pipeline
+    from captum_unified.experiments.common import ExperimentConfig
+
+    report = (ancona / "ancona_report.md").read_text()
+    assert "## Protocol" in report and "the output neuron associated with the correct class" in report
+    assert "Run settings:" in report and "{'samples'" not in report
+    cfg = ExperimentConfig.quick()
+    for k, v in pipeline.QUICK_DEFAULTS.items():
+        setattr(cfg, k, v)
+    lines = report.splitlines()
+    for spec in pipeline.MODELS:
+        if spec.quick:
+            want = f"| {spec.label} | "
+            assert any(ln.startswith(want) and pipeline.training_text(spec, cfg) in ln for ln in lines), spec.label
+    lstm = next(s for s in pipeline.MODELS if s.name == "ancona_lstm")
+    assert "10 epochs" in pipeline.training_text(lstm, cfg)  # --quick's epochs reach the LSTM: say so
+    assert "w/ Relu" not in report and "MLP w/ ReLU" in report
+    for header in ("### Summary per model and method", "### Attribution checks", "## Figure 3: region perturbation"):
+        assert header in report
+
+
+def test_ancona_region_perturbation(ancona):
+    """Figure 3c: the change starts at 0; removing the most relevant pixels first
+    lowers the target output on average, the least relevant first raises it
+    (the quick CNN, 20 digits)."""
+    rows = _rows(ancona / "ancona_region_perturbation.csv")
+    assert {(r["method"], r["order"]) for r in rows} == {(m, o) for m in ("ig", "occlusion1") for o in "+-"}
+    for m, o in {(r["method"], r["order"]) for r in rows}:
+        curve = {int(r["k"]): float(r["mean_change"]) for r in rows if r["method"] == m and r["order"] == o}
+        assert curve[0] == 0.0 and max(curve) == 200
+        assert (curve[50] < 0) if o == "+" else (curve[50] > 0), (m, o, curve[50])
+
+
+def test_ancona_figure4_reads_as_the_paper(ancona):
+    """Figure 4 drawn from the run's CSV: paper's titles and method names, every
+    point inside its panel's axis, the zoomed panels say so, a legend in the
+    free slot."""
+    from captum_unified.experiments import ancona as pipeline
+
+    fig = pipeline.draw_figure4(_rows(ancona / "ancona_sensitivity_n.csv"))
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    titles = [ax.get_title() for ax in panels]
+    assert "MNIST MLP w/ ReLU" in titles and "MNIST Linear" in titles and not any("Relu" in t for t in titles)
+    for ax in panels:
+        lo, hi = ax.get_ylim()
+        for line in ax.get_lines():
+            y = [v for v in line.get_ydata() if v == v]
+            assert lo < min(y) and max(y) < hi, (ax.get_title(), line.get_label())
+        if all(min(line.get_ydata()) >= 0.8 for line in ax.get_lines()):
+            assert "zoomed" in ax.get_ylabel(), ax.get_title()
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    assert len(legends) == 1
+    labels = [t.get_text() for t in legends[0].get_texts()]
+    assert labels[:5] == ["Gradient * Input", "Integrated Gradients", "ε-LRP", "DeepLIFT (Rescale)", "Occlusion-1"]
 
 
 def test_ancona_occlusion1_best_at_n1(ancona):
