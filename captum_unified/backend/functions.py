@@ -6,7 +6,9 @@ backward pass multiplies by:
 * :class:`ElementwiseRule` -- ``out = f(z)``, backward ``grad * g(z)``;
 * :class:`BilinearRule` -- a product of two factors, backward by the product
   policy's partners (closed form for ``mul`` and ``matmul``);
-* :class:`MaxRule` / :class:`MaxPoolRule` -- DeepLIFT's max rule.
+* :class:`MaxRule` / :class:`MaxPoolRule` -- DeepLIFT's max rule;
+* :class:`VectorRule` -- a vector op (a normalisation, ``logsumexp``) whose
+  value the caller computed and whose backward a rule's policy gives.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["ElementwiseRule", "BilinearRule", "MaxRule", "MaxPoolRule"]
+__all__ = ["ElementwiseRule", "BilinearRule", "MaxRule", "MaxPoolRule", "VectorRule"]
 
 
 class ElementwiseRule(torch.autograd.Function):
@@ -150,3 +152,20 @@ class MaxPoolRule(torch.autograd.Function):
         gin = gf.new_zeros(shape[0], shape[1], math.prod(shape[2:]))
         gin.scatter_add_(2, i_f, gf * m_i).scatter_add_(2, j_f, gf * m_j)
         return gin.view(shape), None, None, None, None, None
+
+
+class VectorRule(torch.autograd.Function):
+    """``y = compute(x)`` (a vector op: a normalisation, ``logsumexp``);
+    backward ``backward(grad)``, the map ``make_backward(y)`` returns: the
+    rule's policy, built from the input and baseline passes (e.g.
+    :math:`g \\mapsto M^\\top g`)."""
+
+    @staticmethod
+    def forward(ctx, x, compute, make_backward):
+        y = compute(x)
+        ctx.backward_map = make_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.backward_map(grad), None, None

@@ -1,0 +1,88 @@
+r"""What a rule backpropagates through :math:`\mathrm{LSE}(z) = \log\sum_k e^{z_k}`,
+the piece of softmax and log-softmax that couples a row.
+
+Softmax and log-softmax are written as :math:`u = z - \mathrm{LSE}(z)` (the
+log-softmax; :math:`u \le 0` in both passes) and :math:`\mathrm{softmax}(z) =
+e^u`. The rule's element-wise multiplier handles :math:`e^u` (for Rescale the
+secant of :math:`\exp` on :math:`u \le 0`, which lies in :math:`[0, 1]`), and
+:meth:`~captum_unified.rules.Rule.lse_weights` gives the multiplier ``m`` of
+``LSE``: the backward pass of :math:`u` is :math:`g - m \sum_k g_k`.
+
+* The ordinary gradient of ``LSE`` is :math:`m = \mathrm{softmax}(z)`
+  (:func:`lse_gradient`).
+* DeepLIFT needs :math:`m \cdot \Delta z = \Delta \mathrm{LSE}` exactly.
+  ``LSE`` is shift-equivariant and monotone, so :math:`\Delta\mathrm{LSE}`
+  lies between :math:`\min_k \Delta z_k` and :math:`\max_k \Delta z_k`, and
+  such an ``m`` exists in the simplex (entries in :math:`[0, 1]`, summing to
+  1: bounded whatever the logits). :func:`lse_simplex` takes the
+  path-averaged gradient :math:`p = \int_0^1 \mathrm{softmax}(\bar z + t\,\Delta z)\,dt`
+  (Gauss-Legendre nodes) and tilts it towards the coordinate of the largest
+  (or smallest) :math:`\Delta z` just enough to make it exact:
+  :math:`m = (1 - \lambda) p + \lambda e_k`, :math:`\lambda =
+  (\Delta\mathrm{LSE} - p\cdot\Delta z) / (\Delta z_k - p\cdot\Delta z)`.
+
+The Shapley split of ``exp(z - c) * reciprocal(sum exp(z - c))`` is exact in
+real arithmetic, but its two halves grow like :math:`e^{\text{gap}}`, gap being
+how far a row's largest logit moves between input and baseline: in floating
+point it breaks down (NaN or completeness off by many orders of magnitude)
+once a model has learned something. The rule here never multiplies by more
+than 1 at ``exp`` and by weights in the simplex at ``LSE``.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["lse_gradient", "lse_simplex", "gauss_legendre"]
+
+
+@lru_cache(maxsize=32)
+def gauss_legendre(k: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Nodes and weights of the ``k``-point Gauss-Legendre rule on ``[0, 1]``."""
+    x, w = np.polynomial.legendre.leggauss(int(k))
+    return tuple(float(v) for v in (x + 1) / 2), tuple(float(v) for v in w / 2)
+
+
+def lse_gradient(z: Tensor, dim: int) -> Tensor:
+    """The ordinary gradient of ``LSE`` along ``dim``: ``softmax(z)``."""
+    return torch.softmax(z, dim)
+
+
+def lse_simplex(z: Tensor, ref_z: Tensor, dim: int, nodes: int = 4) -> Tensor:
+    r"""The simplex multiplier ``m`` of ``LSE`` along ``dim`` with
+    :math:`\sum_k m_k (z_k - \bar z_k) = \mathrm{LSE}(z) - \mathrm{LSE}(\bar z)`.
+
+    Args:
+        z (Tensor): the logits of the input pass.
+        ref_z (Tensor): the logits of the baseline pass (broadcastable to ``z``).
+        dim (int): the softmax dimension.
+        nodes (int): Gauss-Legendre nodes of the path average (default 4).
+
+    Returns:
+        ``m`` of ``z``'s shape: entries in :math:`[0, 1]` summing to 1 along
+        ``dim``. Entries that are :math:`-\infty` in both passes (masked
+        logits) get 0.
+    """
+    ref_z = ref_z.expand_as(z)
+    masked = torch.isneginf(z) & torch.isneginf(ref_z)
+    dz = torch.where(masked, torch.zeros_like(z), z - ref_z)
+    t, w = gauss_legendre(nodes)
+    p = torch.zeros_like(z)
+    for tk, wk in zip(t, w):
+        p.add_(torch.softmax(ref_z + tk * dz, dim), alpha=wk)
+    d_lse = torch.logsumexp(z, dim, keepdim=True) - torch.logsumexp(ref_z, dim, keepdim=True)
+    d_lse = torch.nan_to_num(d_lse, nan=0.0, posinf=0.0, neginf=0.0)  # whole row masked in both passes
+    pd = (p * dz).sum(dim, keepdim=True)
+    residual = d_lse - pd
+    hi = torch.where(masked, torch.full_like(dz, -math.inf), dz).argmax(dim, keepdim=True)
+    lo = torch.where(masked, torch.full_like(dz, math.inf), dz).argmin(dim, keepdim=True)
+    k = torch.where(residual > 0, hi, lo)
+    denom = dz.gather(dim, k) - pd
+    safe = torch.where(denom != 0, denom, torch.ones_like(denom))
+    lam = torch.where(denom != 0, residual / safe, torch.zeros_like(residual)).clamp_(0.0, 1.0)
+    return p.mul_(1 - lam).scatter_add_(dim, k, lam)
