@@ -27,6 +27,7 @@ from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack,
 
 from captum_unified.backend.coupled import CoupledOps
 from captum_unified.backend.dispatch import dispatch
+from captum_unified.backend.finite import FiniteCheck
 from captum_unified.backend.functions import BilinearRule, ElementwiseRule
 from captum_unified.backend.norm_patterns import NormPatterns
 from captum_unified.backend.report import Report
@@ -63,6 +64,8 @@ class RuleContext(CoupledOps, TorchFunctionMode):
             applying the rule (the reference pass).
         leaves (tuple of Tensor): the tensors the attribution is taken with
             respect to; only ops on tensors that depend on them are treated.
+        finite (FiniteCheck, optional): a diagnostic run: every treated op is
+            watched for NaN / inf (:mod:`~captum_unified.backend.finite`).
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class RuleContext(CoupledOps, TorchFunctionMode):
         references: list[Record] | None = None,
         recording: bool = False,
         leaves: Sequence[Tensor] = (),
+        finite: FiniteCheck | None = None,
     ) -> None:
         super().__init__()
         self.rule = rule
@@ -82,6 +86,10 @@ class RuleContext(CoupledOps, TorchFunctionMode):
         self.depth = 0  # > 0 inside the backend's own decompositions
         # normalisations written by hand, under the rules' norm policies
         self.patterns = NormPatterns(self.taints.tainted) if rule.norm in NORM_POLICIES else None
+        # a diagnostic run (backend/finite.py): where a NaN or inf appeared
+        self.finite = finite
+        if finite is not None:
+            finite.recording = recording
         self.taint(*leaves)
 
     def __torch_function__(self, func, types_, args=(), kwargs=None):

@@ -59,6 +59,15 @@ __all__ = ["dispatch"]
 
 def dispatch(ctx: RuleContext, func: Callable, args: tuple, kwargs: dict) -> Any:
     """Treat one torch call (see the module docstring)."""
+    if ctx.finite is None:
+        return _dispatch(ctx, func, args, kwargs)
+    result = _dispatch(ctx, func, args, kwargs)  # a diagnostic run: watch for NaN / inf
+    if ctx.taints.any_tainted(args) or (kwargs and ctx.taints.any_tainted(kwargs.values())):
+        ctx.finite.after(op_name(func), args, kwargs, result)
+    return result
+
+
+def _dispatch(ctx: RuleContext, func: Callable, args: tuple, kwargs: dict) -> Any:
     taints = ctx.taints
     if not (taints.any_tainted(args) or (kwargs and taints.any_tainted(kwargs.values()))):
         return func(*args, **kwargs)
