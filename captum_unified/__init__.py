@@ -18,6 +18,8 @@ Where things are:
 * :mod:`captum_unified.registry` — every method, metric and zoo model by name.
 * :mod:`captum_unified.data`, :mod:`captum_unified.models`,
   :mod:`captum_unified.experiments` — shipped data, model zoo, reproductions.
+* :mod:`captum_unified.text` — trained language models on shipped text (optional
+  ``text`` extra; imported on its own, never by ``import captum_unified``).
 
 The public names below are loaded on first use (``captum_unified.IntegratedGradients``
 imports the methods and torch then): ``import captum_unified`` itself imports

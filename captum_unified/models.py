@@ -37,6 +37,8 @@ __all__ = [
     "train",
     "evaluate",
     "default_cache_dir",
+    "cache_file",
+    "save_state_atomic",
     "load_or_train",
 ]
 
@@ -302,11 +304,29 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "captum_unified"
 
 
-def _data_digest(x: Tensor, y: Tensor) -> str:
+def _data_digest(*tensors: Tensor) -> str:
+    """Eight hex digits of a SHA-1 over the tensors' bytes, in order (cache keys)."""
     h = hashlib.sha1()
-    h.update(x.detach().contiguous().cpu().numpy().tobytes())
-    h.update(y.detach().contiguous().cpu().numpy().tobytes())
+    for t in tensors:
+        h.update(t.detach().contiguous().cpu().numpy().tobytes())
     return h.hexdigest()[:8]
+
+
+def cache_file(key: str, cache_dir: str | Path | None = None) -> Path:
+    """Where the state dict cached under ``key`` lives: ``{cache}/{key}-{sha1(key)[:8]}.pt``
+    (``cache`` defaults to :func:`default_cache_dir`)."""
+    digest = hashlib.sha1(key.encode()).hexdigest()[:8]
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return cache / f"{key}-{digest}.pt"
+
+
+def save_state_atomic(state_dict: dict, path: Path) -> None:
+    """Write ``state_dict`` to ``path`` atomically (a temporary file of this process, then
+    ``os.replace``), so concurrent readers and writers of the shared cache never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    torch.save(state_dict, tmp)
+    os.replace(tmp, path)
 
 
 def load_or_train(
@@ -359,9 +379,7 @@ def load_or_train(
     if hidden is not None and tuple(hidden) != default_hidden(name):
         key += "-h" + "x".join(str(int(h)) for h in hidden)
     key += f"-d{_data_digest(xtr, ytr)}"
-    digest = hashlib.sha1(key.encode()).hexdigest()[:8]
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = cache / f"{key}-{digest}.pt"
+    path = cache_file(key, cache_dir)
     label = f"{name} ({act})"
     if path.exists():
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -374,10 +392,7 @@ def load_or_train(
             xtr, ytr = xtr[fit], ytr[fit]
         message(f"  {label}: training ({recipe.describe()})", show_progress)
         train(model, (xtr, ytr), seed=seed, show_progress=show_progress, recipe=recipe, val_data=val, label=label)
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(model.state_dict(), tmp)
-        os.replace(tmp, path)
+        save_state_atomic(model.state_dict(), path)
     model.eval()
     return model, evaluate(model, test)
 

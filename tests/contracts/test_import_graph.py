@@ -31,6 +31,7 @@ LAYERS: dict[str, tuple[int, int]] = {
     "cli": (0, 0),
     "experiments": (1, 0),
     "integrations": (1, 2),
+    "text": (1, 1),
     "data": (1, 1),
     "models": (1, 1),
     "plots": (1, 1),
@@ -57,7 +58,22 @@ KNOWN_CIRCLES: list[frozenset[str]] = []
 
 #: Imports that may sit inside a function: optional dependencies that are not
 #: requirements of the package (the import line says so in a comment).
-LAZY_ALLOWED = {"pyarrow", "pyarrow.parquet"}
+LAZY_ALLOWED = {
+    "pyarrow",
+    "pyarrow.parquet",
+    # the ``text`` extra (captum_unified.text)
+    "transformers",
+    "tokenizers",
+    "vaderSentiment",
+    "pydoc_data.topics",  # the standard library's help() text: absent from some Python builds
+}
+
+
+def _with_comment(lines: list[str], lineno: int) -> str:
+    """The import line, with the comment line just above it (or two above, past a ``try:``)."""
+    above = [lines[i].strip() for i in (lineno - 2, lineno - 3) if i >= 0 and lines[i].strip().startswith("#")]
+    return " ".join([*above[:1], lines[lineno - 1].strip()])
+
 
 #: Packages whose own job is to stay torch-free until a command runs (the
 #: command line answers ``--help`` without importing torch): they may import
@@ -254,7 +270,7 @@ def function_level_imports(package: Path = PACKAGE) -> list[tuple[str, int, str,
                 else:
                     continue
                 rel = path.relative_to(package).as_posix()
-                found += [(rel, node.lineno, n, lines[node.lineno - 1].strip()) for n in names]
+                found += [(rel, node.lineno, n, _with_comment(lines, node.lineno)) for n in names]
     return found
 
 
