@@ -94,7 +94,16 @@ def _dispatch(ctx: RuleContext, func: Callable, args: tuple, kwargs: dict) -> An
     if role in ("mul", "div") and not entry.inplace:
         match = patterns.match(role, func, args, kwargs)
         if match is not None:  # a normalisation written by hand: the rule's norm policy
-            return ctx.normalised("norm", match.c, match.dims, match.family, lambda _: func(*args, **kwargs))
+            if match.unweighted is None:
+                return ctx.normalised("norm", match.c, match.dims, match.family, lambda _: func(*args, **kwargs))
+            # w * c / d: the normalisation of c, then the constant w (the same up to rounding)
+            unweighted = match.unweighted
+            y = ctx.normalised("norm", match.c, match.dims, match.family, lambda _: unweighted())
+            result = y * match.weight
+            ctx.taint(result)
+            return result
+        if not ctx.tape.recording and patterns.stray_scale(role, func, args):
+            ctx.report.stray_norm_scale(op_name(func))
     result = _HANDLERS[entry.kind](ctx, entry, func, args, kwargs)
     patterns.observe(role, func, args, kwargs, result)
     return result

@@ -48,11 +48,15 @@ Key = tuple  # what a tensor is, up to aliases: ("t", id) or ("c", key, dims)
 @dataclass(frozen=True)
 class NormMatch:
     """A recognised ``c * h(q(c))``: the normalised tensor, the normalised
-    dimensions and the scale :math:`h`."""
+    dimensions and the scale :math:`h`; ``weight`` a constant the model
+    multiplied ``c`` by first (``w * c / sqrt(var + eps)``), and ``unweighted``
+    the op on ``c`` itself (``c * h`` or ``c / d``) when there is one."""
 
     c: Tensor
     dims: tuple[int, ...]
     family: Any
+    weight: Any = None
+    unweighted: Callable[[], Tensor] | None = None
 
 
 def _scalar(v: Any) -> float | None:
@@ -148,6 +152,11 @@ class NormPatterns:
         if b is a0 and self.tainted(a0):
             self._tag(result, ("sq", self.key(a0)))
             return
+        if self.tainted(a0) != self.tainted(b) and result.shape == (a0 if self.tainted(a0) else b).shape:
+            c, w = (a0, b) if self.tainted(a0) else (b, a0)
+            if self._get(c) is None or self._get(c)[0] in ("alias", "centred", "self"):
+                self._tag(result, ("scaled", c, w))  # a constant times c: w * c / sqrt(var + eps)
+                return
         s = _scalar(b)
         tag = self._get(a0)
         if s is not None and s > 0 and tag is not None and tag[0] == "ms":
@@ -260,14 +269,37 @@ class NormPatterns:
         if role == "mul":
             for c, h in ((args[0], args[1]), (args[1], args[0])):
                 tag = self._get(h)
-                if tag is not None and tag[0] == "h" and self.tainted(c) and self._fits(c, tag):
-                    return NormMatch(c, tag[2], tag[3])
+                if tag is not None and tag[0] == "h" and self.tainted(c):
+                    found = self._found(c, tag, lambda inner, h=h: inner * h)
+                    if found is not None:
+                        return found
         elif role == "div" and getattr(func, "__name__", "") not in ("__rtruediv__", "__rdiv__"):
             c, d = args
             tag = self._get(d)
-            if tag is not None and tag[0] == "den" and self.tainted(c) and self._fits(c, tag):
-                return NormMatch(c, tag[2], tag[3])
+            if tag is not None and tag[0] == "den" and self.tainted(c):
+                return self._found(c, tag, lambda inner: inner / d)
         return None
+
+    def _found(self, c: Tensor, tag: tuple, op: Callable[[Tensor], Tensor]) -> NormMatch | None:
+        if self._fits(c, tag):
+            return NormMatch(c, tag[2], tag[3])
+        scaled = self._get(c)
+        if scaled is not None and scaled[0] == "scaled" and self._fits(scaled[1], tag):
+            inner = scaled[1]
+            return NormMatch(inner, tag[2], tag[3], weight=scaled[2], unweighted=lambda: op(inner))
+        return None
+
+    def stray_scale(self, role: str, func: Callable, args: tuple) -> bool:
+        """Whether a normalisation's scale (``rsqrt`` of a mean square, ...)
+        multiplies, or divides, something other than the tensor it was
+        computed from (``w * x * rsqrt(mean(x ** 2) + eps)``): not recognised,
+        so op by op (exact, but not bounded); the backend says so."""
+        if len(args) < 2:
+            return False
+        if role == "mul":
+            return any((tag := self._get(t)) is not None and tag[0] == "h" for t in args[:2])
+        tag = self._get(args[1])
+        return role == "div" and tag is not None and tag[0] == "den"
 
     def _fits(self, c: Tensor, tag: tuple) -> bool:
         dims = tag[2]

@@ -75,6 +75,7 @@ def lse_simplex(z: Tensor, ref_z: Tensor, dim: int, nodes: int = 4) -> Tensor:
     p = torch.zeros_like(z)
     for tk, wk in zip(t, w):
         p.add_(torch.softmax(ref_z + tk * dz, dim), alpha=wk)
+    p.nan_to_num_(0.0)  # rows masked whole in both passes
     d_lse = torch.logsumexp(z, dim, keepdim=True) - torch.logsumexp(ref_z, dim, keepdim=True)
     d_lse = torch.nan_to_num(d_lse, nan=0.0, posinf=0.0, neginf=0.0)  # whole row masked in both passes
     pd = (p * dz).sum(dim, keepdim=True)
@@ -83,6 +84,9 @@ def lse_simplex(z: Tensor, ref_z: Tensor, dim: int, nodes: int = 4) -> Tensor:
     lo = torch.where(masked, torch.full_like(dz, math.inf), dz).argmin(dim, keepdim=True)
     k = torch.where(residual > 0, hi, lo)
     denom = dz.gather(dim, k) - pd
-    safe = torch.where(denom != 0, denom, torch.ones_like(denom))
-    lam = torch.where(denom != 0, residual / safe, torch.zeros_like(residual)).clamp_(0.0, 1.0)
+    # a denominator at the rounding of dz (all dz about equal: a shift) needs no tilt (p is exact there)
+    noise = 64 * torch.finfo(dz.dtype).eps * dz.abs().amax(dim, keepdim=True)
+    tilt = denom.abs() > noise
+    safe = torch.where(tilt, denom, torch.ones_like(denom))
+    lam = torch.where(tilt, residual / safe, torch.zeros_like(residual)).clamp_(0.0, 1.0)
     return p.mul_(1 - lam).scatter_add_(dim, k, lam)
