@@ -76,6 +76,14 @@ def _dims(dim: Any, ndim: int) -> tuple[int, ...] | None:
     return tuple(sorted(x % max(ndim, 1) for x in d))
 
 
+def _times(h: Tensor) -> Callable[[Tensor], Tensor]:
+    return lambda inner: inner * h
+
+
+def _over(d: Tensor) -> Callable[[Tensor], Tensor]:
+    return lambda inner: inner / d
+
+
 class NormPatterns:
     """Tags of one pass: what each tensor is in terms of another (see the
     module docstring). The tensors are held until :meth:`release`, so their
@@ -270,14 +278,14 @@ class NormPatterns:
             for c, h in ((args[0], args[1]), (args[1], args[0])):
                 tag = self._get(h)
                 if tag is not None and tag[0] == "h" and self.tainted(c):
-                    found = self._found(c, tag, lambda inner, h=h: inner * h)
+                    found = self._found(c, tag, _times(h))
                     if found is not None:
                         return found
         elif role == "div" and getattr(func, "__name__", "") not in ("__rtruediv__", "__rdiv__"):
             c, d = args
             tag = self._get(d)
             if tag is not None and tag[0] == "den" and self.tainted(c):
-                return self._found(c, tag, lambda inner: inner / d)
+                return self._found(c, tag, _over(d))
         return None
 
     def _found(self, c: Tensor, tag: tuple, op: Callable[[Tensor], Tensor]) -> NormMatch | None:

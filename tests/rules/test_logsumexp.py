@@ -22,7 +22,8 @@ def test_simplex_multiplier_is_exact_and_in_the_simplex(dtype, tol, scale):
     m = lse_simplex(z, ref, -1)
     assert torch.isfinite(m).all()
     assert (m >= 0).all() and (m <= 1).all()
-    torch.testing.assert_close(m.sum(-1), torch.ones(64, dtype=dtype), atol=1e-6 if dtype == torch.float32 else 1e-12, rtol=0)
+    ones = torch.ones(64, dtype=dtype)
+    torch.testing.assert_close(m.sum(-1), ones, atol=1e-6 if dtype == torch.float32 else 1e-12, rtol=0)
     # the change of LSE from the forward values, in float64
     d_lse = torch.logsumexp(z.double(), -1) - torch.logsumexp(ref.double(), -1)
     err = ((m.double() * (z - ref).double()).sum(-1) - d_lse).abs()
