@@ -162,7 +162,8 @@ class NormPatterns:
             return
         if self.tainted(a0) != self.tainted(b) and result.shape == (a0 if self.tainted(a0) else b).shape:
             c, w = (a0, b) if self.tainted(a0) else (b, a0)
-            if self._get(c) is None or self._get(c)[0] in ("alias", "centred", "self"):
+            own = self._get(c)
+            if own is None or own[0] in ("alias", "centred", "self"):
                 self._tag(result, ("scaled", c, w))  # a constant times c: w * c / sqrt(var + eps)
                 return
         s = _scalar(b)
