@@ -177,32 +177,35 @@ class _SoftmaxRule(torch.autograd.Function):
 class _LogSumExpRule(torch.autograd.Function):
     r"""``u = z - LSE(z)`` (log-softmax) or ``exp(u)`` (softmax) with the
     rule's :meth:`~captum_unified.rules.Rule.lse_weights` ``m`` at ``LSE`` and
-    its multiplier at ``exp``: backward :math:`g - m \sum g` of ``h = g * g_exp``."""
+    its multiplier at ``exp``: backward :math:`g - m \sum g` of ``h = g * g_exp``.
+
+    The output is torch's own ``softmax`` / ``log_softmax`` of ``z`` (what the
+    model computes); the multipliers are computed, kept and applied in float64
+    whatever ``z``'s dtype: in float32, ``z - LSE(z)`` at logits of 1e3 loses
+    the digits of a probability near 1 (``LSE``'s rounding is :math:`10^{-4}`),
+    and ``m`` must satisfy :math:`m \cdot \Delta z = \Delta\mathrm{LSE}` to
+    far better than :math:`\epsilon |\Delta z|`."""
 
     @staticmethod
     def forward(ctx, z, ref_z, dim, rule, log):
         name = "log_softmax" if log else "softmax"
-        m = rule.lse_weights(OpCall(name), z, ref_z, dim)
-        u = torch.log_softmax(z, dim)
+        z64 = z.double()
+        r64 = ref_z.double() if ref_z is not None else None
+        ctx.save_for_backward(rule.lse_weights(OpCall(name), z64, r64, dim))
         ctx.log, ctx.dim = log, dim
         if log:
-            ctx.save_for_backward(m)
-            return u
-        ru = torch.log_softmax(ref_z, dim) if ref_z is not None else None
+            return torch.log_softmax(z, dim)
+        u, ru = torch.log_softmax(z64, dim), (torch.log_softmax(r64, dim) if r64 is not None else None)
         y = torch.exp(u)
-        g_exp = multiplier(rule, "exp", torch.exp, _exp_d, u, y, ru, None if ru is None else torch.exp(ru))
-        ctx.save_for_backward(m, g_exp)
-        return y
+        ctx.g_exp = multiplier(rule, "exp", torch.exp, _exp_d, u, y, ru, None if ru is None else torch.exp(ru))
+        return torch.softmax(z, dim)
 
     @staticmethod
     def backward(ctx, g):
         dim = ctx.dim
-        if ctx.log:
-            (m,) = ctx.saved_tensors
-            return g - m * g.sum(dim, keepdim=True), None, None, None, None
-        m, g_exp = ctx.saved_tensors
-        h = g * g_exp
-        return h - m * h.sum(dim, keepdim=True), None, None, None, None
+        (m,) = ctx.saved_tensors
+        h = g.double() if ctx.log else g.double() * ctx.g_exp
+        return (h - m * h.sum(dim, keepdim=True)).to(g.dtype), None, None, None, None
 
 
 def _softmax_common(ctx, func, args, kwargs, ref_args, ref_kwargs, log: bool):
