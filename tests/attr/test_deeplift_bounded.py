@@ -17,7 +17,6 @@ import warnings
 import pytest
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from captum.attr import NoiseTunnel
 
 import captum_unified as cu
