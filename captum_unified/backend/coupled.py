@@ -93,7 +93,7 @@ class CoupledOps:
 
                     def make_backward(out: Tensor) -> Callable[[Tensor], Tensor]:
                         # in float64: m . dz must equal dLSE far better than eps |dz| (see ops/softmax.py)
-                        m = rule.lse_weights(op, zd.double(), None if ref_z is None else ref_z.double(), dim)
+                        m = rule.lse_weights(op, zd, ref_z, dim).double()
                         return lambda g: (g.double() * m).to(g.dtype)
 
                     out = VectorRule.apply(z, lambda t: torch.logsumexp(t, dim, keepdim=True), make_backward)

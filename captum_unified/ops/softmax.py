@@ -189,16 +189,22 @@ class _LogSumExpRule(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z, ref_z, dim, rule, log):
         name = "log_softmax" if log else "softmax"
-        z64 = z.double()
-        r64 = ref_z.double() if ref_z is not None else None
-        ctx.save_for_backward(rule.lse_weights(OpCall(name), z64, r64, dim))
+        m = rule.lse_weights(OpCall(name), z, ref_z, dim).double()
+        ctx.save_for_backward(m)
         ctx.log, ctx.dim = log, dim
         if log:
             return torch.log_softmax(z, dim)
-        u, ru = torch.log_softmax(z64, dim), (torch.log_softmax(r64, dim) if r64 is not None else None)
-        y = torch.exp(u)
-        ctx.g_exp = multiplier(rule, "exp", torch.exp, _exp_d, u, y, ru, None if ru is None else torch.exp(ru))
-        return torch.softmax(z, dim)
+        # exp's multiplier at u = z - LSE(z) (float64), its outputs the model's own softmax (what
+        # completeness is measured against); a batch-1 baseline keeps its size
+        y = torch.softmax(z, dim)
+        z64 = z.double()
+        u = z64 - torch.logsumexp(z64, dim, keepdim=True)
+        ru = ref_y = None
+        if ref_z is not None:
+            r64 = ref_z.double()
+            ru, ref_y = r64 - torch.logsumexp(r64, dim, keepdim=True), torch.softmax(ref_z, dim).double()
+        ctx.g_exp = multiplier(rule, "exp", torch.exp, _exp_d, u, y.double(), ru, ref_y)
+        return y
 
     @staticmethod
     def backward(ctx, g):

@@ -53,9 +53,18 @@ def lse_gradient(z: Tensor, dim: int) -> Tensor:
     return torch.softmax(z, dim)
 
 
+def _any_inf(t: Tensor) -> bool:
+    return t.numel() > 0 and not bool(torch.isfinite(t.amax() + t.amin()))
+
+
 def lse_simplex(z: Tensor, ref_z: Tensor, dim: int, nodes: int = 4) -> Tensor:
     r"""The simplex multiplier ``m`` of ``LSE`` along ``dim`` with
     :math:`\sum_k m_k (z_k - \bar z_k) = \mathrm{LSE}(z) - \mathrm{LSE}(\bar z)`.
+
+    The path average ``p`` is only a starting point (the tilt makes ``m``
+    exact whatever ``p`` is), so it is computed in ``z``'s dtype; the change
+    of ``LSE``, the tilt and so ``m`` in float64. A baseline with a batch of
+    one (broadcast) keeps its own ``LSE`` at that size.
 
     Args:
         z (Tensor): the logits of the input pass.
@@ -64,29 +73,42 @@ def lse_simplex(z: Tensor, ref_z: Tensor, dim: int, nodes: int = 4) -> Tensor:
         nodes (int): Gauss-Legendre nodes of the path average (default 4).
 
     Returns:
-        ``m`` of ``z``'s shape: entries in :math:`[0, 1]` summing to 1 along
-        ``dim``. Entries that are :math:`-\infty` in both passes (masked
+        ``m`` of ``z``'s shape, float64: entries in :math:`[0, 1]` summing to 1
+        along ``dim``. Entries that are :math:`-\infty` in both passes (masked
         logits) get 0.
     """
-    ref_z = ref_z.expand_as(z)
-    masked = torch.isneginf(z) & torch.isneginf(ref_z)
-    dz = torch.where(masked, torch.zeros_like(z), z - ref_z)
+    has_inf = _any_inf(z) or _any_inf(ref_z)
+    ref_lse = torch.logsumexp(ref_z.double(), dim, keepdim=True)  # at the baseline's own (batch-1) size
+    ref_full = ref_z.expand_as(z)
+    masked = (torch.isneginf(z) & torch.isneginf(ref_full)) if has_inf else None
+    dz = z - ref_full
+    if masked is not None:
+        dz = torch.where(masked, torch.zeros_like(dz), dz)
     t, w = gauss_legendre(nodes)
     p = torch.zeros_like(z)
     for tk, wk in zip(t, w):
-        p.add_(torch.softmax(ref_z + tk * dz, dim), alpha=wk)
-    p.nan_to_num_(0.0)  # rows masked whole in both passes
-    d_lse = torch.logsumexp(z, dim, keepdim=True) - torch.logsumexp(ref_z, dim, keepdim=True)
-    d_lse = torch.nan_to_num(d_lse, nan=0.0, posinf=0.0, neginf=0.0)  # whole row masked in both passes
-    pd = (p * dz).sum(dim, keepdim=True)
+        p.add_(torch.softmax(torch.add(ref_full, dz, alpha=tk), dim), alpha=wk)
+    if has_inf:
+        p.nan_to_num_(0.0)  # rows masked whole in both passes
+    dz64 = z.double() - ref_full.double()
+    if masked is not None:
+        dz64 = torch.where(masked, torch.zeros_like(dz64), dz64)
+    p64 = p.double()
+    p64.div_(p64.sum(dim, keepdim=True).clamp_min_(1e-300))  # a simplex vector in float64
+    d_lse = torch.logsumexp(z.double(), dim, keepdim=True) - ref_lse
+    if has_inf:
+        d_lse = torch.nan_to_num(d_lse, nan=0.0, posinf=0.0, neginf=0.0)  # whole row masked in both passes
+    pd = (p64 * dz64).sum(dim, keepdim=True)
     residual = d_lse - pd
-    hi = torch.where(masked, torch.full_like(dz, -math.inf), dz).argmax(dim, keepdim=True)
-    lo = torch.where(masked, torch.full_like(dz, math.inf), dz).argmin(dim, keepdim=True)
+    if masked is not None:
+        hi = torch.where(masked, torch.full_like(dz, -math.inf), dz).argmax(dim, keepdim=True)
+        lo = torch.where(masked, torch.full_like(dz, math.inf), dz).argmin(dim, keepdim=True)
+    else:
+        hi, lo = dz.argmax(dim, keepdim=True), dz.argmin(dim, keepdim=True)
     k = torch.where(residual > 0, hi, lo)
-    denom = dz.gather(dim, k) - pd
+    denom = dz64.gather(dim, k) - pd
     # a denominator at the rounding of dz (all dz about equal: a shift) needs no tilt (p is exact there)
-    noise = 64 * torch.finfo(dz.dtype).eps * dz.abs().amax(dim, keepdim=True)
+    noise = 64 * torch.finfo(torch.float64).eps * dz.abs().amax(dim, keepdim=True).double()
     tilt = denom.abs() > noise
-    safe = torch.where(tilt, denom, torch.ones_like(denom))
-    lam = torch.where(tilt, residual / safe, torch.zeros_like(residual)).clamp_(0.0, 1.0)
-    return p.mul_(1 - lam).scatter_add_(dim, k, lam)
+    lam = (residual / torch.where(tilt, denom, torch.ones_like(denom))).mul_(tilt).clamp_(0.0, 1.0)
+    return p64.mul_(1 - lam).scatter_add_(dim, k, lam)

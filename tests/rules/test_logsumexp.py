@@ -13,7 +13,7 @@ from captum_unified.rules import OpCall, RescaleRule, Rule
 from captum_unified.rules.logsumexp import gauss_legendre, lse_gradient, lse_simplex
 
 
-@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-4), (torch.float64, 1e-10)])
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-10), (torch.float64, 1e-10)])
 @pytest.mark.parametrize("scale", [0.1, 1, 10, 100, 1000])
 def test_simplex_multiplier_is_exact_and_in_the_simplex(dtype, tol, scale):
     g = torch.Generator().manual_seed(int(scale * 10))
@@ -22,11 +22,11 @@ def test_simplex_multiplier_is_exact_and_in_the_simplex(dtype, tol, scale):
     m = lse_simplex(z, ref, -1)
     assert torch.isfinite(m).all()
     assert (m >= 0).all() and (m <= 1).all()
-    ones = torch.ones(64, dtype=dtype)
-    torch.testing.assert_close(m.sum(-1), ones, atol=1e-6 if dtype == torch.float32 else 1e-12, rtol=0)
+    assert m.dtype == torch.float64  # the tilt is exact far below float32's rounding of dz
+    torch.testing.assert_close(m.sum(-1), torch.ones(64, dtype=torch.float64), atol=1e-12, rtol=0)
     # the change of LSE from the forward values, in float64
     d_lse = torch.logsumexp(z.double(), -1) - torch.logsumexp(ref.double(), -1)
-    err = ((m.double() * (z - ref).double()).sum(-1) - d_lse).abs()
+    err = ((m * (z.double() - ref.double())).sum(-1) - d_lse).abs()
     assert (err <= tol * (d_lse.abs() + scale)).all(), err.max()
 
 
