@@ -3,8 +3,10 @@ gradient of the same model and batch, and to Captum's twins.
 
 Models: Ancona et al.'s MNIST CNN (ReLU, max-pool), a ResNet-style CNN
 (BatchNorm, in-place ReLUs, max-pool, residual blocks), an LSTM reading MNIST
-rows (fused ``nn.LSTM``) and a small vision transformer (``PatchViT``), batch
-32, CPU.
+rows (fused ``nn.LSTM``), a small vision transformer (``PatchViT``), batch
+32, and the trained character-level GPT-2 of :mod:`captum_unified.text`
+(``"full"`` size: 2 layers, width 128; 8 sequences of 128 characters, the log
+probability of the next character explained from the token embeddings), CPU.
 
 Two figures per method, because one arm's large allocations warm the
 allocator for the next (an Integrated Gradients arm made epsilon-LRP look 1.4x
@@ -94,10 +96,31 @@ def build(name: str, batch: int) -> tuple[nn.Module, torch.Tensor]:
         return RowLSTM(28, 64).eval(), torch.rand(batch, 1, 28, 28) * 2 - 1
     if name == "vit":
         return PatchViT(28).eval(), torch.rand(batch, 1, 28, 28) * 2 - 1
+    if name == "char_gpt":
+        return _char_gpt(max(1, batch // 4))
     raise ValueError(name)
 
 
-MODELS = ("mnist_cnn", "resnet", "lstm", "vit")
+class _NextCharLogProb(nn.Module):
+    """Token embeddings -> log p of every character at the last position."""
+
+    def __init__(self, lm: nn.Module) -> None:
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, emb: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(self.lm(inputs_embeds=emb).logits[:, -1], -1)
+
+
+def _char_gpt(batch: int) -> tuple[nn.Module, torch.Tensor]:
+    from captum_unified.text import encode_text, load_corpus, load_or_train_char_lm
+
+    lm = load_or_train_char_lm("gpt2", "full").model
+    ids = encode_text(load_corpus("pydoc").validation)[: batch * 128].reshape(batch, 128)
+    return _NextCharLogProb(lm).eval(), lm.get_input_embeddings()(ids).detach()
+
+
+MODELS = ("mnist_cnn", "resnet", "lstm", "vit", "char_gpt")
 TARGET = 3
 
 

@@ -6,7 +6,10 @@ tracker (:mod:`~captum_unified.backend.taint`), the reference tape
 (:mod:`~captum_unified.backend.tape`) and the report
 (:mod:`~captum_unified.backend.report`) -- and the operations that apply the
 rule: :meth:`RuleContext.elementwise`, :meth:`RuleContext.product`,
-:meth:`RuleContext.kmax` and :meth:`RuleContext.pooled_max`. The dispatcher
+:meth:`RuleContext.product`, and (from
+:class:`~captum_unified.backend.coupled.CoupledOps`, the ops that couple the
+elements of a row) :meth:`RuleContext.kmax`, :meth:`RuleContext.pooled_max`,
+:meth:`RuleContext.logsumexp` and :meth:`RuleContext.normalised`. The dispatcher
 (:mod:`~captum_unified.backend.dispatch`) calls them for the ops the table
 classifies; decompositions and fused kernels (:mod:`captum_unified.ops`) call
 them for the pieces they are made of.
@@ -22,19 +25,22 @@ import torch
 from torch import Tensor
 from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack, _pop_mode_temporarily
 
+from captum_unified.backend.coupled import CoupledOps
 from captum_unified.backend.dispatch import dispatch
-from captum_unified.backend.functions import BilinearRule, ElementwiseRule, MaxPoolRule, MaxRule
+from captum_unified.backend.finite import FiniteCheck
+from captum_unified.backend.functions import BilinearRule, ElementwiseRule
+from captum_unified.backend.norm_patterns import NormPatterns
 from captum_unified.backend.report import Report
 from captum_unified.backend.taint import TaintTracker
 from captum_unified.backend.tape import Record, ReferenceTape
 from captum_unified.ops import OpTable, default_op_table
-from captum_unified.ops.maxima import max_tree, min2
 from captum_unified.rules import OpCall, Rule
+from captum_unified.rules.norms import NORM_POLICIES
 
 __all__ = ["RuleContext"]
 
 
-class RuleContext(TorchFunctionMode):
+class RuleContext(CoupledOps, TorchFunctionMode):
     r"""Context in which every op backpropagates as ``rule`` says.
 
     Use it directly to apply a rule to any computation (the attribution
@@ -58,6 +64,8 @@ class RuleContext(TorchFunctionMode):
             applying the rule (the reference pass).
         leaves (tuple of Tensor): the tensors the attribution is taken with
             respect to; only ops on tensors that depend on them are treated.
+        finite (FiniteCheck, optional): a diagnostic run: every treated op is
+            watched for NaN / inf (:mod:`~captum_unified.backend.finite`).
     """
 
     def __init__(
@@ -67,6 +75,7 @@ class RuleContext(TorchFunctionMode):
         references: list[Record] | None = None,
         recording: bool = False,
         leaves: Sequence[Tensor] = (),
+        finite: FiniteCheck | None = None,
     ) -> None:
         super().__init__()
         self.rule = rule
@@ -75,6 +84,12 @@ class RuleContext(TorchFunctionMode):
         self.tape = ReferenceTape(type(rule).__name__, recording, references)
         self.report = Report()
         self.depth = 0  # > 0 inside the backend's own decompositions
+        # normalisations written by hand, under the rules' norm policies
+        self.patterns = NormPatterns(self.taints.tainted) if rule.norm in NORM_POLICIES else None
+        # a diagnostic run (backend/finite.py): where a NaN or inf appeared
+        self.finite = finite
+        if finite is not None:
+            finite.recording = recording
         self.taint(*leaves)
 
     def __torch_function__(self, func, types_, args=(), kwargs=None):
@@ -106,6 +121,8 @@ class RuleContext(TorchFunctionMode):
     def release(self) -> None:
         """Forget the tensors of the pass (call after the forward pass)."""
         self.taints.release()
+        if self.patterns is not None:
+            self.patterns.release()
 
     def check_complete(self) -> None:
         """Raise if the baseline pass saw more treated ops than the input pass."""
@@ -222,48 +239,3 @@ class RuleContext(TorchFunctionMode):
         """Let the rule warn about a product a fused kernel applies."""
         if not self.tape.recording and name not in self.report.product_messages:
             self.report.product(name, self.rule.product_warning(OpCall(name, gates=gates)))
-
-    # --------------------------------------------------------------- maxima
-    def kmax(self, v: Tensor, minimum: bool = False) -> Tensor:
-        """The maximum (``minimum=True``: minimum) of ``v`` over its last
-        dimension with the rule's max policy; called from decompositions (the
-        mode is active there)."""
-        policy = self.rule.maxima
-        if policy == "tree":
-            return max_tree(v, min2) if minimum else max_tree(v)
-        if minimum:
-            return -self.kmax(-v)
-        if not self.rule.needs_reference:  # "deeplift" without a baseline pass: ordinary gradient
-            return v.amax(-1)
-        with self.suspended():
-            if self.tape.recording:
-                out = v.amax(-1)
-                self.tape.record("max", (v,), out)
-            else:
-                rec = self.tape.next("max", (v,))
-                if torch.is_grad_enabled() and v.requires_grad:
-                    out = MaxRule.apply(v, rec.tensors[0], rec.out, self.rule.eps)
-                else:
-                    out = v.amax(-1)
-            self.taint(out)
-        return out
-
-    def pooled_max(self, x: Tensor, pool: Callable[[Tensor], tuple[Tensor, Tensor]]) -> Tensor | None:
-        """Max-pooling of a batched ``x`` with DeepLIFT's max rule, or ``None``
-        when the rule's max policy is another one (the caller then builds the
-        windows and uses :meth:`kmax`). ``pool(t)`` returns the values and the
-        flat spatial indices (``return_indices=True``)."""
-        if self.rule.maxima != "deeplift" or not self.rule.needs_reference:
-            return None
-        with self.suspended():
-            if self.tape.recording:
-                y, idx = pool(x)
-                self.tape.record("max_pool", (x, idx), y)
-            else:
-                rec = self.tape.next("max_pool", (x, None))
-                if torch.is_grad_enabled() and x.requires_grad:
-                    y = MaxPoolRule.apply(x, rec.tensors[0], rec.out, rec.tensors[1], pool, self.rule.eps)
-                else:
-                    y = pool(x)[0]
-            self.taint(y)
-        return y

@@ -24,6 +24,12 @@ treats it:
   function body runs op by op under the mode;
 * not in the table -- *unknown*: ordinary gradient, reported by name.
 
+Normalisations written by hand (``x * torch.rsqrt(x.pow(2).mean(-1,
+keepdim=True) + eps)`` and the like) are recognised by
+:class:`~captum_unified.backend.norm_patterns.NormPatterns` from the parts
+their ops play (the op table's :data:`~captum_unified.ops.norms.PATTERN_ROLES`)
+and computed with the rule's norm policy, as ``F.layer_norm`` is.
+
 In-place and keyword calls are normalised first
 (:mod:`~captum_unified.backend.calls`) and computed out of place, their result
 copied back (:meth:`RuleContext.finish`). Nothing here knows an op by name:
@@ -42,6 +48,7 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 from captum_unified.backend.calls import python_torch_function, required, split_inplace, unwrapped, write_target
 from captum_unified.backend.tape import Frame
 from captum_unified.ops import AS_LINEAR, NOT_DECOMPOSED, OpEntry, OpKind, op_name
+from captum_unified.ops.norms import PATTERN_ROLES
 from captum_unified.ops.products import split_factors
 
 if TYPE_CHECKING:  # the context imports this module (a type only)
@@ -52,6 +59,15 @@ __all__ = ["dispatch"]
 
 def dispatch(ctx: RuleContext, func: Callable, args: tuple, kwargs: dict) -> Any:
     """Treat one torch call (see the module docstring)."""
+    if ctx.finite is None:
+        return _dispatch(ctx, func, args, kwargs)
+    result = _dispatch(ctx, func, args, kwargs)  # a diagnostic run: watch for NaN / inf
+    if ctx.taints.any_tainted(args) or (kwargs and ctx.taints.any_tainted(kwargs.values())):
+        ctx.finite.after(op_name(func), args, kwargs, result)
+    return result
+
+
+def _dispatch(ctx: RuleContext, func: Callable, args: tuple, kwargs: dict) -> Any:
     taints = ctx.taints
     if not (taints.any_tainted(args) or (kwargs and taints.any_tainted(kwargs.values()))):
         return func(*args, **kwargs)
@@ -71,7 +87,26 @@ def dispatch(ctx: RuleContext, func: Callable, args: tuple, kwargs: dict) -> Any
         if python_torch_function(func):
             return _transparent(ctx, func, args, kwargs)
         return _unknown(ctx, func, args, kwargs)
-    return _HANDLERS[entry.kind](ctx, entry, func, args, kwargs)
+    patterns = ctx.patterns
+    role = PATTERN_ROLES.get(entry.name) if patterns is not None and ctx.depth == 0 else None
+    if patterns is None or role is None:
+        return _HANDLERS[entry.kind](ctx, entry, func, args, kwargs)
+    if role in ("mul", "div") and not entry.inplace:
+        match = patterns.match(role, func, args, kwargs)
+        if match is not None:  # a normalisation written by hand: the rule's norm policy
+            if match.unweighted is None:
+                return ctx.normalised("norm", match.c, match.dims, match.family, lambda _: func(*args, **kwargs))
+            # w * c / d: the normalisation of c, then the constant w (the same up to rounding)
+            unweighted = match.unweighted
+            y = ctx.normalised("norm", match.c, match.dims, match.family, lambda _: unweighted())
+            result = y * match.weight
+            ctx.taint(result)
+            return result
+        if not ctx.tape.recording and patterns.stray_scale(role, func, args):
+            ctx.report.stray_norm_scale(op_name(func))
+    result = _HANDLERS[entry.kind](ctx, entry, func, args, kwargs)
+    patterns.observe(role, func, args, kwargs, result)
+    return result
 
 
 def _meta(ctx: RuleContext, entry: OpEntry, func: Callable, args: tuple, kwargs: dict) -> Any:

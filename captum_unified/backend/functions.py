@@ -6,7 +6,9 @@ backward pass multiplies by:
 * :class:`ElementwiseRule` -- ``out = f(z)``, backward ``grad * g(z)``;
 * :class:`BilinearRule` -- a product of two factors, backward by the product
   policy's partners (closed form for ``mul`` and ``matmul``);
-* :class:`MaxRule` / :class:`MaxPoolRule` -- DeepLIFT's max rule.
+* :class:`MaxRule` / :class:`MaxPoolRule` -- DeepLIFT's max rule;
+* :class:`VectorRule` -- a vector op (a normalisation, ``logsumexp``) whose
+  value the caller computed and whose backward a rule's policy gives.
 """
 
 from __future__ import annotations
@@ -16,7 +18,16 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["ElementwiseRule", "BilinearRule", "MaxRule", "MaxPoolRule"]
+__all__ = ["ElementwiseRule", "BilinearRule", "MaxRule", "MaxPoolRule", "VectorRule"]
+
+
+def _fresh(out: Tensor, *inputs: Tensor) -> Tensor:
+    """``out`` as a tensor of its own: an autograd function whose output is a
+    view (``squeeze``, torch's 1-d pooling) or one of its inputs cannot be
+    written in place afterwards (``nn.ReLU(inplace=True)`` after max-pooling)."""
+    if out._base is not None or any(out is t for t in inputs):
+        return out.clone()
+    return out
 
 
 class ElementwiseRule(torch.autograd.Function):
@@ -28,7 +39,7 @@ class ElementwiseRule(torch.autograd.Function):
         out = f(z)
         g = g_of(z, out)
         ctx.save_for_backward(g)
-        return out
+        return _fresh(out, z)
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -47,7 +58,7 @@ class BilinearRule(torch.autograd.Function):
         ctx.b_meta = (b.shape, b.dtype, b.device)
         ctx.has = (a_ is not None, b_ is not None)
         ctx.save_for_backward(a_ if a_ is not None else a.new_empty(0), b_ if b_ is not None else b.new_empty(0))
-        return fn(a, b)
+        return _fresh(fn(a, b), a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -105,7 +116,7 @@ class MaxRule(torch.autograd.Function):
         m_j = torch.where(ok_j, (y - top) / torch.where(ok_j, dv_j, one), torch.zeros_like(dv_j))
         m = torch.zeros_like(v).scatter_add_(-1, i, m_i).scatter_add_(-1, j, m_j)
         ctx.save_for_backward(m)
-        return y.squeeze(-1)
+        return _fresh(y.squeeze(-1), v)
 
     @staticmethod
     def backward(ctx, grad):
@@ -140,7 +151,7 @@ class MaxPoolRule(torch.autograd.Function):
         m_j = (yf - top).div_(dv_j).nan_to_num_(0.0, 1.0, 0.0)
         ctx.save_for_backward(i_f, j_f, m_i, m_j)
         ctx.in_shape = x.shape
-        return y
+        return _fresh(y, x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -150,3 +161,20 @@ class MaxPoolRule(torch.autograd.Function):
         gin = gf.new_zeros(shape[0], shape[1], math.prod(shape[2:]))
         gin.scatter_add_(2, i_f, gf * m_i).scatter_add_(2, j_f, gf * m_j)
         return gin.view(shape), None, None, None, None, None
+
+
+class VectorRule(torch.autograd.Function):
+    """``y = compute(x)`` (a vector op: a normalisation, ``logsumexp``);
+    backward ``backward(grad)``, the map ``make_backward(y)`` returns: the
+    rule's policy, built from the input and baseline passes (e.g.
+    :math:`g \\mapsto M^\\top g`)."""
+
+    @staticmethod
+    def forward(ctx, x, compute, make_backward):
+        y = compute(x)
+        ctx.backward_map = make_backward(y)
+        return _fresh(y, x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.backward_map(grad), None, None

@@ -28,10 +28,12 @@ import torch
 from torch import Tensor, nn
 
 from captum_unified._utils.call import AttributionCall
-from captum_unified._utils.common import select_target, warn
+from captum_unified._utils.common import require_floating, select_target, warn
 from captum_unified._utils.state import preserve_model_state
 from captum_unified.backend.context import RuleContext
+from captum_unified.backend.finite import FiniteCheck, non_finite_error
 from captum_unified.backend.layers import LayerCapture, train_sensitive
+from captum_unified.backend.tape import PairingError
 from captum_unified.ops import OpTable, default_op_table
 from captum_unified.rules import GradientRule, OpCall, Rule
 
@@ -66,6 +68,15 @@ class BackendResult:
     def activations_are_tuple(self) -> bool:
         """(One layer) whether the layer returned or took several tensors."""
         return bool(self.layer_shapes and self.layer_shapes[0][1])
+
+    def outputs_finite(self) -> bool:
+        """Whether :math:`S_c(x)` (and :math:`S_c(\\bar x)`) are finite."""
+        out = [self.outputs] + ([self.baseline_outputs] if self.baseline_outputs is not None else [])
+        return all(bool(torch.isfinite(t).all()) for t in out)
+
+    def finite(self) -> bool:
+        """Whether the outputs and every gradient are finite (one reduction each)."""
+        return self.outputs_finite() and all(bool(torch.isfinite(g).all()) for g in self.gradients)
 
 
 def modified_gradients(
@@ -106,57 +117,115 @@ def modified_gradients(
         :class:`BackendResult`.
     """
     rule = rule or GradientRule()
-    table = op_table if op_table is not None else default_op_table()
-    layers: list[nn.Module] = [] if layer is None else ([layer] if isinstance(layer, nn.Module) else list(layer))
-    inputs, batch = call.inputs, call.batch
-    if not layers:
-        for k, x in enumerate(inputs):
-            if not x.is_floating_point():
-                raise TypeError(
-                    f"inputs[{k}] has dtype {x.dtype}; gradient methods need floating "
-                    "inputs. Attribute to an embedding layer instead (Layer* classes) or "
-                    "use a perturbation method."
-                )
+    run = _Run(
+        forward_func,
+        call,
+        rule,
+        op_table if op_table is not None else default_op_table(),
+        [] if layer is None else ([layer] if isinstance(layer, nn.Module) else list(layer)),
+        attribute_to_layer_input,
+        reference_pass,
+        grad_kwargs or {},
+    )
+    if not run.layers:
+        require_floating(call.inputs)
     with preserve_model_state():
-        references = baseline_outputs = baseline_acts = None
-        if rule.needs_reference or reference_pass:
-            if not call.baselines:
-                raise ValueError(f"{type(rule).__name__} needs baselines.")
-            shared = call.shared_baseline and not train_sensitive(forward_func)
-            ref_inputs = call.baselines if shared else call.expanded_baselines
-            recorder = (
-                RuleContext(rule, table, recording=True, leaves=() if layers else ref_inputs)
-                if rule.modifies_gradient
-                else None
-            )
-            captures = [
-                LayerCapture(m, attribute_to_layer_input, False, recorder.taint if recorder is not None else None)
-                for m in layers
-            ]
+        shared = run.baseline_pass and call.shared_baseline and not train_sensitive(forward_func)
+        try:
+            result = run.attempt(shared)
+        except PairingError:
+            # A model that folds or splits its batch (Swin's windows, ``reshape(B * k, ...)``) cannot run a
+            # batch-1 baseline in step with the input batch: the same baselines as a full batch can. Only
+            # if those do not pair either does the model's control flow depend on its input values.
+            if not shared:
+                raise
+            result = run.attempt(False)
+        if not result.finite():
+            check: FiniteCheck | None = FiniteCheck()
             try:
-                with torch.no_grad(), recorder if recorder is not None else nullcontext():
-                    raw = forward_func(*ref_inputs, *call.additional_args)
-            finally:
-                for c in captures:
-                    c.remove()
-            if recorder is not None:
-                recorder.release()
-            n_ref = ref_inputs[0].shape[0]
-            if isinstance(raw, Tensor) and raw.dim() > 0 and raw.shape[0] == n_ref and n_ref != batch:
-                raw = raw.expand((batch,) + tuple(raw.shape[1:]))
-            baseline_outputs = select_target(raw, call.target, batch).detach()
-            references = recorder.records if recorder is not None else None
-            if captures:
-                baseline_acts = tuple(t.detach() for c in captures for t in c.result())
+                run.attempt(False, check)
+            except Exception:  # the diagnostic run itself failed: report without the op
+                check = None
+            what = "attributions" if result.outputs_finite() else "model outputs"
+            raise non_finite_error(type(rule).__name__, check, call.inputs[0].dtype, what)
+        return result
 
+
+@dataclass
+class _Run:
+    """One call's passes (see the module docstring), run again as needed: with
+    the full-batch baseline when a batch-1 one did not fit the model, and with
+    a :class:`~captum_unified.backend.finite.FiniteCheck` to name an op that
+    produced NaN or inf."""
+
+    forward_func: Callable
+    call: AttributionCall
+    rule: Rule
+    table: OpTable
+    layers: list[nn.Module]
+    attribute_to_layer_input: bool
+    reference_pass: bool
+    grad_kwargs: dict[str, Any]
+
+    @property
+    def baseline_pass(self) -> bool:
+        return self.rule.needs_reference or self.reference_pass
+
+    def attempt(self, shared: bool, check: FiniteCheck | None = None) -> BackendResult:
+        references = baseline_outputs = baseline_acts = None
+        if self.baseline_pass:
+            references, baseline_outputs, baseline_acts = self._baseline(shared, check)
+        return self._inputs(references, baseline_outputs, baseline_acts, check)
+
+    def _baseline(self, shared: bool, check: FiniteCheck | None):
+        """The baseline pass: the model on the baselines, without gradients;
+        recorded for rules that pair ops with it."""
+        call, layers, rule = self.call, self.layers, self.rule
+        if not call.baselines:
+            raise ValueError(f"{type(rule).__name__} needs baselines.")
+        ref_inputs = call.baselines if shared else call.expanded_baselines
+        recorder = None
+        if rule.needs_reference and rule.modifies_gradient:
+            recorder = RuleContext(rule, self.table, recording=True, leaves=() if layers else ref_inputs, finite=check)
+        captures = [
+            LayerCapture(m, self.attribute_to_layer_input, False, recorder.taint if recorder is not None else None)
+            for m in layers
+        ]
+        try:
+            with torch.no_grad(), recorder if recorder is not None else nullcontext():
+                raw = self.forward_func(*ref_inputs, *call.additional_args)
+        finally:
+            for c in captures:
+                c.remove()
+        if recorder is not None:
+            recorder.release()
+        batch, n_ref = call.batch, ref_inputs[0].shape[0]
+        if isinstance(raw, Tensor) and raw.dim() > 0 and raw.shape[0] == n_ref and n_ref != batch:
+            raw = raw.expand((batch,) + tuple(raw.shape[1:]))
+        baseline_outputs = select_target(raw, call.target, batch).detach()
+        references = recorder.records if recorder is not None else None
+        baseline_acts = tuple(t.detach() for c in captures for t in c.result()) if captures else None
+        return references, baseline_outputs, baseline_acts
+
+    def _inputs(self, references, baseline_outputs, baseline_acts, check: FiniteCheck | None) -> BackendResult:
+        """The input pass and one backward pass."""
+        call, layers, rule = self.call, self.layers, self.rule
+        inputs, batch = call.inputs, call.batch
         leaves = tuple(x.detach().requires_grad_(True) if x.is_floating_point() and not layers else x for x in inputs)
+        intercept = rule.modifies_gradient or check is not None
         context = (
-            RuleContext(rule, table, references=references, leaves=() if layers else leaves)
-            if rule.modifies_gradient
+            RuleContext(
+                rule,
+                self.table,
+                references=references if rule.needs_reference else None,
+                leaves=() if layers else leaves,
+                finite=check,
+            )
+            if intercept
             else None
         )
         captures = [
-            LayerCapture(m, attribute_to_layer_input, True, context.taint if context is not None else None)
+            LayerCapture(m, self.attribute_to_layer_input, True, context.taint if context is not None else None)
             for m in layers
         ]
         try:
@@ -164,21 +233,24 @@ def modified_gradients(
                 stack.enter_context(torch.enable_grad())
                 if context is not None:
                     stack.enter_context(context)
-                raw = forward_func(*leaves, *call.additional_args)
+                raw = self.forward_func(*leaves, *call.additional_args)
                 outputs = select_target(raw, call.target, batch)
         finally:
             for c in captures:
                 c.remove()
         if context is not None:
             context.check_complete()
-            for msg in context.warnings():
-                warn(msg)
+            if check is None:
+                for msg in context.warnings():
+                    warn(msg)
         if captures:
             per_layer = [c.result() for c in captures]
             wrt = tuple(t for ts in per_layer for t in ts)
             shapes = tuple((len(ts), c.was_tuple) for ts, c in zip(per_layer, captures))
         else:
             wrt, shapes = leaves, ()
+        if check is not None:
+            check.leaves(wrt)
         output_is_rule = context is not None and isinstance(raw, Tensor) and context.is_rule_output(raw)
         if context is not None:
             context.release()
@@ -190,12 +262,14 @@ def modified_gradients(
         differentiable = [w for w in wrt if w.requires_grad]
         if outputs.requires_grad and differentiable:
             grads_d = torch.autograd.grad(
-                outputs, differentiable, grad_outputs=seed, allow_unused=True, **(grad_kwargs or {})
+                outputs, differentiable, grad_outputs=seed, allow_unused=True, **self.grad_kwargs
             )
             it = iter(grads_d)
             grads_or_none = tuple(next(it) if w.requires_grad else None for w in wrt)
         else:
             grads_or_none = (None,) * len(wrt)
+        if check is not None:
+            check.release()
         grads = tuple(
             torch.zeros_like(w, dtype=w.dtype if w.is_floating_point() else torch.get_default_dtype())
             if g is None

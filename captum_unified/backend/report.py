@@ -6,7 +6,9 @@ the entry point after the forward pass):
   (:meth:`~captum_unified.rules.Rule.check`), once per op name;
 * the rule's warnings about products (:meth:`~captum_unified.rules.Rule.product_warning`);
 * ops the op table does not know (they keep their gradient), by name and count;
-* selections by a mask computed from the inputs, by name and count.
+* selections by a mask computed from the inputs, by name and count;
+* normalisations written by hand in a form the backend does not recognise
+  (their scale multiplies another tensor than the one it was computed from).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class Report:
         self.product_messages: dict[str, str] = {}
         self.unknown: dict[str, int] = {}
         self.selections: dict[str, int] = {}
+        self.stray_scales: dict[str, int] = {}
 
     def check_once(self, name: str, check: Callable[[], str | None]) -> None:
         """Run the rule's check of op ``name`` the first time it is met."""
@@ -40,6 +43,9 @@ class Report:
 
     def selection(self, name: str) -> None:
         self.selections[name] = self.selections.get(name, 0) + 1
+
+    def stray_norm_scale(self, name: str) -> None:
+        self.stray_scales[name] = self.stray_scales.get(name, 0) + 1
 
     def messages(self, rule_name: str) -> list[str]:
         """The warnings of the pass, for a rule of class ``rule_name``."""
@@ -65,5 +71,14 @@ class Report:
                 "return_convergence_delta=True). Write such a selection as an element-wise function "
                 "(F.leaky_relu, F.relu, torch.clamp, torch.maximum) or add it to the op table "
                 "(captum_unified.ops.default_op_table().with_elementwise(...))."
+            )
+        if self.stray_scales:
+            listed = ", ".join(f"{n} ({c}x)" for n, c in sorted(self.stray_scales.items()))
+            msgs.append(
+                f"A normalisation's scale (rsqrt or 1/sqrt of a mean square) multiplies a tensor other than the "
+                f"one it was computed from ({listed}; e.g. w * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + "
+                f"eps)), so {rule_name} cannot treat it as a normalisation and splits it op by op: exact, but "
+                "not bounded where the baseline's variance is about 0. Multiply the normalised tensor first "
+                "(x * torch.rsqrt(...) * w) or use F.rms_norm / F.layer_norm."
             )
         return msgs

@@ -27,7 +27,13 @@ from typing import Any
 
 from torch import Tensor
 
-__all__ = ["Record", "Frame", "ReferenceTape"]
+__all__ = ["Record", "Frame", "ReferenceTape", "PairingError"]
+
+
+class PairingError(RuntimeError):
+    """The input pass's ops do not pair with the baseline pass's: the model's
+    control flow depends on its input values (or, with a batch-1 baseline, the
+    model folds its batch; the backend then retries with a full-batch one)."""
 
 
 @dataclass
@@ -105,7 +111,7 @@ class ReferenceTape:
         if not self.has_references and len(self.frames) == 1:
             raise RuntimeError(f"{self.rule_name} needs a reference pass.")
         if frame.index >= len(frame.queue):
-            raise RuntimeError(
+            raise PairingError(
                 f"The model applied more treated ops to the inputs ({frame.index + 1}+, now '{name}') than to "
                 f"the baselines ({len(frame.queue)}). {self.rule_name} pairs each op with the same "
                 "op on the baseline, so the model's control flow must not depend on the input values."
@@ -120,7 +126,7 @@ class ReferenceTape:
         if not ok:
             shapes = [tuple(t.shape) for t in tensors if isinstance(t, Tensor)]
             ref_shapes = [tuple(t.shape) for t in rec.tensors if isinstance(t, Tensor)]
-            raise RuntimeError(
+            raise PairingError(
                 f"Op {frame.index} differs between the input pass ({name}, shapes {shapes}) and the "
                 f"baseline pass ({rec.name}, shapes {ref_shapes}): the model's control flow depends on "
                 "its input values, which DeepLIFT's reference pass cannot follow."
@@ -131,7 +137,7 @@ class ReferenceTape:
         """Raise if the baseline pass saw more treated ops than the input pass."""
         frame = self.frames[0]
         if not frame.recording and self.has_references and frame.index != len(frame.queue):
-            raise RuntimeError(
+            raise PairingError(
                 f"The model applied {frame.index} treated ops to the inputs but {len(frame.queue)} to the "
                 "baselines; the model's control flow must not depend on the input values."
             )

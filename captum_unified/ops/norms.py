@@ -1,16 +1,28 @@
 r"""Normalisation: LayerNorm, RMSNorm, GroupNorm, InstanceNorm and BatchNorm
-with batch statistics, vector norms, ``var`` / ``std``.
+with batch statistics, vector norms, ``var`` / ``std``, and the scales
+(:class:`RsqrtScale`, :class:`StdEpsScale`, :class:`MaxNormScale`) with which
+the backend also recognises normalisations written by hand.
 
-Every normalisation is :func:`normalise`: ``(x - mean) * rsqrt(var + eps)``,
-a product and an element-wise ``rsqrt``, each with the rule. The rule's
-``norm`` field chooses: ``"decompose"`` (that decomposition), ``"constant"``
-(the scale held constant, Ali et al. 2022) or ``"gradient"`` (ordinary
-gradient). The fused kernel computes LayerNorm and RMSNorm in closed form.
+Every normalisation is :func:`normalise`: the centring ``c = x - mean`` (linear),
+then :math:`y = c\,h(q(c))` with :math:`q` the mean square over the
+normalised dimensions and :math:`h(q) = (q + \epsilon)^{-1/2}`. The rule's
+``norm`` field chooses what :math:`y` backpropagates: a norm policy of
+:data:`~captum_unified.rules.norms.NORM_POLICIES` (``"constant"``: the scale
+held constant, Ali et al. 2022; ``"secant"`` and ``"integrated"``: exact and
+bounded) through :meth:`~captum_unified.backend.RuleContext.normalised`;
+``"decompose"``: ``c * rsqrt(mean(c * c) + eps)``, a product and an
+element-wise ``rsqrt``, each with the rule (the Shapley split: exact, but
+unbounded where the baseline's variance is about 0); ``"gradient"``: the
+ordinary gradient. The fused kernel computes LayerNorm and RMSNorm in closed
+form.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -22,11 +34,118 @@ from captum_unified.ops.fused import dense_partners, kernels_apply, multiplier
 from captum_unified.ops.rows import CompositeOp
 from captum_unified.ops.table import AS_LINEAR, NOT_DECOMPOSED
 from captum_unified.rules import Rule
+from captum_unified.rules.norms import NORM_POLICIES
 
-__all__ = ["normalise", "norm_args", "affine", "fused_layer_norm", "fused_rms_norm", "ROWS"]
+__all__ = [
+    "normalise",
+    "norm_args",
+    "affine",
+    "fused_layer_norm",
+    "fused_rms_norm",
+    "RsqrtScale",
+    "StdEpsScale",
+    "MaxNormScale",
+    "PATTERN_ROLES",
+    "ROWS",
+]
+
+
+@dataclass(frozen=True)
+class RsqrtScale:
+    r""":math:`h(q) = (k q + \epsilon)^{-1/2}` (LayerNorm, RMSNorm, ``x *
+    rsqrt(mean(x ** 2) + eps)``; ``k = n / (n - 1)`` for an unbiased variance)."""
+
+    eps: float
+    k: float = 1.0
+
+    @property
+    def floor(self) -> float:
+        return self.eps / self.k
+
+    def h(self, q: Tensor) -> Tensor:
+        return torch.rsqrt(self.k * q + self.eps)
+
+    def dh(self, q: Tensor) -> Tensor:
+        return -0.5 * self.k * torch.rsqrt(self.k * q + self.eps) ** 3
+
+
+@dataclass(frozen=True)
+class StdEpsScale:
+    r""":math:`h(q) = 1 / (\sqrt{k q} + \epsilon)` (``(x - mean) / (std + eps)``)."""
+
+    eps: float
+    k: float = 1.0
+
+    @property
+    def floor(self) -> float:
+        return self.eps * self.eps / self.k
+
+    def h(self, q: Tensor) -> Tensor:
+        return 1 / (torch.sqrt(self.k * q) + self.eps)
+
+    def dh(self, q: Tensor) -> Tensor:
+        s = torch.sqrt(self.k * q).clamp_min(1e-150)
+        return -0.5 * self.k / (s * (s + self.eps) ** 2)
+
+
+@dataclass(frozen=True)
+class MaxNormScale:
+    r""":math:`h(q) = 1 / \max(\sqrt{k q}, \epsilon)` (``F.normalize``: ``k = n``)."""
+
+    eps: float
+    k: float = 1.0
+
+    @property
+    def floor(self) -> float:
+        return self.eps * self.eps / self.k
+
+    def h(self, q: Tensor) -> Tensor:
+        return 1 / torch.sqrt(self.k * q).clamp_min(self.eps)
+
+    def dh(self, q: Tensor) -> Tensor:
+        s = torch.sqrt(self.k * q)
+        return torch.where(s > self.eps, -0.5 * self.k / s.clamp_min(1e-150) ** 3, torch.zeros_like(s))
+
+
+#: The parts ops play in a normalisation written by hand, by op-table name
+#: (read by :mod:`captum_unified.backend.norm_patterns`).
+PATTERN_ROLES: Mapping[str, str] = MappingProxyType(
+    {
+        **dict.fromkeys(
+            ("Tensor.to", "Tensor.float", "Tensor.double", "Tensor.type_as", "Tensor.contiguous", "Tensor.clone"),
+            "alias",
+        ),
+        "torch.clone": "alias",
+        "Tensor.expand": "expand",
+        "Tensor.expand_as": "expand",
+        "square": "square",
+        "pow": "pow",
+        "mul": "mul",
+        "div": "div",
+        **dict.fromkeys(("torch.mean", "Tensor.mean"), "mean"),
+        **dict.fromkeys(("torch.sum", "Tensor.sum"), "sum"),
+        **dict.fromkeys(("torch.add", "Tensor.add", "Tensor.__add__", "Tensor.__radd__"), "add"),
+        **dict.fromkeys(("torch.sub", "Tensor.sub", "Tensor.__sub__", "torch.subtract", "Tensor.subtract"), "sub"),
+        "var": "var",
+        "norm": "norm2",
+        "clamp_min": "clamp_min",
+        "clamp": "clamp_min",
+        "rsqrt": "rsqrt",
+        "sqrt": "sqrt",
+        "reciprocal": "reciprocal",
+    }
+)
+
+
+def _rms(t: Tensor, dims: tuple[int, ...], eps: float) -> Tensor:
+    """``t * rsqrt(mean(t * t) + eps)`` over ``dims``."""
+    return t * torch.rsqrt((t * t).mean(dims, keepdim=True) + eps)
 
 
 def _norm_apply(rule: Rule) -> bool:
+    if rule.norm not in NORM_POLICIES and rule.norm not in ("decompose", "gradient"):
+        choices = (*NORM_POLICIES, "decompose", "gradient")
+        raise ValueError(f"{type(rule).__name__}.norm is {rule.norm!r}; choose one of {choices}.")
     return rule.norm != "gradient"
 
 
@@ -37,14 +156,14 @@ def _scale(ctx, var_plus_eps: Tensor) -> Tensor:
     return r.detach() if ctx.rule.norm == "constant" else r
 
 
-def normalise(ctx, x: Tensor, dims: tuple[int, ...], eps: float, centre: bool = True) -> Tensor:
-    """``(x - mean) * rsqrt(var + eps)`` over ``dims`` (biased variance).
-    Under ``norm="constant"`` the scale is computed from detached values: a
-    constant, so only the centring and one product with a constant remain."""
+def normalise(
+    ctx, x: Tensor, dims: tuple[int, ...], eps: float, centre: bool = True, name: str = "layer_norm"
+) -> Tensor:
+    """``(x - mean) * rsqrt(var + eps)`` over ``dims`` (biased variance), with
+    the rule's norm policy (see the module docstring)."""
     c = x - x.mean(dims, keepdim=True) if centre else x
-    if ctx.rule.norm == "constant":
-        cd = c.detach()
-        return c * torch.rsqrt((cd * cd).mean(dims, keepdim=True) + eps)
+    if ctx.rule.norm in NORM_POLICIES:
+        return ctx.normalised(name, c, dims, RsqrtScale(eps), lambda t: _rms(t, dims, eps))
     var = (c * c).mean(dims, keepdim=True)
     return c * _scale(ctx, var + eps)
 
@@ -76,7 +195,7 @@ def _layer_norm(ctx, func, args, kwargs, consts):
 
 def _rms_norm(ctx, func, args, kwargs, consts):
     x, dims, weight, _, eps = norm_args(args, kwargs, rms=True)
-    return affine(normalise(ctx, x, dims, eps, centre=False), weight, None)
+    return affine(normalise(ctx, x, dims, eps, centre=False, name="rms_norm"), weight, None)
 
 
 def _channel_affine(y: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
@@ -95,7 +214,7 @@ def _group_norm(ctx, func, args, kwargs, consts):
     eps = float(arg(args, kwargs, 4, "eps", 1e-5))
     n = x.shape[0]
     g = x.reshape(n, groups, -1)
-    y = normalise(ctx, g, (-1,), eps).reshape(x.shape)
+    y = normalise(ctx, g, (-1,), eps, name="group_norm").reshape(x.shape)
     return _channel_affine(y, weight, bias)
 
 
@@ -110,7 +229,7 @@ def _batch_norm(ctx, func, args, kwargs, consts):
     if not training and running_mean is not None and running_var is not None:
         return AS_LINEAR
     dims = (0,) + tuple(range(2, x.dim()))
-    return _channel_affine(normalise(ctx, x, dims, eps), weight, bias)
+    return _channel_affine(normalise(ctx, x, dims, eps, name="batch_norm"), weight, bias)
 
 
 def _instance_norm(ctx, func, args, kwargs, consts):
@@ -122,7 +241,7 @@ def _instance_norm(ctx, func, args, kwargs, consts):
     if not use_input_stats:
         return AS_LINEAR
     dims = tuple(range(2, x.dim()))
-    return _channel_affine(normalise(ctx, x, dims, eps), weight, bias)
+    return _channel_affine(normalise(ctx, x, dims, eps, name="instance_norm"), weight, bias)
 
 
 def _norm_p(ctx, func, args, kwargs, consts):
@@ -222,10 +341,14 @@ def _norm_common(ctx, x, ref_x, dims, eps, centre):
     if not kernels_apply(ctx) or (rule.needs_reference and ref_x is None):
         return NOT_DECOMPOSED
     norm = rule.norm
-    if norm == "constant":  # the scale is a constant (Ali et al. 2022)
+    if norm in NORM_POLICIES:
         c = x - x.mean(dims, keepdim=True) if centre else x
-        cd = c.detach()
-        return c * torch.rsqrt((cd * cd).mean(dims, keepdim=True) + eps)
+        ref = None
+        if ref_x is not None:
+            rc = ref_x - ref_x.mean(dims, keepdim=True) if centre else ref_x
+            ref = (rc, _rms(rc, dims, eps))
+        name = "layer_norm" if centre else "rms_norm"
+        return ctx.normalised(name, c, dims, RsqrtScale(eps), lambda t: _rms(t, dims, eps), ref=ref)
     if norm != "decompose":
         return NOT_DECOMPOSED
     ctx.note_elementwise("rsqrt", torch.rsqrt, x)

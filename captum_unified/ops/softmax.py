@@ -1,11 +1,23 @@
-r"""Softmax, log-softmax and ``logsumexp``, decomposed with a shared shift.
+r"""Softmax, log-softmax and ``logsumexp``.
 
-``softmax(z) = exp(z - c) * reciprocal(sum exp(z - c))``: element-wise
-functions and one product, each with the rule. The shift :math:`c` is a
-constant of the decomposition and must be the same in both passes, so it is
-computed once from both (``constants``: the larger of the two maxima) and the
-input pass recomputes the baseline side itself. The fused kernel computes the
-same in closed form (softmax and log-softmax).
+The rule's ``softmax`` field chooses the decomposition:
+
+* ``"logsumexp"``: :math:`u = z - \mathrm{LSE}(z)` (log-softmax) and
+  :math:`\mathrm{softmax}(z) = \exp(u)`: ``LSE`` with the rule's
+  :meth:`~captum_unified.rules.Rule.lse_weights`
+  (:meth:`~captum_unified.backend.RuleContext.logsumexp`), ``exp`` with its
+  element-wise multiplier. For DeepLIFT both are bounded whatever the logits
+  (:mod:`captum_unified.rules.logsumexp`).
+* ``"shift"``: ``softmax(z) = exp(z - c) * reciprocal(sum exp(z - c))``:
+  element-wise functions and one product, each with the rule. The shift
+  :math:`c` is a constant of the decomposition and must be the same in both
+  passes, so it is computed once from both (``constants``: the larger of the
+  two maxima). Exact in real arithmetic; in floating point its two halves grow
+  like :math:`e^{\text{gap}}` (kept for comparison).
+
+Either way the input pass recomputes the baseline side itself (the rows are
+*paired*), and the fused kernel computes the same in closed form (softmax and
+log-softmax).
 """
 
 from __future__ import annotations
@@ -20,7 +32,7 @@ from captum_unified.ops.calls import arg, functions
 from captum_unified.ops.fused import dense_partners, kernels_apply, multiplier
 from captum_unified.ops.rows import CompositeOp
 from captum_unified.ops.table import NOT_DECOMPOSED
-from captum_unified.rules import Rule
+from captum_unified.rules import OpCall, Rule
 
 __all__ = ["softmax_dim", "softmax_constants", "logsumexp_constants", "fused_softmax", "fused_log_softmax", "ROWS"]
 
@@ -44,8 +56,13 @@ def softmax_constants(args, kwargs, ref_args, ref_kwargs) -> dict[str, Any]:
     return {"shift": shift}
 
 
+SOFTMAX_CHOICES = ("logsumexp", "shift", "gradient")
+
+
 def _softmax_apply(rule: Rule) -> bool:
-    return rule.softmax == "decompose"
+    if rule.softmax not in SOFTMAX_CHOICES:
+        raise ValueError(f"{type(rule).__name__}.softmax is {rule.softmax!r}; choose one of {SOFTMAX_CHOICES}.")
+    return rule.softmax != "gradient"
 
 
 def _cast(x: Tensor, dtype: Any) -> Tensor:
@@ -55,6 +72,8 @@ def _cast(x: Tensor, dtype: Any) -> Tensor:
 def _softmax(ctx, func, args, kwargs, consts):
     x = _cast(args[0], kwargs.get("dtype", args[3] if len(args) > 3 else None))
     dim = softmax_dim(args, kwargs, x)
+    if ctx.rule.softmax != "shift":
+        return torch.exp(x - ctx.logsumexp(x, dim))
     e = torch.exp(x - consts["shift"].to(x.dtype))
     return e * torch.reciprocal(e.sum(dim, keepdim=True))
 
@@ -62,6 +81,8 @@ def _softmax(ctx, func, args, kwargs, consts):
 def _log_softmax(ctx, func, args, kwargs, consts):
     x = _cast(args[0], kwargs.get("dtype", args[3] if len(args) > 3 else None))
     dim = softmax_dim(args, kwargs, x)
+    if ctx.rule.softmax != "shift":
+        return x - ctx.logsumexp(x, dim)
     shifted = x - consts["shift"].to(x.dtype)
     return shifted - torch.log(torch.exp(shifted).sum(dim, keepdim=True))
 
@@ -82,6 +103,12 @@ def _logsumexp(ctx, func, args, kwargs, consts):
     dim = arg(args, kwargs, 1, "dim")
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
     keepdim = bool(arg(args, kwargs, 2, "keepdim", False))
+    if ctx.rule.softmax != "shift":
+        dims = tuple(sorted(d % max(x.dim(), 1) for d in dims))
+        rest = [d for d in range(x.dim()) if d not in dims]
+        flat = x.permute(*rest, *dims).reshape(*(x.shape[d] for d in rest), -1)
+        out = ctx.logsumexp(flat, -1).reshape([1 if d in dims else x.shape[d] for d in range(x.dim())])
+        return out if keepdim else out.squeeze(dims)
     shift = consts["shift"].to(x.dtype)
     out = torch.log(torch.exp(x - shift).sum(dims, keepdim=True)) + shift
     return out if keepdim else out.squeeze(dims)
@@ -147,14 +174,61 @@ class _SoftmaxRule(torch.autograd.Function):
         return g_e * m_e, None, None, None, None, None
 
 
+class _LogSumExpRule(torch.autograd.Function):
+    r"""``u = z - LSE(z)`` (log-softmax) or ``exp(u)`` (softmax) with the
+    rule's :meth:`~captum_unified.rules.Rule.lse_weights` ``m`` at ``LSE`` and
+    its multiplier at ``exp``: backward :math:`g - m \sum g` of ``h = g * g_exp``.
+
+    The output is torch's own ``softmax`` / ``log_softmax`` of ``z`` (what the
+    model computes); the multipliers are computed, kept and applied in float64
+    whatever ``z``'s dtype: in float32, ``z - LSE(z)`` at logits of 1e3 loses
+    the digits of a probability near 1 (``LSE``'s rounding is :math:`10^{-4}`),
+    and ``m`` must satisfy :math:`m \cdot \Delta z = \Delta\mathrm{LSE}` to
+    far better than :math:`\epsilon |\Delta z|`."""
+
+    @staticmethod
+    def forward(ctx, z, ref_z, dim, rule, log):
+        name = "log_softmax" if log else "softmax"
+        m = rule.lse_weights(OpCall(name), z, ref_z, dim).double()
+        ctx.save_for_backward(m)
+        ctx.log, ctx.dim = log, dim
+        if log:
+            return torch.log_softmax(z, dim)
+        # exp's multiplier at u = z - LSE(z) (float64), its outputs the model's own softmax (what
+        # completeness is measured against); a batch-1 baseline keeps its size
+        y = torch.softmax(z, dim)
+        z64 = z.double()
+        u = z64 - torch.logsumexp(z64, dim, keepdim=True)
+        ru = ref_y = None
+        if ref_z is not None:
+            r64 = ref_z.double()
+            ru, ref_y = r64 - torch.logsumexp(r64, dim, keepdim=True), torch.softmax(ref_z, dim).double()
+        ctx.g_exp = multiplier(rule, "exp", torch.exp, _exp_d, u, y.double(), ru, ref_y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        dim = ctx.dim
+        (m,) = ctx.saved_tensors
+        h = g.double() if ctx.log else g.double() * ctx.g_exp
+        return (h - m * h.sum(dim, keepdim=True)).to(g.dtype), None, None, None, None
+
+
 def _softmax_common(ctx, func, args, kwargs, ref_args, ref_kwargs, log: bool):
-    if not kernels_apply(ctx) or ref_args is None:
-        return NOT_DECOMPOSED
     rule = ctx.rule
+    if not kernels_apply(ctx) or (ref_args is None and rule.needs_reference):
+        return NOT_DECOMPOSED
     dtype = kwargs.get("dtype", args[3] if len(args) > 3 else None)
     z = args[0] if dtype is None else args[0].to(dtype)
-    rz = ref_args[0] if dtype is None else ref_args[0].to(dtype)
+    rz = None if ref_args is None else (ref_args[0] if dtype is None else ref_args[0].to(dtype))
     dim = softmax_dim(args, kwargs, z)
+    if rule.softmax != "shift":
+        ctx.note_elementwise("exp", torch.exp, z)
+        if not (torch.is_grad_enabled() and z.requires_grad):
+            return func(*args, **kwargs)
+        return _LogSumExpRule.apply(z, rz, dim, rule, log)
+    if rz is None:
+        return NOT_DECOMPOSED
     shift = softmax_constants((z,) + tuple(args[1:]), kwargs, (rz.expand(z.shape),), ref_kwargs)["shift"]
     ctx.note_elementwise("exp", torch.exp, z)
     ctx.note_elementwise("log" if log else "reciprocal", torch.log if log else torch.reciprocal, z)
@@ -177,7 +251,7 @@ def fused_log_softmax(ctx, func, args, kwargs, ref_args, ref_kwargs):
 
 T, TT, FF, SP = torch, torch.Tensor, F, torch.special
 
-#: softmax, log-softmax and logsumexp (decomposed when the rule's ``softmax`` is ``"decompose"``).
+#: softmax, log-softmax and logsumexp (decomposed unless the rule's ``softmax`` is ``"gradient"``).
 ROWS: tuple[CompositeOp, ...] = (
     CompositeOp(
         "softmax",

@@ -6,9 +6,10 @@ A rule decides, for one attribution call,
   (:meth:`Rule.multiplier`, Ancona et al. 2018, Eq. 5);
 * how a product of two input-dependent values is differentiated
   (:meth:`Rule.product_factors`, the *product policy*);
-* whether max-pooling / max, normalisation and softmax keep their ordinary
-  gradient or are decomposed (the ``maxima``, ``norm`` and ``softmax``
-  fields).
+* what max-pooling / max, normalisation and softmax backpropagate (the
+  ``maxima``, ``norm`` and ``softmax`` fields; :meth:`Rule.norm_backward`,
+  the *norm policy*, and :meth:`Rule.lse_weights`, the multiplier of
+  ``logsumexp`` inside softmax and log-softmax).
 
 Every other op keeps its ordinary gradient (linear ops) or is decomposed into
 these (composite ops); see :mod:`captum_unified.ops`. The backend calls a
@@ -23,6 +24,8 @@ from collections.abc import Callable
 
 from torch import Tensor
 
+from captum_unified.rules.logsumexp import lse_gradient
+from captum_unified.rules.norms import NORM_POLICIES, Backward, NormFamily
 from captum_unified.rules.opcall import OpCall, derivative
 from captum_unified.rules.products import PRODUCT_POLICIES
 
@@ -66,11 +69,17 @@ class Rule:
         maxima (str): max and max-pooling: ``"deeplift"`` (DeepLIFT's max
             rule; needs the reference pass), ``"tree"`` (decomposed into
             :math:`b + \mathrm{relu}(a - b)`) or ``"gradient"``.
-        norm (str): LayerNorm / GroupNorm / batch statistics: ``"decompose"``,
-            ``"constant"`` (the scale :math:`1/\sigma` held constant) or
-            ``"gradient"``.
-        softmax (str): softmax / log-softmax / logsumexp: ``"decompose"`` or
-            ``"gradient"``.
+        norm (str): LayerNorm / RMSNorm / GroupNorm / batch statistics and
+            the same written by hand: a key of
+            :data:`~captum_unified.rules.norms.NORM_POLICIES` (``"constant"``:
+            the scale :math:`1/\sigma` held constant; ``"secant"``,
+            ``"integrated"``: exact and bounded), ``"decompose"`` (the Shapley
+            split of ``c * rsqrt(mean(c * c) + eps)``) or ``"gradient"``.
+        softmax (str): softmax / log-softmax / logsumexp: ``"logsumexp"``
+            (:math:`\exp(z - \mathrm{LSE}(z))` with :meth:`lse_weights` at
+            ``LSE`` and the rule's multiplier at ``exp``), ``"shift"`` (the
+            Shapley split of ``exp(z - c) * reciprocal(sum exp(z - c))`` with a
+            shift ``c`` shared by both passes) or ``"gradient"``.
 
     A subclass's :meth:`multiplier` must accept the ``op`` keyword argument
     (checked when the class is created).
@@ -149,6 +158,57 @@ class Rule:
                 f"Unknown product policy {self.products!r}; choose one of {sorted(PRODUCT_POLICIES)}."
             ) from None
         return policy(op, a, b, ref_a, ref_b)
+
+    def lse_weights(self, op: OpCall, z: Tensor, ref_z: Tensor | None, dim: int) -> Tensor:
+        r"""The multiplier ``m`` of :math:`\mathrm{LSE}(z)` along ``dim`` (same
+        shape as ``z``): the backward pass of ``LSE`` is :math:`m\,g`, that of
+        log-softmax :math:`g - m \sum g`. Default: the ordinary gradient,
+        ``softmax(z)`` (:mod:`captum_unified.rules.logsumexp`).
+
+        Args:
+            op (OpCall): the op (``"softmax"``, ``"log_softmax"``, ``"logsumexp"``).
+            z (Tensor): its logits in the input pass.
+            ref_z (Tensor, optional): the logits in the baseline pass (only if
+                ``needs_reference``).
+            dim (int): the reduced dimension.
+        """
+        return lse_gradient(z, dim)
+
+    def norm_backward(
+        self,
+        op: OpCall,
+        c: Tensor,
+        ref_c: Tensor | None,
+        y: Tensor,
+        ref_y: Tensor | None,
+        dims: tuple[int, ...],
+        family: NormFamily,
+    ) -> Backward:
+        r"""The norm policy for :math:`y = c\,h(q(c))` over ``dims``: a map
+        :math:`g \mapsto M^\top g` (see :mod:`captum_unified.rules.norms`).
+        The default looks up ``self.norm`` in
+        :data:`~captum_unified.rules.norms.NORM_POLICIES`.
+
+        Args:
+            op (OpCall): the normalisation (``"layer_norm"``, ``"rms_norm"``, ...).
+            c (Tensor): its (centred) input in the input pass.
+            ref_c (Tensor, optional): the same in the baseline pass (only if
+                ``needs_reference``; batch 1 when the baseline is shared).
+            y (Tensor): :math:`c\,h(q(c))` as the model computed it.
+            ref_y (Tensor, optional): the same in the baseline pass.
+            dims (tuple of int): the normalised dimensions.
+            family: the scale :math:`h` (``h(q)``, ``dh(q)``, ``floor``).
+        """
+        try:
+            policy = NORM_POLICIES[self.norm]
+        except KeyError:
+            raise ValueError(f"Unknown norm policy {self.norm!r}; choose one of {sorted(NORM_POLICIES)}.") from None
+        if policy is not NORM_POLICIES["constant"] and (ref_c is None or ref_y is None):
+            raise RuntimeError(
+                f"The {self.norm!r} norm policy needs the baseline pass (a rule with needs_reference); "
+                "use norm='constant' for a rule without one."
+            )
+        return policy(c, ref_c, y, ref_y, dims, family)
 
     def product_warning(self, op: OpCall) -> str | None:
         """A warning for products met in a call, or ``None`` (default)."""

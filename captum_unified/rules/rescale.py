@@ -8,11 +8,14 @@ import torch
 from torch import Tensor
 
 from captum_unified.rules.base import Rule
+from captum_unified.rules.logsumexp import lse_simplex
 from captum_unified.rules.opcall import OpCall
 
 __all__ = ["RescaleRule", "rescale_multiplier"]
 
 _PRODUCTS = ("shapley", "gradient")
+_NORMS = ("secant", "integrated", "decompose", "gradient")
+_SOFTMAX = ("logsumexp", "shift", "gradient")
 
 
 class RescaleRule(Rule):
@@ -32,7 +35,17 @@ class RescaleRule(Rule):
     and LayerNorm, softmax, LSTM/GRU/RNN and attention are decomposed into
     those, so the attributions sum *exactly* to
     :math:`S_c(x) - S_c(\bar x)` on any network of linear ops, element-wise
-    functions, products, quotients and max.
+    functions, products, quotients, max, normalisations and softmax.
+
+    Exact is not enough: the splits must stay bounded in floating point when
+    input and baseline are far apart (trained attention, baselines far from
+    the input, a norm whose baseline row has zero variance). Softmax and
+    log-softmax are therefore written as :math:`\exp(z - \mathrm{LSE}(z))`
+    with a multiplier in the simplex at ``LSE`` (``softmax="logsumexp"``,
+    :func:`~captum_unified.rules.logsumexp.lse_simplex`) and normalisations
+    use the secant norm policy (``norm="secant"``,
+    :func:`~captum_unified.rules.norms.secant_norm`): every multiplier is
+    bounded by the op's own derivatives, whatever the gap between the passes.
 
     ``products="gradient"`` is Ancona et al.'s original modified chain rule:
     products keep the ordinary product rule and DeepLIFT loses completeness
@@ -47,20 +60,54 @@ class RescaleRule(Rule):
             (complete; :math:`b + \mathrm{relu}(a - b)`, depends on
             the order of the candidates) or ``"gradient"`` (max-pooling keeps
             its gradient, Ancona et al. Appendix A.2; not complete).
+        norm (str): ``"secant"`` (default; exact and bounded),
+            ``"integrated"`` (the op's path-averaged Jacobian: exact, bounded
+            per op, but compounding over norms whose baselines are all at the
+            singular point), ``"decompose"`` (the Shapley split of the
+            decomposition: exact in real arithmetic, unbounded) or
+            ``"gradient"`` (not complete).
+        softmax (str): ``"logsumexp"`` (default; exact and bounded),
+            ``"shift"`` (the Shapley split of ``exp(z - c) / sum exp(z - c)``:
+            exact in real arithmetic, unbounded) or ``"gradient"`` (not complete).
+        softmax_nodes (int): Gauss-Legendre nodes of the path-averaged
+            softmax inside :func:`~captum_unified.rules.logsumexp.lse_simplex`
+            (default 4).
     """
 
     needs_reference = True
-    norm = "decompose"
-    softmax = "decompose"
+    norm = "secant"
+    softmax = "logsumexp"
 
-    def __init__(self, eps: float = 1e-10, products: str = "shapley", maxima: str = "deeplift") -> None:
+    def __init__(
+        self,
+        eps: float = 1e-10,
+        products: str = "shapley",
+        maxima: str = "deeplift",
+        norm: str = "secant",
+        softmax: str = "logsumexp",
+        softmax_nodes: int = 4,
+    ) -> None:
         if products not in _PRODUCTS:
             raise ValueError(f"products must be one of {_PRODUCTS}, got {products!r}.")
         if maxima not in ("deeplift", "tree", "gradient"):
             raise ValueError(f"maxima must be 'deeplift', 'tree' or 'gradient', got {maxima!r}.")
+        if norm not in _NORMS:
+            raise ValueError(f"norm must be one of {_NORMS}, got {norm!r}.")
+        if softmax not in _SOFTMAX:
+            raise ValueError(f"softmax must be one of {_SOFTMAX}, got {softmax!r}.")
+        if int(softmax_nodes) < 1:
+            raise ValueError(f"softmax_nodes must be >= 1, got {softmax_nodes!r}.")
         self.eps = float(eps)
         self.products = products
         self.maxima = maxima
+        self.norm = norm
+        self.softmax = softmax
+        self.softmax_nodes = int(softmax_nodes)
+
+    def lse_weights(self, op: OpCall, z: Tensor, ref_z: Tensor | None, dim: int) -> Tensor:
+        if ref_z is None:
+            raise RuntimeError("RescaleRule needs the reference pass (ref_z).")
+        return lse_simplex(z, ref_z, dim, self.softmax_nodes)
 
     def product_warning(self, op: OpCall):
         if self.products != "gradient":

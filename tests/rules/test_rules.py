@@ -15,6 +15,7 @@ from conftest import DTYPE, assert_close, make_mlp, randn
 import captum_unified as cu
 import captum_unified.ops.fused
 from captum_unified.rules import PRODUCT_POLICIES, RULES, EpsilonLRPRule, GradientRule, OpCall, RescaleRule, Rule
+from captum_unified.rules.norms import NORM_POLICIES
 from captum_unified.rules.products import gate_products, gradient_products, shapley_products, uniform_products
 
 FUNCTIONS = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "softplus": F.softplus}
@@ -230,8 +231,8 @@ def test_registered_rule_contract(name):
     rule = cls()  # a registered rule has defaults for every argument
     assert rule.products in PRODUCT_POLICIES
     assert rule.maxima in ("gradient", "tree", "deeplift")
-    assert rule.norm in ("gradient", "constant", "decompose")
-    assert rule.softmax in ("gradient", "decompose")
+    assert rule.norm in ("gradient", "decompose", *NORM_POLICIES)
+    assert rule.softmax in ("gradient", "shift", "logsumexp")
     assert isinstance(rule.eps, float) and rule.eps >= 0
     assert rule.maxima != "deeplift" or rule.needs_reference, "DeepLIFT's max rule needs the baseline pass"
     assert cls.__doc__ and repr(rule).startswith(cls.__name__)

@@ -26,11 +26,17 @@ class DeepLiftRescale(ModifiedGradient):
 
     Beyond element-wise functions: products of two input-dependent
     values (LSTM gates, attention) use the two-player Shapley split, max and
-    max-pooling use DeepLIFT's max rule (as Captum's ``DeepLift``), and LayerNorm,
-    softmax, ``nn.LSTM`` / ``GRU`` / ``RNN`` and ``scaled_dot_product_attention``
-    are decomposed into those. The attributions then sum *exactly* to
-    :math:`S_c(x) - S_c(\bar x)` (completeness) on CNNs with max-pooling,
-    residual networks, recurrent networks and transformers.
+    max-pooling use DeepLIFT's max rule (as Captum's ``DeepLift``), softmax and
+    log-softmax are :math:`\exp(z - \mathrm{LSE}(z))` with a multiplier in the
+    simplex at ``LSE``, normalisations (``F.layer_norm`` and the like, also
+    written by hand) use the secant norm policy, and ``nn.LSTM`` / ``GRU`` /
+    ``RNN`` and ``scaled_dot_product_attention`` are decomposed into those. The
+    attributions then sum *exactly* to :math:`S_c(x) - S_c(\bar x)`
+    (completeness) on CNNs with max-pooling, residual networks, recurrent
+    networks and transformers, and every multiplier stays bounded by the op's
+    own derivatives whatever the distance between input and baseline (trained
+    attention, baselines far from the input, norms whose baseline row has zero
+    variance): see :class:`~captum_unified.rules.RescaleRule`.
     ``products="gradient"`` gives Ancona et al.'s original rule (ordinary
     product rule; not complete through products, with a warning).
 
@@ -48,6 +54,8 @@ class DeepLiftRescale(ModifiedGradient):
         products: str = "shapley",
         maxima: str = "deeplift",
         op_table: OpTable | None = None,
+        norm: str = "secant",
+        softmax: str = "logsumexp",
     ) -> None:
         r"""
         Args:
@@ -62,10 +70,18 @@ class DeepLiftRescale(ModifiedGradient):
                 complete, as Captum), ``"tree"`` (complete) or ``"gradient"``
                 (max-pooling keeps its gradient).
             op_table (OpTable, optional): how the backend classifies ops.
+            norm (str, optional): ``"secant"`` (default: exact and bounded),
+                ``"integrated"`` (the op's path-averaged Jacobian), ``"decompose"``
+                (the Shapley split of the decomposition: unbounded where a
+                baseline row has variance about 0) or ``"gradient"``.
+            softmax (str, optional): ``"logsumexp"`` (default: exact and
+                bounded), ``"shift"`` (the Shapley split of ``exp(z - c) *
+                reciprocal(sum exp(z - c))``: unbounded once the passes' logits
+                are far apart) or ``"gradient"``.
         """
         super().__init__(
             forward_func,
-            RescaleRule(eps, products=products, maxima=maxima),
+            RescaleRule(eps, products=products, maxima=maxima, norm=norm, softmax=softmax),
             multiply_by_inputs=multiply_by_inputs,
             op_table=op_table,
         )

@@ -1,0 +1,114 @@
+r"""What a rule backpropagates through :math:`\mathrm{LSE}(z) = \log\sum_k e^{z_k}`,
+the piece of softmax and log-softmax that couples a row.
+
+Softmax and log-softmax are written as :math:`u = z - \mathrm{LSE}(z)` (the
+log-softmax; :math:`u \le 0` in both passes) and :math:`\mathrm{softmax}(z) =
+e^u`. The rule's element-wise multiplier handles :math:`e^u` (for Rescale the
+secant of :math:`\exp` on :math:`u \le 0`, which lies in :math:`[0, 1]`), and
+:meth:`~captum_unified.rules.Rule.lse_weights` gives the multiplier ``m`` of
+``LSE``: the backward pass of :math:`u` is :math:`g - m \sum_k g_k`.
+
+* The ordinary gradient of ``LSE`` is :math:`m = \mathrm{softmax}(z)`
+  (:func:`lse_gradient`).
+* DeepLIFT needs :math:`m \cdot \Delta z = \Delta \mathrm{LSE}` exactly.
+  ``LSE`` is shift-equivariant and monotone, so :math:`\Delta\mathrm{LSE}`
+  lies between :math:`\min_k \Delta z_k` and :math:`\max_k \Delta z_k`, and
+  such an ``m`` exists in the simplex (entries in :math:`[0, 1]`, summing to
+  1: bounded whatever the logits). :func:`lse_simplex` takes the
+  path-averaged gradient :math:`p = \int_0^1 \mathrm{softmax}(\bar z + t\,\Delta z)\,dt`
+  (Gauss-Legendre nodes) and tilts it towards the coordinate of the largest
+  (or smallest) :math:`\Delta z` just enough to make it exact:
+  :math:`m = (1 - \lambda) p + \lambda e_k`, :math:`\lambda =
+  (\Delta\mathrm{LSE} - p\cdot\Delta z) / (\Delta z_k - p\cdot\Delta z)`.
+
+The Shapley split of ``exp(z - c) * reciprocal(sum exp(z - c))`` is exact in
+real arithmetic, but its two halves grow like :math:`e^{\text{gap}}`, gap being
+how far a row's largest logit moves between input and baseline: in floating
+point it breaks down (NaN or completeness off by many orders of magnitude)
+once a model has learned something. The rule here never multiplies by more
+than 1 at ``exp`` and by weights in the simplex at ``LSE``.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["lse_gradient", "lse_simplex", "gauss_legendre"]
+
+
+@lru_cache(maxsize=32)
+def gauss_legendre(k: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Nodes and weights of the ``k``-point Gauss-Legendre rule on ``[0, 1]``."""
+    x, w = np.polynomial.legendre.leggauss(int(k))
+    return tuple(float(v) for v in (x + 1) / 2), tuple(float(v) for v in w / 2)
+
+
+def lse_gradient(z: Tensor, dim: int) -> Tensor:
+    """The ordinary gradient of ``LSE`` along ``dim``: ``softmax(z)``."""
+    return torch.softmax(z, dim)
+
+
+def _any_inf(t: Tensor) -> bool:
+    return t.numel() > 0 and not bool(torch.isfinite(t.amax() + t.amin()))
+
+
+def lse_simplex(z: Tensor, ref_z: Tensor, dim: int, nodes: int = 4) -> Tensor:
+    r"""The simplex multiplier ``m`` of ``LSE`` along ``dim`` with
+    :math:`\sum_k m_k (z_k - \bar z_k) = \mathrm{LSE}(z) - \mathrm{LSE}(\bar z)`.
+
+    The path average ``p`` is only a starting point (the tilt makes ``m``
+    exact whatever ``p`` is), so it is computed in ``z``'s dtype; the change
+    of ``LSE``, the tilt and so ``m`` in float64. A baseline with a batch of
+    one (broadcast) keeps its own ``LSE`` at that size.
+
+    Args:
+        z (Tensor): the logits of the input pass.
+        ref_z (Tensor): the logits of the baseline pass (broadcastable to ``z``).
+        dim (int): the softmax dimension.
+        nodes (int): Gauss-Legendre nodes of the path average (default 4).
+
+    Returns:
+        ``m`` of ``z``'s shape, float64: entries in :math:`[0, 1]` summing to 1
+        along ``dim``. Entries that are :math:`-\infty` in both passes (masked
+        logits) get 0.
+    """
+    has_inf = _any_inf(z) or _any_inf(ref_z)
+    ref_lse = torch.logsumexp(ref_z.double(), dim, keepdim=True)  # at the baseline's own (batch-1) size
+    ref_full = ref_z.expand_as(z)
+    masked = (torch.isneginf(z) & torch.isneginf(ref_full)) if has_inf else None
+    dz = z - ref_full
+    if masked is not None:
+        dz = torch.where(masked, torch.zeros_like(dz), dz)
+    t, w = gauss_legendre(nodes)
+    p = torch.zeros_like(z)
+    for tk, wk in zip(t, w):
+        p.add_(torch.softmax(torch.add(ref_full, dz, alpha=tk), dim), alpha=wk)
+    if has_inf:
+        p.nan_to_num_(0.0)  # rows masked whole in both passes
+    dz64 = z.double() - ref_full.double()
+    if masked is not None:
+        dz64 = torch.where(masked, torch.zeros_like(dz64), dz64)
+    p64 = p.double()
+    p64.div_(p64.sum(dim, keepdim=True).clamp_min_(1e-300))  # a simplex vector in float64
+    d_lse = torch.logsumexp(z.double(), dim, keepdim=True) - ref_lse
+    if has_inf:
+        d_lse = torch.nan_to_num(d_lse, nan=0.0, posinf=0.0, neginf=0.0)  # whole row masked in both passes
+    pd = (p64 * dz64).sum(dim, keepdim=True)
+    residual = d_lse - pd
+    if masked is not None:
+        hi = torch.where(masked, torch.full_like(dz, -math.inf), dz).argmax(dim, keepdim=True)
+        lo = torch.where(masked, torch.full_like(dz, math.inf), dz).argmin(dim, keepdim=True)
+    else:
+        hi, lo = dz.argmax(dim, keepdim=True), dz.argmin(dim, keepdim=True)
+    k = torch.where(residual > 0, hi, lo)
+    denom = dz64.gather(dim, k) - pd
+    # a denominator at the rounding of dz (all dz about equal: a shift) needs no tilt (p is exact there)
+    noise = 64 * torch.finfo(torch.float64).eps * dz.abs().amax(dim, keepdim=True).double()
+    tilt = denom.abs() > noise
+    lam = (residual / torch.where(tilt, denom, torch.ones_like(denom))).mul_(tilt).clamp_(0.0, 1.0)
+    return p64.mul_(1 - lam).scatter_add_(dim, k, lam)
