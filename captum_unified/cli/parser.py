@@ -302,7 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--target",
         choices=list(TARGETS),
         default=None,
-        help=_help("; ".join(f"{k}: {v}" for k, v in TARGETS.items()) + " (default: each paper's own, ancona true, deng predicted)"),
+        help=_help(
+            "; ".join(f"{k}: {v}" for k, v in TARGETS.items())
+            + " (default: each paper's own, ancona true, deng predicted)"
+        ),
     )
     p.add_argument(
         "--recipe",

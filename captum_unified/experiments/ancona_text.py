@@ -41,7 +41,7 @@ from captum_unified.metrics import default_n_list, pearson, sensitivity_n
 try:  # the sentiment task (issues 17/18); until it is in the package there is no text panel
     from captum_unified.text import SENTIMENT_SIZES, load_or_train_sentiment
 except ImportError:  # pragma: no cover - depends on the checkout
-    SENTIMENT_SIZES, load_or_train_sentiment = {}, None
+    SENTIMENT_SIZES, load_or_train_sentiment = {}, None  # type: ignore[assignment]
 
 __all__ = ["MODEL", "TextPanel", "text_panel", "WordEmbeddingClassifier"]
 
@@ -111,7 +111,7 @@ def text_panel(cfg: ExperimentConfig, size: str = "full", warned: dict | None = 
     n = min(cfg.samples, len(idx_full))
     pick = idx_full[torch.as_tensor(stratified_sample(labels_full, n, cfg.seed))]
     ids, target = test.input_ids[pick], test.labels[pick]
-    table = model.get_input_embeddings().weight.detach()
+    table = model.get_input_embeddings().weight.detach()  # type: ignore[operator]
     words = table[ids[:, 1:]].clone()  # (B, L, D)
     f = WordEmbeddingClassifier(model, table[ids[0, 0]]).eval()
     n_words, dim = words.shape[1], words.shape[2]

@@ -82,8 +82,8 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
 TRAINED_ACCURACY = 0.8
 #: ... a conclusion needs at least this many explained samples ...
 MIN_SAMPLES = 50
-#: ... and a correlation is called significant below this two-sided p-value.
-ALPHA = 0.05
+#: ... and a correlation is called significant below the two-sided p-value
+#: :data:`captum_unified.experiments.significance.ALPHA` (imported above).
 #: Random orderings drawn by the permutation tests when there are too many to enumerate.
 PERMUTATIONS = 20000
 #: Layer names of ``deng_dl_layers.csv``'s averages: over the layers a nonlinearity
@@ -106,7 +106,9 @@ def _orderings(n: int, count: int, rng: np.random.Generator) -> np.ndarray:
     return np.argsort(rng.random((count, n)), axis=1)
 
 
-def spearman_test(x: Sequence[float], y: Sequence[float], permutations: int = PERMUTATIONS, seed: int = 0) -> tuple:
+def spearman_test(
+    x: Sequence[float], y: Sequence[float], permutations: int = PERMUTATIONS, seed: int = 0
+) -> tuple[float, float]:
     """Spearman's rho of ``x`` and ``y`` and its two-sided permutation p-value:
     the share of the orderings of ``y`` whose rho is at least as far from 0 as
     the observed one. Every ordering is counted when there are at most
@@ -576,7 +578,9 @@ def deng_eg_sentences(rows: list[dict]) -> list[str]:
             f"sum to {_g(eg['sum_share'], '.2f')} of the output change to the black image (IG "
             f"{_g(ig['sum_share'], '.2f')})."
         )
-        same, lower, higher = [], [], []
+        same: list[str] = []
+        lower: list[str] = []
+        higher: list[str] = []
         for k, r in variants.items():
             c = _clearly(r, eg, "scaled")
             (same if c == 0 else lower if c < 0 else higher).append(f"{k} {_g(r['infidelity_scaled'])}")
@@ -1281,8 +1285,8 @@ def ablation_sentences(rows: list[dict]) -> list[str]:
             if not _within2(v, paper) and below and above:
                 lo, hi = max(below), min(above)
                 text += (
-                    f"; the paper's value lies between {lo[1]} ({_g(lo[0])}) and {hi[1]} ({_g(hi[0])}): no setting tried "
-                    "reaches it, an untried one between those two might."
+                    f"; the paper's value lies between {lo[1]} ({_g(lo[0])}) and {hi[1]} ({_g(hi[0])}): "
+                    "no setting tried reaches it, an untried one between those two might."
                 )
             elif not _within2(v, paper):
                 text += f"; every trained setting is {'below' if not above else 'above'} the paper's value."

@@ -35,6 +35,7 @@ def test_load_mnist_deterministic_and_seeded(mnist_small):
     assert a.shape == (200, 1, 28, 28) and c.shape == (50, 1, 28, 28)
     assert set(b.tolist()) == set(range(10))
 
+
 @pytest.mark.parametrize("n", [300, 200, 600, 123])
 def test_load_mnist_subset_is_stratified(n):
     """``n`` training and ``n // 4`` test digits: every class its share, rounded
@@ -53,7 +54,6 @@ def test_load_mnist_subset_is_stratified(n):
         xtr = data.load_mnist(n=n, seed=0)[0][0]
         assert torch.equal(ytr, torch.as_tensor(y[former], dtype=torch.int64))
         assert torch.equal(xtr.flatten(1), torch.as_tensor(data._scale(X[former], 255.0, (-1.0, 1.0))))
-
 
 
 def test_train_test_disjoint():
