@@ -1,31 +1,22 @@
 r"""Normalisations written by hand, recognised among the ops a model calls.
 
-Hugging Face's ``LlamaRMSNorm`` and ``T5LayerNorm``, and many models' own
-norms, normalise with plain tensor ops::
-
-    variance = hidden.to(torch.float32).pow(2).mean(-1, keepdim=True)
-    hidden = hidden * torch.rsqrt(variance + eps)
-
-Op by op, that is a product of ``hidden`` and a function of ``hidden``; the
-Shapley split of that product is exact but unbounded when the baseline's
-variance is about 0 (``rsqrt(eps)`` multiplies a difference). The
-:class:`NormPatterns` tracker follows, during one pass, what each tensor is
-in terms of another (an alias through casts and views that keep the shape;
-its square; their mean over some dimensions; that plus a constant; its
-``rsqrt``, ``sqrt``, reciprocal; a centred copy ``x - x.mean(dims)``;
-``var`` / ``std`` / ``norm`` of a tensor) and recognises the final
-``c * h(q(c))`` or ``c / d(q(c))``: the dispatcher then computes it with the
-rule's norm policy (:meth:`~captum_unified.backend.RuleContext.normalised`),
-as for ``F.layer_norm``. Which op plays which part comes from the op table's
-names (:data:`~captum_unified.ops.norms.PATTERN_ROLES`); what is recognised
-depends only on the model's code, so both passes recognise the same ops.
-
-Recognised: ``c * rsqrt(m + eps)``, ``c * (m + eps) ** -0.5``,
-``c / sqrt(m + eps)``, ``c / (sqrt(m) + eps)``, ``c / (std + eps)``,
-``c / norm(c).clamp_min(eps)`` (``F.normalize``), and their reciprocal forms,
-where ``m`` is ``mean(c ** 2)`` (``c * c``, ``c.square()``, ``c.pow(2)``),
-``sum(c ** 2)`` (possibly scaled by a constant), or ``var(x)`` with ``c = x -
-x.mean(dims)``, always over the same dimensions with ``keepdim=True``.
+``LlamaRMSNorm``, ``T5LayerNorm`` and many models' own norms compute
+``hidden * torch.rsqrt(hidden.pow(2).mean(-1, keepdim=True) + eps)`` with
+plain ops: a product whose Shapley split is exact but unbounded when the
+baseline's variance is about 0. :class:`NormPatterns` follows, during one pass,
+what each tensor is in terms of another (aliases through casts and views; its
+square; their mean or sum over some dimensions; plus a constant; ``rsqrt``,
+``sqrt``, reciprocal; a centred copy ``x - x.mean(dims)``; ``var`` / ``std`` /
+``norm``) and recognises the final ``c * h(q(c))`` or ``c / d(q(c))``, which
+the dispatcher then computes with the rule's norm policy
+(:meth:`~captum_unified.backend.RuleContext.normalised`), as for
+``F.layer_norm``. Which op plays which part comes from the op table
+(:data:`~captum_unified.ops.norms.PATTERN_ROLES`); what is recognised depends
+only on the model's code, so both passes recognise the same ops. Recognised:
+``c * rsqrt(m + eps)``, ``c * (m + eps) ** -0.5``, ``c / sqrt(m + eps)``,
+``c / (sqrt(m) + eps)``, ``c / (std + eps)``, ``c / norm(c).clamp_min(eps)``,
+reciprocal forms; ``m``: ``mean(c ** 2)``, scaled ``sum(c ** 2)`` or ``var(x)``
+with ``c = x - x.mean(dims)``, over the same dims with ``keepdim=True``.
 """
 
 from __future__ import annotations
@@ -33,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partialmethod
 from typing import Any
 
 from torch import Tensor
@@ -166,12 +158,12 @@ class NormPatterns:
             if own is None or own[0] in ("alias", "centred", "self"):
                 self._tag(result, ("scaled", c, w))  # a constant times c: w * c / sqrt(var + eps)
                 return
-        s = _scalar(b)
+        self._rescaled(a0, result, _scalar(b))
+
+    def _rescaled(self, a0, result, s: float | None) -> None:  # a mean square (or its root) times s > 0
         tag = self._get(a0)
-        if s is not None and s > 0 and tag is not None and tag[0] == "ms":
-            self._tag(result, ("ms", tag[1], tag[2], tag[3] * s))
-        elif s is not None and s > 0 and tag is not None and tag[0] == "sqrtms":
-            self._tag(result, ("sqrtms", tag[1], tag[2], tag[3] * s * s))
+        if s is not None and s > 0 and tag is not None and tag[0] in ("ms", "sqrtms"):
+            self._tag(result, (tag[0], tag[1], tag[2], tag[3] * (s if tag[0] == "ms" else s * s)))
 
     def _div(self, func, a0, args, kwargs, result):
         name = getattr(func, "__name__", "")
@@ -180,11 +172,7 @@ class NormPatterns:
                 self._reciprocal(func, a0, args, kwargs, result)
             return
         s = _scalar(arg(args, kwargs, 1, "other"))
-        tag = self._get(a0)
-        if s is not None and s > 0 and tag is not None and tag[0] == "ms":
-            self._tag(result, ("ms", tag[1], tag[2], tag[3] / s))
-        elif s is not None and s > 0 and tag is not None and tag[0] == "sqrtms":
-            self._tag(result, ("sqrtms", tag[1], tag[2], tag[3] / (s * s)))
+        self._rescaled(a0, result, 1.0 / s if s is not None and s > 0 else None)
 
     def _reduce(self, func, a0, args, kwargs, result, mean: bool):
         dims = _dims(arg(args, kwargs, 1, "dim"), a0.dim())
@@ -197,11 +185,8 @@ class NormPatterns:
         elif mean and self.tainted(a0):
             self._tag(result, ("mean", self.key(a0), dims))
 
-    def _mean(self, func, a0, args, kwargs, result):
-        self._reduce(func, a0, args, kwargs, result, mean=True)
-
-    def _sum(self, func, a0, args, kwargs, result):
-        self._reduce(func, a0, args, kwargs, result, mean=False)
+    _mean = partialmethod(_reduce, mean=True)
+    _sum = partialmethod(_reduce, mean=False)
 
     def _sub(self, func, a0, args, kwargs, result):
         m = self._get(arg(args, kwargs, 1, "other"))

@@ -71,4 +71,6 @@ def test_the_pages_code_runs_and_its_claims_hold():
     # canonized: conserved against the model's own logit; LLaMA's shipped logit differs by its float32 norms
     assert errors["GPT-2 canonized"][0] < 1e-10 and errors["LLaMA canonized"][0] < 1e-6, errors
     assert errors["GPT-2 canonized"][1] < 1e-10 and errors["LLaMA canonized"][1] < 1e-10, errors
-    assert errors["GPT-2 as shipped"][1] > 1e-3 and errors["LLaMA as shipped"][1] > 1e-4, errors
+    # GPT-2's GELU written with tanh needs the map; LLaMA's hand-written RMSNorm the backend recognises
+    # (backend/norm_patterns.py): conserved to its own float32 rounding as shipped
+    assert errors["GPT-2 as shipped"][1] > 1e-3 and errors["LLaMA as shipped"][1] < 1e-6, errors
