@@ -63,8 +63,15 @@ def dispatch(ctx: RuleContext, func: Callable, args: tuple, kwargs: dict) -> Any
         return _dispatch(ctx, func, args, kwargs)
     result = _dispatch(ctx, func, args, kwargs)  # a diagnostic run: watch for NaN / inf
     if ctx.taints.any_tainted(args) or (kwargs and ctx.taints.any_tainted(kwargs.values())):
-        ctx.finite.after(op_name(func), args, kwargs, result)
+        ctx.finite.after(op_name(func), args, kwargs, result, lambda: _untouched(ctx, func, args, kwargs))
     return result
+
+
+def _untouched(ctx: RuleContext, func: Callable, args: tuple, kwargs: dict) -> Any:
+    """The op computed as the model computes it (no rule): whether the model itself
+    or the rule's treatment of the op produced a NaN or inf."""
+    with ctx.suspended(), torch.no_grad():
+        return func(*args, **kwargs)
 
 
 def _dispatch(ctx: RuleContext, func: Callable, args: tuple, kwargs: dict) -> Any:

@@ -18,6 +18,7 @@ and says what to do.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -40,6 +41,10 @@ def _tensors(items: Any) -> list[Tensor]:
     return out
 
 
+def _as_tuple(result: Any) -> tuple:
+    return tuple(result) if isinstance(result, (list, tuple)) else (result,)
+
+
 def _finite(t: Tensor) -> bool:
     return not t.is_floating_point() or bool(torch.isfinite(t).all())
 
@@ -58,18 +63,33 @@ class FiniteCheck:
         self.forward: str | None = None
         self.backward: str | None = None
         self.recording = False
+        self.rule_forward = False  # the op alone is finite there: the rule's treatment of it is not
         self._consumers: dict[int, tuple[Tensor, list[str]]] = {}
 
-    def after(self, name: str, args: tuple, kwargs: dict, result: Any) -> None:
-        """Check one treated op (called by the dispatcher)."""
+    def after(
+        self, name: str, args: tuple, kwargs: dict, result: Any, untouched: Callable[[], Any] | None = None
+    ) -> None:
+        """Check one treated op (called by the dispatcher). ``untouched`` computes the
+        op as the model does, without the rule: called only where the result is not
+        finite, to tell the model's own overflow from the rule's (not for in-place
+        calls, whose argument already holds the result)."""
         inputs = [t for t in _tensors((*args, *kwargs.values())) if t.is_floating_point()]
         for t in inputs:
             held = self._consumers.setdefault(id(t), (t, []))
             held[1].append(name)
-        outputs = [t for t in _tensors(result if isinstance(result, (list, tuple)) else (result,))]
+        outputs = _tensors(_as_tuple(result))
         if self.forward is None and all(_finite(t) for t in inputs) and not all(_finite(t) for t in outputs):
             where = "the baseline pass" if self.recording else "the input pass"
             self.forward = f"'{name}' in {where} (finite arguments, non-finite result)"
+            inplace = name.endswith("_") or bool(kwargs.get("inplace")) or "out" in kwargs
+            if untouched is not None and not inplace:
+                try:
+                    plain = untouched()
+                except Exception:  # the op cannot be rerun on its own: keep the model's reading
+                    plain = None
+                plain_out = _tensors(_as_tuple(plain)) if plain is not None else []
+                if plain_out and all(_finite(t) for t in plain_out):
+                    self.rule_forward = True
         for t in outputs:
             if t.requires_grad and t.is_floating_point():
                 t.register_hook(self._hook(t))
@@ -97,7 +117,16 @@ class FiniteCheck:
 
 def non_finite_error(method: str, check: FiniteCheck | None, dtype: torch.dtype, what: str) -> NonFiniteError:
     """The error for a call whose ``what`` (gradients, outputs) are not finite."""
-    if check is not None and check.forward is not None:
+    if check is not None and check.forward is not None and check.rule_forward:
+        where = (
+            f"The first non-finite value appeared in the forward pass, in the rule's treatment of op "
+            f"{check.forward}, although the op computed without the rule is finite there"
+        )
+        fix = (
+            "the rule's option for that op is not bounded for inputs this far from the baseline: use the "
+            "bounded default (DeepLIFT: softmax='logsumexp', norm='secant'), or a baseline closer to the input."
+        )
+    elif check is not None and check.forward is not None:
         where = f"The model's own forward pass overflows at op {check.forward}"
         fix = (
             f"{dtype} cannot hold the values the model computes there: run the model and the inputs in "

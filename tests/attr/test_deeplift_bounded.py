@@ -377,3 +377,14 @@ def test_a_backward_overflow_is_an_error_naming_the_op():
 
     with pytest.raises(NonFiniteError, match="backward pass of op .*'torch.sqrt'"):
         cu.GradientXInput(f).attribute(torch.tensor([[0.0, 1.0, 2.0]]), target=0)
+
+
+def test_an_overflow_of_the_rule_not_of_the_model_says_so_and_names_the_bounded_option():
+    """The plain Shapley split of softmax on sharpened attention: the model's own softmax is finite,
+    the split's halves are not; the error must not blame the model (nor suggest float64, which fails too)."""
+    model = Block(1000).double().eval()
+    g = torch.Generator().manual_seed(3)
+    x, b = (torch.randn((2, 6, 16), generator=g, dtype=torch.float64) for _ in range(2))
+    with pytest.raises(NonFiniteError, match="rule's treatment of op 'torch.softmax'.*softmax='logsumexp'") as err:
+        _dl(model, x, b, 0, softmax="shift", norm="decompose")
+    assert "model's own forward pass" not in str(err.value)
