@@ -159,3 +159,26 @@ def test_samples_below_three_is_a_usage_error(capsys, tmp_path):
         cli.main(["reproduce", "transformers", "--quick", "--samples", "2", "--out", str(tmp_path)])
     assert e.value.code == 2
     assert "--samples" in capsys.readouterr().err
+
+
+def test_the_docs_section_is_generated_from_the_committed_csvs(tmp_path):
+    """The language-models page shows the committed run: its sentences and table are what
+    ``scripts/make_results.py`` generates from the committed CSVs (a rerun rewrites them)."""
+    import importlib.util
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    results = root / "docs" / "_static" / "results" / "transformers"
+    spec = importlib.util.spec_from_file_location("make_results", root / "scripts" / "make_results.py")
+    make_results = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_results)
+    for name in ("transformers_methods.csv", "transformers_tests.csv"):
+        shutil.copy(results / name, tmp_path / name)
+    make_results.write_transformers_fragments(tmp_path)
+    for name in ("transformers_findings.rst", "transformers_summary.csv"):
+        assert (tmp_path / name).read_text() == (results / name).read_text(), name
+    rows = read_csv(results / "transformers_methods.csv")
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert {r["model"] for r in ok} == set(lm.MODELS) and all(int(r["samples"]) >= 50 for r in ok)
+    assert all(r["trained"] == "True" for r in ok)
