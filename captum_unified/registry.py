@@ -458,4 +458,21 @@ PAPERS: dict[str, Paper] = _table(
             ("deng_*.png", "Figures 2 and 3, Table 3 as a plot, localisation examples"),
         ),
     ),
+    Paper(
+        "transformers",
+        "captum_unified.experiments.language_models",
+        "trained char GPT-2 / LLaMA and a sentiment BERT: DeepLIFT, LRP, GI against Captum's LayerIG and "
+        "FeatureAblation (completeness, token deletion, Sensitivity-n, valence rank correlation, time)",
+        (
+            ("transformers_report.md", "the report: models, findings, the table per method"),
+            (
+                "transformers_methods.csv",
+                "per model and method: completeness, deletion score, Sensitivity-n, Spearman, time x gradient",
+            ),
+            ("transformers_deletion.csv", "the token-deletion curves (MoRF, LeRF) per model and method"),
+            ("transformers_sensitivity_n.csv", "Sensitivity-n per model, method and n"),
+            ("transformers_tests.csv", "the paired t tests behind the report's rankings"),
+            ("transformers_deletion.png", "the deletion curves"),
+        ),
+    ),
 )

@@ -1,13 +1,14 @@
 """Regenerate the docs' reproduced results: every figure, CSV, report and
 generated sentence under ``docs/_static/results/`` (the *Reproduced results* page).
 
-    python scripts/make_results.py            # both papers, default sizes, 1 torch thread
+    python scripts/make_results.py            # every reproduction, default sizes, 1 torch thread
     python scripts/make_results.py --ablation # also the Table-3 and EG ablations (hours on a shared CPU)
     python scripts/make_results.py --text-only  # only the sentences, from the CSVs already there
 
-It runs ``captum-unified reproduce ancona`` and ``reproduce deng`` with their
-defaults and ``--threads 1`` (the same numbers on every rerun with one thread)
-into ``docs/_static/results/{ancona,deng}``, then writes the ``*_findings.rst``
+It runs ``captum-unified reproduce ancona``, ``reproduce deng`` and ``reproduce
+transformers`` with their defaults and ``--threads 1`` (the same numbers on every
+rerun with one thread) into ``docs/_static/results/{ancona,deng,transformers}``
+(``--only`` picks some), then writes the ``*_findings.rst``
 fragments the page includes: sentences generated from the CSVs by
 :mod:`captum_unified.experiments.findings`, so the page's statements about
 trends follow the numbers beside them. Models are cached in ``--cache-dir``
@@ -123,6 +124,9 @@ def write_fragments(results: Path = RESULTS) -> list:
             }
         )
         written.append(write_csv(d / "deng_figure3_summary.csv", rows))
+    t = results / "transformers"
+    if (t / "transformers_methods.csv").exists():
+        written += write_transformers_fragments(t)
     if results.exists():
         from captum_unified.experiments.coverage import coverage_rows
 
@@ -153,6 +157,42 @@ def _figure_rst(path: Path, alt: str, caption: str) -> str:
 
 def _csv_table_rst(path: Path, title: str) -> str:
     return f".. csv-table:: {title}\n   :file: ../_static/results/{path.parent.name}/{path.name}\n   :header-rows: 1\n"
+
+
+def write_transformers_fragments(t: Path) -> list:
+    """``reproduce transformers``'s part of the language-models page, from the CSVs in ``t``:
+    the generated sentences and the table of every number they state."""
+    from captum_unified.experiments import findings
+    from captum_unified.experiments.common import read_csv, write_csv
+    from captum_unified.experiments.language_models import MODELS, findings_sentences
+
+    rows, tests = read_csv(t / "transformers_methods.csv"), read_csv(t / "transformers_tests.csv")
+    (t / "transformers_findings.rst").write_text(findings.to_rst(findings_sentences(rows, tests)))
+
+    def g(r, key, spec=".3g"):
+        return findings._g(r.get(key, ""), spec)
+
+    def pm(r, key, sd_key, spec=".3g"):
+        n, sd = findings._f(r.get("samples")), findings._f(r.get(sd_key))
+        sem = sd / n**0.5 if n == n and n > 0 and sd == sd else float("nan")
+        return g(r, key, spec) + (f" ± {findings._g(sem, '.2g')}" if sem == sem else "")
+
+    table = []
+    for r in rows:
+        ok = r["status"] == "ok"
+        table.append(
+            {
+                "model": MODELS.get(r["model"], (r["model"],))[0],
+                "method": r["method_label"],
+                "completeness (max rel.)": g(r, "completeness_max_rel", ".1e") if ok else "",
+                "conservation (median rel.)": g(r, "conservation_median_rel", ".2g") if ok else "",
+                "deletion score": pm(r, "deletion_score", "deletion_score_sd") if ok else r["status"],
+                "Sensitivity-n": pm(r, "sensitivity_n_mean", "sensitivity_n_sd", ".3f") if ok else "",
+                "Spearman vs valence": pm(r, "spearman_mean", "spearman_sd", ".3f") if r.get("spearman_mean") else "",
+                "time x gradient": g(r, "time_x_gradient", ".3g") if ok else "",
+            }
+        )
+    return [t / "transformers_findings.rst", write_csv(t / "transformers_summary.csv", table)]
 
 
 def write_ancona_fragments(a: Path) -> list:
@@ -248,7 +288,8 @@ def main(argv=None) -> int:
         "--ablation", action="store_true", help="also run scripts/ablation_deng.py and scripts/ablation_deng_eg.py"
     )
     p.add_argument("--text-only", action="store_true", help="only rewrite the generated sentences")
-    p.add_argument("--only", choices=["ancona", "deng"], nargs="*", default=["ancona", "deng"])
+    papers = ["ancona", "deng", "transformers"]
+    p.add_argument("--only", choices=papers, nargs="*", default=papers)
     args = p.parse_args(argv)
     if not args.text_only:
         for paper in args.only:

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from captum_unified import data as shipped
-from captum_unified.cli.common import check_samples, experiment_config, is_quick, train_or_load
+from captum_unified.cli.common import UsageError, check_samples, experiment_config, is_quick, train_or_load
 from captum_unified.experiments.common import compute_attributions, draw_samples, select_targets, set_threads
 from captum_unified.models import default_cache_dir
 from captum_unified.registry import METHODS, PAPERS, ZOO
@@ -79,7 +79,13 @@ def cmd_reproduce(args) -> int:
     for k, v in (module.QUICK_DEFAULTS if is_quick(args) else module.DEFAULTS).items():
         if getattr(args, k, None) is None:
             setattr(cfg, k, v)
-    check_samples(cfg.samples, shipped.load_mnist(n=cfg.n_train, seed=cfg.seed)[1][1], cfg.n_train)
+    if hasattr(module, "check_samples"):  # a pipeline on other data checks its own
+        try:
+            module.check_samples(cfg)
+        except ValueError as e:
+            raise UsageError(f"argument --samples: {e}") from e
+    else:
+        check_samples(cfg.samples, shipped.load_mnist(n=cfg.n_train, seed=cfg.seed)[1][1], cfg.n_train)
     paths = module.run(cfg)
     for k, v in paths.items():
         print(f"{k}: {v}")

@@ -277,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
             _examples(
                 "captum-unified reproduce ancona --quick",
                 "captum-unified reproduce deng --samples 100 --threads 1 --out results",
+                "captum-unified reproduce transformers --quick --out results-lm",
             ),
             _writes(*((f"<out>/{pattern}", f"{k}: {what}") for k, v in PAPERS.items() for pattern, what in v.writes)),
         ),
@@ -290,13 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--samples",
         type=_positive_int,
         default=None,
-        help="test digits to explain, drawn class-stratified (default: ancona 50, deng 100)",
+        help="samples to explain per model, drawn class-stratified (default: ancona 50, deng 100, transformers 64; "
+        "--quick: ancona 20, deng 10, transformers 6)",
     )
     p.add_argument(
         "--subsets",
         type=_positive_int,
         default=None,
-        help="ancona: random subsets per n for Sensitivity-n (default 100); not used by deng",
+        help="random subsets per n for Sensitivity-n (default: ancona 100, transformers 64); not used by deng",
     )
     p.add_argument(
         "--target",

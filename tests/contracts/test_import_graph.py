@@ -70,6 +70,7 @@ LAZY_ALLOWED = {
     "tokenizers",
     "vaderSentiment",
     "pydoc_data.topics",  # the standard library's help() text: absent from some Python builds
+    "lxt",  # LXT (AttnLRP), an optional comparison of reproduce transformers, never a requirement
 }
 
 

@@ -42,6 +42,15 @@ EXPECTED_OUTPUT = {
         "Summary: Sensitivity-1 of Occlusion-1 = 1.000",
         "5 figures written to tutorial03_figures/ (no display)",
     ],
+    "04_language_models.py": [
+        "DeepLIFT deltas per generated token:",
+        "largest |row sum - (log p(x) - log p(baseline))| over 5 tokens:",
+        "FeatureAblation vs DeepLIFT token attributions: Pearson",
+        "as shipped: |sum R / logit - 1| =",
+        "canonized : |sum R / logit - 1| =",
+        "after the block the model's modules compute as shipped: True",
+        "1 figures written to tutorial04_figures/ (no display)",
+    ],
 }
 
 
