@@ -1165,7 +1165,8 @@ def ancona_region_sentences(region: Sequence[dict], checks: Sequence[dict] = ())
     if not (acc >= MIN_ACCURACY and samples >= ANCONA_MIN_SAMPLES):
         out.append(
             f"Figure 3c on {net} ({acc:.1%} test accuracy, {samples} digits): not enough to conclude (conclusions "
-            f"need {MIN_ACCURACY:.0%} test accuracy and {ANCONA_MIN_SAMPLES} digits); the numbers are in the table only."
+            f"need {MIN_ACCURACY:.0%} test accuracy and {ANCONA_MIN_SAMPLES} digits); the numbers are in the table "
+            "only."
         )
         return out
     out.append(f"Figure 3c on {net} ({acc:.1%} test accuracy), mean over {samples} digits.")
