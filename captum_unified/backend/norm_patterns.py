@@ -37,7 +37,7 @@ from typing import Any
 
 from torch import Tensor
 
-from captum_unified.ops.calls import arg
+from captum_unified.ops.calls import arg, reduced_dims, scalar_value
 from captum_unified.ops.norms import MaxNormScale, RsqrtScale, StdEpsScale
 
 __all__ = ["NormPatterns", "NormMatch"]
@@ -57,31 +57,6 @@ class NormMatch:
     family: Any
     weight: Any = None
     unweighted: Callable[[], Tensor] | None = None
-
-
-def _scalar(v: Any) -> float | None:
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, (int, float)):
-        return float(v)
-    if isinstance(v, Tensor) and v.numel() == 1 and not v.requires_grad and v.dim() == 0:
-        return float(v)
-    return None
-
-
-def _dims(dim: Any, ndim: int) -> tuple[int, ...] | None:
-    if dim is None:
-        return None
-    d = (dim,) if isinstance(dim, int) else tuple(dim)
-    return tuple(sorted(x % max(ndim, 1) for x in d))
-
-
-def _times(h: Tensor) -> Callable[[Tensor], Tensor]:
-    return lambda inner: inner * h
-
-
-def _over(d: Tensor) -> Callable[[Tensor], Tensor]:
-    return lambda inner: inner / d
 
 
 class NormPatterns:
@@ -147,7 +122,7 @@ class NormPatterns:
             self._tag(result, ("sq", self.key(a0)))
 
     def _pow(self, func, a0, args, kwargs, result):
-        e = _scalar(arg(args, kwargs, 1, "exponent"))
+        e = scalar_value(arg(args, kwargs, 1, "exponent"))
         if e == 2.0 and self.tainted(a0):
             self._tag(result, ("sq", self.key(a0)))
         elif e == -0.5:
@@ -166,7 +141,7 @@ class NormPatterns:
             if own is None or own[0] in ("alias", "centred", "self"):
                 self._tag(result, ("scaled", c, w))  # a constant times c: w * c / sqrt(var + eps)
                 return
-        s = _scalar(b)
+        s = scalar_value(b)
         tag = self._get(a0)
         if s is not None and s > 0 and tag is not None and tag[0] == "ms":
             self._tag(result, ("ms", tag[1], tag[2], tag[3] * s))
@@ -176,10 +151,10 @@ class NormPatterns:
     def _div(self, func, a0, args, kwargs, result):
         name = getattr(func, "__name__", "")
         if name in ("__rtruediv__", "__rdiv__"):  # scalar / tensor
-            if _scalar(args[1]) == 1.0:
+            if scalar_value(args[1]) == 1.0:
                 self._reciprocal(func, a0, args, kwargs, result)
             return
-        s = _scalar(arg(args, kwargs, 1, "other"))
+        s = scalar_value(arg(args, kwargs, 1, "other"))
         tag = self._get(a0)
         if s is not None and s > 0 and tag is not None and tag[0] == "ms":
             self._tag(result, ("ms", tag[1], tag[2], tag[3] / s))
@@ -187,7 +162,7 @@ class NormPatterns:
             self._tag(result, ("sqrtms", tag[1], tag[2], tag[3] / (s * s)))
 
     def _reduce(self, func, a0, args, kwargs, result, mean: bool):
-        dims = _dims(arg(args, kwargs, 1, "dim"), a0.dim())
+        dims = reduced_dims(arg(args, kwargs, 1, "dim"), a0.dim())
         if dims is None or not bool(arg(args, kwargs, 2, "keepdim", False)):
             return
         tag = self._get(a0)
@@ -212,7 +187,7 @@ class NormPatterns:
         dim = arg(args, kwargs, 1, "dim")
         if isinstance(dim, bool):  # legacy var(x, unbiased)
             return
-        dims = _dims(dim, a0.dim())
+        dims = reduced_dims(dim, a0.dim())
         if dims is None or not bool(kwargs.get("keepdim", arg(args, kwargs, 3, "keepdim", False))):
             return
         correction = kwargs.get("correction")
@@ -226,7 +201,7 @@ class NormPatterns:
     def _norm2(self, func, a0, args, kwargs, result):
         name = getattr(func, "__name__", "")
         p = arg(args, kwargs, 1, "ord" if name == "vector_norm" else "p", 2)
-        dims = _dims(arg(args, kwargs, 2, "dim"), a0.dim())
+        dims = reduced_dims(arg(args, kwargs, 2, "dim"), a0.dim())
         keep = bool(arg(args, kwargs, 3, "keepdim", False))
         if p not in (2, 2.0, "fro") or dims is None or not keep or not self.tainted(a0):
             return
@@ -236,8 +211,8 @@ class NormPatterns:
     def _add(self, func, a0, args, kwargs, result):
         b = arg(args, kwargs, 1, "other")
         t, e = (a0, b) if self._get(a0) is not None else (b, a0)
-        tag, eps = self._get(t), _scalar(e)
-        if tag is None or eps is None or eps < 0 or _scalar(kwargs.get("alpha", 1)) != 1.0:
+        tag, eps = self._get(t), scalar_value(e)
+        if tag is None or eps is None or eps < 0 or scalar_value(kwargs.get("alpha", 1)) != 1.0:
             return
         if tag[0] == "ms":
             self._tag(result, ("ms_eps", tag[1], tag[2], tag[3], eps))
@@ -247,7 +222,7 @@ class NormPatterns:
     def _clamp_min(self, func, a0, args, kwargs, result):
         tag = self._get(a0)
         name = getattr(func, "__name__", "")
-        lo = _scalar(arg(args, kwargs, 1, "min"))
+        lo = scalar_value(arg(args, kwargs, 1, "min"))
         hi = None if name.startswith("clamp_min") else arg(args, kwargs, 2, "max")
         if tag is not None and tag[0] == "sqrtms" and lo is not None and lo > 0 and hi is None:
             self._tag(result, ("den", tag[1], tag[2], MaxNormScale(lo, tag[3])))
@@ -269,6 +244,11 @@ class NormPatterns:
         if tag is not None and tag[0] == "den":
             self._tag(result, ("h",) + tag[1:])
 
+    def statistic(self, t: Any) -> bool:
+        """Whether ``t`` is a norm's statistic (``mean(c ** 2)`` + eps, its root, ``std + eps``)."""
+        tag = self._get(t)
+        return tag is not None and tag[0] in ("ms", "ms_eps", "sqrtms", "den")
+
     # --------------------------------------------------------------- match
     def match(self, role: str, func: Callable, args: tuple, kwargs: dict) -> NormMatch | None:
         """A :class:`NormMatch` if this product / quotient is ``c * h(q(c))``
@@ -279,14 +259,14 @@ class NormPatterns:
             for c, h in ((args[0], args[1]), (args[1], args[0])):
                 tag = self._get(h)
                 if tag is not None and tag[0] == "h" and self.tainted(c):
-                    found = self._found(c, tag, _times(h))
+                    found = self._found(c, tag, lambda inner, h=h: inner * h)
                     if found is not None:
                         return found
         elif role == "div" and getattr(func, "__name__", "") not in ("__rtruediv__", "__rdiv__"):
             c, d = args
             tag = self._get(d)
             if tag is not None and tag[0] == "den" and self.tainted(c):
-                return self._found(c, tag, _over(d))
+                return self._found(c, tag, lambda inner: inner / d)
         return None
 
     def _found(self, c: Tensor, tag: tuple, op: Callable[[Tensor], Tensor]) -> NormMatch | None:
