@@ -95,24 +95,27 @@ def lse_simplex(z: Tensor, ref_z: Tensor, dim: int, nodes: int = 4) -> Tensor:
         logits) get 0.
     """
     has_inf = _any_inf(z) or _any_inf(ref_z)
-    ref_lse = logsumexp_kept(ref_z.double(), dim)  # at the baseline's own (batch-1) size
+    # each cast once, the baseline's at its own (batch-1) size: fewer full-size temporaries
+    z64, ref64 = z.double(), ref_z.double()
     ref_full = ref_z.expand_as(z)
     masked = (torch.isneginf(z) & torch.isneginf(ref_full)) if has_inf else None
     dz = z - ref_full
     if masked is not None:
         dz = torch.where(masked, torch.zeros_like(dz), dz)
     t, w = gauss_legendre(nodes)
-    p = torch.zeros_like(z)
-    for tk, wk in zip(t, w):
-        p.add_(torch.softmax(torch.add(ref_full, dz, alpha=tk), dim), alpha=wk)
+    point = torch.empty_like(z)  # one buffer for the path's points
+    p = torch.softmax(torch.add(ref_full, dz, alpha=t[0], out=point), dim).mul_(w[0])
+    for tk, wk in zip(t[1:], w[1:]):
+        p.add_(torch.softmax(torch.add(ref_full, dz, alpha=tk, out=point), dim), alpha=wk)
+    del point
     if has_inf:
         p.nan_to_num_(0.0)  # rows masked whole in both passes
-    dz64 = z.double() - ref_full.double()
+    dz64 = z64 - ref64.expand_as(z)
     if masked is not None:
         dz64 = torch.where(masked, torch.zeros_like(dz64), dz64)
     p64 = p.double()
     p64.div_(p64.sum(dim, keepdim=True).clamp_min_(1e-300))  # a simplex vector in float64
-    d_lse = logsumexp_kept(z.double(), dim) - ref_lse
+    d_lse = logsumexp_kept(z64, dim) - logsumexp_kept(ref64, dim)
     if has_inf:
         d_lse = torch.nan_to_num(d_lse, nan=0.0, posinf=0.0, neginf=0.0)  # whole row masked in both passes
     pd = (p64 * dz64).sum(dim, keepdim=True)
