@@ -259,7 +259,11 @@ class NormPatterns:
             for c, h in ((args[0], args[1]), (args[1], args[0])):
                 tag = self._get(h)
                 if tag is not None and tag[0] == "h" and self.tainted(c):
-                    found = self._found(c, tag, lambda inner, h=h: inner * h)
+
+                    def times(inner: Tensor, h: Tensor = h) -> Tensor:
+                        return inner * h
+
+                    found = self._found(c, tag, times)
                     if found is not None:
                         return found
         elif role == "div" and getattr(func, "__name__", "") not in ("__rtruediv__", "__rdiv__"):
