@@ -1,31 +1,22 @@
 r"""Normalisations written by hand, recognised among the ops a model calls.
 
-Hugging Face's ``LlamaRMSNorm`` and ``T5LayerNorm``, and many models' own
-norms, normalise with plain tensor ops::
-
-    variance = hidden.to(torch.float32).pow(2).mean(-1, keepdim=True)
-    hidden = hidden * torch.rsqrt(variance + eps)
-
-Op by op, that is a product of ``hidden`` and a function of ``hidden``; the
-Shapley split of that product is exact but unbounded when the baseline's
-variance is about 0 (``rsqrt(eps)`` multiplies a difference). The
-:class:`NormPatterns` tracker follows, during one pass, what each tensor is
-in terms of another (an alias through casts and views that keep the shape;
-its square; their mean over some dimensions; that plus a constant; its
-``rsqrt``, ``sqrt``, reciprocal; a centred copy ``x - x.mean(dims)``;
-``var`` / ``std`` / ``norm`` of a tensor) and recognises the final
-``c * h(q(c))`` or ``c / d(q(c))``: the dispatcher then computes it with the
-rule's norm policy (:meth:`~captum_unified.backend.RuleContext.normalised`),
-as for ``F.layer_norm``. Which op plays which part comes from the op table's
-names (:data:`~captum_unified.ops.norms.PATTERN_ROLES`); what is recognised
-depends only on the model's code, so both passes recognise the same ops.
-
-Recognised: ``c * rsqrt(m + eps)``, ``c * (m + eps) ** -0.5``,
-``c / sqrt(m + eps)``, ``c / (sqrt(m) + eps)``, ``c / (std + eps)``,
-``c / norm(c).clamp_min(eps)`` (``F.normalize``), and their reciprocal forms,
-where ``m`` is ``mean(c ** 2)`` (``c * c``, ``c.square()``, ``c.pow(2)``),
-``sum(c ** 2)`` (possibly scaled by a constant), or ``var(x)`` with ``c = x -
-x.mean(dims)``, always over the same dimensions with ``keepdim=True``.
+``LlamaRMSNorm``, ``T5LayerNorm`` and many models' own norms compute
+``hidden * torch.rsqrt(hidden.pow(2).mean(-1, keepdim=True) + eps)`` with
+plain ops: a product whose Shapley split is exact but unbounded when the
+baseline's variance is about 0. :class:`NormPatterns` follows, during one pass,
+what each tensor is in terms of another (aliases through casts and views; its
+square; their mean or sum over some dimensions; plus a constant; ``rsqrt``,
+``sqrt``, reciprocal; a centred copy ``x - x.mean(dims)``; ``var`` / ``std`` /
+``norm``) and recognises the final ``c * h(q(c))`` or ``c / d(q(c))``, which
+the dispatcher then computes with the rule's norm policy
+(:meth:`~captum_unified.backend.RuleContext.normalised`), as for
+``F.layer_norm``. Which op plays which part comes from the op table
+(:data:`~captum_unified.ops.norms.PATTERN_ROLES`); what is recognised depends
+only on the model's code, so both passes recognise the same ops. Recognised:
+``c * rsqrt(m + eps)``, ``c * (m + eps) ** -0.5``, ``c / sqrt(m + eps)``,
+``c / (sqrt(m) + eps)``, ``c / (std + eps)``, ``c / norm(c).clamp_min(eps)``,
+reciprocal forms; ``m``: ``mean(c ** 2)``, scaled ``sum(c ** 2)`` or ``var(x)``
+with ``c = x - x.mean(dims)``, over the same dims with ``keepdim=True``.
 """
 
 from __future__ import annotations
@@ -33,11 +24,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partialmethod
 from typing import Any
 
 from torch import Tensor
 
-from captum_unified.ops.calls import arg, reduced_dims, scalar_value
+from captum_unified.ops.calls import arg
 from captum_unified.ops.norms import MaxNormScale, RsqrtScale, StdEpsScale
 
 __all__ = ["NormPatterns", "NormMatch"]
@@ -59,10 +51,34 @@ class NormMatch:
     unweighted: Callable[[], Tensor] | None = None
 
 
+def _scalar(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, Tensor) and v.numel() == 1 and not v.requires_grad and v.dim() == 0:
+        return float(v)
+    return None
+
+
+def _dims(dim: Any, ndim: int) -> tuple[int, ...] | None:
+    if dim is None:
+        return None
+    d = (dim,) if isinstance(dim, int) else tuple(dim)
+    return tuple(sorted(x % max(ndim, 1) for x in d))
+
+
+def _times(h: Tensor) -> Callable[[Tensor], Tensor]:
+    return lambda inner: inner * h
+
+
+def _over(d: Tensor) -> Callable[[Tensor], Tensor]:
+    return lambda inner: inner / d
+
+
 class NormPatterns:
-    """Tags of one pass: what each tensor is in terms of another (see the
-    module docstring). The tensors are held until :meth:`release`, so their
-    ids stay unique during the pass.
+    """Tags of one pass: what each tensor is in terms of another (see the module
+    docstring). The tensors are held until :meth:`release` (their ids stay unique).
 
     Args:
         tainted (Callable): whether a tensor depends on the explained inputs.
@@ -80,11 +96,12 @@ class NormPatterns:
             self._tags[id(t)] = (t, tag)
 
     def _get(self, t: Any) -> tuple | None:
-        if isinstance(t, Tensor):
-            held = self._tags.get(id(t))
-            if held is not None and held[0] is t:
-                return held[1]
-        return None
+        held = self._tags.get(id(t)) if isinstance(t, Tensor) else None
+        return held[1] if held is not None and held[0] is t else None
+
+    def statistic(self, t: Any) -> bool:
+        """Whether ``t`` is a norm's statistic on its way to a scale (``mean(c ** 2) + eps``, ...)."""
+        return (tag := self._get(t)) is not None and tag[0] in ("ms", "ms_eps", "sqrtms", "den")
 
     def key(self, t: Tensor) -> Key:
         """What ``t`` is, up to aliases."""
@@ -122,7 +139,7 @@ class NormPatterns:
             self._tag(result, ("sq", self.key(a0)))
 
     def _pow(self, func, a0, args, kwargs, result):
-        e = scalar_value(arg(args, kwargs, 1, "exponent"))
+        e = _scalar(arg(args, kwargs, 1, "exponent"))
         if e == 2.0 and self.tainted(a0):
             self._tag(result, ("sq", self.key(a0)))
         elif e == -0.5:
@@ -141,28 +158,24 @@ class NormPatterns:
             if own is None or own[0] in ("alias", "centred", "self"):
                 self._tag(result, ("scaled", c, w))  # a constant times c: w * c / sqrt(var + eps)
                 return
-        s = scalar_value(b)
+        self._rescaled(a0, result, _scalar(b))
+
+    def _rescaled(self, a0, result, s: float | None) -> None:  # a mean square (or its root) times s > 0
         tag = self._get(a0)
-        if s is not None and s > 0 and tag is not None and tag[0] == "ms":
-            self._tag(result, ("ms", tag[1], tag[2], tag[3] * s))
-        elif s is not None and s > 0 and tag is not None and tag[0] == "sqrtms":
-            self._tag(result, ("sqrtms", tag[1], tag[2], tag[3] * s * s))
+        if s is not None and s > 0 and tag is not None and tag[0] in ("ms", "sqrtms"):
+            self._tag(result, (tag[0], tag[1], tag[2], tag[3] * (s if tag[0] == "ms" else s * s)))
 
     def _div(self, func, a0, args, kwargs, result):
         name = getattr(func, "__name__", "")
         if name in ("__rtruediv__", "__rdiv__"):  # scalar / tensor
-            if scalar_value(args[1]) == 1.0:
+            if _scalar(args[1]) == 1.0:
                 self._reciprocal(func, a0, args, kwargs, result)
             return
-        s = scalar_value(arg(args, kwargs, 1, "other"))
-        tag = self._get(a0)
-        if s is not None and s > 0 and tag is not None and tag[0] == "ms":
-            self._tag(result, ("ms", tag[1], tag[2], tag[3] / s))
-        elif s is not None and s > 0 and tag is not None and tag[0] == "sqrtms":
-            self._tag(result, ("sqrtms", tag[1], tag[2], tag[3] / (s * s)))
+        s = _scalar(arg(args, kwargs, 1, "other"))
+        self._rescaled(a0, result, 1.0 / s if s is not None and s > 0 else None)
 
     def _reduce(self, func, a0, args, kwargs, result, mean: bool):
-        dims = reduced_dims(arg(args, kwargs, 1, "dim"), a0.dim())
+        dims = _dims(arg(args, kwargs, 1, "dim"), a0.dim())
         if dims is None or not bool(arg(args, kwargs, 2, "keepdim", False)):
             return
         tag = self._get(a0)
@@ -172,11 +185,8 @@ class NormPatterns:
         elif mean and self.tainted(a0):
             self._tag(result, ("mean", self.key(a0), dims))
 
-    def _mean(self, func, a0, args, kwargs, result):
-        self._reduce(func, a0, args, kwargs, result, mean=True)
-
-    def _sum(self, func, a0, args, kwargs, result):
-        self._reduce(func, a0, args, kwargs, result, mean=False)
+    _mean = partialmethod(_reduce, mean=True)
+    _sum = partialmethod(_reduce, mean=False)
 
     def _sub(self, func, a0, args, kwargs, result):
         m = self._get(arg(args, kwargs, 1, "other"))
@@ -187,7 +197,7 @@ class NormPatterns:
         dim = arg(args, kwargs, 1, "dim")
         if isinstance(dim, bool):  # legacy var(x, unbiased)
             return
-        dims = reduced_dims(dim, a0.dim())
+        dims = _dims(dim, a0.dim())
         if dims is None or not bool(kwargs.get("keepdim", arg(args, kwargs, 3, "keepdim", False))):
             return
         correction = kwargs.get("correction")
@@ -201,7 +211,7 @@ class NormPatterns:
     def _norm2(self, func, a0, args, kwargs, result):
         name = getattr(func, "__name__", "")
         p = arg(args, kwargs, 1, "ord" if name == "vector_norm" else "p", 2)
-        dims = reduced_dims(arg(args, kwargs, 2, "dim"), a0.dim())
+        dims = _dims(arg(args, kwargs, 2, "dim"), a0.dim())
         keep = bool(arg(args, kwargs, 3, "keepdim", False))
         if p not in (2, 2.0, "fro") or dims is None or not keep or not self.tainted(a0):
             return
@@ -211,8 +221,8 @@ class NormPatterns:
     def _add(self, func, a0, args, kwargs, result):
         b = arg(args, kwargs, 1, "other")
         t, e = (a0, b) if self._get(a0) is not None else (b, a0)
-        tag, eps = self._get(t), scalar_value(e)
-        if tag is None or eps is None or eps < 0 or scalar_value(kwargs.get("alpha", 1)) != 1.0:
+        tag, eps = self._get(t), _scalar(e)
+        if tag is None or eps is None or eps < 0 or _scalar(kwargs.get("alpha", 1)) != 1.0:
             return
         if tag[0] == "ms":
             self._tag(result, ("ms_eps", tag[1], tag[2], tag[3], eps))
@@ -222,7 +232,7 @@ class NormPatterns:
     def _clamp_min(self, func, a0, args, kwargs, result):
         tag = self._get(a0)
         name = getattr(func, "__name__", "")
-        lo = scalar_value(arg(args, kwargs, 1, "min"))
+        lo = _scalar(arg(args, kwargs, 1, "min"))
         hi = None if name.startswith("clamp_min") else arg(args, kwargs, 2, "max")
         if tag is not None and tag[0] == "sqrtms" and lo is not None and lo > 0 and hi is None:
             self._tag(result, ("den", tag[1], tag[2], MaxNormScale(lo, tag[3])))
@@ -244,11 +254,6 @@ class NormPatterns:
         if tag is not None and tag[0] == "den":
             self._tag(result, ("h",) + tag[1:])
 
-    def statistic(self, t: Any) -> bool:
-        """Whether ``t`` is a norm's statistic (``mean(c ** 2)`` + eps, its root, ``std + eps``)."""
-        tag = self._get(t)
-        return tag is not None and tag[0] in ("ms", "ms_eps", "sqrtms", "den")
-
     # --------------------------------------------------------------- match
     def match(self, role: str, func: Callable, args: tuple, kwargs: dict) -> NormMatch | None:
         """A :class:`NormMatch` if this product / quotient is ``c * h(q(c))``
@@ -259,18 +264,14 @@ class NormPatterns:
             for c, h in ((args[0], args[1]), (args[1], args[0])):
                 tag = self._get(h)
                 if tag is not None and tag[0] == "h" and self.tainted(c):
-
-                    def times(inner: Tensor, h: Tensor = h) -> Tensor:
-                        return inner * h
-
-                    found = self._found(c, tag, times)
+                    found = self._found(c, tag, _times(h))
                     if found is not None:
                         return found
         elif role == "div" and getattr(func, "__name__", "") not in ("__rtruediv__", "__rdiv__"):
             c, d = args
             tag = self._get(d)
             if tag is not None and tag[0] == "den" and self.tainted(c):
-                return self._found(c, tag, lambda inner: inner / d)
+                return self._found(c, tag, _over(d))
         return None
 
     def _found(self, c: Tensor, tag: tuple, op: Callable[[Tensor], Tensor]) -> NormMatch | None:

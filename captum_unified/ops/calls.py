@@ -6,9 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from torch import Tensor
-
-__all__ = ["arg", "functions", "scalar_value", "reduced_dims"]
+__all__ = ["arg", "functions"]
 
 
 def arg(args: Sequence[Any], kwargs: dict[str, Any], i: int, name: str, default: Any = None) -> Any:
@@ -28,22 +26,3 @@ def functions(*pairs: tuple[Any, str]) -> tuple[Callable, ...]:
             if f is not None:
                 out.append(f)
     return tuple(out)
-
-
-def scalar_value(v: Any) -> float | None:
-    """A call's scalar argument as a float (a Python number or a 0-d constant tensor), else None."""
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, (int, float)):
-        return float(v)
-    if isinstance(v, Tensor) and v.numel() == 1 and not v.requires_grad and v.dim() == 0:
-        return float(v)
-    return None
-
-
-def reduced_dims(dim: Any, ndim: int) -> tuple[int, ...] | None:
-    """A reduction's ``dim`` argument as sorted non-negative dims (None if not given)."""
-    if dim is None:
-        return None
-    d = (dim,) if isinstance(dim, int) else tuple(dim)
-    return tuple(sorted(x % max(ndim, 1) for x in d))
