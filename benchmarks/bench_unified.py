@@ -98,6 +98,10 @@ def build(name: str, batch: int) -> tuple[nn.Module, torch.Tensor]:
         return PatchViT(28).eval(), torch.rand(batch, 1, 28, 28) * 2 - 1
     if name == "char_gpt":
         return _char_gpt(max(1, batch // 4))
+    if name == "gpt2_256":
+        return _hf_gpt2(max(1, batch // 32))
+    if name == "bert":
+        return _hf_bert(max(1, batch // 8))
     raise ValueError(name)
 
 
@@ -120,7 +124,56 @@ def _char_gpt(batch: int) -> tuple[nn.Module, torch.Tensor]:
     return _NextCharLogProb(lm).eval(), lm.get_input_embeddings()(ids).detach()
 
 
-MODELS = ("mnist_cnn", "resnet", "lstm", "vit", "char_gpt")
+def _hf_gpt2(batch: int) -> tuple[nn.Module, torch.Tensor]:
+    """Hugging Face's GPT-2 (``NewGELUActivation``, ``Conv1D``, eager attention), 4 x 256, 256 tokens."""
+    import transformers
+
+    config = transformers.GPT2Config(
+        vocab_size=512,
+        n_embd=256,
+        n_layer=4,
+        n_head=4,
+        n_positions=256,
+        bos_token_id=0,
+        eos_token_id=0,
+        attn_implementation="eager",
+    )
+    lm = transformers.GPT2LMHeadModel(config).eval()
+    ids = torch.randint(0, 512, (batch, 256))
+    return _NextCharLogProb(lm).eval(), lm.get_input_embeddings()(ids).detach()
+
+
+class _ClassLogits(nn.Module):
+    """Token embeddings -> a sequence classifier's logits."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.model(inputs_embeds=emb).logits
+
+
+def _hf_bert(batch: int) -> tuple[nn.Module, torch.Tensor]:
+    """Hugging Face's BERT classifier (``GELUActivation``, LayerNorm, tanh pooler), 4 x 256, 64 tokens."""
+    import transformers
+
+    config = transformers.BertConfig(
+        vocab_size=512,
+        hidden_size=256,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=1024,
+        max_position_embeddings=64,
+        num_labels=5,
+        attn_implementation="eager",
+    )
+    model = transformers.BertForSequenceClassification(config).eval()
+    ids = torch.randint(0, 512, (batch, 64))
+    return _ClassLogits(model).eval(), model.get_input_embeddings()(ids).detach()
+
+
+MODELS = ("mnist_cnn", "resnet", "lstm", "vit", "char_gpt", "gpt2_256", "bert")
 TARGET = 3
 
 

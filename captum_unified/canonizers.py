@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import MappingProxyType
@@ -60,11 +61,15 @@ from typing import cast
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.modules.module import register_module_forward_pre_hook
+from torch.utils.hooks import RemovableHandle
 
 from captum_unified._utils.common import warn
 
 __all__ = [
+    "BACKEND_MAP",
     "MODULE_MAP",
+    "PassCanonizer",
     "Fused",
     "canonize",
     "canonical_op",
@@ -123,14 +128,25 @@ def rms_norm_one_plus_weight(module: nn.Module, x: Tensor) -> Tensor:
     return (y * (1.0 + weight.to(y.dtype))).to(x.dtype)
 
 
-#: module class name (or :mod:`fnmatch` pattern) -> what it computes as fused ops.
-#: Read-only; exact names are looked up first, then patterns in this order.
-MODULE_MAP: Mapping[str, Fused] = MappingProxyType(
+#: The rows the backend applies by itself inside its mode (every
+#: :class:`~captum_unified.RuleContext`, so every attribution of the package):
+#: module classes whose fused op computes the module's function to rounding in
+#: the input's precision. Read-only; exact names first, then patterns in order.
+BACKEND_MAP: Mapping[str, Fused] = MappingProxyType(
     {
         "NewGELUActivation": gelu_tanh,
         "GELUTanh": gelu_tanh,
         "FastGELUActivation": gelu_tanh,
         "GELUActivation": gelu_erf,
+    }
+)
+
+#: module class name (or :mod:`fnmatch` pattern) -> what it computes as fused
+#: ops: :data:`BACKEND_MAP` and the RMS norms, for :func:`canonize`. Read-only;
+#: exact names are looked up first, then patterns in this order.
+MODULE_MAP: Mapping[str, Fused] = MappingProxyType(
+    {
+        **BACKEND_MAP,
         "Gemma*RMSNorm": rms_norm_one_plus_weight,
         "*RMSNorm": rms_norm,
         "*T5LayerNorm": rms_norm,
@@ -259,3 +275,81 @@ def canonize(model: nn.Module, module_map: Mapping[str, Fused] = MODULE_MAP) -> 
     finally:
         for module in changed:
             del module.__dict__["forward"]
+
+
+class PassCanonizer:
+    """The canonizers of one pass of the backend's mode: while the pass runs,
+    the modules it calls that match ``module_map`` compute the row's fused op.
+
+    :class:`~captum_unified.RuleContext` opens it when the mode is entered and
+    closes it when the mode is left (also when the pass raises). While open,
+    one global forward pre-hook (torch's
+    :func:`~torch.nn.modules.module.register_module_forward_pre_hook`) sees
+    every module call of this thread: the first call of a module not met
+    before canonizes the matching modules below it, as :func:`canonize` does
+    (an instance ``forward`` that shadows the class's, after the same probe).
+    A module's own forward is already under way when its hook runs, so a
+    matching module is reached through a module called before it (its parent)
+    -- in a model, always. Closing removes the hook and every instance
+    ``forward`` set, so the model and torch are as before.
+
+    Args:
+        module_map (Mapping[str, Fused]): class name or pattern -> fused
+            function (the backend uses :data:`BACKEND_MAP`).
+        note (Callable[[str, str], None]): receives ``(module name, message)``
+            for a matching module left as it is (the context's report).
+    """
+
+    def __init__(self, module_map: Mapping[str, Fused], note: Callable[[str, str], None]) -> None:
+        self.module_map = module_map
+        self.note = note
+        self.canonized: dict[str, str] = {}  # qualified name -> fused function's name, this pass
+        self._seen: set[int] = set()
+        self._changed: list[nn.Module] = []
+        self._handle: RemovableHandle | None = None
+        self._thread = 0
+
+    def open(self) -> None:
+        """Start canonizing the modules this thread calls."""
+        if self._handle is None and self.module_map:
+            self._thread = threading.get_ident()
+            self._handle = register_module_forward_pre_hook(self._pre_hook)
+
+    def close(self) -> None:
+        """Remove the hook and every instance ``forward`` this pass set."""
+        handle, self._handle = self._handle, None
+        try:
+            if handle is not None:
+                handle.remove()
+        finally:
+            for module in self._changed:
+                if isinstance(module.__dict__.get("forward"), _CanonicalForward):
+                    del module.__dict__["forward"]
+            self._changed.clear()
+            self._seen.clear()
+
+    def _pre_hook(self, module: nn.Module, args: object) -> None:
+        if id(module) in self._seen or threading.get_ident() != self._thread:
+            return None
+        for name, sub in module.named_modules():
+            if id(sub) in self._seen:
+                continue
+            self._seen.add(id(sub))
+            if sub is module:
+                continue  # its forward is already under way
+            fused = canonical_op(sub, self.module_map)
+            own = sub.__dict__.get("forward")
+            if fused is None or isinstance(own, _CanonicalForward):
+                continue
+            why = "its forward was replaced on the instance" if own is not None else _mismatch(sub, fused)
+            if why is not None:
+                self.note(
+                    name,
+                    f"Module {name} ({type(sub).__name__}) matches the backend's module map (row "
+                    f"{fused.__name__}) but {why}; it is left as it is (the backend sees its ops one by one).",
+                )
+                continue
+            sub.__dict__["forward"] = _CanonicalForward(sub, fused)
+            self._changed.append(sub)
+            self.canonized[name] = fused.__name__
+        return None

@@ -17,7 +17,7 @@ them for the pieces they are made of.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeGuard
 
@@ -33,6 +33,7 @@ from captum_unified.backend.norm_patterns import NormPatterns
 from captum_unified.backend.report import Report
 from captum_unified.backend.taint import TaintTracker
 from captum_unified.backend.tape import Record, ReferenceTape
+from captum_unified.canonizers import BACKEND_MAP, Fused, PassCanonizer
 from captum_unified.ops import OpTable, default_op_table
 from captum_unified.rules import OpCall, Rule
 from captum_unified.rules.norms import NORM_POLICIES
@@ -66,6 +67,12 @@ class RuleContext(CoupledOps, TorchFunctionMode):
             respect to; only ops on tensors that depend on them are treated.
         finite (FiniteCheck, optional): a diagnostic run: every treated op is
             watched for NaN / inf (:mod:`~captum_unified.backend.finite`).
+        module_map (Mapping, optional): the canonizers applied while the
+            context is entered (:class:`~captum_unified.canonizers.PassCanonizer`):
+            module classes computed as the fused op they spell out. Default
+            :data:`~captum_unified.canonizers.BACKEND_MAP` (Hugging Face's GELU
+            modules as ``F.gelu``); ``{}`` turns them off. Nothing of it is
+            left on the model or torch when the context is left.
     """
 
     def __init__(
@@ -76,6 +83,7 @@ class RuleContext(CoupledOps, TorchFunctionMode):
         recording: bool = False,
         leaves: Sequence[Tensor] = (),
         finite: FiniteCheck | None = None,
+        module_map: Mapping[str, Fused] = BACKEND_MAP,
     ) -> None:
         super().__init__()
         self.rule = rule
@@ -84,6 +92,7 @@ class RuleContext(CoupledOps, TorchFunctionMode):
         self.tape = ReferenceTape(type(rule).__name__, recording, references)
         self.report = Report()
         self.depth = 0  # > 0 inside the backend's own decompositions
+        self.checking = True  # off while an op's rule check would be a false alarm (unchecked())
         # normalisations written by hand, under the rules' norm policies
         self.patterns = NormPatterns(self.taints.tainted) if rule.norm in NORM_POLICIES else None
         # a diagnostic run (backend/finite.py): where a NaN or inf appeared
@@ -91,9 +100,36 @@ class RuleContext(CoupledOps, TorchFunctionMode):
         if finite is not None:
             finite.recording = recording
         self.taint(*leaves)
+        # modules computed as their fused op while the context is entered (outermost entry)
+        self.canonizer = PassCanonizer(module_map, self._module_note)
+        self._entries = 0
 
     def __torch_function__(self, func, types_, args=(), kwargs=None):
         return dispatch(self, func, args, kwargs or {})
+
+    def __enter__(self):
+        if self._entries == 0:
+            self.canonizer.open()
+        self._entries += 1
+        try:
+            return super().__enter__()
+        except BaseException:
+            self._left()
+            raise
+
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        try:
+            return super().__exit__(exc_type, exc_val, exc_tb)
+        finally:
+            self._left()
+
+    def _left(self) -> None:
+        self._entries -= 1
+        if self._entries == 0:
+            self.canonizer.close()
+
+    def _module_note(self, name: str, message: str) -> None:
+        self.report.check_once(f"module {name}", lambda: message)
 
     # ------------------------------------------------------------ the pass
     @property
@@ -131,6 +167,16 @@ class RuleContext(CoupledOps, TorchFunctionMode):
     def warnings(self) -> list[str]:
         """Messages about what this pass went through."""
         return self.report.messages(type(self.rule).__name__)
+
+    @contextmanager
+    def unchecked(self) -> Iterator[None]:
+        """Apply the rule without its checks of element-wise ops (the
+        dispatcher, for a normalisation's scale)."""
+        before, self.checking = self.checking, False
+        try:
+            yield
+        finally:
+            self.checking = before
 
     @contextmanager
     def suspended(self) -> Iterator[None]:
@@ -185,7 +231,8 @@ class RuleContext(CoupledOps, TorchFunctionMode):
                 self.tape.record(name, (z,), out, copy=copy)
             else:
                 rule = self.rule
-                self.report.check_once(name, lambda: rule.check(op, f, z.detach()))
+                if self.checking:
+                    self.report.check_once(name, lambda: rule.check(op, f, z.detach()))
                 ref_z = ref_out = None
                 if rule.needs_reference:
                     rec = self.tape.next(name, (z,))
@@ -207,7 +254,7 @@ class RuleContext(CoupledOps, TorchFunctionMode):
     def note_elementwise(self, name: str, f: Callable[[Tensor], Tensor], z: Tensor) -> None:
         """Let the rule check an element-wise op a fused kernel applies (the
         warnings are the decomposition's)."""
-        if not self.tape.recording:
+        if not self.tape.recording and self.checking:
             self.report.check_once(name, lambda: self.rule.check(OpCall(name), f, z.detach()))
 
     # ------------------------------------------------------------- products

@@ -98,6 +98,14 @@ def _dispatch(ctx: RuleContext, func: Callable, args: tuple, kwargs: dict) -> An
     role = PATTERN_ROLES.get(entry.name) if patterns is not None and ctx.depth == 0 else None
     if patterns is None or role is None:
         return _HANDLERS[entry.kind](ctx, entry, func, args, kwargs)
+    if args and patterns.statistic(args[0]):
+        # a norm's scale in the making (rsqrt(mean(x^2) + eps)): the norm policy treats it where it meets
+        # its tensor, and a scale that meets another tensor is reported (stray_norm_scale) -- the
+        # rule's check of the op alone ("epsilon-LRP through rsqrt") would be a false alarm
+        with ctx.unchecked():
+            result = _HANDLERS[entry.kind](ctx, entry, func, args, kwargs)
+        patterns.observe(role, func, args, kwargs, result)
+        return result
     if role in ("mul", "div") and not entry.inplace:
         match = patterns.match(role, func, args, kwargs)
         if match is not None:  # a normalisation written by hand: the rule's norm policy

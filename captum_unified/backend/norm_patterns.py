@@ -77,9 +77,8 @@ def _over(d: Tensor) -> Callable[[Tensor], Tensor]:
 
 
 class NormPatterns:
-    """Tags of one pass: what each tensor is in terms of another (see the
-    module docstring). The tensors are held until :meth:`release`, so their
-    ids stay unique during the pass.
+    """Tags of one pass: what each tensor is in terms of another (see the module
+    docstring). The tensors are held until :meth:`release` (their ids stay unique).
 
     Args:
         tainted (Callable): whether a tensor depends on the explained inputs.
@@ -97,11 +96,12 @@ class NormPatterns:
             self._tags[id(t)] = (t, tag)
 
     def _get(self, t: Any) -> tuple | None:
-        if isinstance(t, Tensor):
-            held = self._tags.get(id(t))
-            if held is not None and held[0] is t:
-                return held[1]
-        return None
+        held = self._tags.get(id(t)) if isinstance(t, Tensor) else None
+        return held[1] if held is not None and held[0] is t else None
+
+    def statistic(self, t: Any) -> bool:
+        """Whether ``t`` is a norm's statistic on its way to a scale (``mean(c ** 2) + eps``, ...)."""
+        return (tag := self._get(t)) is not None and tag[0] in ("ms", "ms_eps", "sqrtms", "den")
 
     def key(self, t: Tensor) -> Key:
         """What ``t`` is, up to aliases."""

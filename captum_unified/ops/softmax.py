@@ -197,12 +197,11 @@ class _LogSumExpRule(torch.autograd.Function):
         # exp's multiplier at u = z - LSE(z) (float64), its outputs the model's own softmax (what
         # completeness is measured against); a batch-1 baseline keeps its size
         y = torch.softmax(z, dim)
-        z64 = z.double()
-        u = z64 - torch.logsumexp(z64, dim, keepdim=True)
+        # u = z - LSE(z) in float64 (log_softmax's kernel: torch.logsumexp's exp is slow on masked logits)
+        u = torch.log_softmax(z.double(), dim)
         ru = ref_y = None
         if ref_z is not None:
-            r64 = ref_z.double()
-            ru, ref_y = r64 - torch.logsumexp(r64, dim, keepdim=True), torch.softmax(ref_z, dim).double()
+            ru, ref_y = torch.log_softmax(ref_z.double(), dim), torch.softmax(ref_z, dim).double()
         ctx.g_exp = multiplier(rule, "exp", torch.exp, _exp_d, u, y.double(), ru, ref_y)
         return y
 
