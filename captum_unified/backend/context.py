@@ -29,6 +29,7 @@ from captum_unified.backend.coupled import CoupledOps
 from captum_unified.backend.dispatch import dispatch
 from captum_unified.backend.finite import FiniteCheck
 from captum_unified.backend.functions import BilinearRule, ElementwiseRule
+from captum_unified.backend.ledger import LedgerPass
 from captum_unified.backend.norm_patterns import NormPatterns
 from captum_unified.backend.report import Report
 from captum_unified.backend.taint import TaintTracker
@@ -66,6 +67,8 @@ class RuleContext(CoupledOps, TorchFunctionMode):
             respect to; only ops on tensors that depend on them are treated.
         finite (FiniteCheck, optional): a diagnostic run: every treated op is
             watched for NaN / inf (:mod:`~captum_unified.backend.finite`).
+        ledger (LedgerPass, optional): record the relevance every top-level op
+            takes and passes on (:mod:`~captum_unified.backend.ledger`).
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class RuleContext(CoupledOps, TorchFunctionMode):
         recording: bool = False,
         leaves: Sequence[Tensor] = (),
         finite: FiniteCheck | None = None,
+        ledger: LedgerPass | None = None,
     ) -> None:
         super().__init__()
         self.rule = rule
@@ -90,6 +94,8 @@ class RuleContext(CoupledOps, TorchFunctionMode):
         self.finite = finite
         if finite is not None:
             finite.recording = recording
+        # an opt-in relevance ledger (backend/ledger.py): what each top-level op takes and passes on
+        self.ledger = ledger
         self.taint(*leaves)
 
     def __torch_function__(self, func, types_, args=(), kwargs=None):
