@@ -196,12 +196,13 @@ class _Run:
         ref_inputs = call.baselines if shared else call.expanded_baselines
         recorder = None
         if rule.needs_reference and rule.modifies_gradient:
-            ref_ledger = LedgerPass(rule, recording=True) if ledger is not None else None
+            ref_ledger = None
+            if ledger is not None:  # the ledger's values at the baseline, for t - t_bar
+                ref_ledger = LedgerPass(rule, recording=True)
+                ledger.references = ref_ledger.ops
             recorder = RuleContext(
                 rule, self.table, recording=True, leaves=() if layers else ref_inputs, finite=check, ledger=ref_ledger
             )
-            if ledger is not None:
-                ledger.references = ref_ledger.ops
         captures = [
             LayerCapture(m, self.attribute_to_layer_input, False, recorder.taint if recorder is not None else None)
             for m in layers

@@ -159,13 +159,16 @@ class RelevanceLedger:
             :math:`\\sum \\partial^g S_c / \\partial x \\odot x` (:math:`x - \\bar x`
             with a reference): the attributions' sum.
         rule (str): the rule's class name.
+        unmeasured (int): rows that are NaN: an op the baseline pass did not
+            pair (rules with a reference), or whose values a write the ledger
+            did not see changed in place.
     """
 
     def __init__(self) -> None:
         self.rows: list[LedgerRow] = []
         self.output = self.output_stabiliser = self.inputs = math.nan
         self.rule = ""
-        self.unpaired = 0
+        self.unmeasured = 0
 
     def _fill(self, rows: list[LedgerRow], rule: str, output: float, stabiliser: float, inputs: float) -> None:
         self.rows, self.rule = rows, rule
@@ -261,8 +264,8 @@ class RelevanceLedger:
         hidden = len(self.rows) - len(shown)
         if hidden:
             lines.append(f"  ({hidden} ops pass their relevance on unchanged; to_rows() lists all)")
-        if self.unpaired:
-            lines.append(f"  ({self.unpaired} ops had no baseline record: their rows are NaN)")
+        if self.unmeasured:
+            lines.append(f"  ({self.unmeasured} ops had no baseline record or were overwritten: their rows are NaN)")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -293,6 +296,8 @@ class _Op:
     outputs: list[Tensor]
     constants: list[Tensor | None]
     eps: float | None  # epsilon-LRP's stabiliser at an element-wise op
+    in_versions: list[int] = field(default_factory=list)
+    out_versions: list[int] = field(default_factory=list)
     r_out: list[Tensor] = field(default_factory=list)
     r_in: list[Tensor] = field(default_factory=list)
     bias: list[Tensor] = field(default_factory=list)
@@ -336,7 +341,9 @@ def _edge(t: Tensor) -> tuple[Any, int] | None:
     if t.grad_fn is not None:
         return t.grad_fn, t.output_nr
     if t.requires_grad:  # a leaf: its gradient accumulator
-        return t.view_as(t).grad_fn.next_functions[0][0], 0
+        view = t.view_as(t).grad_fn
+        assert view is not None
+        return view.next_functions[0][0], 0
     return None
 
 
@@ -361,7 +368,7 @@ class LedgerPass:
         self.ops: list[_Op] = []
         self.level = 0  # > 0 inside a recorded call (its inner calls are its own)
         self.depth = 0  # the context depth whose calls are recorded (> 0 inside a followed recurrent layer)
-        self.held: dict[int, list[tuple[list[Tensor], int]]] = {}  # storage -> values held
+        self.held: dict[int, list[tuple[list[Tensor], list[int], int]]] = {}  # storage -> values held
         self.eps = rule.epsilon if isinstance(rule, EpsilonLRPRule) else None
         self.marker = torch.zeros((), requires_grad=True)
 
@@ -426,7 +433,9 @@ class LedgerPass:
                 if e is not None:
                     edges.setdefault(e, j)
             with torch.enable_grad():
-                floor = self.marker.view(()).grad_fn._sequence_nr()
+                marker = self.marker.view(()).grad_fn  # nodes the op creates are numbered above it
+                assert marker is not None
+                floor = marker._sequence_nr()
         result = handler(ctx, func, args, kwargs)
         outs = _floats(result)
         if not outs:
@@ -435,8 +444,8 @@ class LedgerPass:
         kind = entry.kind.value if entry is not None else "unknown"
         op = _Op(len(self.ops), op_name(func), kind, values, [o.detach() for o in outs], [None] * len(outs), None)
         self.ops.append(op)
-        self._hold(op.inputs)
-        self._hold(op.outputs)
+        self._hold(op.inputs, op.in_versions)
+        self._hold(op.outputs, op.out_versions)
         if self.recording:
             return result
         if self.references is not None:
@@ -508,20 +517,27 @@ class LedgerPass:
         try:
             op.inputs = [v - r for v, r in zip(op.inputs, rec.inputs)]
             op.outputs = [v - r for v, r in zip(op.outputs, rec.outputs)]
+            op.in_versions = [v._version for v in op.inputs]
+            op.out_versions = [v._version for v in op.outputs]
         except RuntimeError:  # shapes that do not broadcast
             op.broken = True
 
     # ----------------------------------------------------- copy on write
-    def _hold(self, values: list[Tensor]) -> None:
+    def _hold(self, values: list[Tensor], versions: list[int]) -> None:
+        """Keep track of values a later in-place write may change (``versions``:
+        their version counters now, checked when the hooks read them)."""
+        versions[:] = [v._version for v in values]
         for k, v in enumerate(values):
-            self.held.setdefault(v.untyped_storage().data_ptr(), []).append((values, k))
+            self.held.setdefault(v.untyped_storage().data_ptr(), []).append((values, versions, k))
 
     def _protect(self, targets: Sequence[Tensor]) -> None:
         """Give every held value that shares storage with ``targets`` its own copy."""
         for t in targets:
-            for values, k in self.held.pop(t.untyped_storage().data_ptr(), ()):
-                values[k] = values[k].clone()
-                self.held.setdefault(values[k].untyped_storage().data_ptr(), []).append((values, k))
+            for values, versions, k in self.held.pop(t.untyped_storage().data_ptr(), ()):
+                if values[k]._version == versions[k]:  # else the hooks will report it overwritten
+                    values[k] = values[k].clone()
+                    versions[k] = values[k]._version
+                self.held.setdefault(values[k].untyped_storage().data_ptr(), []).append((values, versions, k))
 
     # ------------------------------------------------------------ result
     def finish(
@@ -546,7 +562,7 @@ class LedgerPass:
                 v = w.detach() - baselines[k] if baselines is not None else w.detach()
                 inputs += float(_dot(g, v))
         ledger._fill([op.row() for op in self.ops], type(self.rule).__name__, output, stabiliser, inputs)
-        ledger.unpaired = sum(op.broken for op in self.ops)
+        ledger.unmeasured = sum(op.broken for op in self.ops)
         self.ops, self.held = [], {}
 
 
@@ -568,6 +584,9 @@ def _out_hook(op: _Op, k: int, nr: int) -> Callable:
         v = op.outputs[k]
         if v.numel() == 0:  # the op returned its input: nothing changes here
             return
+        if v._version != op.out_versions[k] or (op.eps is not None and op.inputs[0]._version != op.in_versions[0]):
+            op.broken = True  # overwritten in place by a write the ledger did not see: no number rather than a wrong one
+            return
         op.r_out.append(_dot(g, v))
         c = op.constants[k]
         if c is not None:
@@ -586,7 +605,11 @@ def _in_hook(op: _Op, slots: list[tuple[int, int]]) -> Callable:
             return
         for i, j in slots:
             g = grad_inputs[i]
-            if g is not None:
-                op.r_in.append(_dot(g, op.inputs[j]))
+            if g is None:
+                continue
+            if op.inputs[j]._version != op.in_versions[j]:
+                op.broken = True  # overwritten in place by a write the ledger did not see
+                return
+            op.r_in.append(_dot(g, op.inputs[j]))
 
     return hook

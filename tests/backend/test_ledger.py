@@ -365,7 +365,7 @@ def test_residual_cnn_with_batchnorm_and_inplace_relus():
     kinds = {(r.name, r.kind) for r in ledger.rows}
     assert ("F.batch_norm", "composite") in kinds and ("F.max_pool2d", "composite") in kinds
     ledger, _ = _checks(model, x, cu.DeepLiftRescale(model), 2, conservative=True, baselines=0.1 * randn(1, 2, 8, 8))
-    assert ledger.bias == 0.0 and ledger.unpaired == 0
+    assert ledger.bias == 0.0 and ledger.unmeasured == 0
 
 
 @pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU])
@@ -469,7 +469,7 @@ class Raises(nn.Module):
         self.fc = nn.Linear(4, 3)
 
     def forward(self, x):
-        h = torch.relu(self.fc(x))
+        torch.relu(self.fc(x))
         raise RuntimeError("model failed")
 
 
