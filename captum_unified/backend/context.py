@@ -29,7 +29,7 @@ from captum_unified.backend.coupled import CoupledOps
 from captum_unified.backend.dispatch import dispatch
 from captum_unified.backend.finite import FiniteCheck
 from captum_unified.backend.functions import BilinearRule, ElementwiseRule
-from captum_unified.backend.ledger import LedgerPass
+from captum_unified.backend.ledger_pass import LedgerPass
 from captum_unified.backend.norm_patterns import NormPatterns
 from captum_unified.backend.report import Report
 from captum_unified.backend.taint import TaintTracker
@@ -68,7 +68,7 @@ class RuleContext(CoupledOps, TorchFunctionMode):
         finite (FiniteCheck, optional): a diagnostic run: every treated op is
             watched for NaN / inf (:mod:`~captum_unified.backend.finite`).
         ledger (LedgerPass, optional): record the relevance every top-level op
-            takes and passes on (:mod:`~captum_unified.backend.ledger`).
+            takes and passes on (:mod:`~captum_unified.backend.ledger_pass`).
     """
 
     def __init__(

@@ -61,7 +61,7 @@ def dispatch(ctx: RuleContext, func: Callable, args: tuple, kwargs: dict) -> Any
     """Treat one torch call (see the module docstring)."""
     if ctx.finite is None and ctx.ledger is None:
         return _dispatch(ctx, func, args, kwargs)
-    if ctx.ledger is not None:  # a relevance ledger records the call (backend/ledger.py)
+    if ctx.ledger is not None:  # a relevance ledger records the call (backend/ledger_pass.py)
         return ctx.ledger.call(ctx, func, args, kwargs, _watched)
     return _watched(ctx, func, args, kwargs)
 

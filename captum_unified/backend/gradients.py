@@ -33,7 +33,8 @@ from captum_unified._utils.state import preserve_model_state
 from captum_unified.backend.context import RuleContext
 from captum_unified.backend.finite import FiniteCheck, non_finite_error
 from captum_unified.backend.layers import LayerCapture, train_sensitive
-from captum_unified.backend.ledger import ConservationWarning, LedgerPass, RelevanceLedger
+from captum_unified.backend.ledger import ConservationWarning, RelevanceLedger
+from captum_unified.backend.ledger_pass import LedgerPass
 from captum_unified.backend.tape import PairingError
 from captum_unified.ops import OpTable, default_op_table
 from captum_unified.rules import GradientRule, OpCall, Rule

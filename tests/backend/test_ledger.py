@@ -503,3 +503,13 @@ def test_float32_models():
     assert ledger.ratio == pytest.approx(1.0, abs=1e-4)
     assert not warned
     assert DTYPE is torch.float64  # the ledger sums in float64 whatever the model's dtype
+
+
+def test_inside_captum_noise_tunnel():
+    from captum.attr import NoiseTunnel
+
+    model, x = _resnet()
+    lrp = cu.EpsilonLRP(model)
+    with cu.relevance_ledger(lrp) as ledger:
+        NoiseTunnel(lrp).attribute(x, nt_type="smoothgrad", nt_samples=2, stdevs=0.1, target=0)
+    assert ledger.rows and ledger.ratio == pytest.approx(1.0, abs=1e-6)  # the noisy batch's account
