@@ -33,7 +33,7 @@ from captum_unified._utils.state import preserve_model_state
 from captum_unified.backend.context import RuleContext
 from captum_unified.backend.finite import FiniteCheck, non_finite_error
 from captum_unified.backend.layers import LayerCapture, train_sensitive
-from captum_unified.backend.ledger import ConservationWarning, RelevanceLedger
+from captum_unified.backend.ledger import RelevanceLedger
 from captum_unified.backend.ledger_pass import LedgerPass
 from captum_unified.backend.tape import PairingError
 from captum_unified.ops import OpTable, default_op_table
@@ -115,11 +115,9 @@ def modified_gradients(
             shipped table).
         grad_kwargs (dict, optional): extra arguments of
             :func:`torch.autograd.grad` (Captum's ``grad_kwargs``).
-        ledger (RelevanceLedger, optional): fill it with the relevance every
-            op takes and passes on, and raise a
-            :class:`~captum_unified.backend.ledger.ConservationWarning` when the
-            inputs' total is far from conservative
-            (:mod:`~captum_unified.backend.ledger`; inputs only, not layers).
+        ledger (RelevanceLedger, optional): fill it with the relevance each op
+            takes and passes on, and warn where it is far from conservative
+            (:mod:`~captum_unified.backend.ledger`; not with ``layer``).
 
     Returns:
         :class:`BackendResult`.
@@ -183,7 +181,7 @@ class _Run:
 
     def attempt(self, shared: bool, check: FiniteCheck | None = None) -> BackendResult:
         references = baseline_outputs = baseline_acts = None
-        ledger = None if self.ledger is None or check is not None else LedgerPass(self.rule)
+        ledger = LedgerPass(self.rule, self.ledger) if self.ledger is not None and check is None else None
         if self.baseline_pass:
             references, baseline_outputs, baseline_acts = self._baseline(shared, check, ledger)
         return self._inputs(references, baseline_outputs, baseline_acts, check, ledger)
@@ -197,10 +195,7 @@ class _Run:
         ref_inputs = call.baselines if shared else call.expanded_baselines
         recorder = None
         if rule.needs_reference and rule.modifies_gradient:
-            ref_ledger = None
-            if ledger is not None:  # the ledger's values at the baseline, for t - t_bar
-                ref_ledger = LedgerPass(rule, recording=True)
-                ledger.references = ref_ledger.ops
+            ref_ledger = ledger.baseline_pass() if ledger is not None else None  # for t - t_bar
             recorder = RuleContext(
                 rule, self.table, recording=True, leaves=() if layers else ref_inputs, finite=check, ledger=ref_ledger
             )
@@ -298,12 +293,7 @@ class _Run:
             else g.detach()
             for g, w in zip(grads_or_none, wrt)
         )
-        if ledger is not None and self.ledger is not None:
-            reference = call.expanded_baselines if ledger.references is not None else None
-            paired = baseline_outputs if reference is not None else None
-            ledger.finish(self.ledger, outputs.detach(), paired, seed, wrt, grads, reference)
-            message = self.ledger.conservation_message()
-            if message:
-                warn(message, ConservationWarning)
+        if ledger is not None:  # fills the user's RelevanceLedger, warns where relevance is not conserved
+            ledger.finish(outputs.detach(), baseline_outputs, seed, wrt, grads, call.expanded_baselines)
         acts = tuple(t.detach() for t in wrt) if captures else None
         return BackendResult(grads, outputs.detach(), baseline_outputs, acts, baseline_acts, shapes)

@@ -23,8 +23,9 @@ import torch
 from torch import Tensor
 from torch.utils._pytree import tree_flatten, tree_map
 
+from captum_unified._utils.common import warn
 from captum_unified.backend.calls import python_torch_function, write_target
-from captum_unified.backend.ledger import RelevanceLedger
+from captum_unified.backend.ledger import ConservationWarning, RelevanceLedger
 from captum_unified.backend.ledger_hooks import OpRecord, dot, edge, hook_op
 from captum_unified.ops import OpKind, op_name
 from captum_unified.rules import EpsilonLRPRule, Rule
@@ -68,14 +69,15 @@ class LedgerPass:
 
     Args:
         rule (Rule): the pass's rule.
+        ledger (RelevanceLedger, optional): the user's ledger that :meth:`finish` fills.
         recording (bool): the baseline pass.
-        references (list, optional): a recording pass's values (rules with a reference).
     """
 
-    def __init__(self, rule: Rule, recording: bool = False, references: list[OpRecord] | None = None) -> None:
+    def __init__(self, rule: Rule, ledger: RelevanceLedger | None = None, recording: bool = False) -> None:
         self.rule = rule
+        self.ledger = ledger
         self.recording = recording
-        self.references = references
+        self.references: list[OpRecord] | None = None  # the baseline pass's records (rules with a reference)
         self.ops: list[OpRecord] = []
         self.level = 0  # > 0 inside a recorded call (its inner calls are its own)
         self.depth = 0  # the context depth whose calls are recorded (> 0 inside a followed recurrent layer)
@@ -84,6 +86,12 @@ class LedgerPass:
         self.marker = torch.zeros((), requires_grad=True)
 
     # --------------------------------------------------------- the pass
+    def baseline_pass(self) -> LedgerPass:
+        """The recording pass on the baseline whose values this pass subtracts."""
+        recorder = LedgerPass(self.rule, recording=True)
+        self.references = recorder.ops
+        return recorder
+
     def stop(self) -> None:
         """Record no further calls (the model has returned)."""
         self.level += 1
@@ -222,7 +230,6 @@ class LedgerPass:
     # ------------------------------------------------------------ result
     def finish(
         self,
-        ledger: RelevanceLedger,
         outputs: Tensor,
         baseline_outputs: Tensor | None,
         seed: Tensor,
@@ -230,7 +237,17 @@ class LedgerPass:
         grads: Sequence[Tensor],
         baselines: Sequence[Tensor] | None,
     ) -> None:
-        """Write the account of the pass into ``ledger`` (after the backward pass)."""
+        """Write the account of the pass into the user's ledger (after the
+        backward pass: ``seed`` is the output's gradient, ``grads`` those of
+        ``wrt``) and raise a
+        :class:`~captum_unified.backend.ledger.ConservationWarning` where the
+        inputs' relevance is far from conservative. Relevance is measured from
+        the baseline (``baseline_outputs``, ``baselines``) only for rules with a
+        reference."""
+        ledger = self.ledger
+        assert ledger is not None, "finish() fills the ledger the pass was made for"
+        if self.references is None:  # epsilon-LRP, Gradient: relevance from zero
+            baseline_outputs, baselines = None, None
         with torch.no_grad():
             delta = outputs.double() - (baseline_outputs.double() if baseline_outputs is not None else 0.0)
             output = float(delta.sum())
@@ -244,6 +261,9 @@ class LedgerPass:
         ledger._fill([op.row() for op in self.ops], type(self.rule).__name__, output, stabiliser, inputs)
         ledger.unmeasured = sum(op.broken for op in self.ops)
         self.ops, self.held = [], {}
+        message = ledger.conservation_message()
+        if message:
+            warn(message, ConservationWarning)
 
 
 def _affine(kind: OpKind, name: str, n_inputs: int) -> bool:
