@@ -513,3 +513,29 @@ def test_inside_captum_noise_tunnel():
     with cu.relevance_ledger(lrp) as ledger:
         NoiseTunnel(lrp).attribute(x, nt_type="smoothgrad", nt_samples=2, stdevs=0.1, target=0)
     assert ledger.rows and ledger.ratio == pytest.approx(1.0, abs=1e-6)  # the noisy batch's account
+
+
+def test_dropout_in_train_mode_draws_what_it_would_without_the_ledger():
+    """The bias column evaluates ops at zero input; the random state is restored,
+    so the model's dropout masks are the same with and without the ledger."""
+
+    class Dropped(nn.Module):  # F.dropout called by keyword: a linear op whose constant term is evaluated
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(6, 8), nn.Linear(8, 2)
+
+        def forward(self, x):
+            h = torch.relu(F.dropout(self.a(x), p=0.5, training=True))
+            return self.b(F.dropout(h, p=0.5, training=True))  # a second mask: drawn after the first's zeros
+
+    torch.manual_seed(0)
+    model = Dropped().double()
+    x = randn(4, 6, seed=12)
+    lrp = cu.EpsilonLRP(model)
+    torch.manual_seed(5)
+    with cu.relevance_ledger(lrp) as ledger:
+        with_ledger = lrp.attribute(x, target=0)
+    torch.manual_seed(5)
+    without = lrp.attribute(x, target=0)
+    torch.testing.assert_close(with_ledger, without, rtol=0, atol=0)
+    assert ledger.ratio == pytest.approx(1.0, abs=1e-9)
