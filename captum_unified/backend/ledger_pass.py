@@ -27,7 +27,7 @@ from captum_unified._utils.common import warn
 from captum_unified.backend.calls import python_torch_function, write_target
 from captum_unified.backend.ledger import ConservationWarning, RelevanceLedger
 from captum_unified.backend.ledger_hooks import OpRecord, dot, edge, hook_op
-from captum_unified.ops import OpKind, op_name
+from captum_unified.ops import NOT_DECOMPOSED, OpKind, op_name
 from captum_unified.rules import EpsilonLRPRule, Rule
 
 if TYPE_CHECKING:  # the context imports this module (a type only)
@@ -109,7 +109,9 @@ class LedgerPass:
         if (entry.kind is OpKind.TRANSPARENT) if entry is not None else python_torch_function(func):
             return handler(ctx, func, args, kwargs)  # followed op by op: its ops get the rows
         if entry is not None and entry.name in _CONTAINERS and entry.decompose is not None and not self.paired:
-            return self._follow(ctx, entry, func, args, kwargs)
+            result = self._follow(ctx, entry, func, args, kwargs)
+            if result is not NOT_DECOMPOSED:
+                return result
         self.level += 1
         try:
             return self._record(ctx, func, args, kwargs, handler)
@@ -130,7 +132,8 @@ class LedgerPass:
             result = ctx.decompose(entry.decompose, func, args, kwargs, consts)
         finally:
             self.depth -= 1
-        ctx.taint(result)
+        if result is not NOT_DECOMPOSED:  # (a form the decomposition leaves to the fused kernel: one row)
+            ctx.taint(result)
         return result
 
     def _record(self, ctx: RuleContext, func: Callable, args: tuple, kwargs: dict, handler: Callable) -> Any:
