@@ -67,6 +67,9 @@ _PUBLIC: dict[str, str] = {
     "LayerEpsilonLRP": "captum_unified.attr",
     "LayerDeepLiftRescale": "captum_unified.attr",
     "LLMGradientAttribution": "captum_unified.attr",
+    "relevance_ledger": "captum_unified.attr",
+    "RelevanceLedger": "captum_unified.backend.ledger",
+    "ConservationWarning": "captum_unified.backend.ledger",
 }
 
 __all__ = list(_PUBLIC)
@@ -107,8 +110,11 @@ if TYPE_CHECKING:  # the names as type checkers and editors see them (``as``: re
     from captum_unified.attr import ModifiedGradient as ModifiedGradient
     from captum_unified.attr import Occlusion1 as Occlusion1
     from captum_unified.attr import OcclusionPatch as OcclusionPatch
+    from captum_unified.attr import relevance_ledger as relevance_ledger
     from captum_unified.backend import RuleContext as RuleContext
     from captum_unified.backend import modified_gradients as modified_gradients
+    from captum_unified.backend.ledger import ConservationWarning as ConservationWarning
+    from captum_unified.backend.ledger import RelevanceLedger as RelevanceLedger
     from captum_unified.ops import OpTable as OpTable
     from captum_unified.ops import default_op_table as default_op_table
     from captum_unified.rules import EpsilonLRPRule as EpsilonLRPRule

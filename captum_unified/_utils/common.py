@@ -350,8 +350,8 @@ def sum_per_sample(tensors: tuple[Tensor, ...]) -> Tensor:
     return sum(_sum_rows(t) for t in tensors)
 
 
-def warn(message: str) -> None:
-    """Emit an :class:`AttributionWarning` attributed to the user's call site
+def warn(message: str, category: type[Warning] | None = None) -> None:
+    """Emit an :class:`AttributionWarning` (or ``category``, a subclass) attributed to the user's call site
     (the first frame outside ``captum_unified``, ``captum`` and ``contextlib``,
     whose ``__exit__`` runs the end of a ``with`` block): the warning names the
     user's line, and Python's once-per-location filter counts each of the
@@ -364,7 +364,7 @@ def warn(message: str) -> None:
     level = 2
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(roots):
         frame, level = frame.f_back, level + 1
-    warnings.warn(message, AttributionWarning, stacklevel=level)
+    warnings.warn(message, category or AttributionWarning, stacklevel=level)
 
 
 def convergence_delta(

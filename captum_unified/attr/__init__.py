@@ -16,6 +16,7 @@ from captum_unified.attr._core.llm_attr import LLMGradientAttribution
 from captum_unified.attr._core.modified_gradient import ModifiedGradient
 from captum_unified.attr._core.occlusion import Occlusion1
 from captum_unified.attr._core.occlusion_patch import OcclusionPatch
+from captum_unified.attr._core.relevance_ledger import relevance_ledger
 
 __all__ = [
     "ModifiedGradient",
@@ -33,4 +34,5 @@ __all__ = [
     "LayerEpsilonLRP",
     "LayerDeepLiftRescale",
     "LLMGradientAttribution",
+    "relevance_ledger",
 ]

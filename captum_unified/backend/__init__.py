@@ -33,6 +33,9 @@ The package in one picture
           |-- taint.py     TaintTracker: input-dependent tensors, masks, gates, rule outputs
           |-- tape.py      ReferenceTape: records of the baseline pass, paired in call order
           |-- report.py    Report: rule checks, product warnings, unknown ops, selections
+          |-- ledger_pass.py  LedgerPass: relevance in / out per op (opt-in,
+          |                relevance_ledger); ledger_hooks.py its autograd hooks,
+          |                ledger.py the account (RelevanceLedger) and its warning
           v
     dispatch.py       dispatch(ctx, func, args, kwargs): one handler per OpKind;
           |             every op fact from the op table (captum_unified.ops)

@@ -29,6 +29,7 @@ from captum_unified.backend.coupled import CoupledOps
 from captum_unified.backend.dispatch import dispatch
 from captum_unified.backend.finite import FiniteCheck
 from captum_unified.backend.functions import BilinearRule, ElementwiseRule
+from captum_unified.backend.ledger_pass import LedgerPass
 from captum_unified.backend.norm_patterns import NormPatterns
 from captum_unified.backend.report import Report
 from captum_unified.backend.taint import TaintTracker
@@ -73,6 +74,8 @@ class RuleContext(CoupledOps, TorchFunctionMode):
             :data:`~captum_unified.canonizers.BACKEND_MAP` (Hugging Face's GELU
             modules as ``F.gelu``); ``{}`` turns them off. Nothing of it is
             left on the model or torch when the context is left.
+        ledger (LedgerPass, optional): record the relevance every top-level op
+            takes and passes on (:mod:`~captum_unified.backend.ledger_pass`).
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class RuleContext(CoupledOps, TorchFunctionMode):
         leaves: Sequence[Tensor] = (),
         finite: FiniteCheck | None = None,
         module_map: Mapping[str, Fused] = BACKEND_MAP,
+        ledger: LedgerPass | None = None,
     ) -> None:
         super().__init__()
         self.rule = rule
@@ -99,6 +103,8 @@ class RuleContext(CoupledOps, TorchFunctionMode):
         self.finite = finite
         if finite is not None:
             finite.recording = recording
+        # an opt-in relevance ledger (backend/ledger.py): what each top-level op takes and passes on
+        self.ledger = ledger
         self.taint(*leaves)
         # modules computed as their fused op while the context is entered (outermost entry)
         self.canonizer = PassCanonizer(module_map, self._module_note)

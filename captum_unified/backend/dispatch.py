@@ -59,6 +59,14 @@ __all__ = ["dispatch"]
 
 def dispatch(ctx: RuleContext, func: Callable, args: tuple, kwargs: dict) -> Any:
     """Treat one torch call (see the module docstring)."""
+    if ctx.finite is None and ctx.ledger is None:
+        return _dispatch(ctx, func, args, kwargs)
+    if ctx.ledger is not None:  # a relevance ledger records the call (backend/ledger_pass.py)
+        return ctx.ledger.call(ctx, func, args, kwargs, _watched)
+    return _watched(ctx, func, args, kwargs)
+
+
+def _watched(ctx: RuleContext, func: Callable, args: tuple, kwargs: dict) -> Any:
     if ctx.finite is None:
         return _dispatch(ctx, func, args, kwargs)
     result = _dispatch(ctx, func, args, kwargs)  # a diagnostic run: watch for NaN / inf

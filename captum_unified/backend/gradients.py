@@ -33,6 +33,8 @@ from captum_unified._utils.state import preserve_model_state
 from captum_unified.backend.context import RuleContext
 from captum_unified.backend.finite import FiniteCheck, non_finite_error
 from captum_unified.backend.layers import LayerCapture, train_sensitive
+from captum_unified.backend.ledger import RelevanceLedger
+from captum_unified.backend.ledger_pass import LedgerPass
 from captum_unified.backend.tape import PairingError
 from captum_unified.ops import OpTable, default_op_table
 from captum_unified.rules import GradientRule, OpCall, Rule
@@ -89,6 +91,7 @@ def modified_gradients(
     reference_pass: bool = False,
     op_table: OpTable | None = None,
     grad_kwargs: dict[str, Any] | None = None,
+    ledger: RelevanceLedger | None = None,
 ) -> BackendResult:
     r"""Compute :math:`\partial^g S_c(x) / \partial x` with the rule ``rule``.
 
@@ -112,6 +115,9 @@ def modified_gradients(
             shipped table).
         grad_kwargs (dict, optional): extra arguments of
             :func:`torch.autograd.grad` (Captum's ``grad_kwargs``).
+        ledger (RelevanceLedger, optional): fill it with the relevance each op
+            takes and passes on, and warn where it is far from conservative
+            (:mod:`~captum_unified.backend.ledger`; not with ``layer``).
 
     Returns:
         :class:`BackendResult`.
@@ -126,6 +132,7 @@ def modified_gradients(
         attribute_to_layer_input,
         reference_pass,
         grad_kwargs or {},
+        ledger if layer is None else None,
     )
     if not run.layers:
         require_floating(call.inputs)
@@ -166,6 +173,7 @@ class _Run:
     attribute_to_layer_input: bool
     reference_pass: bool
     grad_kwargs: dict[str, Any]
+    ledger: RelevanceLedger | None = None
 
     @property
     def baseline_pass(self) -> bool:
@@ -173,11 +181,12 @@ class _Run:
 
     def attempt(self, shared: bool, check: FiniteCheck | None = None) -> BackendResult:
         references = baseline_outputs = baseline_acts = None
+        ledger = LedgerPass(self.rule, self.ledger) if self.ledger is not None and check is None else None
         if self.baseline_pass:
-            references, baseline_outputs, baseline_acts = self._baseline(shared, check)
-        return self._inputs(references, baseline_outputs, baseline_acts, check)
+            references, baseline_outputs, baseline_acts = self._baseline(shared, check, ledger)
+        return self._inputs(references, baseline_outputs, baseline_acts, check, ledger)
 
-    def _baseline(self, shared: bool, check: FiniteCheck | None):
+    def _baseline(self, shared: bool, check: FiniteCheck | None, ledger: LedgerPass | None = None):
         """The baseline pass: the model on the baselines, without gradients;
         recorded for rules that pair ops with it."""
         call, layers, rule = self.call, self.layers, self.rule
@@ -186,7 +195,10 @@ class _Run:
         ref_inputs = call.baselines if shared else call.expanded_baselines
         recorder = None
         if rule.needs_reference and rule.modifies_gradient:
-            recorder = RuleContext(rule, self.table, recording=True, leaves=() if layers else ref_inputs, finite=check)
+            ref_ledger = ledger.baseline_pass() if ledger is not None else None  # for t - t_bar
+            recorder = RuleContext(
+                rule, self.table, recording=True, leaves=() if layers else ref_inputs, finite=check, ledger=ref_ledger
+            )
         captures = [
             LayerCapture(m, self.attribute_to_layer_input, False, recorder.taint if recorder is not None else None)
             for m in layers
@@ -207,12 +219,14 @@ class _Run:
         baseline_acts = tuple(t.detach() for c in captures for t in c.result()) if captures else None
         return references, baseline_outputs, baseline_acts
 
-    def _inputs(self, references, baseline_outputs, baseline_acts, check: FiniteCheck | None) -> BackendResult:
+    def _inputs(
+        self, references, baseline_outputs, baseline_acts, check: FiniteCheck | None, ledger: LedgerPass | None = None
+    ) -> BackendResult:
         """The input pass and one backward pass."""
         call, layers, rule = self.call, self.layers, self.rule
         inputs, batch = call.inputs, call.batch
         leaves = tuple(x.detach().requires_grad_(True) if x.is_floating_point() and not layers else x for x in inputs)
-        intercept = rule.modifies_gradient or check is not None
+        intercept = rule.modifies_gradient or check is not None or ledger is not None
         context = (
             RuleContext(
                 rule,
@@ -220,6 +234,7 @@ class _Run:
                 references=references if rule.needs_reference else None,
                 leaves=() if layers else leaves,
                 finite=check,
+                ledger=ledger,
             )
             if intercept
             else None
@@ -234,6 +249,8 @@ class _Run:
                 if context is not None:
                     stack.enter_context(context)
                 raw = self.forward_func(*leaves, *call.additional_args)
+                if ledger is not None:
+                    ledger.stop()  # the target's selection is not the model's (the baseline pass's is outside)
                 outputs = select_target(raw, call.target, batch)
         finally:
             for c in captures:
@@ -276,5 +293,7 @@ class _Run:
             else g.detach()
             for g, w in zip(grads_or_none, wrt)
         )
+        if ledger is not None:  # fills the user's RelevanceLedger, warns where relevance is not conserved
+            ledger.finish(outputs.detach(), baseline_outputs, seed, wrt, grads, call.expanded_baselines)
         acts = tuple(t.detach() for t in wrt) if captures else None
         return BackendResult(grads, outputs.detach(), baseline_outputs, acts, baseline_acts, shapes)

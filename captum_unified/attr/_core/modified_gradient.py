@@ -14,6 +14,7 @@ from torch import Tensor
 from captum_unified._utils.call import AttributionCall
 from captum_unified._utils.common import sum_per_sample
 from captum_unified.backend import BackendResult, modified_gradients
+from captum_unified.backend.ledger import RelevanceLedger
 from captum_unified.ops import OpTable
 from captum_unified.rules import Rule
 
@@ -53,6 +54,7 @@ class ModifiedGradientBase(GradientAttribution):
         self.rule = rule
         self.op_table = op_table
         self._multiply_by_inputs = multiply_by_inputs
+        self._ledger: RelevanceLedger | None = None
 
     @property
     def multiplies_by_inputs(self) -> bool:
@@ -69,7 +71,12 @@ class ModifiedGradientBase(GradientAttribution):
     ) -> tuple[tuple[Tensor, ...], BackendResult]:
         """Run the backend once and form the attributions."""
         result = modified_gradients(
-            self.forward_func, call, self.rule, reference_pass=reference_pass, op_table=self.op_table
+            self.forward_func,
+            call,
+            self.rule,
+            reference_pass=reference_pass,
+            op_table=self.op_table,
+            ledger=getattr(self, "_ledger", None),  # set inside ``with relevance_ledger(self)`` only
         )
         grads = result.gradients
         if custom_attribution_func is not None:
