@@ -305,6 +305,7 @@ class PassCanonizer:
         self.note = note
         self.canonized: dict[str, str] = {}  # qualified name -> fused function's name, this pass
         self._seen: set[int] = set()
+        self._rows: dict[type, Fused | None] = {}  # module class -> its row (looked up once per class)
         self._changed: list[nn.Module] = []
         self._handle: RemovableHandle | None = None
         self._thread = 0
@@ -337,7 +338,10 @@ class PassCanonizer:
             self._seen.add(id(sub))
             if sub is module:
                 continue  # its forward is already under way
-            fused = canonical_op(sub, self.module_map)
+            cls = type(sub)
+            if cls not in self._rows:
+                self._rows[cls] = canonical_op(sub, self.module_map)
+            fused = self._rows[cls]
             own = sub.__dict__.get("forward")
             if fused is None or isinstance(own, _CanonicalForward):
                 continue

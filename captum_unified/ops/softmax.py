@@ -33,6 +33,7 @@ from captum_unified.ops.fused import dense_partners, kernels_apply, multiplier
 from captum_unified.ops.rows import CompositeOp
 from captum_unified.ops.table import NOT_DECOMPOSED
 from captum_unified.rules import OpCall, Rule
+from captum_unified.rules.logsumexp import logsumexp_kept
 
 __all__ = ["softmax_dim", "softmax_constants", "logsumexp_constants", "fused_softmax", "fused_log_softmax", "ROWS"]
 
@@ -197,11 +198,13 @@ class _LogSumExpRule(torch.autograd.Function):
         # exp's multiplier at u = z - LSE(z) (float64), its outputs the model's own softmax (what
         # completeness is measured against); a batch-1 baseline keeps its size
         y = torch.softmax(z, dim)
-        # u = z - LSE(z) in float64 (log_softmax's kernel: torch.logsumexp's exp is slow on masked logits)
-        u = torch.log_softmax(z.double(), dim)
+        # u = z - LSE(z) in float64 (logsumexp_kept: faster than log_softmax's float64 kernel)
+        z64 = z.double()
+        u = z64 - logsumexp_kept(z64, dim)
         ru = ref_y = None
         if ref_z is not None:
-            ru, ref_y = torch.log_softmax(ref_z.double(), dim), torch.softmax(ref_z, dim).double()
+            ref64 = ref_z.double()
+            ru, ref_y = ref64 - logsumexp_kept(ref64, dim), torch.softmax(ref_z, dim).double()
         ctx.g_exp = multiplier(rule, "exp", torch.exp, _exp_d, u, y.double(), ru, ref_y)
         return y
 

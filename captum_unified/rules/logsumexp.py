@@ -54,20 +54,28 @@ def lse_gradient(z: Tensor, dim: int) -> Tensor:
 
 
 def logsumexp_kept(z: Tensor, dim: int) -> Tensor:
-    r"""``torch.logsumexp(z, dim, keepdim=True)``, computed as :math:`z_k -
-    \mathrm{log\_softmax}(z)_k` at the row's arg-max :math:`k` (equal to
-    rounding). torch's ``logsumexp`` runs ``exp`` on every element, which on
-    this CPU is 3-4x slower for arguments below about -708 (results in the
-    subnormal range): masked attention logits (``finfo.min``) are half of a
-    causal attention row; the fused ``log_softmax`` kernel is not slowed.
-    A row of only ``-inf`` gives ``-inf`` (as ``torch.logsumexp``); a row
-    holding ``+inf`` or NaN gives NaN (the callers treat both alike)."""
+    r"""``torch.logsumexp(z, dim, keepdim=True)``, computed as :math:`t +
+    \log\sum_k e^{\max(z_k - t,\ \frac12\log\mathrm{tiny})}` with :math:`t` the
+    row's maximum (equal to rounding: a clamped term adds at most
+    :math:`\sqrt{\mathrm{tiny}}`, about 1e-154 in float64, to a sum of at least
+    1). The clamp keeps ``exp`` off its slow path (arguments below about -708,
+    results in the subnormal range: masked attention logits at ``finfo.min``
+    are half of a causal attention row). Measured in float64 on the short
+    rows of attention (16 logits), these five kernels take a third of the time
+    of ``log_softmax``'s (and of ``torch.logsumexp``); on rows of 128 or more,
+    the same time. A row of only ``-inf`` gives ``-inf`` (as
+    ``torch.logsumexp``); a row holding ``+inf`` or NaN gives NaN (the callers
+    treat both alike)."""
     if z.numel() == 0 or z.shape[dim] == 0:
         return torch.logsumexp(z, dim, keepdim=True)
-    top, k = z.max(dim, keepdim=True)
-    out = top - torch.log_softmax(z, dim).gather(dim, k)
-    # a row of -inf only: log_softmax is NaN there (torch.logsumexp gives -inf)
-    return torch.where(torch.isneginf(top), top, out)
+    top = z.amax(dim, keepdim=True)
+    finite = torch.isfinite(top)
+    shift = torch.where(finite, top, torch.zeros_like(top))
+    floor = 0.5 * math.log(torch.finfo(z.dtype).tiny)  # exp >= sqrt(tiny): far from the subnormal slow path
+    out = (z - shift).clamp_min_(floor).exp_().sum(dim, keepdim=True).log_().add_(shift)
+    if bool(finite.all()):
+        return out
+    return torch.where(finite, out, torch.where(torch.isneginf(top), top, torch.full_like(top, math.nan)))
 
 
 def _any_inf(t: Tensor) -> bool:
@@ -120,6 +128,7 @@ def lse_simplex(z: Tensor, ref_z: Tensor, dim: int, nodes: int = 4) -> Tensor:
         d_lse = torch.nan_to_num(d_lse, nan=0.0, posinf=0.0, neginf=0.0)  # whole row masked in both passes
     pd = (p64 * dz64).sum(dim, keepdim=True)
     residual = d_lse - pd
+    # tilt towards the largest dz (residual > 0) or the smallest
     if masked is not None:
         hi = torch.where(masked, torch.full_like(dz, -math.inf), dz).argmax(dim, keepdim=True)
         lo = torch.where(masked, torch.full_like(dz, math.inf), dz).argmin(dim, keepdim=True)
@@ -128,7 +137,8 @@ def lse_simplex(z: Tensor, ref_z: Tensor, dim: int, nodes: int = 4) -> Tensor:
     k = torch.where(residual > 0, hi, lo)
     denom = dz64.gather(dim, k) - pd
     # a denominator at the rounding of dz (all dz about equal: a shift) needs no tilt (p is exact there)
-    noise = 64 * torch.finfo(torch.float64).eps * dz.abs().amax(dim, keepdim=True).double()
+    extreme = torch.maximum(dz64.gather(dim, hi).abs_(), dz64.gather(dim, lo).abs_())
+    noise = 64 * torch.finfo(torch.float64).eps * extreme
     tilt = denom.abs() > noise
     lam = (residual / torch.where(tilt, denom, torch.ones_like(denom))).mul_(tilt).clamp_(0.0, 1.0)
     return p64.mul_(1 - lam).scatter_add_(dim, k, lam)

@@ -106,23 +106,40 @@ def _exact(c64: Tensor, rc64: Tensor, y: Tensor, ref_y: Tensor, dims, apply: Cal
     """``apply`` (float64 ``v -> M v``, ``M`` symmetric or given as its own
     transpose map) plus the rank-one correction that makes ``M dc = dy``."""
     dc = c64 - rc64
-    rho = (y.double() - ref_y.double().expand_as(dc)) - apply(dc)
+    return _corrected(dc, _change(y, ref_y) - apply(dc), dims, lambda g64: apply(g64, transpose=True))
+
+
+def _change(y: Tensor, ref_y: Tensor) -> Tensor:
+    r""":math:`\Delta y` in float64 (a batch-1 ``ref_y`` broadcast)."""
+    return y.double() - ref_y.double()
+
+
+def _corrected(dc: Tensor, rho: Tensor, dims, transpose: Callable[[Tensor], Tensor]) -> Backward:
+    r"""The backward map ``g -> M^T g + dc (rho . g) / |dc|^2`` (float64 inside,
+    ``g``'s dtype out): ``M`` plus the rank-one correction :math:`\rho\,
+    \Delta c^\top / \|\Delta c\|^2`, :math:`\rho = \Delta y - M \Delta c`."""
     dd = (dc * dc).sum(dims, keepdim=True)
     inv = torch.where(dd > 0, 1 / torch.where(dd > 0, dd, torch.ones_like(dd)), torch.zeros_like(dd))
-    rho_inv = rho * inv
+    rho_inv = rho.mul_(inv)
 
     def backward(g: Tensor) -> Tensor:
         g64 = g.double()
-        return (apply(g64, transpose=True) + dc * (rho_inv * g64).sum(dims, keepdim=True)).to(g.dtype)
+        return transpose(g64).addcmul_(dc, (rho_inv * g64).sum(dims, keepdim=True)).to(g.dtype)
 
     return backward
 
 
 def secant_norm(c, ref_c, y, ref_y, dims, family) -> Backward:
-    r"""The secant policy (see the module docstring): exact and bounded."""
+    r"""The secant policy (see the module docstring): exact and bounded.
+
+    :math:`M \Delta c` needs no sum over the row: :math:`(c + \bar c)\cdot
+    \Delta c = n\,(q - \bar q)`, so :math:`M\Delta c = h_s \Delta c + v\,
+    \sigma\,(q - \bar q)`. The baseline's row statistics are computed at its
+    own (batch-1) size."""
     n = _rows(dims, c)
-    c64, rc64 = c.double(), ref_c.double().expand(c.shape)
-    q, rq = _msq(c64, dims), _msq(rc64, dims)
+    c64, rc_own = c.double(), ref_c.double()
+    rc64 = rc_own.expand(c.shape)
+    q, rq = _msq(c64, dims), _msq(rc_own, dims)
     hq, hr = family.h(q), family.h(rq)
     dq = q - rq
     tiny = dq.abs() <= 1e-12 * (q + rq + family.floor)
@@ -130,15 +147,15 @@ def secant_norm(c, ref_c, y, ref_y, dims, family) -> Backward:
     at_input = hq <= hr
     scale = torch.where(at_input, hq, hr)
     other = torch.where(at_input, rc64, c64)  # v: the other side's c
-    total = c64 + rc64
+    dc = c64 - rc64
+    # rho = dy - M dc, with M dc = scale dc + other sec dq
+    rho = _change(y, ref_y).sub_(scale * dc).sub_(other * (sec * dq))
+    weight = (c64 + rc64).mul_(sec / n)  # M^T = scale I + (c + c_bar) sec other^T / n
 
-    def apply(v: Tensor, transpose: bool = False) -> Tensor:
-        # M = scale I + other sec total^T / n;  M^T = scale I + total sec other^T / n
-        if transpose:
-            return scale * v + total * (sec * (other * v).sum(dims, keepdim=True) / n)
-        return scale * v + other * (sec * (total * v).sum(dims, keepdim=True) / n)
+    def transpose(g64: Tensor) -> Tensor:
+        return (g64 * scale).addcmul_(weight, (other * g64).sum(dims, keepdim=True))
 
-    return _exact(c64, rc64, y, ref_y, dims, apply)
+    return _corrected(dc, rho, dims, transpose)
 
 
 def _panels(tau: Tensor, width: Tensor, per_side: int = 12, order: int = 8) -> tuple[Tensor, Tensor]:

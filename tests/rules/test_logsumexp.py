@@ -81,3 +81,22 @@ def test_rule_lse_weights_default_is_the_gradient_and_rescale_is_the_simplex():
         RescaleRule(softmax_nodes=0)
     with pytest.raises(ValueError, match="softmax must be one of"):
         RescaleRule(softmax="decompose")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("length", [1, 16, 128])
+def test_logsumexp_kept_equals_torch_logsumexp(dtype, length):
+    """The clamped, shifted form equals torch's logsumexp: plain rows, logits up
+    to 1e3, causal-mask rows (``finfo.min``), rows of -inf only (-inf) and rows
+    holding +inf or NaN (not finite)."""
+    from captum_unified.rules.logsumexp import logsumexp_kept
+
+    g = torch.Generator().manual_seed(length)
+    z = (torch.randn(6, length, generator=g) * torch.tensor([[0.1], [1], [30], [1e3], [1], [1]])).to(dtype)
+    z[4, length // 2 :] = torch.finfo(dtype).min
+    want = torch.logsumexp(z.double(), -1, keepdim=True)
+    torch.testing.assert_close(logsumexp_kept(z.double(), -1), want, rtol=1e-15, atol=1e-13)
+    odd = torch.zeros(3, length, dtype=dtype)
+    odd[0], odd[1, 0], odd[2, 0] = -math.inf, math.inf, math.nan
+    out = logsumexp_kept(odd, -1).flatten()
+    assert out[0] == -math.inf and not torch.isfinite(out[1:]).any()
