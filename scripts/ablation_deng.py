@@ -13,7 +13,8 @@ state is varied):
 
 * the input scale, through training: inputs normalised by the training digits'
   mean and std (PyTorch's usual ``Normalize``), occluded to 0 = the mean pixel,
-  so that every background pixel changes; raw pixel values in [0, 255];
+  so that every background pixel changes; raw pixel values in [0, 255], and
+  in [0, 4] and [0, 16] (the paper states no scale);
 * the occlusion / baseline value with the same weights: the mean pixel in
   [0, 1]; black in normalised coordinates;
 * the target (Deng attributes "to the predicted label"; the true class);
@@ -81,6 +82,9 @@ SETTINGS = [
     ("inputs normalised, baseline 0 (the mean pixel)", "input scale", dict(scale="normalised", baseline="zero")),
     ("inputs normalised, baseline black", "occlusion value", dict(scale="normalised", baseline="black")),
     ("pixels in [0, 255], baseline 0", "input scale", dict(scale="[0, 255]")),
+    # between [0, 1] and [0, 255], where the paper's Occlusion-1 values lie (the paper states no scale)
+    ("pixels in [0, 4], baseline 0", "input scale", dict(scale="[0, 4]")),
+    ("pixels in [0, 16], baseline 0", "input scale", dict(scale="[0, 16]")),
     ("weight decay 1e-3", "training recipe", dict(recipe=RECIPES["adadelta-es"].replace(weight_decay=1e-3))),
     ("one more hidden layer", "architecture", dict(arch="deeper")),
     ("C-sg: max pooling", "architecture", dict(arch="maxpool", samples={"C-sg": 25})),
@@ -97,11 +101,11 @@ METHODS = ("Occ-1", "Occ-2x2", "DL", "IG")
 def scaled(data, scale: str, stats: tuple[float, float]):
     """The [0, 1] digits in the coordinates of ``scale``; returns ``(data, to_model)``."""
     mean, std = stats
-    to_model = {
-        "[0, 1]": lambda t: t,
-        "normalised": lambda t: (t - mean) / std,
-        "[0, 255]": lambda t: t * 255.0,
-    }[scale]
+    if scale == "normalised":
+        to_model = lambda t: (t - mean) / std  # noqa: E731
+    else:  # "[0, K]": the [0, 1] digits times K
+        top = float(scale.strip("[]").split(",")[1])
+        to_model = lambda t: t * top  # noqa: E731
     (xtr, ytr), (xte, yte) = data
     return ((to_model(xtr), ytr), (to_model(xte), yte)), to_model
 
