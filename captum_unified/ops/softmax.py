@@ -190,21 +190,25 @@ class _LogSumExpRule(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z, ref_z, dim, rule, log):
         name = "log_softmax" if log else "softmax"
-        m = rule.lse_weights(OpCall(name), z, ref_z, dim).double()
+        # LSE of both passes in float64, once: the rule's m and exp's multiplier at u = z - LSE(z) share them
+        z64 = z.double()
+        lse = logsumexp_kept(z64, dim)
+        ref64 = ref_lse = None
+        if ref_z is not None:
+            ref64 = ref_z.double()  # a batch-1 baseline keeps its size
+            ref_lse = logsumexp_kept(ref64, dim)
+        m = rule.lse_weights(OpCall(name, lse=(lse, ref_lse)), z, ref_z, dim).double()
         ctx.save_for_backward(m)
         ctx.log, ctx.dim = log, dim
         if log:
             return torch.log_softmax(z, dim)
         # exp's multiplier at u = z - LSE(z) (float64), its outputs the model's own softmax (what
-        # completeness is measured against); a batch-1 baseline keeps its size
+        # completeness is measured against)
         y = torch.softmax(z, dim)
-        # u = z - LSE(z) in float64 (logsumexp_kept: faster than log_softmax's float64 kernel)
-        z64 = z.double()
-        u = z64 - logsumexp_kept(z64, dim)
+        u = z64 - lse  # out of place: z.double() is z itself for float64 logits
         ru = ref_y = None
-        if ref_z is not None:
-            ref64 = ref_z.double()
-            ru, ref_y = ref64 - logsumexp_kept(ref64, dim), torch.softmax(ref_z, dim).double()
+        if ref64 is not None:
+            ru, ref_y = ref64 - ref_lse, torch.softmax(ref_z, dim).double()
         ctx.g_exp = multiplier(rule, "exp", torch.exp, _exp_d, u, y.double(), ru, ref_y)
         return y
 

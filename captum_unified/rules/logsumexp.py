@@ -82,7 +82,9 @@ def _any_inf(t: Tensor) -> bool:
     return t.numel() > 0 and not bool(torch.isfinite(t.amax() + t.amin()))
 
 
-def lse_simplex(z: Tensor, ref_z: Tensor, dim: int, nodes: int = 4) -> Tensor:
+def lse_simplex(
+    z: Tensor, ref_z: Tensor, dim: int, nodes: int = 4, lse: tuple[Tensor, Tensor | None] | None = None
+) -> Tensor:
     r"""The simplex multiplier ``m`` of ``LSE`` along ``dim`` with
     :math:`\sum_k m_k (z_k - \bar z_k) = \mathrm{LSE}(z) - \mathrm{LSE}(\bar z)`.
 
@@ -96,6 +98,9 @@ def lse_simplex(z: Tensor, ref_z: Tensor, dim: int, nodes: int = 4) -> Tensor:
         ref_z (Tensor): the logits of the baseline pass (broadcastable to ``z``).
         dim (int): the softmax dimension.
         nodes (int): Gauss-Legendre nodes of the path average (default 4).
+        lse (tuple of Tensor, optional): :math:`\mathrm{LSE}(z)` and
+            :math:`\mathrm{LSE}(\bar z)` in float64 (dimension kept), as
+            :func:`logsumexp_kept` computes them, when the caller has them.
 
     Returns:
         ``m`` of ``z``'s shape, float64: entries in :math:`[0, 1]` summing to 1
@@ -123,7 +128,10 @@ def lse_simplex(z: Tensor, ref_z: Tensor, dim: int, nodes: int = 4) -> Tensor:
         dz64 = torch.where(masked, torch.zeros_like(dz64), dz64)
     p64 = p.double()
     p64.div_(p64.sum(dim, keepdim=True).clamp_min_(1e-300))  # a simplex vector in float64
-    d_lse = logsumexp_kept(z64, dim) - logsumexp_kept(ref64, dim)
+    if lse is not None and lse[1] is not None:
+        d_lse = lse[0] - lse[1]
+    else:
+        d_lse = logsumexp_kept(z64, dim) - logsumexp_kept(ref64, dim)
     if has_inf:
         d_lse = torch.nan_to_num(d_lse, nan=0.0, posinf=0.0, neginf=0.0)  # whole row masked in both passes
     pd = (p64 * dz64).sum(dim, keepdim=True)

@@ -27,7 +27,7 @@ def derivative(f: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class OpCall:
-    """What a rule is told about the op it is applied to.
+    r"""What a rule is told about the op it is applied to.
 
     Attributes:
         name (str): the op's short name in the op table (``"relu"``,
@@ -38,11 +38,18 @@ class OpCall:
             of sigmoid-like functions or of softmax); empty otherwise.
         derivative (Callable, optional): closed-form :math:`f'(z)` from
             ``(z, out)`` when the op table has one.
+        lse (tuple of Tensor, optional): for the softmax family
+            (:meth:`~captum_unified.rules.Rule.lse_weights`), the op's
+            :math:`\mathrm{LSE}(z)` and :math:`\mathrm{LSE}(\bar z)` (float64,
+            the reduced dimension kept; the second ``None`` without a baseline
+            pass) when the backend has computed them, so a rule need not
+            compute them again.
     """
 
     name: str
     gates: tuple[bool, ...] = ()
     derivative: Callable[[Tensor, Tensor], Tensor] | None = None
+    lse: tuple[Tensor, Tensor | None] | None = None
 
     def fprime(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor) -> Tensor:
         """:math:`f'(z)`, in closed form when known."""
