@@ -25,7 +25,7 @@ state is varied):
   the mean);
 * the architecture ("a three-layer MLP / CNN with sigmoid activation", nothing
   more): a further hidden layer; max pooling in C-sg instead of average pooling;
-* training: weight decay 1e-3; Adam for 5 epochs (the earlier pipeline's);
+* training: weight decay 1e-3, 3e-3 and 1e-2; Adam for 5 epochs (the earlier pipeline's);
 * which layers DeepLIFT's ``d`` averages over: the output layer counted too;
   every layer above reformulated too (computed from the reference run).
 
@@ -86,6 +86,8 @@ SETTINGS = [
     ("pixels in [0, 4], baseline 0", "input scale", dict(scale="[0, 4]")),
     ("pixels in [0, 16], baseline 0", "input scale", dict(scale="[0, 16]")),
     ("weight decay 1e-3", "training recipe", dict(recipe=RECIPES["adadelta-es"].replace(weight_decay=1e-3))),
+    ("weight decay 3e-3", "training recipe", dict(recipe=RECIPES["adadelta-es"].replace(weight_decay=3e-3))),
+    ("weight decay 1e-2", "training recipe", dict(recipe=RECIPES["adadelta-es"].replace(weight_decay=1e-2))),
     ("one more hidden layer", "architecture", dict(arch="deeper")),
     ("C-sg: max pooling", "architecture", dict(arch="maxpool", samples={"C-sg": 25})),
 ]
