@@ -156,7 +156,9 @@ def _figure_rst(path: Path, alt: str, caption: str) -> str:
 
 
 def _csv_table_rst(path: Path, title: str) -> str:
-    return f".. csv-table:: {title}\n   :file: ../_static/results/{path.parent.name}/{path.name}\n   :header-rows: 1\n"
+    # docutils reads an included fragment's :file: relative to the fragment itself (a figure's
+    # path is Sphinx's, relative to the page): the CSV lies next to the fragment
+    return f".. csv-table:: {title}\n   :file: {path.name}\n   :header-rows: 1\n"
 
 
 def write_transformers_fragments(t: Path) -> list:
