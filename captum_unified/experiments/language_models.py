@@ -61,6 +61,7 @@ from torch import Tensor, nn
 import captum_unified as cu
 from captum_unified.canonizers import canonize
 from captum_unified.data import stratified_sample
+from captum_unified.experiments import lxt_worker
 from captum_unified.experiments.ancona_text import WordEmbeddingClassifier
 from captum_unified.experiments.common import (
     ExperimentConfig,
@@ -72,6 +73,7 @@ from captum_unified.experiments.common import (
 )
 from captum_unified.experiments.findings import TRAINED_ACCURACY, spearman
 from captum_unified.experiments.significance import ALPHA, one_sample_t_test
+from captum_unified.experiments.token_models import NextTokenLogProb, TokenModel
 from captum_unified.metrics import default_n_list, region_perturbation, sensitivity_n
 from captum_unified.text import load_corpus, load_or_train_char_lm, load_or_train_sentiment
 from captum_unified.text.char_lm import encode_text
@@ -129,40 +131,6 @@ class LMMethod:
     attribute: Callable[[nn.Module, Tensor, Tensor], Tensor]
     baseline: str = "zero"
     complete: bool = True
-
-
-class TokenModel(nn.Module):
-    r"""A model as a function of its tokens' embedding vectors, with an identity module
-    ``tokens`` at the input (the token-embedding output Captum's layer methods attribute to).
-
-    ``forward(x)`` with ``x`` of shape ``(B, L, D)`` returns ``inner(tokens(x))`` (the
-    classifier's logits or :class:`NextTokenLogProb`'s log-probabilities, ``(B, classes)``)."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.tokens = nn.Identity()
-        self.inner = inner
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.inner(self.tokens(x))
-
-
-class NextTokenLogProb(nn.Module):
-    r"""A causal language model as a function of the embeddings of a window: ``forward(x)``
-    returns :math:`\log\operatorname{softmax}` of the logits at the window's last position,
-    ``(B, vocab)``, the window read behind the fixed ``prefix`` embeddings (``<bos>``)."""
-
-    def __init__(self, model: nn.Module, prefix: Tensor) -> None:
-        super().__init__()
-        self.model = model
-        self.register_buffer("prefix", prefix.detach().reshape(1, -1, prefix.shape[-1]))
-
-    prefix: Tensor
-
-    def forward(self, x: Tensor) -> Tensor:
-        pre = self.prefix.expand(x.shape[0], -1, -1).to(x.dtype)
-        logits = self.model(inputs_embeds=torch.cat([pre, x], dim=1)).logits
-        return torch.log_softmax(logits[:, -1], dim=-1)
 
 
 # ----------------------------------------------------------------- methods
@@ -250,8 +218,6 @@ def _lxt_status(lxt_python: str | None = None) -> tuple[str | None, str]:
         ``(python, status)``: the interpreter that runs the worker and ``""``, or ``None`` and
         why LXT's rows are not run.
     """
-    from captum_unified.experiments import lxt_worker
-
     if lxt_python is None:
         try:
             import lxt  # noqa: F401  (optional comparison; never a requirement)
@@ -306,8 +272,6 @@ def _lxt_attributions(task: _Task, python: str, threads: int) -> tuple[dict[str,
         ``(done, not_run)``: method name -> :class:`_External`, and method name -> why not
         (the row's ``status``).
     """
-    from captum_unified.experiments import lxt_worker
-
     with torch.no_grad():
         fx = task.f(task.x)[torch.arange(len(task.x)), task.target]
     done: dict[str, _External] = {}

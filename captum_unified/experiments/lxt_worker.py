@@ -32,11 +32,17 @@ import tempfile
 import time
 import types
 from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from captum_unified.experiments.ancona_text import WordEmbeddingClassifier
+from captum_unified.experiments.token_models import NextTokenLogProb, TokenModel
+from captum_unified.text.char_lm import CharLMSize, build_char_lm
+from captum_unified.text.sentiment import SentimentSize, build_sentiment_model
 
 __all__ = ["VARIANTS", "PROTOCOL", "probe", "run_worker", "worker_env", "attribute_job", "main"]
 
@@ -149,8 +155,6 @@ def _lxt_rules(arch: str) -> types.ModuleType:
 
 
 def _lxt_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("lxt")
     except PackageNotFoundError:
@@ -158,6 +162,7 @@ def _lxt_version() -> str:
 
 
 def _versions() -> dict[str, str]:
+    # function-level import: transformers is an optional dependency (the ``text`` extra)
     import transformers
 
     return {"lxt": _lxt_version(), "transformers": str(transformers.__version__), "torch": str(torch.__version__)}
@@ -173,12 +178,6 @@ def _patch(patch_map: dict) -> None:
 def _build(job: dict[str, Any]) -> nn.Module:
     """The pipeline's function of the token embeddings, rebuilt with this package's builders
     and the job's weights (``S = f(x)[i, target_i]``)."""
-    # function-level imports: the worker's transformers is the other interpreter's
-    from captum_unified.experiments.ancona_text import WordEmbeddingClassifier
-    from captum_unified.experiments.language_models import NextTokenLogProb, TokenModel
-    from captum_unified.text.char_lm import CharLMSize, build_char_lm
-    from captum_unified.text.sentiment import SentimentSize, build_sentiment_model
-
     spec = job["builder"]
     if spec["kind"] == "char_lm":
         model = build_char_lm(job["arch"], CharLMSize(**spec["size"]), spec["seed"])
