@@ -288,6 +288,12 @@ def main(argv=None) -> int:
         "--ablation", action="store_true", help="also run scripts/ablation_deng.py and scripts/ablation_deng_eg.py"
     )
     p.add_argument("--text-only", action="store_true", help="only rewrite the generated sentences")
+    p.add_argument(
+        "--lxt-python",
+        default=None,
+        metavar="PYTHON",
+        help="reproduce transformers: an interpreter where LXT imports, for LXT's rows (its --lxt-python)",
+    )
     papers = ["ancona", "deng", "transformers"]
     p.add_argument("--only", choices=papers, nargs="*", default=papers)
     args = p.parse_args(argv)
@@ -307,6 +313,8 @@ def main(argv=None) -> int:
                 "--out",
                 str((RESULTS / paper).relative_to(ROOT)),
             ]
+            if paper == "transformers" and args.lxt_python:
+                cmd += ["--lxt-python", args.lxt_python]
             print("+", " ".join(cmd), flush=True)
             subprocess.run(cmd, check=True, cwd=ROOT)
         if args.ablation:

@@ -689,6 +689,7 @@ def findings_sentences(summary: list[dict], tests: list[dict]) -> list[str]:
                 )
                 + "."
             )
+        out += _lxt_sentences(label, rows)
         out.append(
             f"{label}: seconds of one call on the {n} samples as a multiple of a plain gradient timed in the same "
             "run: " + ", ".join(f"{r['method_label']} {_fmt(r['time_x_gradient'], '.3g')}x" for r in rows) + "."
@@ -735,6 +736,41 @@ def findings_sentences(summary: list[dict], tests: list[dict]) -> list[str]:
                     + "."
                 )
     return out
+
+
+def _lxt_sentences(label: str, rows: list[dict]) -> list[str]:
+    """The sentence on LXT's rows of one model (none when LXT did not run): conservation and
+    how far its token attributions are from this package's epsilon-LRP (``max_rel_diff_*``).
+
+    Args:
+        label: the model's name in the report.
+        rows: the model's ``status == "ok"`` rows (values may be strings).
+
+    Returns:
+        list of str: zero or one sentence.
+    """
+    lxt = [r for r in rows if r.get("source") == "lxt"]
+    if not lxt:
+        return []
+    names = {r["method"]: r["method_label"] for r in rows}
+    parts = []
+    for r in lxt:
+        diffs = [
+            f"{names.get(k[len('max_rel_diff_') :], k)} {_fmt(v, '.1e')}"
+            for k, v in r.items()
+            if k.startswith("max_rel_diff_") and _fmt(v) != "n/a"
+        ]
+        parts.append(
+            f"{r['method_label']} conservation {_fmt(r['conservation_median_rel'], '.2g')}"
+            + (f", largest difference from {' and '.join(diffs)}" if diffs else "")
+        )
+    return [
+        f"{label}: LXT's rows (computed by the LXT worker on the same weights and samples, their time against the "
+        "worker's own plain gradient; conservation as the median relative error against S(x); the largest "
+        "|difference| of the token attributions relative to the largest |attribution| of the other method): "
+        + "; ".join(parts)
+        + "."
+    ]
 
 
 # ----------------------------------------------------------------- figure

@@ -83,6 +83,10 @@ def test_fake_worker_rows_are_measured_like_ours(sentiment_task, tmp_path):
     assert rows["lxt_cplrp"]["status"] == "not run (fake: no cp_LRP here)"
     assert {r["method"] for r in curves} == {"gi", "lrp_uniform", "lxt_attnlrp"}
     assert {r["method"] for r in sens} == {"gi", "lrp_uniform", "lxt_attnlrp"}
+    # the generated sentences state LXT's conservation and its distance from epsilon-LRP
+    text = " ".join(lm.findings_sentences([dict(r, trained=True) for r in summary], []))
+    assert "LXT's rows" in text and "LXT AttnLRP conservation" in text
+    assert "largest difference from epsilon-LRP uniform" in text
     # the report says where the rows came from and which did not run
     line = lm._lxt_report_line(summary, "", python)
     assert "fake-python" in line and "not run (fake" in line
