@@ -20,7 +20,10 @@ epsilon-LRP with the ``"uniform"`` and ``"gate"`` product policies (inside
 :func:`~captum_unified.canonizers.canonize`, so GELU and RMS norms are one op each, as LRP's
 rules mean) and Gradient*Input; Captum's ``LayerIntegratedGradients`` (16, 64 and 256 steps)
 on the token-embedding input and ``FeatureAblation`` (one token at a time); LXT's AttnLRP and
-CP-LRP when ``import lxt`` works (:data:`LXT_METHODS`; otherwise their rows say why not).
+CP-LRP (:data:`LXT_METHODS`) when an interpreter where LXT imports is there (``--lxt-python``,
+or this one): LXT patches transformers' classes for the whole process, so its attributions
+come from worker processes (:mod:`~captum_unified.experiments.lxt_worker`) on this run's
+weights and samples, and are measured here like the others; otherwise their rows say why not.
 
 Measured per model and method (:func:`run` writes the files of
 :data:`captum_unified.registry.PAPERS` ``["transformers"]``):
@@ -118,7 +121,8 @@ class LMMethod:
         label: the name in the report and figure.
         source: ``"captum_unified"``, ``"captum"`` or ``"lxt"``.
         attribute: ``attribute(f, x, target) -> attributions of x's shape`` (``f`` a
-            :class:`TokenModel`, ``x`` the token embeddings, the baseline 0).
+            :class:`~captum_unified.experiments.token_models.TokenModel`, ``x`` the token embeddings,
+            the baseline 0).
         baseline: the reference of its completeness: ``"zero"`` (the zero embedding, the
             methods with a baseline) or ``"none"`` (LRP, Gradient*Input: conservation of
             :math:`S(x)`).
