@@ -95,6 +95,7 @@ __all__ = [
     "run",
     "deletion_figure",
     "findings_sentences",
+    "lxt_sentences",
 ]
 
 #: Sizes of ``reproduce transformers`` when ``--samples`` / ``--subsets`` are not given.
@@ -693,7 +694,7 @@ def findings_sentences(summary: list[dict], tests: list[dict]) -> list[str]:
                 )
                 + "."
             )
-        out += _lxt_sentences(label, rows)
+        out += lxt_sentences(label, rows)
         out.append(
             f"{label}: seconds of one call on the {n} samples as a multiple of a plain gradient timed in the same "
             "run: " + ", ".join(f"{r['method_label']} {_fmt(r['time_x_gradient'], '.3g')}x" for r in rows) + "."
@@ -742,7 +743,7 @@ def findings_sentences(summary: list[dict], tests: list[dict]) -> list[str]:
     return out
 
 
-def _lxt_sentences(label: str, rows: list[dict]) -> list[str]:
+def lxt_sentences(label: str, rows: list[dict]) -> list[str]:
     """The sentence on LXT's rows of one model (none when LXT did not run): conservation and
     how far its token attributions are from this package's epsilon-LRP (``max_rel_diff_*``).
 
