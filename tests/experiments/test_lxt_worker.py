@@ -194,3 +194,31 @@ def test_the_real_lxt_worker_on_a_tiny_model(arch):
     # this process was never patched
     assert modeling_gpt2.GPT2MLP.forward.__module__ == "transformers.models.gpt2.modeling_gpt2"
     assert torch.nn.LayerNorm.forward.__module__ == "torch.nn.modules.normalization"
+
+
+def test_the_lxt_docs_section_is_generated_from_its_committed_csv(tmp_path):
+    """The LXT comparison on the language-models page is what ``scripts/make_results.py``
+    generates from the committed run's ``transformers_methods.csv``; that run has LXT's rows
+    for every model (CP-LRP not for BERT: LXT 2.1 has none) and AttnLRP agrees with
+    epsilon-LRP ``"uniform"`` (the same rules)."""
+    import importlib.util
+    import shutil
+
+    from captum_unified.experiments.common import read_csv
+
+    root = Path(__file__).resolve().parents[2]
+    results = root / "docs" / "_static" / "results" / "transformers_lxt"
+    spec = importlib.util.spec_from_file_location("make_results", root / "scripts" / "make_results.py")
+    make_results = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_results)
+    shutil.copy(results / "transformers_methods.csv", tmp_path / "transformers_methods.csv")
+    make_results.write_lxt_fragments(tmp_path)
+    for name in ("transformers_lxt.csv", "transformers_lxt_findings.rst"):
+        assert (tmp_path / name).read_text() == (results / name).read_text(), name
+    rows = {(r["model"], r["method"]): r for r in read_csv(results / "transformers_methods.csv")}
+    for model in lm.MODELS:
+        attn = rows[(model, "lxt_attnlrp")]
+        assert attn["status"] == "ok" and int(attn["samples"]) >= 50
+        assert float(attn["max_rel_diff_lrp_uniform"]) < 1e-3
+        cp = rows[(model, "lxt_cplrp")]
+        assert cp["status"] == "ok" if model != "sentiment_bert" else cp["status"].startswith("not run (LXT 2.1")
