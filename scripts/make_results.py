@@ -127,6 +127,8 @@ def write_fragments(results: Path = RESULTS) -> list:
     t = results / "transformers"
     if (t / "transformers_methods.csv").exists():
         written += write_transformers_fragments(t)
+    if (results / "transformers_lxt" / "transformers_methods.csv").exists():
+        written += write_lxt_fragments(results / "transformers_lxt")
     if results.exists():
         from captum_unified.experiments.coverage import coverage_rows
 
@@ -195,6 +197,58 @@ def write_transformers_fragments(t: Path) -> list:
             }
         )
     return [t / "transformers_findings.rst", write_csv(t / "transformers_summary.csv", table)]
+
+
+#: The methods of the LXT comparison table: LXT's beside this package's DeepLIFT and epsilon-LRP.
+LXT_TABLE_METHODS = ("deeplift", "lrp_uniform", "lrp_gate", "lxt_attnlrp", "lxt_cplrp")
+
+
+def write_lxt_fragments(t: Path) -> list:
+    """The LXT comparison of the language-models page, from ``t/transformers_methods.csv`` of a
+    ``reproduce transformers --lxt-python`` run: the table of LXT's rows beside DeepLIFT's and
+    epsilon-LRP's (``transformers_lxt.csv``) and LXT's generated sentences
+    (``transformers_lxt_findings.rst``).
+
+    Args:
+        t: the run's folder.
+
+    Returns:
+        list: the paths written.
+    """
+    from captum_unified.experiments import findings
+    from captum_unified.experiments.common import read_csv, write_csv
+    from captum_unified.experiments.language_models import MODELS, lxt_sentences
+
+    rows = [r for r in read_csv(t / "transformers_methods.csv") if r["method"] in LXT_TABLE_METHODS]
+
+    def g(r, key, spec=".3g"):
+        return findings._g(r.get(key, ""), spec) if r.get(key) else ""
+
+    def pm(r, key, sd_key, spec=".3g"):
+        n, sd = findings._f(r.get("samples")), findings._f(r.get(sd_key))
+        sem = sd / n**0.5 if n == n and n > 0 and sd == sd else float("nan")
+        return g(r, key, spec) + (f" ± {findings._g(sem, '.2g')}" if sem == sem else "")
+
+    table = []
+    for r in rows:
+        ok = r["status"] == "ok"
+        table.append(
+            {
+                "model": MODELS.get(r["model"], (r["model"],))[0],
+                "method": r["method_label"],
+                "deletion score": pm(r, "deletion_score", "deletion_score_sd") if ok else r["status"],
+                "Sensitivity-n": pm(r, "sensitivity_n_mean", "sensitivity_n_sd", ".3f") if ok else "",
+                "Spearman vs valence": pm(r, "spearman_mean", "spearman_sd", ".3f") if r.get("spearman_mean") else "",
+                "conservation (median rel.)": g(r, "conservation_median_rel", ".2g") if ok else "",
+                "max rel. diff. from epsilon-LRP uniform": g(r, "max_rel_diff_lrp_uniform", ".1e"),
+                "max rel. diff. from epsilon-LRP gate": g(r, "max_rel_diff_lrp_gate", ".1e"),
+            }
+        )
+    sentences = []
+    for model, (label, _) in MODELS.items():
+        sentences += lxt_sentences(label, [r for r in rows if r["model"] == model and r["status"] == "ok"])
+    (t / "transformers_lxt_findings.rst").write_text(findings.to_rst(sentences))
+    return [write_csv(t / "transformers_lxt.csv", table), t / "transformers_lxt_findings.rst"]
 
 
 def write_ancona_fragments(a: Path) -> list:
@@ -290,6 +344,12 @@ def main(argv=None) -> int:
         "--ablation", action="store_true", help="also run scripts/ablation_deng.py and scripts/ablation_deng_eg.py"
     )
     p.add_argument("--text-only", action="store_true", help="only rewrite the generated sentences")
+    p.add_argument(
+        "--lxt-python",
+        default=None,
+        metavar="PYTHON",
+        help="reproduce transformers: an interpreter where LXT imports, for LXT's rows (its --lxt-python)",
+    )
     papers = ["ancona", "deng", "transformers"]
     p.add_argument("--only", choices=papers, nargs="*", default=papers)
     args = p.parse_args(argv)
@@ -309,6 +369,8 @@ def main(argv=None) -> int:
                 "--out",
                 str((RESULTS / paper).relative_to(ROOT)),
             ]
+            if paper == "transformers" and args.lxt_python:
+                cmd += ["--lxt-python", args.lxt_python]
             print("+", " ".join(cmd), flush=True)
             subprocess.run(cmd, check=True, cwd=ROOT)
         if args.ablation:

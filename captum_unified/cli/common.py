@@ -34,6 +34,7 @@ def experiment_config(args):
         threads=args.threads,
         recipe=getattr(args, "recipe", None),
         pixel_range=getattr(args, "pixel_range", None),
+        lxt_python=getattr(args, "lxt_python", None),
     )
     if is_quick(args):
         return ExperimentConfig.quick(**kw)

@@ -324,6 +324,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="results", help="output folder for CSV and report (default results)")
     p.add_argument(
+        "--lxt-python",
+        default=None,
+        metavar="PYTHON",
+        help="transformers: an interpreter where LXT imports (LXT 2.1 needs transformers 4.52, e.g. a venv's "
+        "bin/python); LXT's AttnLRP and CP-LRP rows run there, one worker process per model and variant, on this "
+        "run's models and samples (default: this interpreter, when import lxt works here)",
+    )
+    p.add_argument(
         "--baseline",
         type=float,
         default=None,

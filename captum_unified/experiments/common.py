@@ -74,6 +74,7 @@ class ExperimentConfig:
     pixel_range: tuple | None = None  # each pipeline sets its own
     recipe: str | None = None  # a models.RECIPES name; each pipeline sets its own
     small: bool = False  # set by quick(): small sizes (--quick)
+    lxt_python: str | None = None  # reproduce transformers: the interpreter of LXT's rows (--lxt-python)
 
     @classmethod
     def quick(cls, **kw) -> ExperimentConfig:

@@ -20,7 +20,10 @@ epsilon-LRP with the ``"uniform"`` and ``"gate"`` product policies (inside
 :func:`~captum_unified.canonizers.canonize`, so GELU and RMS norms are one op each, as LRP's
 rules mean) and Gradient*Input; Captum's ``LayerIntegratedGradients`` (16, 64 and 256 steps)
 on the token-embedding input and ``FeatureAblation`` (one token at a time); LXT's AttnLRP and
-CP-LRP when ``import lxt`` works (:data:`LXT_METHODS`; otherwise their rows say why not).
+CP-LRP (:data:`LXT_METHODS`) when an interpreter where LXT imports is there (``--lxt-python``,
+or this one): LXT patches transformers' classes for the whole process, so its attributions
+come from worker processes (:mod:`~captum_unified.experiments.lxt_worker`) on this run's
+weights and samples, and are measured here like the others; otherwise their rows say why not.
 
 Measured per model and method (:func:`run` writes the files of
 :data:`captum_unified.registry.PAPERS` ``["transformers"]``):
@@ -43,10 +46,11 @@ from __future__ import annotations
 
 import math
 import platform
+import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -60,6 +64,7 @@ from torch import Tensor, nn
 import captum_unified as cu
 from captum_unified.canonizers import canonize
 from captum_unified.data import stratified_sample
+from captum_unified.experiments import lxt_worker
 from captum_unified.experiments.ancona_text import WordEmbeddingClassifier
 from captum_unified.experiments.common import (
     ExperimentConfig,
@@ -71,9 +76,11 @@ from captum_unified.experiments.common import (
 )
 from captum_unified.experiments.findings import TRAINED_ACCURACY, spearman
 from captum_unified.experiments.significance import ALPHA, one_sample_t_test
+from captum_unified.experiments.token_models import NextTokenLogProb, TokenModel
 from captum_unified.metrics import default_n_list, region_perturbation, sensitivity_n
 from captum_unified.text import load_corpus, load_or_train_char_lm, load_or_train_sentiment
 from captum_unified.text.char_lm import encode_text
+from captum_unified.text.sentiment import SENTIMENT_SIZES
 
 __all__ = [
     "DEFAULTS",
@@ -88,6 +95,7 @@ __all__ = [
     "run",
     "deletion_figure",
     "findings_sentences",
+    "lxt_sentences",
 ]
 
 #: Sizes of ``reproduce transformers`` when ``--samples`` / ``--subsets`` are not given.
@@ -114,7 +122,8 @@ class LMMethod:
         label: the name in the report and figure.
         source: ``"captum_unified"``, ``"captum"`` or ``"lxt"``.
         attribute: ``attribute(f, x, target) -> attributions of x's shape`` (``f`` a
-            :class:`TokenModel`, ``x`` the token embeddings, the baseline 0).
+            :class:`~captum_unified.experiments.token_models.TokenModel`, ``x`` the token embeddings,
+            the baseline 0).
         baseline: the reference of its completeness: ``"zero"`` (the zero embedding, the
             methods with a baseline) or ``"none"`` (LRP, Gradient*Input: conservation of
             :math:`S(x)`).
@@ -127,40 +136,6 @@ class LMMethod:
     attribute: Callable[[nn.Module, Tensor, Tensor], Tensor]
     baseline: str = "zero"
     complete: bool = True
-
-
-class TokenModel(nn.Module):
-    r"""A model as a function of its tokens' embedding vectors, with an identity module
-    ``tokens`` at the input (the token-embedding output Captum's layer methods attribute to).
-
-    ``forward(x)`` with ``x`` of shape ``(B, L, D)`` returns ``inner(tokens(x))`` (the
-    classifier's logits or :class:`NextTokenLogProb`'s log-probabilities, ``(B, classes)``)."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.tokens = nn.Identity()
-        self.inner = inner
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.inner(self.tokens(x))
-
-
-class NextTokenLogProb(nn.Module):
-    r"""A causal language model as a function of the embeddings of a window: ``forward(x)``
-    returns :math:`\log\operatorname{softmax}` of the logits at the window's last position,
-    ``(B, vocab)``, the window read behind the fixed ``prefix`` embeddings (``<bos>``)."""
-
-    def __init__(self, model: nn.Module, prefix: Tensor) -> None:
-        super().__init__()
-        self.model = model
-        self.register_buffer("prefix", prefix.detach().reshape(1, -1, prefix.shape[-1]))
-
-    prefix: Tensor
-
-    def forward(self, x: Tensor) -> Tensor:
-        pre = self.prefix.expand(x.shape[0], -1, -1).to(x.dtype)
-        logits = self.model(inputs_embeds=torch.cat([pre, x], dim=1)).logits
-        return torch.log_softmax(logits[:, -1], dim=-1)
 
 
 # ----------------------------------------------------------------- methods
@@ -218,18 +193,112 @@ METHODS: tuple[LMMethod, ...] = (
     LMMethod("feature_ablation", "Captum FeatureAblation", "captum", _feature_ablation, complete=False),
 )
 
-#: LXT's methods (Achtibat et al. 2024): name -> label. Optional: run only when ``import lxt`` works.
+#: LXT's methods (Achtibat et al. 2024): name -> label. Optional: run by the LXT worker
+#: (:mod:`~captum_unified.experiments.lxt_worker`) when an interpreter where LXT imports is there.
 LXT_METHODS = {"lxt_attnlrp": "LXT AttnLRP", "lxt_cplrp": "LXT CP-LRP"}
+#: LXT's methods -> the worker's variant.
+LXT_VARIANTS = {"lxt_attnlrp": "attnlrp", "lxt_cplrp": "cplrp"}
 
 
-def _lxt_status() -> str:
-    """``""`` when LXT imports; else why not (the rows' ``status``)."""
-    try:
-        import lxt  # noqa: F401  (optional comparison; never a requirement)
-    except Exception as e:  # ImportError, or an import-time error against this transformers
-        return f"not importable ({type(e).__name__}: {e})"
-    # LXT patches transformers' classes globally to run; this pipeline never patches the models
-    return "not run (importable, but LXT patches transformers' classes globally; not wired here)"
+def _lxt_not_here(f: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+    raise RuntimeError(
+        "LXT's attributions come from the LXT worker (captum_unified.experiments.lxt_worker), "
+        "never from this process: LXT patches transformers' classes for the whole process."
+    )
+
+
+def _lxt_method(name: str) -> LMMethod:
+    """The row of an LXT method: LRP, so its reference is S(x) (conservation), as epsilon-LRP's."""
+    return LMMethod(name, LXT_METHODS[name], "lxt", _lxt_not_here, baseline="none")
+
+
+def _lxt_status(lxt_python: str | None = None) -> tuple[str | None, str]:
+    """Where LXT's rows run: ``(interpreter, "")``, or ``(None, why not)`` (the rows' ``status``).
+
+    Args:
+        lxt_python: ``--lxt-python``, an interpreter where LXT imports (LXT 2.1 needs
+            transformers 4.52); None: this interpreter, when ``import lxt`` works here.
+
+    Returns:
+        ``(python, status)``: the interpreter that runs the worker and ``""``, or ``None`` and
+        why LXT's rows are not run.
+    """
+    if lxt_python is None:
+        try:
+            import lxt  # noqa: F401  (optional comparison; never a requirement)
+        except Exception as e:  # ImportError, or an import-time error against this transformers
+            return None, (
+                f"not importable ({type(e).__name__}: {e}); --lxt-python PATH runs these rows in an "
+                "interpreter where LXT imports"
+            )
+        lxt_python = sys.executable
+    versions, why = lxt_worker.probe(lxt_python)
+    if versions is None:
+        return None, f"not run (LXT's rules do not import in {lxt_python}: {why})"
+    return lxt_python, ""
+
+
+def _lxt_job(task: _Task, variant: str, threads: int, fx: Tensor) -> dict[str, Any]:
+    """The LXT worker's job for one model: how to rebuild it, its weights and the samples."""
+    if task.hf is None or task.prefix is None or not task.builder:
+        raise ValueError(f"{task.label}: the task does not say how to rebuild its model for the LXT worker.")
+    return {
+        "variant": variant,
+        "arch": task.arch,
+        "builder": task.builder,
+        "state_dict": {k: v.detach().clone() for k, v in task.hf.state_dict().items()},
+        "prefix": task.prefix.detach().clone(),
+        "x": task.x.detach().clone(),
+        "target": task.target.clone(),
+        "fx": fx.detach().clone(),
+        "threads": threads,
+    }
+
+
+@dataclass
+class _External:
+    """An attribution computed outside this process (LXT's) and what its row needs."""
+
+    attributions: Tensor
+    seconds: float
+    gradient_seconds: float
+    note: str
+
+
+def _lxt_attributions(task: _Task, python: str, threads: int) -> tuple[dict[str, _External], dict[str, str]]:
+    """LXT's attributions for one model, one worker process per variant.
+
+    Args:
+        task: the model and its explained samples.
+        python: the interpreter of the worker.
+        threads: torch threads of the worker (this run's).
+
+    Returns:
+        ``(done, not_run)``: method name -> :class:`_External`, and method name -> why not
+        (the row's ``status``).
+    """
+    with torch.no_grad():
+        fx = task.f(task.x)[torch.arange(len(task.x)), task.target]
+    done: dict[str, _External] = {}
+    not_run: dict[str, str] = {}
+    for name, variant in LXT_VARIANTS.items():
+        try:
+            res = lxt_worker.run_worker(python, _lxt_job(task, variant, threads, fx))
+        except RuntimeError as e:
+            not_run[name] = f"failed ({e})"
+            continue
+        if res["status"] != "ok":
+            not_run[name] = res["status"]
+            continue
+        v = res["versions"]
+        done[name] = _External(
+            res["attributions"],
+            float(res["seconds"]),
+            float(res["gradient_seconds"]),
+            f"lxt {v['lxt']}, transformers {v['transformers']}, torch {v['torch']}; S(x) within "
+            f"{float(res['forward_max_abs_diff']):.1e} of this run's",
+        )
+    return done, not_run
 
 
 # ----------------------------------------------------------------- models and samples
@@ -246,6 +315,10 @@ class _Task:
     explained: str
     tokens: list[list[str]]
     truth: Tensor | None = None  # (B, L) valence for the target class (sentiment)
+    arch: str = ""  # the Hugging Face model's architecture (the LXT worker rebuilds it)
+    builder: dict[str, Any] = field(default_factory=dict)  # how: kind, size fields, seed, vocab size
+    hf: nn.Module | None = None  # the Hugging Face model inside f
+    prefix: Tensor | None = None  # the fixed <bos> / [CLS] embedding in front of x
 
 
 #: The models of a run: name -> (label, architecture).
@@ -294,6 +367,10 @@ def _char_task(name: str, arch: str, cfg: ExperimentConfig, size: str) -> _Task:
         quality_text,
         f"log p(true next character | <bos> + {ctx} characters of the validation text)",
         [[vocab[int(i)] for i in w] for w in windows],
+        arch=arch,
+        builder={"kind": "char_lm", "size": asdict(trained.info["size"]), "seed": cfg.seed},
+        hf=model,
+        prefix=table[bos],
     )
 
 
@@ -323,6 +400,15 @@ def _sentiment_task(cfg: ExperimentConfig, size: str) -> _Task:
         f"the true class's logit of [CLS] + {ids.shape[1] - 1} words",
         [[vocab[int(i)] for i in row[1:]] for row in ids],
         truth,
+        arch="bert",
+        builder={
+            "kind": "sentiment",
+            "size": asdict(SENTIMENT_SIZES[size]),
+            "seed": cfg.seed,
+            "vocab_size": int(table.shape[0]),
+        },
+        hf=model,
+        prefix=table[ids[0, 0]],
     )
 
 
@@ -356,7 +442,29 @@ def _mean_sd(v: np.ndarray) -> tuple[float, float, int]:
     )
 
 
-def _measure(task: _Task, methods: list[LMMethod], cfg: ExperimentConfig, warned: dict) -> dict[str, Any]:
+def _measure(
+    task: _Task,
+    methods: list[LMMethod],
+    cfg: ExperimentConfig,
+    warned: dict,
+    external: dict[str, _External] | None = None,
+) -> dict[str, Any]:
+    """Every method's attribution, time and metrics on one model.
+
+    Args:
+        task: the model and its explained samples.
+        methods: the methods; those named in ``external`` are not called here.
+        cfg: the run's configuration (``subsets``, ``seed``).
+        warned: collects the methods' warnings.
+        external: attributions computed elsewhere (LXT's worker) by method name, measured
+            like the others; their time is against their own process's plain gradient.
+
+    Returns:
+        dict: ``fx``, ``f0``, ``grad_seconds`` (this process's plain gradient),
+        ``grad_seconds_of`` (per method, where not this process's), ``attrs``, ``seconds``,
+        ``curves``, ``sens``.
+    """
+    external = external or {}
     f, x, target = task.f, task.x, task.target
     rows = torch.arange(len(x))
     n_tokens, dim = x.shape[1], x.shape[2]
@@ -367,10 +475,17 @@ def _measure(task: _Task, methods: list[LMMethod], cfg: ExperimentConfig, warned
     grad_seconds = min(_timed(lambda: _plain_gradient(f, x, target))[1] for _ in range(3))
     attrs: dict[str, Tensor] = {}
     seconds: dict[str, float] = {}
+    grad_of: dict[str, float] = {}
     for m in methods:
-        with collect_attribution_warnings(warned, f"{task.label} {m.label}"):
-            m.attribute(f, x[:1], target[:1])  # warm-up on one sample: one-time costs (op table, imports)
-            a, s = _timed(partial(m.attribute, f, x, target))
+        if m.name in external:
+            e = external[m.name]
+            a, s, grad_of[m.name] = e.attributions, e.seconds, e.gradient_seconds
+            if a.shape != x.shape:
+                raise RuntimeError(f"{m.label} returned shape {tuple(a.shape)} on {task.label}, not {tuple(x.shape)}.")
+        else:
+            with collect_attribution_warnings(warned, f"{task.label} {m.label}"):
+                m.attribute(f, x[:1], target[:1])  # warm-up on one sample: one-time costs (op table, imports)
+                a, s = _timed(partial(m.attribute, f, x, target))
         if not torch.isfinite(a).all():
             raise RuntimeError(f"{m.label} returned NaN or inf on {task.label}.")
         attrs[m.name], seconds[m.name] = a.detach(), s
@@ -395,7 +510,16 @@ def _measure(task: _Task, methods: list[LMMethod], cfg: ExperimentConfig, warned
             n_subsets=cfg.subsets,
             seed=cfg.seed,
         )
-    return dict(fx=fx, f0=f0, grad_seconds=grad_seconds, attrs=attrs, seconds=seconds, curves=curves, sens=sens)
+    return dict(
+        fx=fx,
+        f0=f0,
+        grad_seconds=grad_seconds,
+        grad_seconds_of=grad_of,
+        attrs=attrs,
+        seconds=seconds,
+        curves=curves,
+        sens=sens,
+    )
 
 
 def _method_rows(task: _Task, methods: list[LMMethod], res: dict, cfg: ExperimentConfig) -> tuple[list, list, list]:
@@ -411,6 +535,7 @@ def _method_rows(task: _Task, methods: list[LMMethod], res: dict, cfg: Experimen
         comp = (total - gap).abs()
         comp_rel = comp / gap.abs().mean().clamp_min(1e-12)
         cons_rel = (total - fx).abs() / fx.abs().mean().clamp_min(1e-12)
+        grad = res.get("grad_seconds_of", {}).get(m.name, res["grad_seconds"])
         morf = res["curves"][m.name]["most_relevant_first"]
         lerf = res["curves"][m.name]["least_relevant_first"]
         score = (lerf.curves.double() - morf.curves.double()).mean(1).numpy()
@@ -445,8 +570,8 @@ def _method_rows(task: _Task, methods: list[LMMethod], res: dict, cfg: Experimen
             "sensitivity_n_sd": p_sd,
             "sensitivity_n_at_N_pooled": float(sn.pooled[-1]),
             "seconds": res["seconds"][m.name],
-            "gradient_seconds": res["grad_seconds"],
-            "time_x_gradient": res["seconds"][m.name] / res["grad_seconds"],
+            "gradient_seconds": grad,
+            "time_x_gradient": res["seconds"][m.name] / grad,
         }
         if task.truth is not None:
             rhos = np.array(
@@ -569,6 +694,7 @@ def findings_sentences(summary: list[dict], tests: list[dict]) -> list[str]:
                 )
                 + "."
             )
+        out += lxt_sentences(label, rows)
         out.append(
             f"{label}: seconds of one call on the {n} samples as a multiple of a plain gradient timed in the same "
             "run: " + ", ".join(f"{r['method_label']} {_fmt(r['time_x_gradient'], '.3g')}x" for r in rows) + "."
@@ -615,6 +741,41 @@ def findings_sentences(summary: list[dict], tests: list[dict]) -> list[str]:
                     + "."
                 )
     return out
+
+
+def lxt_sentences(label: str, rows: list[dict]) -> list[str]:
+    """The sentence on LXT's rows of one model (none when LXT did not run): conservation and
+    how far its token attributions are from this package's epsilon-LRP (``max_rel_diff_*``).
+
+    Args:
+        label: the model's name in the report.
+        rows: the model's ``status == "ok"`` rows (values may be strings).
+
+    Returns:
+        list of str: zero or one sentence.
+    """
+    lxt = [r for r in rows if r.get("source") == "lxt"]
+    if not lxt:
+        return []
+    names = {r["method"]: r["method_label"] for r in rows}
+    parts = []
+    for r in lxt:
+        diffs = [
+            f"{names.get(k[len('max_rel_diff_') :], k)} {_fmt(v, '.1e')}"
+            for k, v in r.items()
+            if k.startswith("max_rel_diff_") and _fmt(v) != "n/a"
+        ]
+        parts.append(
+            f"{r['method_label']} conservation {_fmt(r['conservation_median_rel'], '.2g')}"
+            + (f", largest difference from {' and '.join(diffs)}" if diffs else "")
+        )
+    return [
+        f"{label}: LXT's rows (computed by the LXT worker on the same weights and samples, their time against the "
+        "worker's own plain gradient; conservation as the median relative error against S(x); the largest "
+        "|difference| of the token attributions relative to the largest |attribution| of the other method): "
+        + "; ".join(parts)
+        + "."
+    ]
 
 
 # ----------------------------------------------------------------- figure
@@ -680,7 +841,7 @@ def run(cfg: ExperimentConfig) -> dict[str, Path]:
     size = "quick" if cfg.small else "full"
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    lxt = _lxt_status()
+    lxt_python, lxt = _lxt_status(cfg.lxt_python)
     methods = list(METHODS)
     summary: list[dict] = []
     curves: list[dict] = []
@@ -694,12 +855,7 @@ def run(cfg: ExperimentConfig) -> dict[str, Path]:
         t0 = time.perf_counter()
         task = _char_task(name, arch, cfg, size) if arch != "bert" else _sentiment_task(cfg, size)
         explained[name] = task.explained
-        res = _measure(task, methods, cfg, warned)
-        s, c, n = _method_rows(task, methods, res, cfg)
-        for lname, llabel in LXT_METHODS.items():
-            s.append(
-                {"model": name, "method": lname, "method_label": llabel, "source": "lxt", "status": lxt, "samples": 0}
-            )
+        s, c, n = _model_rows(task, methods, cfg, warned, lxt_python, lxt, threads)
         summary += s
         curves += c
         sens += n
@@ -719,6 +875,100 @@ def run(cfg: ExperimentConfig) -> dict[str, Path]:
         out / "transformers_report.md", cfg, threads, clean, tests, explained, seconds, warned, lxt, t_start
     )
     return paths
+
+
+def _model_rows(
+    task: _Task,
+    methods: list[LMMethod],
+    cfg: ExperimentConfig,
+    warned: dict,
+    lxt_python: str | None,
+    lxt: str,
+    threads: int,
+) -> tuple[list, list, list]:
+    """One model's rows of the three CSVs: this run's methods and, where an LXT interpreter is
+    there, LXT's (computed by the worker, measured here like the others).
+
+    Args:
+        task: the model and its explained samples.
+        methods: this process's methods.
+        cfg: the run's configuration.
+        warned: collects the methods' warnings.
+        lxt_python: the LXT worker's interpreter, or None.
+        lxt: why LXT's rows are not run when ``lxt_python`` is None.
+        threads: torch threads (the worker uses as many).
+
+    Returns:
+        ``(summary rows, deletion-curve rows, Sensitivity-n rows)``.
+    """
+    if lxt_python is None:
+        done: dict[str, _External] = {}
+        not_run = {k: lxt for k in LXT_METHODS}
+    else:
+        done, not_run = _lxt_attributions(task, lxt_python, threads)
+    run_methods = methods + [_lxt_method(k) for k in LXT_METHODS if k in done]
+    res = _measure(task, run_methods, cfg, warned, done)
+    s, c, n = _method_rows(task, run_methods, res, cfg)
+    for r in s:
+        if r["method"] in done:
+            r.update(_agreement(res["attrs"], r["method"], LXT_COMPARED))
+            r["note"] = done[r["method"]].note
+    for lname, why in not_run.items():
+        s.append(
+            {
+                "model": task.model,
+                "method": lname,
+                "method_label": LXT_METHODS[lname],
+                "source": "lxt",
+                "status": why,
+                "samples": 0,
+            }
+        )
+    order = [m.name for m in methods] + list(LXT_METHODS)
+    return sorted(s, key=lambda r: order.index(r["method"])), c, n
+
+
+#: Our methods each LXT row's token attributions are compared with (``max_rel_diff_<name>``).
+LXT_COMPARED = ("lrp_uniform", "lrp_gate")
+
+
+def _agreement(attrs: dict[str, Tensor], name: str, others: tuple[str, ...]) -> dict[str, float]:
+    """How far method ``name``'s token attributions are from each of ``others``'.
+
+    Args:
+        attrs: method name -> attributions ``(B, L, D)``.
+        name: the method compared.
+        others: the methods it is compared with (those not in ``attrs`` are left out).
+
+    Returns:
+        dict: ``max_rel_diff_<other>``: the largest ``|R_name - R_other|`` over the samples'
+        tokens, divided by the largest ``|R_other|``.
+    """
+    mine = attrs[name].sum(-1).double()
+    out = {}
+    for other in others:
+        if other in attrs:
+            theirs = attrs[other].sum(-1).double()
+            out[f"max_rel_diff_{other}"] = float((mine - theirs).abs().max() / theirs.abs().max().clamp_min(1e-30))
+    return out
+
+
+def _lxt_report_line(summary: list[dict], lxt: str, lxt_python: str | None) -> str:
+    """The report's line on LXT's rows: where they ran, or why not."""
+    rows = [r for r in summary if r.get("source") == "lxt"]
+    ran = [r for r in rows if r.get("status") == "ok"]
+    if not ran:
+        why = lxt or "; ".join(dict.fromkeys(str(r["status"]) for r in rows))
+        return f"LXT (AttnLRP, CP-LRP): {why}."
+    where = lxt_python or sys.executable
+    notes = "; ".join(f"{MODELS[r['model']][0]} {r['method_label']}: {r['note']}" for r in ran)
+    missing = "; ".join(f"{MODELS[r['model']][0]} {r['method_label']}: {r['status']}" for r in rows if r not in ran)
+    return (
+        f"LXT (AttnLRP, CP-LRP): computed by the LXT worker (`python -m captum_unified.experiments.lxt_worker`) "
+        f"in `{Path(where).name}` processes of their own (LXT patches transformers' classes for the whole process), "
+        f"on this run's weights and samples, measured here like the other rows; their time is against the worker's "
+        f"own plain gradient of the unpatched model. {notes}." + (f" Not run: {missing}." if missing else "")
+    )
 
 
 def _md_table(rows: list[dict], cols: list[tuple[str, str, str]]) -> list[str]:
@@ -780,7 +1030,7 @@ def _report(
     ]
     lines += _md_table(ok, cols)
     lines += ["", "![deletion curves](transformers_deletion.png)", ""]
-    lines += [f"LXT (AttnLRP, CP-LRP): {lxt}.", ""]
+    lines += [_lxt_report_line(summary, lxt, cfg.lxt_python), ""]
     lines += warnings_section(warned)
     path.write_text("\n".join(lines) + "\n")
     return path
