@@ -185,6 +185,7 @@ def _build(job: dict[str, Any]) -> nn.Module:
         model = build_sentiment_model(job["arch"], spec["vocab_size"], SentimentSize(**spec["size"]), spec["seed"])
     else:
         raise ValueError(f"unknown model kind {spec['kind']!r}; expected 'char_lm' or 'sentiment'.")
+    model.to(job["x"].dtype)  # the job's precision (float64 jobs: the tests' exact comparison)
     model.load_state_dict(job["state_dict"])
     model.eval()
     for p in model.parameters():
