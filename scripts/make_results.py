@@ -127,8 +127,10 @@ def write_fragments(results: Path = RESULTS) -> list:
     t = results / "transformers"
     if (t / "transformers_methods.csv").exists():
         written += write_transformers_fragments(t)
-    if (results / "transformers_lxt" / "transformers_methods.csv").exists():
-        written += write_lxt_fragments(results / "transformers_lxt")
+    if (t / "transformers_methods.csv").exists() and any(
+        r["source"] == "lxt" and r["status"] == "ok" for r in read_csv(t / "transformers_methods.csv")
+    ):  # a run with LXT's rows (--lxt-python): the LXT comparison's table and sentences
+        written += write_lxt_fragments(t)
     if results.exists():
         from captum_unified.experiments.coverage import coverage_rows
 
@@ -189,7 +191,10 @@ def write_transformers_fragments(t: Path) -> list:
                 "model": MODELS.get(r["model"], (r["model"],))[0],
                 "method": r["method_label"],
                 "completeness (max rel.)": g(r, "completeness_max_rel", ".1e") if ok else "",
-                "conservation (median rel.)": g(r, "conservation_median_rel", ".2g") if ok else "",
+                # LRP's and LXT's relevance is meant to sum to S(x); DeepLIFT's to S(x) - S(0) (complete)
+                "conservation (median rel.)": g(r, "conservation_median_rel", ".2g")
+                if ok and r["method"] != "deeplift"
+                else "",
                 "deletion score": pm(r, "deletion_score", "deletion_score_sd") if ok else r["status"],
                 "Sensitivity-n": pm(r, "sensitivity_n_mean", "sensitivity_n_sd", ".3f") if ok else "",
                 "Spearman vs valence": pm(r, "spearman_mean", "spearman_sd", ".3f") if r.get("spearman_mean") else "",
@@ -239,7 +244,10 @@ def write_lxt_fragments(t: Path) -> list:
                 "deletion score": pm(r, "deletion_score", "deletion_score_sd") if ok else r["status"],
                 "Sensitivity-n": pm(r, "sensitivity_n_mean", "sensitivity_n_sd", ".3f") if ok else "",
                 "Spearman vs valence": pm(r, "spearman_mean", "spearman_sd", ".3f") if r.get("spearman_mean") else "",
-                "conservation (median rel.)": g(r, "conservation_median_rel", ".2g") if ok else "",
+                # LRP's and LXT's relevance is meant to sum to S(x); DeepLIFT's to S(x) - S(0) (complete)
+                "conservation (median rel.)": g(r, "conservation_median_rel", ".2g")
+                if ok and r["method"] != "deeplift"
+                else "",
                 "max rel. diff. from epsilon-LRP uniform": g(r, "max_rel_diff_lrp_uniform", ".1e"),
                 "max rel. diff. from epsilon-LRP gate": g(r, "max_rel_diff_lrp_gate", ".1e"),
             }

@@ -228,7 +228,7 @@ def test_the_lxt_docs_section_is_generated_from_its_committed_csv(tmp_path):
     from captum_unified.experiments.common import read_csv
 
     root = Path(__file__).resolve().parents[2]
-    results = root / "docs" / "_static" / "results" / "transformers_lxt"
+    results = root / "docs" / "_static" / "results" / "transformers"
     spec = importlib.util.spec_from_file_location("make_results", root / "scripts" / "make_results.py")
     make_results = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make_results)
