@@ -165,6 +165,25 @@ def _csv_table_rst(path: Path, title: str) -> str:
     return f".. csv-table:: {title}\n   :file: {path.name}\n   :header-rows: 1\n"
 
 
+def _cell(r: dict, key: str, spec: str = ".3g", missing: str | None = None) -> str:
+    """A number of a results row, formatted as the generated sentences format it; an empty
+    cell gives ``missing`` when given (else the sentences' "n/a")."""
+    from captum_unified.experiments import findings
+
+    if missing is not None and not r.get(key):
+        return missing
+    return findings._g(r.get(key, ""), spec)
+
+
+def _mean_sem(r: dict, key: str, sd_key: str, spec: str = ".3g", missing: str | None = None) -> str:
+    """``mean ± standard error`` of a results row (its ``samples`` and standard deviation ``sd_key``)."""
+    from captum_unified.experiments import findings
+
+    n, sd = findings._f(r.get("samples")), findings._f(r.get(sd_key))
+    sem = sd / n**0.5 if n == n and n > 0 and sd == sd else float("nan")
+    return _cell(r, key, spec, missing) + (f" ± {findings._g(sem, '.2g')}" if sem == sem else "")
+
+
 def write_transformers_fragments(t: Path) -> list:
     """``reproduce transformers``'s part of the language-models page, from the CSVs in ``t``:
     the generated sentences and the table of every number they state."""
@@ -176,12 +195,10 @@ def write_transformers_fragments(t: Path) -> list:
     (t / "transformers_findings.rst").write_text(findings.to_rst(findings_sentences(rows, tests)))
 
     def g(r, key, spec=".3g"):
-        return findings._g(r.get(key, ""), spec)
+        return _cell(r, key, spec)
 
     def pm(r, key, sd_key, spec=".3g"):
-        n, sd = findings._f(r.get("samples")), findings._f(r.get(sd_key))
-        sem = sd / n**0.5 if n == n and n > 0 and sd == sd else float("nan")
-        return g(r, key, spec) + (f" ± {findings._g(sem, '.2g')}" if sem == sem else "")
+        return _mean_sem(r, key, sd_key, spec)
 
     table = []
     for r in rows:
@@ -227,12 +244,10 @@ def write_lxt_fragments(t: Path) -> list:
     rows = [r for r in read_csv(t / "transformers_methods.csv") if r["method"] in LXT_TABLE_METHODS]
 
     def g(r, key, spec=".3g"):
-        return findings._g(r.get(key, ""), spec) if r.get(key) else ""
+        return _cell(r, key, spec, missing="")
 
     def pm(r, key, sd_key, spec=".3g"):
-        n, sd = findings._f(r.get("samples")), findings._f(r.get(sd_key))
-        sem = sd / n**0.5 if n == n and n > 0 and sd == sd else float("nan")
-        return g(r, key, spec) + (f" ± {findings._g(sem, '.2g')}" if sem == sem else "")
+        return _mean_sem(r, key, sd_key, spec, missing="")
 
     table = []
     for r in rows:
