@@ -184,6 +184,31 @@ def _mean_sem(r: dict, key: str, sd_key: str, spec: str = ".3g", missing: str | 
     return _cell(r, key, spec, missing) + (f" ± {findings._g(sem, '.2g')}" if sem == sem else "")
 
 
+def _ok(r: dict) -> bool:
+    return r["status"] == "ok"
+
+
+def _method_row(r: dict, models: dict, missing: str | None = None, before=None, after=None) -> dict:
+    """One row of a language-model table: model, method, ``before``'s columns, the measured
+    columns every table shares (conservation for the LRP rows only: DeepLIFT's attributions
+    sum to S(x) - S(0)), then ``after``'s; a row that did not run gives its status."""
+    ok = _ok(r)
+    return {
+        "model": models.get(r["model"], (r["model"],))[0],
+        "method": r["method_label"],
+        **(before or {}),
+        "conservation (median rel.)": _cell(r, "conservation_median_rel", ".2g", missing)
+        if ok and r["method"] != "deeplift"
+        else "",
+        "deletion score": _mean_sem(r, "deletion_score", "deletion_score_sd", missing=missing) if ok else r["status"],
+        "Sensitivity-n": _mean_sem(r, "sensitivity_n_mean", "sensitivity_n_sd", ".3f", missing) if ok else "",
+        "Spearman vs valence": _mean_sem(r, "spearman_mean", "spearman_sd", ".3f", missing)
+        if r.get("spearman_mean")
+        else "",
+        **(after or {}),
+    }
+
+
 def write_transformers_fragments(t: Path) -> list:
     """``reproduce transformers``'s part of the language-models page, from the CSVs in ``t``:
     the generated sentences and the table of every number they state."""
@@ -194,30 +219,15 @@ def write_transformers_fragments(t: Path) -> list:
     rows, tests = read_csv(t / "transformers_methods.csv"), read_csv(t / "transformers_tests.csv")
     (t / "transformers_findings.rst").write_text(findings.to_rst(findings_sentences(rows, tests)))
 
-    def g(r, key, spec=".3g"):
-        return _cell(r, key, spec)
-
-    def pm(r, key, sd_key, spec=".3g"):
-        return _mean_sem(r, key, sd_key, spec)
-
-    table = []
-    for r in rows:
-        ok = r["status"] == "ok"
-        table.append(
-            {
-                "model": MODELS.get(r["model"], (r["model"],))[0],
-                "method": r["method_label"],
-                "completeness (max rel.)": g(r, "completeness_max_rel", ".1e") if ok else "",
-                # LRP's and LXT's relevance is meant to sum to S(x); DeepLIFT's to S(x) - S(0) (complete)
-                "conservation (median rel.)": g(r, "conservation_median_rel", ".2g")
-                if ok and r["method"] != "deeplift"
-                else "",
-                "deletion score": pm(r, "deletion_score", "deletion_score_sd") if ok else r["status"],
-                "Sensitivity-n": pm(r, "sensitivity_n_mean", "sensitivity_n_sd", ".3f") if ok else "",
-                "Spearman vs valence": pm(r, "spearman_mean", "spearman_sd", ".3f") if r.get("spearman_mean") else "",
-                "time x gradient": g(r, "time_x_gradient", ".3g") if ok else "",
-            }
+    table = [
+        _method_row(
+            r,
+            MODELS,
+            before={"completeness (max rel.)": _cell(r, "completeness_max_rel", ".1e") if _ok(r) else ""},
+            after={"time x gradient": _cell(r, "time_x_gradient", ".3g") if _ok(r) else ""},
         )
+        for r in rows
+    ]
     return [t / "transformers_findings.rst", write_csv(t / "transformers_summary.csv", table)]
 
 
@@ -243,30 +253,18 @@ def write_lxt_fragments(t: Path) -> list:
 
     rows = [r for r in read_csv(t / "transformers_methods.csv") if r["method"] in LXT_TABLE_METHODS]
 
-    def g(r, key, spec=".3g"):
-        return _cell(r, key, spec, missing="")
-
-    def pm(r, key, sd_key, spec=".3g"):
-        return _mean_sem(r, key, sd_key, spec, missing="")
-
-    table = []
-    for r in rows:
-        ok = r["status"] == "ok"
-        table.append(
-            {
-                "model": MODELS.get(r["model"], (r["model"],))[0],
-                "method": r["method_label"],
-                "deletion score": pm(r, "deletion_score", "deletion_score_sd") if ok else r["status"],
-                "Sensitivity-n": pm(r, "sensitivity_n_mean", "sensitivity_n_sd", ".3f") if ok else "",
-                "Spearman vs valence": pm(r, "spearman_mean", "spearman_sd", ".3f") if r.get("spearman_mean") else "",
-                # LRP's and LXT's relevance is meant to sum to S(x); DeepLIFT's to S(x) - S(0) (complete)
-                "conservation (median rel.)": g(r, "conservation_median_rel", ".2g")
-                if ok and r["method"] != "deeplift"
-                else "",
-                "max rel. diff. from epsilon-LRP uniform": g(r, "max_rel_diff_lrp_uniform", ".1e"),
-                "max rel. diff. from epsilon-LRP gate": g(r, "max_rel_diff_lrp_gate", ".1e"),
-            }
+    table = [
+        _method_row(
+            r,
+            MODELS,
+            missing="",
+            after={
+                "max rel. diff. from epsilon-LRP uniform": _cell(r, "max_rel_diff_lrp_uniform", ".1e", missing=""),
+                "max rel. diff. from epsilon-LRP gate": _cell(r, "max_rel_diff_lrp_gate", ".1e", missing=""),
+            },
         )
+        for r in rows
+    ]
     sentences = []
     for model, (label, _) in MODELS.items():
         sentences += lxt_sentences(label, [r for r in rows if r["model"] == model and r["status"] == "ok"])
