@@ -68,6 +68,11 @@ class RsqrtScale:
     def dh(self, q: Tensor) -> Tensor:
         return -0.5 * self.k * torch.rsqrt(self.k * q + self.eps) ** 3
 
+    def secant(self, q: Tensor, rq: Tensor, hq: Tensor, hr: Tensor) -> Tensor:
+        r"""The secant :math:`(h(q) - h(\bar q)) / (q - \bar q) = -k\,(h \bar h)^2
+        / (h + \bar h)` (no cancellation; :math:`h'(q)` where :math:`q = \bar q`)."""
+        return (hq * hr).square_().div_(hq + hr).mul_(-self.k)
+
 
 @dataclass(frozen=True)
 class StdEpsScale:

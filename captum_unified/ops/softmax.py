@@ -190,34 +190,42 @@ class _LogSumExpRule(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z, ref_z, dim, rule, log):
         name = "log_softmax" if log else "softmax"
-        # LSE of both passes in float64, once: the rule's m and exp's multiplier at u = z - LSE(z) share them
+        # the output: the model's own softmax / log-softmax (what completeness is measured against)
+        y = torch.log_softmax(z, dim) if log else torch.softmax(z, dim)
+        ref_y = None if ref_z is None else (torch.log_softmax(ref_z, dim) if log else torch.softmax(ref_z, dim))
+        # LSE of both passes in float64, once: the rule's m and exp's multiplier at u = z - LSE(z)
+        # share them, and the float64 logits. Computed from the float64 logits (float32 exponentials
+        # would do for completeness, but not for accuracy: exp's secant divides by the change of u,
+        # and LSE's rounding in float32, 1e-7, moved single attributions of a ViT by 3e-4 against a
+        # float64 run, where the float64 LSE gives 7e-5)
         z64 = z.double()
         lse = logsumexp_kept(z64, dim)
         ref64 = ref_lse = None
         if ref_z is not None:
             ref64 = ref_z.double()  # a batch-1 baseline keeps its size
             ref_lse = logsumexp_kept(ref64, dim)
-        m = rule.lse_weights(OpCall(name, lse=(lse, ref_lse)), z, ref_z, dim).double()
+        op = OpCall(name, lse=(lse, ref_lse), wide=(z64, ref64))
+        m = rule.lse_weights(op, z, ref_z, dim).double()
         ctx.save_for_backward(m)
         ctx.log, ctx.dim = log, dim
         if log:
-            return torch.log_softmax(z, dim)
-        # exp's multiplier at u = z - LSE(z) (float64), its outputs the model's own softmax (what
-        # completeness is measured against)
-        y = torch.softmax(z, dim)
-        u = z64 - lse  # out of place: z.double() is z itself for float64 logits
-        ru = ref_y = None
-        if ref64 is not None:
-            ru, ref_y = ref64 - ref_lse, torch.softmax(ref_z, dim).double()
-        ctx.g_exp = multiplier(rule, "exp", torch.exp, _exp_d, u, y.double(), ru, ref_y)
+            return y
+        # exp's multiplier at u = z - LSE(z) (float64)
+        u = z64 - lse if z64 is z else z64.sub_(lse)  # z.double() is z itself for float64 logits
+        ru = None if ref64 is None else ref64 - ref_lse
+        ctx.g_exp = multiplier(
+            rule, "exp", torch.exp, _exp_d, u, y.double(), ru, None if ref_y is None else ref_y.double()
+        )
         return y
 
     @staticmethod
     def backward(ctx, g):
         dim = ctx.dim
         (m,) = ctx.saved_tensors
-        h = g.double() if ctx.log else g.double() * ctx.g_exp
-        return (h - m * h.sum(dim, keepdim=True)).to(g.dtype), None, None, None, None
+        h = g.double()
+        if not ctx.log:
+            h = h * ctx.g_exp if h is g else h.mul_(ctx.g_exp)  # never g in place
+        return torch.addcmul(h, m, h.sum(dim, keepdim=True), value=-1.0).to(g.dtype), None, None, None, None
 
 
 def _softmax_common(ctx, func, args, kwargs, ref_args, ref_kwargs, log: bool):

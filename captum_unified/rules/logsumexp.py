@@ -84,7 +84,12 @@ def _any_inf(t: Tensor) -> bool:
 
 
 def lse_simplex(
-    z: Tensor, ref_z: Tensor, dim: int, nodes: int = 4, lse: tuple[Tensor, Tensor | None] | None = None
+    z: Tensor,
+    ref_z: Tensor,
+    dim: int,
+    nodes: int = 4,
+    lse: tuple[Tensor, Tensor | None] | None = None,
+    wide: tuple[Tensor, Tensor | None] | None = None,
 ) -> Tensor:
     r"""The simplex multiplier ``m`` of ``LSE`` along ``dim`` with
     :math:`\sum_k m_k (z_k - \bar z_k) = \mathrm{LSE}(z) - \mathrm{LSE}(\bar z)`.
@@ -102,6 +107,8 @@ def lse_simplex(
         lse (tuple of Tensor, optional): :math:`\mathrm{LSE}(z)` and
             :math:`\mathrm{LSE}(\bar z)` in float64 (dimension kept), as
             :func:`logsumexp_kept` computes them, when the caller has them.
+        wide (tuple of Tensor, optional): ``z`` and ``ref_z`` in float64,
+            when the caller has them (not modified).
 
     Returns:
         ``m`` of ``z``'s shape, float64: entries in :math:`[0, 1]` summing to 1
@@ -110,7 +117,10 @@ def lse_simplex(
     """
     has_inf = _any_inf(z) or _any_inf(ref_z)
     # each cast once, the baseline's at its own (batch-1) size: fewer full-size temporaries
-    z64, ref64 = z.double(), ref_z.double()
+    if wide is not None and wide[1] is not None:
+        z64, ref64 = wide[0], wide[1]
+    else:
+        z64, ref64 = z.double(), ref_z.double()
     ref_full = ref_z.expand_as(z)
     masked = (torch.isneginf(z) & torch.isneginf(ref_full)) if has_inf else None
     dz = z - ref_full
@@ -139,14 +149,15 @@ def lse_simplex(
     residual = d_lse - pd
     # tilt towards the largest dz (residual > 0) or the smallest
     if masked is not None:
-        hi = torch.where(masked, torch.full_like(dz, -math.inf), dz).argmax(dim, keepdim=True)
-        lo = torch.where(masked, torch.full_like(dz, math.inf), dz).argmin(dim, keepdim=True)
+        top, hi = torch.where(masked, torch.full_like(dz, -math.inf), dz).max(dim, keepdim=True)
+        bottom, lo = torch.where(masked, torch.full_like(dz, math.inf), dz).min(dim, keepdim=True)
     else:
-        hi, lo = dz.argmax(dim, keepdim=True), dz.argmin(dim, keepdim=True)
+        (top, hi), (bottom, lo) = dz.max(dim, keepdim=True), dz.min(dim, keepdim=True)
     k = torch.where(residual > 0, hi, lo)
     denom = dz64.gather(dim, k) - pd
-    # a denominator at the rounding of dz (all dz about equal: a shift) needs no tilt (p is exact there)
-    extreme = torch.maximum(dz64.gather(dim, hi).abs_(), dz64.gather(dim, lo).abs_())
+    # a denominator at the rounding of dz (all dz about equal: a shift) needs no tilt (p is exact there);
+    # the scale of that rounding from the extremes in z's dtype (a threshold, not part of m)
+    extreme = torch.maximum(top.abs(), bottom.abs()).double()
     noise = 64 * torch.finfo(torch.float64).eps * extreme
     tilt = denom.abs() > noise
     lam = (residual / torch.where(tilt, denom, torch.ones_like(denom))).mul_(tilt).clamp_(0.0, 1.0)

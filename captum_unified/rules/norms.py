@@ -88,6 +88,21 @@ class NormFamily(Protocol):
     def dh(self, q: Tensor) -> Tensor: ...
 
 
+def _secant(family: NormFamily, q: Tensor, rq: Tensor, hq: Tensor, hr: Tensor) -> Tensor:
+    r"""The secant :math:`(h(q) - h(\bar q)) / (q - \bar q)` of the family's
+    scale, :math:`h'` where the two are equal to rounding. A family with a
+    closed form without cancellation (``secant(q, rq, hq, hr)``, e.g.
+    :class:`~captum_unified.ops.norms.RsqrtScale`) gives it; otherwise the
+    quotient, with :math:`h'` at the midpoint where :math:`|q - \bar q|` is
+    at the rounding of :math:`q + \bar q`."""
+    closed = getattr(family, "secant", None)
+    if closed is not None:
+        return closed(q, rq, hq, hr)
+    dq = q - rq
+    tiny = dq.abs() <= 1e-12 * (q + rq + family.floor)
+    return torch.where(tiny, family.dh(0.5 * (q + rq)), (hq - hr) / torch.where(tiny, torch.ones_like(dq), dq))
+
+
 def _rows(dims: tuple[int, ...], c: Tensor) -> int:
     return math.prod(c.shape[d] for d in dims)
 
@@ -110,16 +125,17 @@ def _exact(c64: Tensor, rc64: Tensor, y: Tensor, ref_y: Tensor, dims, apply: Cal
 
 
 def _change(y: Tensor, ref_y: Tensor) -> Tensor:
-    r""":math:`\Delta y` in float64 (a batch-1 ``ref_y`` broadcast)."""
-    return y.double() - ref_y.double()
+    r""":math:`\Delta y` in float64 (a batch-1 ``ref_y`` broadcast), a new tensor."""
+    y64 = y.double()
+    return y64 - ref_y if y64 is y else y64.sub_(ref_y.double())
 
 
 def _corrected(dc: Tensor, rho: Tensor, dims, transpose: Callable[[Tensor], Tensor]) -> Backward:
     r"""The backward map ``g -> M^T g + dc (rho . g) / |dc|^2`` (float64 inside,
     ``g``'s dtype out): ``M`` plus the rank-one correction :math:`\rho\,
     \Delta c^\top / \|\Delta c\|^2`, :math:`\rho = \Delta y - M \Delta c`."""
-    dd = (dc * dc).sum(dims, keepdim=True)
-    inv = torch.where(dd > 0, 1 / torch.where(dd > 0, dd, torch.ones_like(dd)), torch.zeros_like(dd))
+    # 1 / |dc|^2, and 0 where dc = 0 (1 / 0 = inf -> 0; a NaN -> 0)
+    inv = (dc * dc).sum(dims, keepdim=True).reciprocal_().nan_to_num_(0.0, 0.0, 0.0)
     rho_inv = rho.mul_(inv)
 
     def backward(g: Tensor) -> Tensor:
@@ -135,21 +151,20 @@ def secant_norm(c, ref_c, y, ref_y, dims, family) -> Backward:
     :math:`M \Delta c` needs no sum over the row: :math:`(c + \bar c)\cdot
     \Delta c = n\,(q - \bar q)`, so :math:`M\Delta c = h_s \Delta c + v\,
     \sigma\,(q - \bar q)`. The baseline's row statistics are computed at its
-    own (batch-1) size."""
+    own (batch-1) size; full-size float64 temporaries are few (each costs an
+    allocation, on the CPU the larger part of an element-wise op)."""
     n = _rows(dims, c)
     c64, rc_own = c.double(), ref_c.double()
     rc64 = rc_own.expand(c.shape)
     q, rq = _msq(c64, dims), _msq(rc_own, dims)
     hq, hr = family.h(q), family.h(rq)
-    dq = q - rq
-    tiny = dq.abs() <= 1e-12 * (q + rq + family.floor)
-    sec = torch.where(tiny, family.dh(0.5 * (q + rq)), (hq - hr) / torch.where(tiny, torch.ones_like(dq), dq))
+    sec = _secant(family, q, rq, hq, hr)
     at_input = hq <= hr
     scale = torch.where(at_input, hq, hr)
     other = torch.where(at_input, rc64, c64)  # v: the other side's c
     dc = c64 - rc64
     # rho = dy - M dc, with M dc = scale dc + other sec dq
-    rho = _change(y, ref_y).sub_(scale * dc).sub_(other * (sec * dq))
+    rho = _change(y, ref_y).addcmul_(scale, dc, value=-1.0).addcmul_(other, sec * (q - rq), value=-1.0)
     weight = (c64 + rc64).mul_(sec / n)  # M^T = scale I + (c + c_bar) sec other^T / n
 
     def transpose(g64: Tensor) -> Tensor:

@@ -44,12 +44,15 @@ class OpCall:
             the reduced dimension kept; the second ``None`` without a baseline
             pass) when the backend has computed them, so a rule need not
             compute them again.
+        wide (tuple of Tensor, optional): with ``lse``, the logits of both
+            passes in float64 (read-only), for the same reason.
     """
 
     name: str
     gates: tuple[bool, ...] = ()
     derivative: Callable[[Tensor, Tensor], Tensor] | None = None
     lse: tuple[Tensor, Tensor | None] | None = None
+    wide: tuple[Tensor, Tensor | None] | None = None
 
     def fprime(self, f: Callable[[Tensor], Tensor], z: Tensor, out: Tensor) -> Tensor:
         """:math:`f'(z)`, in closed form when known."""

@@ -107,7 +107,7 @@ class RescaleRule(Rule):
     def lse_weights(self, op: OpCall, z: Tensor, ref_z: Tensor | None, dim: int) -> Tensor:
         if ref_z is None:
             raise RuntimeError("RescaleRule needs the reference pass (ref_z).")
-        return lse_simplex(z, ref_z, dim, self.softmax_nodes, lse=op.lse)
+        return lse_simplex(z, ref_z, dim, self.softmax_nodes, lse=op.lse, wide=op.wide)
 
     def product_warning(self, op: OpCall):
         if self.products != "gradient":

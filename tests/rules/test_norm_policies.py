@@ -130,3 +130,45 @@ def test_rule_norm_backward_errors():
         rule.norm_backward(OpCall("layer_norm"), c, c, c, c, (-1,), RsqrtScale(1e-5))
     with pytest.raises(ValueError, match="norm must be one of"):
         RescaleRule(norm="constant")
+
+
+@pytest.mark.parametrize("family", [RsqrtScale(1e-5), RsqrtScale(1e-6, 16 / 15), StdEpsScale(1e-3), MaxNormScale(1e-6)])
+def test_secant_of_the_scale_against_exact_decimal_arithmetic(family):
+    """The secant of h between q and q_bar (the family's closed form where it has
+    one, else the guarded quotient) against 50-digit decimal arithmetic: rows
+    far apart, near each other (1e-9 relative: the quotient's cancellation) and
+    equal (h'(q))."""
+    from decimal import Decimal, getcontext
+
+    from captum_unified.rules.norms import _secant
+
+    getcontext().prec = 50
+    g = torch.Generator().manual_seed(3)
+    q = torch.rand(300, generator=g, dtype=torch.float64) * 10 ** torch.empty(300, dtype=torch.float64).uniform_(
+        -6, 3, generator=g
+    )
+    rq = torch.cat(
+        [q[:100] * (1 + 1e-9 * torch.randn(100, generator=g, dtype=torch.float64)), q[100:200], q[200:].flip(0)]
+    )
+    got = _secant(family, q, rq, family.h(q), family.h(rq))
+
+    def h(v: Decimal) -> Decimal:
+        k, eps = Decimal(getattr(family, "k", 1.0)), Decimal(family.eps)
+        if isinstance(family, RsqrtScale):
+            return 1 / (k * v + eps).sqrt()
+        if isinstance(family, StdEpsScale):
+            return 1 / ((k * v).sqrt() + eps)
+        return 1 / max((k * v).sqrt(), eps)
+
+    def dh(v: Decimal) -> Decimal:  # central difference at 1e-20 relative, in 50 digits
+        step = v * Decimal("1e-20")
+        return (h(v + step) - h(v - step)) / (2 * step)
+
+    want = []
+    for a, b in zip(q.tolist(), rq.tolist()):
+        da, db = Decimal(a), Decimal(b)
+        want.append(float(dh(da) if da == db else (h(da) - h(db)) / (da - db)))
+    want_t = torch.tensor(want, dtype=torch.float64)
+    rel = ((got - want_t).abs() / want_t.abs()).max()
+    # the closed form (RsqrtScale) has no cancellation; the guarded quotient loses digits where q ~ q_bar
+    assert float(rel) < (1e-13 if isinstance(family, RsqrtScale) else 1e-3)
