@@ -37,7 +37,7 @@ tensor_split hsplit vsplit dsplit unfold fold pad interpolate upsample upsample_
 pixel_shuffle pixel_unshuffle channel_shuffle native_channel_shuffle conv1d conv2d conv3d conv_transpose1d
 conv_transpose2d conv_transpose3d conv_tbc avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d
 adaptive_avg_pool2d adaptive_avg_pool3d dropout dropout1d dropout2d dropout3d alpha_dropout
-feature_alpha_dropout embedding float double half bfloat16 to type_as cpu cuda where
+feature_alpha_dropout embedding float double half bfloat16 to type_as type cpu cuda where
 __add__ __radd__ __iadd__ __sub__ __rsub__ __isub__ __neg__ __pos__ __reversed__ unsafe_split
 unsafe_chunk as_strided expand_copy view_copy permute_copy squeeze_copy unsqueeze_copy t_copy
 transpose_copy select_copy slice_copy index_put_ fill_diagonal_ zero_ fill_ new_tensor resolve_conj
@@ -72,7 +72,7 @@ logical_not bitwise_and bitwise_or bitwise_xor bitwise_not argmax argmin argsort
 count_nonzero any all bucketize searchsorted unique unique_consecutive bincount histc zeros_like
 ones_like empty_like full_like rand_like randn_like randint_like new_zeros new_ones new_empty new_full
 detach detach_ requires_grad_ retain_grad register_hook register_post_accumulate_grad_hook
-is_tensor is_storage numel_ result_type can_cast promote_types type dim_order untyped_storage
+is_tensor is_storage numel_ result_type can_cast promote_types dim_order untyped_storage
 storage _is_view is_leaf data_ptr __cuda_array_interface__ __dlpack__ __dlpack_device__ pin_memory
 share_memory_ record_stream backward
 """.split()
