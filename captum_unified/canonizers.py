@@ -26,6 +26,13 @@ Zennit calls these *canonizers*.
    * - ``*RMSNorm`` (``LlamaRMSNorm``, ``MistralRMSNorm``, ``Qwen2RMSNorm``, ...), ``*T5LayerNorm``
      - :func:`rms_norm`: ``weight * F.rms_norm(x)``
 
+:data:`BACKEND_MAP`, applied inside every pass of the backend
+(:class:`PassCanonizer`), has the GELU rows and one row for ``*RMSNorm``:
+:func:`rms_norm_in_float32`, which computes as ``LlamaRMSNorm`` does (in
+float32 whatever the input's dtype, operation for operation) as one
+normalisation for the rules, and is applied only where the probe reproduces
+the module to 1e-12 (any other ``*RMSNorm`` keeps its ops, silently).
+
 Adding one is one line in :data:`MODULE_MAP`: the class name (or an
 :mod:`fnmatch` pattern) and a function ``(module, x) -> Tensor`` computing what
 the module's ``forward`` computes; ``tests/canonizers/test_canonizers.py`` checks every row
@@ -43,9 +50,11 @@ a different formula does not) is left as it is, with an
 :class:`~captum_unified.AttributionWarning` naming it.
 
 Precision: transformers' norms compute in float32 also for float64 inputs (their
-upcast is meant for half precision). The fused op computes in the input's
-precision, float32 at least, so a float64 model stays float64 throughout; in
-float32 the two agree to float32 rounding.
+upcast is meant for half precision). :data:`MODULE_MAP`'s fused op computes in
+the input's precision, float32 at least, so inside :func:`canonize` a float64
+model stays float64 throughout; in float32 the two agree to float32 rounding.
+:data:`BACKEND_MAP`'s row computes as the module does, so that DeepLIFT is
+complete against the model as shipped.
 """
 
 from __future__ import annotations
@@ -53,7 +62,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import MappingProxyType
 from typing import cast
@@ -62,6 +71,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.module import register_module_forward_pre_hook
+from torch.overrides import handle_torch_function, has_torch_function_unary
 from torch.utils.hooks import RemovableHandle
 
 from captum_unified._utils.common import warn
@@ -77,6 +87,9 @@ __all__ = [
     "gelu_erf",
     "rms_norm",
     "rms_norm_one_plus_weight",
+    "rms_norm_in_float32",
+    "rms_norm_float32",
+    "rms_in_float32",
 ]
 
 #: ``(module, x) -> Tensor``: what the module's forward computes, as fused torch ops.
@@ -84,6 +97,8 @@ Fused = Callable[[nn.Module, Tensor], Tensor]
 
 #: the probe's tolerance, relative to its largest output (see the module docstring)
 PROBE_RTOL = 1e-5
+#: the tolerance for rows marked ``exact_only`` (applied only where they reproduce the module)
+EXACT_RTOL = 1e-12
 
 
 def gelu_tanh(module: nn.Module, x: Tensor) -> Tensor:
@@ -128,25 +143,68 @@ def rms_norm_one_plus_weight(module: nn.Module, x: Tensor) -> Tensor:
     return (y * (1.0 + weight.to(y.dtype))).to(x.dtype)
 
 
+def rms_in_float32(t: Tensor, dims: tuple[int, ...], eps: float) -> Tensor:
+    """transformers' RMS norm arithmetic: cast to float32, ``t * rsqrt(mean(t ** 2) + eps)``, cast back."""
+    up = t.to(torch.float32)
+    return (up * torch.rsqrt(up.pow(2).mean(dims, keepdim=True) + eps)).to(t.dtype)
+
+
+def rms_norm_float32(x: Tensor, normalized_shape: Sequence[int], eps: float) -> Tensor:
+    r""":math:`x / \sqrt{\mathrm{mean}(x^2) + \epsilon}` over the last
+    ``len(normalized_shape)`` dimensions, computed as transformers' RMS norms
+    (``LlamaRMSNorm`` and the classes copied from it) compute it: in float32
+    whatever ``x``'s dtype, returned in ``x``'s dtype (no weight).
+
+    Inside the backend's mode it is one normalisation of ``x`` with the rule's
+    norm policy, whose multipliers are computed from ``x`` and the output as
+    they are: a float64 model stays exact (the float32 rounding inside is
+    part of the output's change the policy accounts for; op by op, the cast
+    to float32 and the float32 gradients of the region cost about
+    :math:`10^{-8}` relative). The backend's module map computes those
+    modules with it (:data:`~captum_unified.canonizers.BACKEND_MAP`)."""
+    if has_torch_function_unary(x):
+        return handle_torch_function(rms_norm_float32, (x,), x, normalized_shape, eps)
+    dims = tuple(range(-len(normalized_shape), 0))
+    return rms_in_float32(x, dims, float(eps))
+
+
+def rms_norm_in_float32(module: nn.Module, x: Tensor) -> Tensor:
+    r"""``weight * rms_norm_float32(x, eps)``: what ``LlamaRMSNorm`` (and the
+    transformers classes copied from it, and Meta's reference ``RMSNorm``)
+    computes, operation for operation: normalise in float32 whatever ``x``'s
+    dtype, cast back, scale. One normalisation of ``x`` for the backend
+    (:func:`rms_norm_float32`), so a float64 model
+    stays exact. Applied only where the probe reproduces the module to 1e-12
+    (``exact_only``); any other ``*RMSNorm`` is silently left to its own ops."""
+    y = rms_norm_float32(x, x.shape[-1:], _eps(module))
+    weight = getattr(module, "weight", None)
+    return y if weight is None else weight * y
+
+
+rms_norm_in_float32.exact_only = True  # type: ignore[attr-defined]
+
+_GELUS: dict[str, Fused] = {
+    "NewGELUActivation": gelu_tanh,
+    "GELUTanh": gelu_tanh,
+    "FastGELUActivation": gelu_tanh,
+    "GELUActivation": gelu_erf,
+}
+
 #: The rows the backend applies by itself inside its mode (every
 #: :class:`~captum_unified.RuleContext`, so every attribution of the package):
 #: module classes whose fused op computes the module's function to rounding in
-#: the input's precision. Read-only; exact names first, then patterns in order.
-BACKEND_MAP: Mapping[str, Fused] = MappingProxyType(
-    {
-        "NewGELUActivation": gelu_tanh,
-        "GELUTanh": gelu_tanh,
-        "FastGELUActivation": gelu_tanh,
-        "GELUActivation": gelu_erf,
-    }
-)
+#: the input's precision, and the RMS norms that compute as ``LlamaRMSNorm``
+#: does (exactly, else left alone). Read-only; exact names first, then
+#: patterns in order.
+BACKEND_MAP: Mapping[str, Fused] = MappingProxyType({**_GELUS, "*RMSNorm": rms_norm_in_float32})
 
 #: module class name (or :mod:`fnmatch` pattern) -> what it computes as fused
-#: ops: :data:`BACKEND_MAP` and the RMS norms, for :func:`canonize`. Read-only;
-#: exact names are looked up first, then patterns in this order.
+#: ops: the GELU rows of :data:`BACKEND_MAP` and the RMS norms in the input's
+#: precision, for :func:`canonize`. Read-only; exact names are looked up first,
+#: then patterns in this order.
 MODULE_MAP: Mapping[str, Fused] = MappingProxyType(
     {
-        **BACKEND_MAP,
+        **_GELUS,
         "Gemma*RMSNorm": rms_norm_one_plus_weight,
         "*RMSNorm": rms_norm,
         "*T5LayerNorm": rms_norm,
@@ -210,7 +268,8 @@ def _mismatch(module: nn.Module, fused: Fused) -> str | None:
         return "its forward returns something else than one tensor of the input's shape"
     err = (own.double() - new.double()).abs().max().item()
     scale = own.double().abs().max().item()
-    if not math.isfinite(err) or err > PROBE_RTOL * max(scale, 1e-30):
+    rtol = EXACT_RTOL if getattr(fused, "exact_only", False) else PROBE_RTOL
+    if not math.isfinite(err) or err > rtol * max(scale, 1e-30):
         return f"its forward differs from the row's function by {err:.2g} (largest output {scale:.2g})"
     return None
 
@@ -346,6 +405,8 @@ class PassCanonizer:
             if fused is None or isinstance(own, _CanonicalForward):
                 continue
             why = "its forward was replaced on the instance" if own is not None else _mismatch(sub, fused)
+            if why is not None and getattr(fused, "exact_only", False):
+                continue  # a row for the modules it reproduces exactly: the others keep their own ops, silently
             if why is not None:
                 self.note(
                     name,

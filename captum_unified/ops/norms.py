@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from captum_unified.canonizers import rms_in_float32, rms_norm_float32
 from captum_unified.ops.calls import arg, functions
 from captum_unified.ops.fused import dense_partners, kernels_apply, multiplier
 from captum_unified.ops.rows import CompositeOp
@@ -370,6 +371,25 @@ def _fused_norm(ctx, args, kwargs, ref_args, rms: bool):
     return y if y is NOT_DECOMPOSED else affine(y, weight, bias)
 
 
+def _rms_norm_float32_args(args, kwargs) -> tuple[Tensor, tuple[int, ...], float]:
+    shape = arg(args, kwargs, 1, "normalized_shape")
+    return args[0], tuple(range(-len(shape), 0)), float(arg(args, kwargs, 2, "eps"))
+
+
+def _rms_norm_float32(ctx, func, args, kwargs, consts):
+    """One normalisation of the input as it is, with the rule's norm policy and
+    the module's own float32 arithmetic for its value; op by op (the cast, the
+    float32 ops) under the other norm choices."""
+    x, dims, eps = _rms_norm_float32_args(args, kwargs)
+
+    def value(t: Tensor) -> Tensor:
+        return rms_in_float32(t, dims, eps)
+
+    if ctx.rule.norm in NORM_POLICIES:
+        return ctx.normalised("rms_norm", x, dims, RsqrtScale(eps), value)
+    return value(x)
+
+
 def fused_layer_norm(ctx, func, args, kwargs, ref_args, ref_kwargs):
     """``F.layer_norm`` with the context's rule (the affine part stays linear)."""
     return _fused_norm(ctx, args, kwargs, ref_args, rms=False)
@@ -394,6 +414,7 @@ ROWS: tuple[CompositeOp, ...] = (
     CompositeOp(
         "rms_norm", _rms_norm, functions((FF, "rms_norm"), (T, "rms_norm")), applies=_norm_apply, fused=fused_rms_norm
     ),
+    CompositeOp("rms_norm_float32", _rms_norm_float32, (rms_norm_float32,), applies=_norm_apply),
     CompositeOp("group_norm", _group_norm, functions((FF, "group_norm"), (T, "group_norm")), applies=_norm_apply),
     CompositeOp("batch_norm", _batch_norm, functions((FF, "batch_norm"), (T, "batch_norm")), applies=_norm_apply),
     CompositeOp(

@@ -54,9 +54,77 @@ def _same(a: dict, b: dict) -> bool:
     return True
 
 
-def test_backend_map_is_the_gelu_rows_of_the_module_map():
-    assert set(BACKEND_MAP) == {"NewGELUActivation", "GELUTanh", "FastGELUActivation", "GELUActivation"}
-    assert all(MODULE_MAP[k] is v for k, v in BACKEND_MAP.items())
+def test_backend_map_is_the_gelu_rows_and_the_exact_float32_rms_norm():
+    from captum_unified.canonizers import rms_norm_in_float32
+
+    gelus = {"NewGELUActivation", "GELUTanh", "FastGELUActivation", "GELUActivation"}
+    assert set(BACKEND_MAP) == gelus | {"*RMSNorm"}
+    assert all(MODULE_MAP[k] is BACKEND_MAP[k] for k in gelus)
+    assert BACKEND_MAP["*RMSNorm"] is rms_norm_in_float32 and rms_norm_in_float32.exact_only
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_float64_llama_is_complete_through_its_float32_rms_norms(arch):
+    """transformers' RMS norms compute in float32 also in a float64 model; the
+    backend's row computes them operation for operation as one normalisation of
+    the float64 input (DeepLIFT complete to float64's rounding, measured from
+    the untouched model), where op by op the cast and the float32 gradients
+    of the region cost about 1e-7."""
+    torch.manual_seed(0)
+    if arch == "llama":
+        model = llama(dtype=torch.float64)
+    else:
+        config = transformers.Qwen2Config(
+            vocab_size=40,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=64,
+        )
+        model = transformers.Qwen2ForCausalLM(config).eval().double()
+
+    class LogProb(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.m = model
+
+        def forward(self, emb):
+            return torch.log_softmax(self.m(inputs_embeds=emb).logits[:, -1], -1)
+
+    f = LogProb()
+    g = torch.Generator().manual_seed(1)
+    x = 0.5 * torch.randn(2, 7, 32, generator=g, dtype=torch.float64)
+    for b in (torch.zeros_like(x), 500 * torch.randn(x.shape, generator=g, dtype=torch.float64)):
+        with torch.no_grad():
+            d = f(x)[:, 2] - f(b)[:, 2]
+        a = cu.DeepLiftRescale(f).attribute(x, baselines=b, target=2)
+        assert float((a.flatten(1).sum(1) - d).abs().max() / d.abs().max()) < 1e-12
+
+
+def test_rms_norm_rows_that_do_not_reproduce_the_module_are_left_alone_silently():
+    """An ``*RMSNorm`` that computes in its input's precision (not LLaMA's
+    float32) matches the row's name but not its arithmetic in float64: it keeps
+    its own ops (which the norm patterns treat), with no warning."""
+
+    class RMSNorm(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(6, dtype=torch.float64))
+            self.eps = 1e-6
+
+        def forward(self, x):
+            return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+
+    net = nn.Sequential(nn.Linear(4, 6).double(), RMSNorm(), nn.Linear(6, 3).double())
+    x = torch.randn(5, 4, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        a = cu.DeepLiftRescale(net).attribute(x, target=1)
+    with torch.no_grad():
+        d = net(x)[:, 1] - net(torch.zeros_like(x))[:, 1]
+    assert float((a.sum(1) - d).abs().max() / d.abs().max()) < 1e-12
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
