@@ -27,11 +27,13 @@ Zennit calls these *canonizers*.
      - :func:`rms_norm`: ``weight * F.rms_norm(x)``
 
 :data:`BACKEND_MAP`, applied inside every pass of the backend
-(:class:`PassCanonizer`), has the GELU rows and one row for ``*RMSNorm``:
-:func:`rms_norm_in_float32`, which computes as ``LlamaRMSNorm`` does (in
-float32 whatever the input's dtype, operation for operation) as one
-normalisation for the rules, and is applied only where the probe reproduces
-the module to 1e-12 (any other ``*RMSNorm`` keeps its ops, silently).
+(:class:`PassCanonizer`), has the GELU rows and two RMS norm rows,
+:func:`rms_norm_one_plus_weight_in_float32` (``Gemma*RMSNorm``) and
+:func:`rms_norm_in_float32` (``*RMSNorm``), which compute as ``GemmaRMSNorm``
+and ``LlamaRMSNorm`` do (in float32 whatever the input's dtype, operation for
+operation) as one normalisation for the rules, and are applied only where the
+probe reproduces the module to 1e-12 (any other ``*RMSNorm`` keeps its ops,
+silently).
 
 Adding one is one line in :data:`MODULE_MAP`: the class name (or an
 :mod:`fnmatch` pattern) and a function ``(module, x) -> Tensor`` computing what
@@ -90,6 +92,9 @@ __all__ = [
     "rms_norm_in_float32",
     "rms_norm_float32",
     "rms_in_float32",
+    "rms_norm_one_plus_weight_in_float32",
+    "rms_norm_one_plus_weight_float32",
+    "gemma_rms_in_float32",
 ]
 
 #: ``(module, x) -> Tensor``: what the module's forward computes, as fused torch ops.
@@ -183,6 +188,34 @@ def rms_norm_in_float32(module: nn.Module, x: Tensor) -> Tensor:
 
 rms_norm_in_float32.exact_only = True  # type: ignore[attr-defined]
 
+
+def gemma_rms_in_float32(t: Tensor, weight: Tensor, dims: tuple[int, ...], eps: float) -> Tensor:
+    """Gemma's RMS norm arithmetic: cast to float32, normalise, scale by ``1 + weight`` in float32, cast back."""
+    up = t.float()
+    out = up * torch.rsqrt(up.pow(2).mean(dims, keepdim=True) + eps)
+    return (out * (1.0 + weight.float())).type_as(t)
+
+
+def rms_norm_one_plus_weight_float32(x: Tensor, weight: Tensor, eps: float) -> Tensor:
+    r""":math:`(1 + w) \odot x / \sqrt{\mathrm{mean}(x^2) + \epsilon}` over the last
+    dimension, computed as transformers' Gemma RMS norms compute it: in
+    float32 whatever ``x``'s dtype, the scale applied before the cast back.
+    Inside the backend's mode it is one normalisation of ``x`` (the scale a
+    constant after it), as :func:`rms_norm_float32`."""
+    if has_torch_function_unary(x):
+        return handle_torch_function(rms_norm_one_plus_weight_float32, (x,), x, weight, eps)
+    return gemma_rms_in_float32(x, weight, (-1,), float(eps))
+
+
+def rms_norm_one_plus_weight_in_float32(module: nn.Module, x: Tensor) -> Tensor:
+    r"""What ``GemmaRMSNorm`` (and its copies) computes, operation for
+    operation (:func:`rms_norm_one_plus_weight_float32`). Applied only where
+    the probe reproduces the module to 1e-12 (``exact_only``)."""
+    return rms_norm_one_plus_weight_float32(x, cast(Tensor, module.weight), _eps(module))
+
+
+rms_norm_one_plus_weight_in_float32.exact_only = True  # type: ignore[attr-defined]
+
 _GELUS: dict[str, Fused] = {
     "NewGELUActivation": gelu_tanh,
     "GELUTanh": gelu_tanh,
@@ -193,10 +226,12 @@ _GELUS: dict[str, Fused] = {
 #: The rows the backend applies by itself inside its mode (every
 #: :class:`~captum_unified.RuleContext`, so every attribution of the package):
 #: module classes whose fused op computes the module's function to rounding in
-#: the input's precision, and the RMS norms that compute as ``LlamaRMSNorm``
-#: does (exactly, else left alone). Read-only; exact names first, then
-#: patterns in order.
-BACKEND_MAP: Mapping[str, Fused] = MappingProxyType({**_GELUS, "*RMSNorm": rms_norm_in_float32})
+#: the input's precision, and the RMS norms that compute as ``GemmaRMSNorm`` or
+#: ``LlamaRMSNorm`` do (exactly, else left alone). Read-only; exact names
+#: first, then patterns in order.
+BACKEND_MAP: Mapping[str, Fused] = MappingProxyType(
+    {**_GELUS, "Gemma*RMSNorm": rms_norm_one_plus_weight_in_float32, "*RMSNorm": rms_norm_in_float32}
+)
 
 #: module class name (or :mod:`fnmatch` pattern) -> what it computes as fused
 #: ops: the GELU rows of :data:`BACKEND_MAP` and the RMS norms in the input's

@@ -29,7 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from captum_unified.canonizers import rms_in_float32, rms_norm_float32
+from captum_unified.canonizers import (
+    gemma_rms_in_float32,
+    rms_in_float32,
+    rms_norm_float32,
+    rms_norm_one_plus_weight_float32,
+)
 from captum_unified.ops.calls import arg, functions
 from captum_unified.ops.fused import dense_partners, kernels_apply, multiplier
 from captum_unified.ops.rows import CompositeOp
@@ -390,6 +395,24 @@ def _rms_norm_float32(ctx, func, args, kwargs, consts):
     return value(x)
 
 
+def _gemma_norm_float32(ctx, func, args, kwargs, consts):
+    """As :func:`_rms_norm_float32`, the scale ``1 + weight`` a constant after
+    the normalisation: the policy's normalisation is the module's value divided
+    by it (so the two multiplied give the module's value to float64's rounding)."""
+    x, weight = args[0], arg(args, kwargs, 1, "weight")
+    eps, dims = float(arg(args, kwargs, 2, "eps")), (-1,)
+
+    def value(t: Tensor) -> Tensor:
+        return gemma_rms_in_float32(t, weight, dims, eps)
+
+    if ctx.rule.norm not in NORM_POLICIES:
+        return value(x)
+    with ctx.suspended():
+        scale = (1.0 + weight.detach().float()).to(x.dtype)
+        scale = torch.where(scale == 0, torch.ones_like(scale), scale)  # there the value is 0 either way
+    return ctx.normalised("rms_norm", x, dims, RsqrtScale(eps), lambda t: value(t) / scale) * scale
+
+
 def fused_layer_norm(ctx, func, args, kwargs, ref_args, ref_kwargs):
     """``F.layer_norm`` with the context's rule (the affine part stays linear)."""
     return _fused_norm(ctx, args, kwargs, ref_args, rms=False)
@@ -415,6 +438,12 @@ ROWS: tuple[CompositeOp, ...] = (
         "rms_norm", _rms_norm, functions((FF, "rms_norm"), (T, "rms_norm")), applies=_norm_apply, fused=fused_rms_norm
     ),
     CompositeOp("rms_norm_float32", _rms_norm_float32, (rms_norm_float32,), applies=_norm_apply),
+    CompositeOp(
+        "rms_norm_one_plus_weight_float32",
+        _gemma_norm_float32,
+        (rms_norm_one_plus_weight_float32,),
+        applies=_norm_apply,
+    ),
     CompositeOp("group_norm", _group_norm, functions((FF, "group_norm"), (T, "group_norm")), applies=_norm_apply),
     CompositeOp("batch_norm", _batch_norm, functions((FF, "batch_norm"), (T, "batch_norm")), applies=_norm_apply),
     CompositeOp(

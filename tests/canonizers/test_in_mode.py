@@ -54,16 +54,18 @@ def _same(a: dict, b: dict) -> bool:
     return True
 
 
-def test_backend_map_is_the_gelu_rows_and_the_exact_float32_rms_norm():
-    from captum_unified.canonizers import rms_norm_in_float32
+def test_backend_map_is_the_gelu_rows_and_the_exact_float32_rms_norms():
+    from captum_unified.canonizers import rms_norm_in_float32, rms_norm_one_plus_weight_in_float32
 
     gelus = {"NewGELUActivation", "GELUTanh", "FastGELUActivation", "GELUActivation"}
-    assert set(BACKEND_MAP) == gelus | {"*RMSNorm"}
+    assert set(BACKEND_MAP) == gelus | {"Gemma*RMSNorm", "*RMSNorm"}
     assert all(MODULE_MAP[k] is BACKEND_MAP[k] for k in gelus)
     assert BACKEND_MAP["*RMSNorm"] is rms_norm_in_float32 and rms_norm_in_float32.exact_only
+    assert BACKEND_MAP["Gemma*RMSNorm"] is rms_norm_one_plus_weight_in_float32
+    assert list(BACKEND_MAP).index("Gemma*RMSNorm") < list(BACKEND_MAP).index("*RMSNorm")  # patterns in order
 
 
-@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gemma"])
 def test_float64_llama_is_complete_through_its_float32_rms_norms(arch):
     """transformers' RMS norms compute in float32 also in a float64 model; the
     backend's row computes them operation for operation as one normalisation of
@@ -73,6 +75,22 @@ def test_float64_llama_is_complete_through_its_float32_rms_norms(arch):
     torch.manual_seed(0)
     if arch == "llama":
         model = llama(dtype=torch.float64)
+    elif arch == "gemma":  # its norm scales by 1 + weight in float32, before the cast back
+        config = transformers.GemmaConfig(
+            vocab_size=40,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=8,
+            max_position_embeddings=64,
+        )
+        model = transformers.GemmaForCausalLM(config).eval().double()
+        with torch.no_grad():  # weights away from their zero init, so that 1 + weight matters
+            for name, p in model.named_parameters():
+                if "norm" in name:
+                    p.normal_(0, 0.5)
     else:
         config = transformers.Qwen2Config(
             vocab_size=40,

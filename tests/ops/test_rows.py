@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from conftest import DTYPE, assert_close, randn
 
 from captum_unified.backend import RuleContext
-from captum_unified.canonizers import rms_norm_float32
+from captum_unified.canonizers import rms_norm_float32, rms_norm_one_plus_weight_float32
 from captum_unified.ops import COMPOSITES, PRODUCT_OPS, OpKind, default_op_table, op_name
 from captum_unified.ops.elementwise import ELEMENTWISE_OPS
 from captum_unified.ops.linear import GATE_PRESERVING
@@ -111,6 +111,10 @@ COMPOSITE_EXAMPLES: dict[str, tuple[Callable, list[tuple[int, ...]]]] = {
     "layer_norm": (lambda a: F.layer_norm(a, (4,), randn(4, seed=41), randn(4, seed=42)), [(3, 4)]),
     "rms_norm": (lambda a: F.rms_norm(a, (4,), randn(4, seed=43), eps=1e-6), [(3, 4)]),
     "rms_norm_float32": (lambda a: rms_norm_float32(a, (4,), 1e-6) * randn(4, seed=47), [(3, 4)]),
+    "rms_norm_one_plus_weight_float32": (
+        lambda a: rms_norm_one_plus_weight_float32(a, randn(4, seed=48), 1e-6),
+        [(3, 4)],
+    ),
     "group_norm": (lambda a: F.group_norm(a, 2, randn(4, seed=44), randn(4, seed=45)), [(3, 4, 3)]),
     "batch_norm": (lambda a: F.batch_norm(a, None, None, training=True), [(4, 3)]),
     "instance_norm": (lambda a: F.instance_norm(a), [(2, 3, 5)]),
