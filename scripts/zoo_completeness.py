@@ -23,215 +23,52 @@ import captum_unified as cu
 
 warnings.simplefilter("ignore")
 V = 40
+#: the shared sizes: two layers of width 32 (decoders with grouped-query attention where they have it)
+DECODER = {"vocab_size": V, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2}
+HEADS = {"num_attention_heads": 4, "max_position_embeddings": 64}
+GQA = {**DECODER, **HEADS, "num_key_value_heads": 2}
+ENCODER = {**DECODER, "num_attention_heads": 4, "num_labels": 3}
+VISION = {
+    "image_size": 16,
+    "patch_size": 4,
+    "num_channels": 3,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "num_labels": 5,
+}
 
 
 def cfgs():
+    """(name, model builder) for every architecture of the run."""
     yield "gpt2", lambda: T.GPT2LMHeadModel(T.GPT2Config(vocab_size=V, n_embd=32, n_layer=2, n_head=4, n_positions=64))
-    yield (
-        "llama",
-        lambda: T.LlamaForCausalLM(
-            T.LlamaConfig(
-                vocab_size=V,
-                hidden_size=32,
-                intermediate_size=64,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                num_key_value_heads=2,
-                max_position_embeddings=64,
-            )
-        ),
-    )
-    yield (
-        "mistral",
-        lambda: T.MistralForCausalLM(
-            T.MistralConfig(
-                vocab_size=V,
-                hidden_size=32,
-                intermediate_size=64,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                num_key_value_heads=2,
-                max_position_embeddings=64,
-            )
-        ),
-    )
-    yield (
-        "qwen2",
-        lambda: T.Qwen2ForCausalLM(
-            T.Qwen2Config(
-                vocab_size=V,
-                hidden_size=32,
-                intermediate_size=64,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                num_key_value_heads=2,
-                max_position_embeddings=64,
-            )
-        ),
-    )
-    yield (
-        "gemma",
-        lambda: T.GemmaForCausalLM(
-            T.GemmaConfig(
-                vocab_size=V,
-                hidden_size=32,
-                intermediate_size=64,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                num_key_value_heads=2,
-                head_dim=8,
-                max_position_embeddings=64,
-            )
-        ),
-    )
-    yield (
-        "phi",
-        lambda: T.PhiForCausalLM(
-            T.PhiConfig(
-                vocab_size=V,
-                hidden_size=32,
-                intermediate_size=64,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                max_position_embeddings=64,
-            )
-        ),
-    )
-    yield (
-        "gptneox",
-        lambda: T.GPTNeoXForCausalLM(
-            T.GPTNeoXConfig(
-                vocab_size=V,
-                hidden_size=32,
-                intermediate_size=64,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                max_position_embeddings=64,
-            )
-        ),
-    )
-    yield (
-        "opt",
-        lambda: T.OPTForCausalLM(
-            T.OPTConfig(
-                vocab_size=V,
-                hidden_size=32,
-                ffn_dim=64,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                max_position_embeddings=64,
-                word_embed_proj_dim=32,
-            )
-        ),
-    )
-    yield (
-        "bert",
-        lambda: T.BertForSequenceClassification(
-            T.BertConfig(
-                vocab_size=V,
-                hidden_size=32,
-                intermediate_size=64,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                num_labels=3,
-            )
-        ),
-    )
-    yield (
-        "distilbert",
-        lambda: T.DistilBertForSequenceClassification(
-            T.DistilBertConfig(vocab_size=V, dim=32, hidden_dim=64, n_layers=2, n_heads=4, num_labels=3)
-        ),
-    )
-    yield (
-        "roberta",
-        lambda: T.RobertaForSequenceClassification(
-            T.RobertaConfig(
-                vocab_size=V,
-                hidden_size=32,
-                intermediate_size=64,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                num_labels=3,
-                max_position_embeddings=70,
-            )
-        ),
-    )
-    yield (
-        "electra",
-        lambda: T.ElectraForSequenceClassification(
-            T.ElectraConfig(
-                vocab_size=V,
-                embedding_size=32,
-                hidden_size=32,
-                intermediate_size=64,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                num_labels=3,
-            )
-        ),
-    )
-    yield (
-        "t5enc",
-        lambda: T.T5EncoderModel(T.T5Config(vocab_size=V, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4)),
-    )
-    yield (
-        "vit",
-        lambda: T.ViTForImageClassification(
-            T.ViTConfig(
-                image_size=16,
-                patch_size=4,
-                num_channels=3,
-                hidden_size=32,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                intermediate_size=64,
-                num_labels=5,
-            )
-        ),
-    )
-    yield (
-        "deit",
-        lambda: T.DeiTForImageClassification(
-            T.DeiTConfig(
-                image_size=16,
-                patch_size=4,
-                num_channels=3,
-                hidden_size=32,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                intermediate_size=64,
-                num_labels=5,
-            )
-        ),
-    )
+    yield "llama", lambda: T.LlamaForCausalLM(T.LlamaConfig(**GQA))
+    yield "mistral", lambda: T.MistralForCausalLM(T.MistralConfig(**GQA))
+    yield "qwen2", lambda: T.Qwen2ForCausalLM(T.Qwen2Config(**GQA))
+    yield "gemma", lambda: T.GemmaForCausalLM(T.GemmaConfig(**GQA, head_dim=8))
+    yield "phi", lambda: T.PhiForCausalLM(T.PhiConfig(**DECODER, **HEADS))
+    yield "gptneox", lambda: T.GPTNeoXForCausalLM(T.GPTNeoXConfig(**DECODER, **HEADS))
+    opt = {"ffn_dim": 64, "word_embed_proj_dim": 32, "num_hidden_layers": 2, **HEADS}
+    yield "opt", lambda: T.OPTForCausalLM(T.OPTConfig(vocab_size=V, hidden_size=32, **opt))
+    yield "bert", lambda: T.BertForSequenceClassification(T.BertConfig(**ENCODER))
+    distil = {"vocab_size": V, "dim": 32, "hidden_dim": 64, "n_layers": 2, "n_heads": 4, "num_labels": 3}
+    yield "distilbert", lambda: T.DistilBertForSequenceClassification(T.DistilBertConfig(**distil))
+    roberta = {**ENCODER, "max_position_embeddings": 70}
+    yield "roberta", lambda: T.RobertaForSequenceClassification(T.RobertaConfig(**roberta))
+    yield "electra", lambda: T.ElectraForSequenceClassification(T.ElectraConfig(**ENCODER, embedding_size=32))
+    t5 = {"vocab_size": V, "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2, "num_heads": 4}
+    yield "t5enc", lambda: T.T5EncoderModel(T.T5Config(**t5))
+    yield "vit", lambda: T.ViTForImageClassification(T.ViTConfig(**VISION))
+    yield "deit", lambda: T.DeiTForImageClassification(T.DeiTConfig(**VISION))
+    swin = {"image_size": 32, "patch_size": 4, "num_channels": 3, "embed_dim": 16, "window_size": 4}
     yield (
         "swin",
-        lambda: T.SwinForImageClassification(
-            T.SwinConfig(
-                image_size=32,
-                patch_size=4,
-                num_channels=3,
-                embed_dim=16,
-                depths=[1, 1],
-                num_heads=[2, 2],
-                window_size=4,
-                num_labels=5,
-            )
-        ),
+        lambda: T.SwinForImageClassification(T.SwinConfig(**swin, depths=[1, 1], num_heads=[2, 2], num_labels=5)),
     )
-    yield (
-        "convnext",
-        lambda: T.ConvNextForImageClassification(
-            T.ConvNextConfig(num_channels=3, num_stages=2, hidden_sizes=[8, 16], depths=[1, 1], num_labels=5)
-        ),
-    )
-    yield (
-        "resnet",
-        lambda: T.ResNetForImageClassification(
-            T.ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=5)
-        ),
-    )
+    stages = {"num_channels": 3, "hidden_sizes": [8, 16], "depths": [1, 1], "num_labels": 5}
+    yield "convnext", lambda: T.ConvNextForImageClassification(T.ConvNextConfig(**stages, num_stages=2))
+    yield "resnet", lambda: T.ResNetForImageClassification(T.ResNetConfig(**stages, embedding_size=8))
 
 
 class Wrap(torch.nn.Module):

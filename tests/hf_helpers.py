@@ -38,19 +38,38 @@ def gpt2(seed: int = 0, dtype=torch.float64):
     return transformers.GPT2LMHeadModel(config).eval().to(dtype)
 
 
+#: LLaMA-style decoders' sizes (grouped-query attention)
+GQA = {
+    "vocab_size": len(VOCAB),
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 64,
+}
+
+
 def llama(seed: int = 0, dtype=torch.float64):
     torch.manual_seed(seed)
-    config = transformers.LlamaConfig(
-        vocab_size=len(VOCAB),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        **SPECIAL,
-    )
-    return transformers.LlamaForCausalLM(config).eval().to(dtype)
+    return transformers.LlamaForCausalLM(transformers.LlamaConfig(**GQA, **SPECIAL)).eval().to(dtype)
+
+
+def qwen2(seed: int = 0, dtype=torch.float64):
+    torch.manual_seed(seed)
+    return transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**GQA, **SPECIAL)).eval().to(dtype)
+
+
+def gemma(seed: int = 0, dtype=torch.float64):
+    """Its RMS norms scale by ``1 + weight`` (in float32): their weights are drawn
+    away from the zero initialisation so that the scale matters."""
+    torch.manual_seed(seed)
+    model = transformers.GemmaForCausalLM(transformers.GemmaConfig(**GQA, head_dim=8, **SPECIAL)).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.normal_(0, 0.5)
+    return model.to(dtype)
 
 
 def t5(seed: int = 0, dtype=torch.float64):

@@ -23,7 +23,7 @@ import torch.nn.modules.module as torch_module
 from torch import nn
 
 transformers = pytest.importorskip("transformers", reason="needs transformers (the dev / test extras)")
-from hf_helpers import LastLogits, gpt2, llama, zero_biases
+from hf_helpers import LastLogits, gemma, gpt2, llama, qwen2, zero_biases
 
 import captum_unified as cu
 from captum_unified.canonizers import BACKEND_MAP, MODULE_MAP
@@ -68,40 +68,11 @@ def test_backend_map_is_the_gelu_rows_and_the_exact_float32_rms_norms():
 @pytest.mark.parametrize("arch", ["llama", "qwen2", "gemma"])
 def test_float64_llama_is_complete_through_its_float32_rms_norms(arch):
     """transformers' RMS norms compute in float32 also in a float64 model; the
-    backend's row computes them operation for operation as one normalisation of
+    backend's rows compute them operation for operation as one normalisation of
     the float64 input (DeepLIFT complete to float64's rounding, measured from
     the untouched model), where op by op the cast and the float32 gradients
-    of the region cost about 1e-7."""
-    torch.manual_seed(0)
-    if arch == "llama":
-        model = llama(dtype=torch.float64)
-    elif arch == "gemma":  # its norm scales by 1 + weight in float32, before the cast back
-        config = transformers.GemmaConfig(
-            vocab_size=40,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            head_dim=8,
-            max_position_embeddings=64,
-        )
-        model = transformers.GemmaForCausalLM(config).eval().double()
-        with torch.no_grad():  # weights away from their zero init, so that 1 + weight matters
-            for name, p in model.named_parameters():
-                if "norm" in name:
-                    p.normal_(0, 0.5)
-    else:
-        config = transformers.Qwen2Config(
-            vocab_size=40,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=64,
-        )
-        model = transformers.Qwen2ForCausalLM(config).eval().double()
+    of the region cost about 1e-7. Gemma's scales by 1 + weight in float32."""
+    model = {"llama": llama, "qwen2": qwen2, "gemma": gemma}[arch](dtype=torch.float64)
 
     class LogProb(nn.Module):
         def __init__(self) -> None:
