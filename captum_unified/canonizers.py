@@ -148,10 +148,15 @@ def rms_norm_one_plus_weight(module: nn.Module, x: Tensor) -> Tensor:
     return (y * (1.0 + weight.to(y.dtype))).to(x.dtype)
 
 
+def _normalised_float32(t: Tensor, dims: tuple[int, ...], eps: float) -> Tensor:
+    """``t`` cast to float32, times ``rsqrt(mean(t ** 2) + eps)`` (float32 out)."""
+    up = t.to(torch.float32)
+    return up * torch.rsqrt(up.pow(2).mean(dims, keepdim=True) + eps)
+
+
 def rms_in_float32(t: Tensor, dims: tuple[int, ...], eps: float) -> Tensor:
     """transformers' RMS norm arithmetic: cast to float32, ``t * rsqrt(mean(t ** 2) + eps)``, cast back."""
-    up = t.to(torch.float32)
-    return (up * torch.rsqrt(up.pow(2).mean(dims, keepdim=True) + eps)).to(t.dtype)
+    return _normalised_float32(t, dims, eps).to(t.dtype)
 
 
 def rms_norm_float32(x: Tensor, normalized_shape: Sequence[int], eps: float) -> Tensor:
@@ -191,9 +196,7 @@ rms_norm_in_float32.exact_only = True  # type: ignore[attr-defined]
 
 def gemma_rms_in_float32(t: Tensor, weight: Tensor, dims: tuple[int, ...], eps: float) -> Tensor:
     """Gemma's RMS norm arithmetic: cast to float32, normalise, scale by ``1 + weight`` in float32, cast back."""
-    up = t.float()
-    out = up * torch.rsqrt(up.pow(2).mean(dims, keepdim=True) + eps)
-    return (out * (1.0 + weight.float())).type_as(t)
+    return (_normalised_float32(t, dims, eps) * (1.0 + weight.float())).type_as(t)
 
 
 def rms_norm_one_plus_weight_float32(x: Tensor, weight: Tensor, eps: float) -> Tensor:

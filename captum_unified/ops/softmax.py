@@ -190,32 +190,28 @@ class _LogSumExpRule(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z, ref_z, dim, rule, log):
         name = "log_softmax" if log else "softmax"
-        # the output: the model's own softmax / log-softmax (what completeness is measured against)
-        y = torch.log_softmax(z, dim) if log else torch.softmax(z, dim)
-        ref_y = None if ref_z is None else (torch.log_softmax(ref_z, dim) if log else torch.softmax(ref_z, dim))
         # LSE of both passes in float64, once: the rule's m and exp's multiplier at u = z - LSE(z)
-        # share them, and the float64 logits. Computed from the float64 logits (float32 exponentials
-        # would do for completeness, but not for accuracy: exp's secant divides by the change of u,
-        # and LSE's rounding in float32, 1e-7, moved single attributions of a ViT by 3e-4 against a
-        # float64 run, where the float64 LSE gives 7e-5)
+        # share them, and the float64 logits. From the float64 logits: float32 exponentials would do
+        # for completeness but not for accuracy (exp's secant divides by the change of u)
         z64 = z.double()
         lse = logsumexp_kept(z64, dim)
         ref64 = ref_lse = None
         if ref_z is not None:
             ref64 = ref_z.double()  # a batch-1 baseline keeps its size
             ref_lse = logsumexp_kept(ref64, dim)
-        op = OpCall(name, lse=(lse, ref_lse), wide=(z64, ref64))
-        m = rule.lse_weights(op, z, ref_z, dim).double()
+        m = rule.lse_weights(OpCall(name, lse=(lse, ref_lse), wide=(z64, ref64)), z, ref_z, dim).double()
         ctx.save_for_backward(m)
         ctx.log, ctx.dim = log, dim
+        # the outputs: the model's own softmax / log-softmax (what completeness is measured against)
         if log:
-            return y
+            return torch.log_softmax(z, dim)
+        y = torch.softmax(z, dim)
         # exp's multiplier at u = z - LSE(z) (float64)
         u = z64 - lse if z64 is z else z64.sub_(lse)  # z.double() is z itself for float64 logits
-        ru = None if ref64 is None else ref64 - ref_lse
-        ctx.g_exp = multiplier(
-            rule, "exp", torch.exp, _exp_d, u, y.double(), ru, None if ref_y is None else ref_y.double()
-        )
+        ru = ref_y = None
+        if ref64 is not None:
+            ru, ref_y = ref64 - ref_lse, torch.softmax(ref_z, dim).double()
+        ctx.g_exp = multiplier(rule, "exp", torch.exp, _exp_d, u, y.double(), ru, ref_y)
         return y
 
     @staticmethod
