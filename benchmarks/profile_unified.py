@@ -1,11 +1,15 @@
 """Where one attribution's time goes, on a model of ``bench_unified.py``.
 
-Three views of the same call (after two warm-up calls), one thread:
+Four views of the same call (after two warm-up calls), one thread:
 
 * the method and a plain gradient, timed (median of ``--repeats``);
 * torch.profiler: CPU time inside the backend's autograd functions (the rules'
   forward and backward kernels, e.g. ``_LogSumExpRule`` = DeepLIFT's softmax
   rule), and the aten ops with the most self time;
+* the call split into three parts, in units of a plain gradient's profiled
+  time: the rules' autograd functions (forward and backward), the matrix
+  products outside them (the model's own, in each of the method's passes) and
+  the rest; the plain gradient split the same way;
 * cProfile: the time spent in the package's own Python functions (the per-op
   dispatch: taint checks, the op table, the tape, the rules' Python; it
   includes tensor arithmetic written as operators, ``a * b``, which cProfile
@@ -29,6 +33,7 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Callable
 
 import torch
 
@@ -50,6 +55,51 @@ RULE_FUNCTIONS = (
     "_SoftmaxRule",
     "_NormRule",
 )
+
+
+#: the model's matrix products (``F.linear``, ``matmul``, convolutions lower to these on the CPU)
+MATRIX_PRODUCTS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::mkldnn_convolution")
+
+
+def parts(events) -> dict[str, float]:
+    """One profiled call split into three parts (CPU ms): the rules' autograd
+    functions, forward and backward, with everything inside them; the matrix
+    products outside them (the model's own, in every pass); the rest (the
+    model's other kernels, the package's and the model's Python as far as the
+    profiler sees it). The parts add up to the profiled call's self time."""
+    rules = products = total = 0.0
+    for e in events:
+        total += e.self_cpu_time_total
+        inside, parent = False, e.cpu_parent
+        while parent is not None and not inside:
+            inside = parent.name.removesuffix("Backward") in RULE_FUNCTIONS
+            parent = parent.cpu_parent
+        if inside or e.name.removesuffix("Backward") in RULE_FUNCTIONS:
+            rules += e.self_cpu_time_total
+        elif e.name in MATRIX_PRODUCTS:
+            products += e.self_cpu_time_total
+    return {"rules": rules / 1e3, "matrix products": products / 1e3, "rest": (total - rules - products) / 1e3}
+
+
+def print_parts(attribute: Callable[[], object], gradient: Callable[[], object], repeats: int) -> None:
+    """The method's call and a plain gradient's, each split by :func:`parts`
+    (median of ``repeats`` profiled calls each), in units of the plain
+    gradient's profiled time: what the ratio is made of, and what a method
+    that runs the model three times (baseline pass, input pass, backward) pays
+    for its matrix products alone."""
+    from torch.profiler import ProfilerActivity, profile
+
+    runs: dict[str, list[dict[str, float]]] = {"method": [], "gradient": []}
+    for _ in range(repeats):
+        for name, f in (("method", attribute), ("gradient", gradient)):
+            with profile(activities=[ProfilerActivity.CPU]) as p:
+                f()
+            runs[name].append(parts(p.events()))
+    med = {n: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for n, rs in runs.items()}
+    unit = sum(med["gradient"].values())
+    for name in ("method", "gradient"):
+        row = ", ".join(f"{k} {v / unit:.2f}x" for k, v in med[name].items())
+        print(f"parts, {name}: {sum(med[name].values()) / unit:.2f}x = {row} (1x = {unit:.0f} ms profiled)")
 
 
 def main() -> None:
@@ -100,6 +150,7 @@ def main() -> None:
     for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[: args.top]:
         share = e.self_cpu_time_total / total
         print(f"  op   {e.key:24s} {e.count:4d} calls {e.self_cpu_time_total / 1e3:8.1f} ms ({share:.0%})")
+    print_parts(attribute, gradient, args.repeats)
 
     pr = cProfile.Profile()
     pr.enable()
