@@ -60,6 +60,8 @@ sys.path.insert(0, str(ROOT))  # the checkout's package, also when run from else
 import captum_unified as cu  # noqa: E402  (after the path above)
 from captum_unified.backend.finite import NonFiniteError  # noqa: E402
 from captum_unified.experiments.common import read_csv, write_csv  # noqa: E402
+from captum_unified.experiments.findings import _f as _num  # noqa: E402  (the findings' number parsing)
+from captum_unified.experiments.findings import _g as _format_number  # noqa: E402
 from captum_unified.experiments.findings import to_rst  # noqa: E402
 from captum_unified.experiments.significance import ALPHA, one_sample_t_test  # noqa: E402
 
@@ -285,18 +287,9 @@ def trained_rows(arch: str, dtypes, samples: int, length: int, seed: int, ig_ste
 # ------------------------------------------------------------------ report
 
 
-def _num(v) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
 def _g(v, spec: str = ".2g") -> str:
-    v = _num(v)
-    if v != v:
-        return "n/a"
-    return format(v, spec)
+    """A number as the findings format it ("n/a" for a missing one), two digits unless ``spec`` says."""
+    return _format_number(v, spec)
 
 
 def _cell(r: dict, key: str, spec: str = ".2g") -> str:
