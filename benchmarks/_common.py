@@ -42,16 +42,22 @@ def plain_gradient(model: nn.Module, x: torch.Tensor, target: int) -> torch.Tens
     return g
 
 
-def time_all(fns: dict[str, Callable[[], object]], repeats: int = 7, warmup: int = 2) -> dict[str, float]:
-    """Median wall time of each function; runs are interleaved so that machine
-    noise hits every arm alike."""
+def time_all(
+    fns: dict[str, Callable[[], object]],
+    repeats: int = 7,
+    warmup: int = 2,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, float]:
+    """Median time of each function (wall time; ``clock=time.process_time``
+    for CPU time); runs are interleaved so that machine noise hits every arm
+    alike."""
     for _ in range(warmup):
         for f in fns.values():
             f()
     samples = {k: [] for k in fns}
     for _ in range(repeats):
         for k, f in fns.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             f()
-            samples[k].append(time.perf_counter() - t0)
+            samples[k].append(clock() - t0)
     return {k: statistics.median(v) for k, v in samples.items()}

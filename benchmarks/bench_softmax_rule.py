@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -33,7 +32,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import plain_gradient  # noqa: E402
+from _common import plain_gradient, time_all  # noqa: E402
 from bench_unified import MODELS, TARGET, build  # noqa: E402
 
 import captum_unified as cu  # noqa: E402
@@ -78,16 +77,7 @@ def measure(name: str, batch: int, repeats: int) -> dict[str, float]:
             torch.autograd.grad(y, zz, torch.ones_like(y))
 
     arms = {"rule": the_rule, "softmax": torch_softmax, "gradient": lambda: plain_gradient(model, x, TARGET)}
-    for _ in range(2):
-        for f in arms.values():
-            f()
-    times: dict[str, list[float]] = {k: [] for k in arms}
-    for _ in range(repeats):
-        for k, f in arms.items():
-            t0 = time.process_time()
-            f()
-            times[k].append(time.process_time() - t0)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = time_all(arms, repeats=repeats, clock=time.process_time)
     shapes = sorted({tuple(z.shape) for z, *_ in calls})
     return {
         "calls": len(calls),

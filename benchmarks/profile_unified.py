@@ -39,7 +39,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import plain_gradient  # noqa: E402
+from _common import plain_gradient, time_all  # noqa: E402
 from bench_unified import MODELS, TARGET, build  # noqa: E402
 
 import captum_unified as cu  # noqa: E402
@@ -122,15 +122,8 @@ def main() -> None:
     def gradient() -> object:
         return plain_gradient(model, x, TARGET)
 
-    for _ in range(2):
-        attribute(), gradient()
-    times: dict[str, list[float]] = {"method": [], "gradient": []}
-    for _ in range(args.repeats):
-        for name, f in (("method", attribute), ("gradient", gradient)):
-            t0 = time.process_time()
-            f()
-            times[name].append(time.process_time() - t0)
-    t_m, t_g = statistics.median(times["method"]), statistics.median(times["gradient"])
+    times = time_all({"method": attribute, "gradient": gradient}, repeats=args.repeats, clock=time.process_time)
+    t_m, t_g = times["method"], times["gradient"]
     print(f"{args.model} {args.method}: {t_m * 1e3:.0f} ms CPU, plain gradient {t_g * 1e3:.0f} ms: {t_m / t_g:.2f}x")
     if args.time_only:
         return
